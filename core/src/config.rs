@@ -1,0 +1,264 @@
+//! Everything the core's decisions can be tuned by, with defaults users asked for.
+//!
+//! The defaults are finite everywhere: no request waits forever, no connection lives
+//! forever, and the idle timeout is shorter than common servers' (nginx closes idle
+//! keep-alive connections after 75 s), so the pool retires an idle connection
+//! before the server does and a request rarely meets a connection the server has
+//! just closed.
+
+use core::fmt;
+use core::time::Duration;
+
+/// What to do when every multiplexed connection of a key is at its stream limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Saturation {
+    /// Open another connection (within the per-key and global maxima).
+    Spill,
+    /// Queue the request until a stream frees up; open a new connection only when
+    /// the key has none that can take streams.
+    Queue,
+}
+
+/// Exponential backoff after connect failures, with jitter from the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// The pause after the first failure.
+    pub initial: Duration,
+    /// The longest pause.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// Backoff between `initial` and `max`.
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff { initial, max }
+    }
+}
+
+/// The per-key circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Circuit {
+    /// Consecutive connect failures that open the circuit; `None` never opens it.
+    pub failure_threshold: Option<u32>,
+    /// How long the circuit stays open before one probe connection is tried.
+    pub open_for: Duration,
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Circuit {
+            failure_threshold: Some(5),
+            open_for: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Circuit {
+    /// A circuit that opens after `failure_threshold` failures, for `open_for`.
+    pub fn new(failure_threshold: Option<u32>, open_for: Duration) -> Circuit {
+        Circuit {
+            failure_threshold,
+            open_for,
+        }
+    }
+}
+
+/// Periodic health checks on idle connections whose protocol has them (an HTTP/2
+/// or WebSocket ping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthCheck {
+    /// Check a connection after it has been idle this long; `None` turns checks off.
+    pub interval: Option<Duration>,
+    /// How long the answer may take before the connection is closed.
+    pub timeout: Duration,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            interval: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HealthCheck {
+    /// Checks every `interval` of idleness, answered within `timeout`.
+    pub fn new(interval: Option<Duration>, timeout: Duration) -> HealthCheck {
+        HealthCheck { interval, timeout }
+    }
+}
+
+/// The pool's configuration. Start from [`Config::default`] and set fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Connections per key, counting connecting, ready and draining ones.
+    pub max_connections_per_key: u32,
+    /// Connections over all keys, counted the same way.
+    pub max_connections: u32,
+    /// Connects in flight per key, so that a burst never becomes a connection storm.
+    pub max_connecting_per_key: u32,
+    /// Requests that may wait per key; one more is rejected at once.
+    pub max_waiters_per_key: u32,
+    /// How long a request waits when it names no deadline of its own.
+    pub acquire_timeout: Duration,
+    /// How long a connect may take, from the open action to the connected event.
+    pub connect_timeout: Duration,
+    /// Close a connection idle this long; `None` keeps idle connections.
+    pub idle_timeout: Option<Duration>,
+    /// Retire a connection this long after it connected; `None` never retires.
+    pub max_lifetime: Option<Duration>,
+    /// Each connection's lifetime is shortened by a random part of this, drawn from
+    /// the seed, so a fleet of connections made together does not expire together.
+    pub lifetime_jitter: Duration,
+    /// Retire a connection after this many grants; `None` is unlimited.
+    pub max_requests_per_connection: Option<u64>,
+    /// Our own cap on concurrent streams on one multiplexed connection; the
+    /// connection's capacity is the smaller of this and the peer's limit.
+    pub max_streams_per_connection: u32,
+    /// What to do when every multiplexed connection of a key is full.
+    pub saturation: Saturation,
+    /// Idle connections to keep open per key (pre-warming); 0 turns it off.
+    pub min_idle_per_key: u32,
+    /// Backoff after connect failures.
+    pub backoff: Backoff,
+    /// The circuit breaker.
+    pub circuit: Circuit,
+    /// Health checks on idle connections.
+    pub health_check: HealthCheck,
+    /// Forget what was learned about a key (its protocol, its failures) after it
+    /// has had no connection and no waiter for this long.
+    pub forget_key_after: Duration,
+    /// The seed of every random choice the core makes (jitter), and of the key
+    /// hasher. Same seed and same inputs give the same outputs.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections_per_key: 100,
+            max_connections: 10_000,
+            max_connecting_per_key: 8,
+            max_waiters_per_key: 10_000,
+            acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_lifetime: Some(Duration::from_secs(300)),
+            lifetime_jitter: Duration::from_secs(30),
+            max_requests_per_connection: None,
+            max_streams_per_connection: 256,
+            saturation: Saturation::Spill,
+            min_idle_per_key: 0,
+            backoff: Backoff::default(),
+            circuit: Circuit::default(),
+            health_check: HealthCheck::default(),
+            forget_key_after: Duration::from_secs(600),
+            seed: 0x6d75_7870_6f6f_6c00,
+        }
+    }
+}
+
+/// A configuration the core refuses, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A limit that must be at least one is zero.
+    ZeroLimit(&'static str),
+    /// `min_idle_per_key` exceeds `max_connections_per_key`.
+    MinIdleAboveMax,
+    /// `max_connections_per_key` exceeds `max_connections`.
+    PerKeyAboveTotal,
+    /// `backoff.initial` is zero or above `backoff.max`.
+    BadBackoff,
+    /// `lifetime_jitter` is not shorter than `max_lifetime`.
+    JitterAboveLifetime,
+    /// A limit is larger than the core can index (`u32::MAX / 2`).
+    TooLarge(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroLimit(name) => write!(f, "{name} must be at least 1"),
+            ConfigError::MinIdleAboveMax => {
+                f.write_str("min_idle_per_key must not exceed max_connections_per_key")
+            }
+            ConfigError::PerKeyAboveTotal => {
+                f.write_str("max_connections_per_key must not exceed max_connections")
+            }
+            ConfigError::BadBackoff => {
+                f.write_str("backoff.initial must be non-zero and at most backoff.max")
+            }
+            ConfigError::JitterAboveLifetime => {
+                f.write_str("lifetime_jitter must be shorter than max_lifetime")
+            }
+            ConfigError::TooLarge(name) => write!(f, "{name} is larger than the core supports"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const LIMIT_CEILING: u32 = u32::MAX / 2;
+
+impl Config {
+    /// Checks the configuration; [`Pool::new`](crate::Pool::new) calls this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = [
+            ("max_connections_per_key", self.max_connections_per_key),
+            ("max_connections", self.max_connections),
+            ("max_connecting_per_key", self.max_connecting_per_key),
+            ("max_streams_per_connection", self.max_streams_per_connection),
+        ];
+        for (name, value) in limits {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        let sized = [
+            ("max_connections", self.max_connections),
+            ("max_waiters_per_key", self.max_waiters_per_key),
+        ];
+        for (name, value) in sized {
+            if value > LIMIT_CEILING {
+                return Err(ConfigError::TooLarge(name));
+            }
+        }
+        if self.max_requests_per_connection == Some(0) {
+            return Err(ConfigError::ZeroLimit("max_requests_per_connection"));
+        }
+        if self.circuit.failure_threshold == Some(0) {
+            return Err(ConfigError::ZeroLimit("circuit.failure_threshold"));
+        }
+        if self.min_idle_per_key > self.max_connections_per_key {
+            return Err(ConfigError::MinIdleAboveMax);
+        }
+        if self.max_connections_per_key > self.max_connections {
+            return Err(ConfigError::PerKeyAboveTotal);
+        }
+        if self.backoff.initial.is_zero() || self.backoff.initial > self.backoff.max {
+            return Err(ConfigError::BadBackoff);
+        }
+        if let Some(lifetime) = self.max_lifetime {
+            if self.lifetime_jitter >= lifetime {
+                return Err(ConfigError::JitterAboveLifetime);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! The vocabulary of the core's inputs: what a request asks for, what a connection
+//! turned out to be, how a lease comes back, how the pool shuts down.
+
+use crate::id::{Lease, WaiterId};
+use crate::time::Instant;
+
+/// How a connection carries requests, learned when it comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Mode {
+    /// One request at a time: HTTP/1.1, or a WebSocket.
+    Exclusive,
+    /// Many concurrent streams: HTTP/2. `max_streams` is the peer's limit
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS); the connection's capacity is the smaller
+    /// of it and [`Config::max_streams_per_connection`](crate::Config::max_streams_per_connection).
+    Multiplexed {
+        /// The peer's limit on concurrent streams.
+        max_streams: u32,
+    },
+}
+
+/// What the caller learned when a connection came up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Connected {
+    /// Exclusive or multiplexed.
+    pub mode: Mode,
+    /// Whether its protocol can answer a health check (an HTTP/2 or WebSocket ping).
+    pub health_checks: bool,
+}
+
+impl Connected {
+    /// An HTTP/1.1 connection: exclusive, no ping.
+    pub const fn http1() -> Connected {
+        Connected {
+            mode: Mode::Exclusive,
+            health_checks: false,
+        }
+    }
+
+    /// An HTTP/2 connection whose peer allows `max_streams` concurrent streams.
+    pub const fn http2(max_streams: u32) -> Connected {
+        Connected {
+            mode: Mode::Multiplexed { max_streams },
+            health_checks: true,
+        }
+    }
+
+    /// A WebSocket: exclusive, with ping.
+    pub const fn websocket() -> Connected {
+        Connected {
+            mode: Mode::Exclusive,
+            health_checks: true,
+        }
+    }
+}
+
+/// Options of one request for capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub struct AcquireOptions {
+    /// Give up at this instant; `None` waits [`Config::acquire_timeout`](crate::Config::acquire_timeout).
+    pub deadline: Option<Instant>,
+}
+
+impl AcquireOptions {
+    /// Waits until `deadline` at the latest.
+    pub const fn with_deadline(deadline: Instant) -> AcquireOptions {
+        AcquireOptions {
+            deadline: Some(deadline),
+        }
+    }
+}
+
+/// The answer to [`Pool::acquire`](crate::Pool::acquire) when the request is not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a lease or waiter the caller drops is capacity never given back"]
+#[non_exhaustive]
+pub enum Acquire {
+    /// Capacity was free: use it now, release it later.
+    Ready(Lease),
+    /// The request waits; an [`Action::Grant`](crate::Action::Grant) or
+    /// [`Action::Reject`](crate::Action::Reject) naming this waiter will answer it,
+    /// unless it is cancelled first.
+    Queued(WaiterId),
+}
+
+/// How a lease comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Release {
+    /// The connection is clean and may serve another request (an HTTP/1.1 response
+    /// read to its end with keep-alive, an HTTP/2 stream finished).
+    Reuse,
+    /// The connection must not be used again (a body left unread, `Connection:
+    /// close`, a protocol error); the core closes it once no lease is out on it.
+    Close,
+}
+
+/// How to shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Refuse new requests, reject the waiting ones, close idle connections, and
+    /// close each busy one when its last lease comes back.
+    Graceful,
+    /// Also close busy connections now.
+    Immediate,
+}

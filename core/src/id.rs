@@ -1,0 +1,250 @@
+//! Handles: small copyable names for connections, waiting requests and leases.
+//!
+//! Every handle is a slot index plus a generation. The core keeps its objects in
+//! [`slab`]s and stamps each new object with a fresh generation from a 64-bit
+//! counter, so a handle that outlives its object can never reach the object that
+//! later reuses the slot: it is answered with [`EventError::Stale`](crate::EventError::Stale)
+//! instead. Handles are plain data: cheap to copy, hash and send across threads.
+
+use core::fmt;
+use slab::Slab;
+
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        pub struct $name {
+            index: u32,
+            generation: u64,
+        }
+
+        impl $name {
+            /// The slot this handle names; unique among live objects of this kind.
+            ///
+            /// Useful to index a caller-side table; not unique over time.
+            pub const fn index(self) -> u32 {
+                self.index
+            }
+
+            /// The generation that tells this object from others in the same slot.
+            pub const fn generation(self) -> u64 {
+                self.generation
+            }
+
+            /// Rebuilds a handle from its parts. A handle that was never issued is
+            /// answered with an error by every method of the core, never a panic.
+            pub const fn from_parts(index: u32, generation: u64) -> Self {
+                Self { index, generation }
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}.{}"), self.index, self.generation)
+            }
+        }
+
+        impl Handle for $name {
+            fn new(index: u32, generation: u64) -> Self {
+                Self { index, generation }
+            }
+            fn index(self) -> u32 {
+                self.index
+            }
+            fn generation(self) -> u64 {
+                self.generation
+            }
+        }
+    };
+}
+
+handle!(
+    /// A connection the core asked the caller to open.
+    ConnId,
+    "conn#"
+);
+handle!(
+    /// A request for capacity that is waiting in a queue.
+    WaiterId,
+    "waiter#"
+);
+handle!(
+    /// One grant of capacity: an exclusive connection, or one stream slot on a
+    /// multiplexed connection.
+    LeaseId,
+    "lease#"
+);
+
+/// What the core hands out: which connection to use, and the lease to give back.
+///
+/// Return it with [`Pool::release`](crate::Pool::release) exactly once. A second
+/// release, or a release after the core forgot the connection, is an error and
+/// changes nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Lease {
+    id: LeaseId,
+    conn: ConnId,
+}
+
+impl Lease {
+    pub(crate) const fn new(id: LeaseId, conn: ConnId) -> Lease {
+        Lease { id, conn }
+    }
+
+    /// The lease's own handle.
+    pub const fn id(self) -> LeaseId {
+        self.id
+    }
+
+    /// The connection this lease is on.
+    pub const fn conn(self) -> ConnId {
+        self.conn
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}@{:?}", self.id, self.conn)
+    }
+}
+
+/// A key (origin) the core holds state for. Internal: callers name keys by value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct KeyId {
+    index: u32,
+    generation: u64,
+}
+
+impl Handle for KeyId {
+    fn new(index: u32, generation: u64) -> Self {
+        KeyId { index, generation }
+    }
+    fn index(self) -> u32 {
+        self.index
+    }
+    fn generation(self) -> u64 {
+        self.generation
+    }
+}
+
+pub(crate) trait Handle: Copy {
+    fn new(index: u32, generation: u64) -> Self;
+    fn index(self) -> u32;
+    fn generation(self) -> u64;
+}
+
+struct Slot<T> {
+    generation: u64,
+    value: T,
+}
+
+/// A slab whose entries are named by generation-tagged handles.
+pub(crate) struct Arena<H, T> {
+    slots: Slab<Slot<T>>,
+    next_generation: u64,
+    _handle: core::marker::PhantomData<H>,
+}
+
+impl<H: Handle, T> Arena<H, T> {
+    pub(crate) fn new() -> Self {
+        Arena {
+            slots: Slab::new(),
+            next_generation: 1,
+            _handle: core::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Arena {
+            slots: Slab::with_capacity(capacity),
+            next_generation: 1,
+            _handle: core::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> H {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let index = self.slots.insert(Slot { generation, value });
+        // Slot indices are bounded by the core's limits, far below u32::MAX.
+        H::new(index as u32, generation)
+    }
+
+    pub(crate) fn get(&self, h: H) -> Option<&T> {
+        match self.slots.get(h.index() as usize) {
+            Some(slot) if slot.generation == h.generation() => Some(&slot.value),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, h: H) -> Option<&mut T> {
+        match self.slots.get_mut(h.index() as usize) {
+            Some(slot) if slot.generation == h.generation() => Some(&mut slot.value),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn contains(&self, h: H) -> bool {
+        self.get(h).is_some()
+    }
+
+    pub(crate) fn remove(&mut self, h: H) -> Option<T> {
+        if self.contains(h) {
+            Some(self.slots.remove(h.index() as usize).value)
+        } else {
+            None
+        }
+    }
+
+    /// The entry in slot `index`, whatever its generation (for intrusive links).
+    pub(crate) fn by_index_mut(&mut self, index: u32) -> Option<&mut T> {
+        self.slots.get_mut(index as usize).map(|slot| &mut slot.value)
+    }
+
+    /// The live handle in slot `index`, if any.
+    pub(crate) fn handle_at(&self, index: u32) -> Option<H> {
+        self.slots
+            .get(index as usize)
+            .map(|slot| H::new(index, slot.generation))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Live entries in slot order: deterministic, independent of any hashing.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (H, &T)> {
+        self.slots
+            .iter()
+            .map(|(i, slot)| (H::new(i as u32, slot.generation), &slot.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_handle_never_reaches_reused_slot() {
+        let mut arena: Arena<ConnId, &str> = Arena::new();
+        let a = arena.insert("a");
+        assert_eq!(arena.remove(a), Some("a"));
+        let b = arena.insert("b");
+        assert_eq!(a.index(), b.index(), "slab reuses the slot");
+        assert_eq!(arena.get(a), None);
+        assert_eq!(arena.get(b), Some(&"b"));
+        assert_eq!(arena.remove(a), None);
+        assert_eq!(arena.len(), 1);
+    }
+
+    #[test]
+    fn forged_handles_are_rejected() {
+        let mut arena: Arena<LeaseId, u8> = Arena::new();
+        let h = arena.insert(1);
+        assert!(arena.get(LeaseId::from_parts(h.index() + 5, h.generation())).is_none());
+        assert!(arena.get(LeaseId::from_parts(h.index(), 0)).is_none());
+        assert!(arena.get(LeaseId::from_parts(u32::MAX, u64::MAX)).is_none());
+    }
+}

@@ -1,0 +1,1327 @@
+//! The pool: every connection and waiting request, keyed by origin, and every
+//! decision about them.
+//!
+//! ## How a decision is made
+//!
+//! Each public input changes a little state and marks the keys it touched as
+//! *dirty*. Before the input returns, [`Pool::settle`] drives each dirty key: it
+//! first grants waiting requests, in arrival order, onto free capacity (a partly
+//! used multiplexed connection before an idle one, and the most recently used idle
+//! one first, so the cold ones age out); then it opens as many connections as the
+//! remaining demand and the minimum-idle target need, within the per-key, global
+//! and connecting limits, the backoff and the circuit. A key that needs a
+//! connection but meets the global limit evicts the least recently used idle
+//! connection of another key, or waits in a FIFO of blocked keys that is served as
+//! soon as any connection closes. So a waiter is granted as soon as its key has
+//! capacity or room to open, and never waits for an unrelated event.
+//!
+//! The hot path (an idle connection taken and returned, a stream slot taken and
+//! returned) skips all of that: it moves one connection between two intrusive lists
+//! and adjusts counters, with no allocation and no timer work.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::Duration;
+
+use crate::action::{Action, CloseReason, RejectReason};
+use crate::config::{Config, ConfigError, Saturation};
+use crate::error::{EventError, HandleKind};
+use crate::event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
+use crate::id::{Arena, ConnId, Handle, KeyId, Lease, LeaseId, WaiterId};
+use crate::list::{Link, List};
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::timer::{Target, TimerId, Timers};
+
+mod invariants;
+
+/// A connection's state, as [`Pool::conn_info`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnState {
+    /// The open action was issued; no outcome yet.
+    Connecting,
+    /// Up, and taking leases up to its capacity.
+    Ready,
+    /// Idle, with a health check out; takes no lease until it is answered.
+    Checking,
+    /// Takes no new lease; closes when its last lease comes back.
+    Draining,
+    /// Closed by the core or the transport while leases were still out on it; it
+    /// lingers only until they come back.
+    Closed,
+}
+
+/// What the core knows of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// Its state.
+    pub state: ConnState,
+    /// Exclusive or multiplexed, once connected.
+    pub mode: Option<Mode>,
+    /// Leases out on it.
+    pub leases: u32,
+    /// Leases it can take at once: 1 if exclusive, the smaller of our cap and the
+    /// peer's limit if multiplexed, 0 before it connects.
+    pub capacity: u32,
+    /// Leases it has been granted over its life.
+    pub requests: u64,
+}
+
+/// A broken invariant, found by [`Pool::check_invariants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvariantViolation(String);
+
+impl fmt::Display for InvariantViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pool invariant violated: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvariantViolation {}
+
+/// Builds the key hasher: SipHash seeded from the configuration, so lookups are
+/// resistant to chosen keys yet reproducible (no OS randomness is read). Lookup is
+/// all the map is used for: no decision iterates it.
+#[derive(Debug, Clone)]
+struct SeededState(u64);
+
+impl BuildHasher for SeededState {
+    type Hasher = DefaultHasher;
+    fn build_hasher(&self) -> DefaultHasher {
+        let mut h = DefaultHasher::new();
+        h.write_u64(self.0);
+        h
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting { deadline: Instant },
+    Ready,
+    Checking { deadline: Instant },
+    Draining,
+    Closed,
+}
+
+/// Where a connection is counted in the gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Connecting,
+    Idle,
+    Busy,
+    Draining,
+}
+
+/// Which grant list a connection is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    None,
+    /// Ready, no lease, capacity to spare.
+    Idle,
+    /// Multiplexed, some leases, capacity to spare.
+    Partial,
+}
+
+#[derive(Debug)]
+struct Conn {
+    key: KeyId,
+    state: State,
+    multiplexed: bool,
+    capacity: u32,
+    /// Leases out beyond `capacity` because the peer lowered its limit under them.
+    grandfathered: u32,
+    leases: u32,
+    requests: u64,
+    health_checks: bool,
+    /// Last time the connection went idle (for the idle timeout).
+    idle_since: Instant,
+    /// Last time the connection was known alive (for health checks).
+    seen_at: Instant,
+    expires_at: Option<Instant>,
+    drain_reason: CloseReason,
+    slot: Slot,
+    in_lru: bool,
+    slot_link: Link,
+    all_link: Link,
+    lru_link: Link,
+}
+
+impl Conn {
+    fn class(&self) -> Option<Class> {
+        match self.state {
+            State::Connecting { .. } => Some(Class::Connecting),
+            State::Ready | State::Checking { .. } if self.leases == 0 => Some(Class::Idle),
+            State::Ready | State::Checking { .. } => Some(Class::Busy),
+            State::Draining => Some(Class::Draining),
+            State::Closed => None,
+        }
+    }
+
+    fn wanted_slot(&self) -> Slot {
+        if self.state != State::Ready || self.leases >= self.capacity {
+            Slot::None
+        } else if self.leases == 0 {
+            Slot::Idle
+        } else {
+            Slot::Partial
+        }
+    }
+
+    fn wants_lru(&self) -> bool {
+        self.state == State::Ready && self.leases == 0
+    }
+
+    fn info(&self) -> ConnInfo {
+        let connected = !matches!(self.state, State::Connecting { .. });
+        ConnInfo {
+            state: match self.state {
+                State::Connecting { .. } => ConnState::Connecting,
+                State::Ready => ConnState::Ready,
+                State::Checking { .. } => ConnState::Checking,
+                State::Draining => ConnState::Draining,
+                State::Closed => ConnState::Closed,
+            },
+            mode: connected.then_some(if self.multiplexed {
+                Mode::Multiplexed {
+                    max_streams: self.capacity,
+                }
+            } else {
+                Mode::Exclusive
+            }),
+            leases: self.leases,
+            capacity: self.capacity,
+            requests: self.requests,
+        }
+    }
+}
+
+fn slot_link(c: &mut Conn) -> &mut Link {
+    &mut c.slot_link
+}
+fn all_link(c: &mut Conn) -> &mut Link {
+    &mut c.all_link
+}
+fn lru_link(c: &mut Conn) -> &mut Link {
+    &mut c.lru_link
+}
+fn waiter_link(w: &mut Waiter) -> &mut Link {
+    &mut w.link
+}
+
+#[derive(Debug)]
+struct Waiter {
+    key: KeyId,
+    since: Instant,
+    timer: Option<TimerId>,
+    link: Link,
+}
+
+/// What a key's connections turned out to be, remembered for its next connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Learned {
+    Unknown,
+    Exclusive,
+    Multiplexed { capacity: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Circuit {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probe: Option<ConnId> },
+}
+
+#[derive(Debug)]
+struct KeyState<K> {
+    key: K,
+    learned: Learned,
+    /// Every connection that is not closed.
+    all: List,
+    idle: List,
+    partial: List,
+    waiters: List,
+    stats: Stats,
+    failures: u32,
+    backoff_until: Option<Instant>,
+    circuit: Circuit,
+    timer: Option<TimerId>,
+    empty_since: Option<Instant>,
+    dirty: bool,
+    blocked: bool,
+}
+
+impl<K> KeyState<K> {
+    fn new(key: K) -> Self {
+        KeyState {
+            key,
+            learned: Learned::Unknown,
+            all: List::default(),
+            idle: List::default(),
+            partial: List::default(),
+            waiters: List::default(),
+            stats: Stats::default(),
+            failures: 0,
+            backoff_until: None,
+            circuit: Circuit::Closed,
+            timer: None,
+            empty_since: None,
+            dirty: false,
+            blocked: false,
+        }
+    }
+
+    fn gauge(&mut self, class: Class) -> &mut u32 {
+        gauge(&mut self.stats, class)
+    }
+}
+
+fn gauge(stats: &mut Stats, class: Class) -> &mut u32 {
+    match class {
+        Class::Connecting => &mut stats.connecting,
+        Class::Idle => &mut stats.idle,
+        Class::Busy => &mut stats.busy,
+        Class::Draining => &mut stats.draining,
+    }
+}
+
+/// The sans-IO connection pool. See the [crate documentation](crate) for the run
+/// loop.
+///
+/// `K` names an origin: anything hashable that tells apart connections that must
+/// never be shared (the adapters use scheme, host, port and TLS identity).
+pub struct Pool<K> {
+    config: Config,
+    keys: Arena<KeyId, KeyState<K>>,
+    index: HashMap<K, KeyId, SeededState>,
+    conns: Arena<ConnId, Conn>,
+    waiters: Arena<WaiterId, Waiter>,
+    leases: Arena<LeaseId, ConnId>,
+    actions: VecDeque<Action>,
+    timers: Timers,
+    /// Idle connections of every key, least recently used at the back.
+    lru: List,
+    dirty: VecDeque<KeyId>,
+    blocked: VecDeque<KeyId>,
+    totals: Stats,
+    rng: Rng,
+    now: Instant,
+    shutdown: Option<Shutdown>,
+}
+
+impl<K> fmt::Debug for Pool<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("keys", &self.keys.len())
+            .field("stats", &self.totals)
+            .field("now", &self.now)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> Pool<K> {
+    /// A pool with `config`, or why the configuration is refused.
+    pub fn new(config: Config) -> Result<Pool<K>, ConfigError> {
+        config.validate()?;
+        let conns = (config.max_connections as usize).min(1024);
+        Ok(Pool {
+            index: HashMap::with_hasher(SeededState(config.seed ^ 0x6b65_7973)),
+            keys: Arena::new(),
+            conns: Arena::with_capacity(conns),
+            waiters: Arena::new(),
+            leases: Arena::with_capacity(conns),
+            actions: VecDeque::with_capacity(64),
+            timers: Timers::default(),
+            lru: List::default(),
+            dirty: VecDeque::new(),
+            blocked: VecDeque::new(),
+            totals: Stats::default(),
+            rng: Rng::new(config.seed),
+            now: Instant::ZERO,
+            shutdown: None,
+            config,
+        })
+    }
+
+    /// The configuration the pool runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// Asks for capacity on `key`: a lease now if some is free, otherwise a place in
+    /// the key's queue (answered later by [`Action::Grant`] or [`Action::Reject`]).
+    ///
+    /// Refused at once, with the reason, when the pool is shutting down, the key's
+    /// circuit is open, its queue is full, or the deadline has already passed.
+    pub fn acquire(
+        &mut self,
+        key: &K,
+        now: Instant,
+        options: AcquireOptions,
+    ) -> Result<Acquire, RejectReason> {
+        let now = self.tick(now);
+        if self.shutdown.is_some() {
+            return Err(self.refuse(None, RejectReason::ShuttingDown));
+        }
+        let kid = match self.index.get(key) {
+            Some(&kid) => kid,
+            None => self.insert_key(key.clone()),
+        };
+        let k = &self.keys.get(kid).expect("indexed keys are live");
+        if k.waiters.is_empty() {
+            if let Some(conn) = self.pick(kid) {
+                let lease = self.grant(conn);
+                if self.config.min_idle_per_key > 0 {
+                    self.mark_dirty(kid);
+                    self.settle();
+                }
+                return Ok(Acquire::Ready(lease));
+            }
+        }
+        let k = &self.keys.get(kid).expect("indexed keys are live");
+        let reason = if !matches!(k.circuit, Circuit::Closed) {
+            Some(RejectReason::CircuitOpen)
+        } else if k.waiters.len() >= self.config.max_waiters_per_key {
+            Some(RejectReason::QueueFull)
+        } else if options.deadline.is_some_and(|d| d <= now) {
+            Some(RejectReason::Timeout)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let reason = self.refuse(Some(kid), reason);
+            // A key created only to refuse a request must still be forgotten.
+            self.mark_dirty(kid);
+            self.settle();
+            return Err(reason);
+        }
+        let deadline = options
+            .deadline
+            .unwrap_or_else(|| now.saturating_add(self.config.acquire_timeout));
+        let waiter = self.waiters.insert(Waiter {
+            key: kid,
+            since: now,
+            timer: None,
+            link: Link::default(),
+        });
+        let timer = self.timers.insert(deadline, Target::Waiter(waiter));
+        self.waiters.get_mut(waiter).expect("just inserted").timer = Some(timer);
+        let k = self.keys.get_mut(kid).expect("indexed keys are live");
+        k.waiters.push_back(&mut self.waiters, waiter, waiter_link);
+        k.stats.waiting += 1;
+        self.totals.waiting += 1;
+        self.mark_dirty(kid);
+        self.settle();
+        Ok(Acquire::Queued(waiter))
+    }
+
+    /// Withdraws a waiting request. No action answers it.
+    ///
+    /// A request that was already granted or rejected is stale: if a grant for it
+    /// is among the undrained actions, the caller must still release that lease.
+    pub fn cancel(&mut self, waiter: WaiterId, now: Instant) -> Result<(), EventError> {
+        self.tick(now);
+        let (kid, _) = self.remove_waiter(waiter)?;
+        self.count(kid, |s| s.cancelled += 1);
+        self.mark_dirty(kid);
+        self.settle();
+        Ok(())
+    }
+
+    /// Gives a lease back. With [`Release::Reuse`] the capacity goes to the next
+    /// waiter or back to idle; with [`Release::Close`] the connection takes no new
+    /// lease and is closed once its last lease is back.
+    pub fn release(&mut self, lease: Lease, now: Instant, how: Release) -> Result<(), EventError> {
+        let now = self.tick(now);
+        let cid = match self.leases.get(lease.id()) {
+            Some(&cid) if cid == lease.conn() => cid,
+            _ => return Err(EventError::Stale(HandleKind::Lease)),
+        };
+        self.leases.remove(lease.id());
+        let conn = self.conns.get(cid).expect("a lease's connection lives");
+        let (kid, closed) = (conn.key, conn.state == State::Closed);
+        self.count(kid, |s| s.leases -= 1);
+        if closed {
+            let conn = self.conns.get_mut(cid).expect("checked above");
+            conn.leases -= 1;
+            if conn.leases == 0 {
+                self.conns.remove(cid);
+                self.mark_dirty(kid);
+                self.settle();
+            }
+            return Ok(());
+        }
+        self.update(cid, |c| {
+            c.leases -= 1;
+            c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
+            if how == Release::Close && c.state != State::Draining {
+                c.state = State::Draining;
+                c.drain_reason = CloseReason::NotReusable;
+            }
+            if c.leases == 0 {
+                c.idle_since = now;
+                c.seen_at = now;
+            }
+        });
+        let conn = self.conns.get(cid).expect("still open");
+        if conn.state == State::Draining {
+            if conn.leases == 0 {
+                let reason = conn.drain_reason;
+                self.close(cid, reason);
+                self.settle();
+            }
+            return Ok(());
+        }
+        if conn.leases == 0 {
+            self.arm_for_conn(cid);
+        }
+        // Hot path: hand the freed capacity straight to the head waiter, if any.
+        let k = self.keys.get(kid).expect("a connection's key lives");
+        if !k.waiters.is_empty() {
+            self.mark_dirty(kid);
+            self.settle();
+        }
+        Ok(())
+    }
+
+    /// Reports that a connection the core asked for is up, and what it is.
+    pub fn connected(&mut self, conn: ConnId, now: Instant, info: Connected) -> Result<(), EventError> {
+        let now = self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        if !matches!(c.state, State::Connecting { .. }) {
+            return Err(EventError::WrongState);
+        }
+        let kid = c.key;
+        let (multiplexed, capacity) = match info.mode {
+            Mode::Exclusive => (false, 1),
+            Mode::Multiplexed { max_streams } => {
+                (true, max_streams.min(self.config.max_streams_per_connection))
+            }
+        };
+        let expires_at = self.config.max_lifetime.map(|lifetime| {
+            let jitter = self.jitter(self.config.lifetime_jitter);
+            now.saturating_add(lifetime.saturating_sub(jitter))
+        });
+        self.update(conn, |c| {
+            c.state = State::Ready;
+            c.multiplexed = multiplexed;
+            c.capacity = capacity;
+            c.health_checks = info.health_checks;
+            c.idle_since = now;
+            c.seen_at = now;
+            c.expires_at = expires_at;
+        });
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        k.learned = if multiplexed {
+            Learned::Multiplexed { capacity }
+        } else {
+            Learned::Exclusive
+        };
+        k.failures = 0;
+        k.backoff_until = None;
+        k.circuit = Circuit::Closed;
+        self.arm_for_conn(conn);
+        self.mark_dirty(kid);
+        self.settle();
+        Ok(())
+    }
+
+    /// Reports that a connect failed. Counts toward backoff and the circuit, and
+    /// rejects the oldest waiter of the key if it was waiting on this connect.
+    pub fn connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        if !matches!(c.state, State::Connecting { .. }) {
+            return Err(EventError::WrongState);
+        }
+        self.fail_connect(conn, None);
+        self.settle();
+        Ok(())
+    }
+
+    /// Reports a change of the peer's limit on concurrent streams (an HTTP/2
+    /// SETTINGS frame). It may fall below the streams in flight: no new stream is
+    /// granted until they drop under it.
+    pub fn peer_max_streams(&mut self, conn: ConnId, now: Instant, max_streams: u32) -> Result<(), EventError> {
+        self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        if !c.multiplexed || matches!(c.state, State::Connecting { .. } | State::Closed) {
+            return Err(EventError::WrongState);
+        }
+        let kid = c.key;
+        let capacity = max_streams.min(self.config.max_streams_per_connection);
+        self.update(conn, |c| {
+            c.capacity = capacity;
+            c.grandfathered = c.leases.saturating_sub(capacity);
+        });
+        if let Some(k) = self.keys.get_mut(kid) {
+            k.learned = Learned::Multiplexed { capacity };
+        }
+        self.mark_dirty(kid);
+        self.settle();
+        Ok(())
+    }
+
+    /// Reports that the peer is going away (HTTP/2 GOAWAY, `Connection: close`):
+    /// no new lease; closed when the last one is back.
+    pub fn going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        match c.state {
+            State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
+            State::Draining => return Ok(()),
+            State::Ready | State::Checking { .. } => {}
+        }
+        self.drain(conn, CloseReason::PeerGoingAway);
+        self.settle();
+        Ok(())
+    }
+
+    /// Reports that a connection's transport closed (the peer closed it, or an I/O
+    /// error). Leases still out on it may be released as usual. A connection still
+    /// connecting counts as a failed connect.
+    pub fn transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        match c.state {
+            State::Closed => return Err(EventError::Stale(HandleKind::Connection)),
+            State::Connecting { .. } => self.fail_connect(conn, None),
+            _ => {
+                let kid = c.key;
+                self.count(kid, |s| s.transport_closes += 1);
+                self.forget_conn(conn);
+            }
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Reports that the health check asked for by [`Action::HealthCheck`] was
+    /// answered: the connection is alive and may be leased again.
+    pub fn health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        let now = self.tick(now);
+        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        if !matches!(c.state, State::Checking { .. }) {
+            return Err(EventError::WrongState);
+        }
+        let kid = c.key;
+        self.update(conn, |c| {
+            c.state = State::Ready;
+            c.seen_at = now;
+        });
+        self.arm_for_conn(conn);
+        self.mark_dirty(kid);
+        self.settle();
+        Ok(())
+    }
+
+    /// Tells the core the time: whatever was due by `now` happens (requests time
+    /// out, connects time out, idle and expired connections close, health checks
+    /// are sent, backoff ends, circuits half-open).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        while let Some(target) = self.timers.pop_due(now) {
+            match target {
+                Target::Waiter(waiter) => {
+                    if let Some(w) = self.waiters.get_mut(waiter) {
+                        w.timer = None;
+                        self.reject(waiter, RejectReason::Timeout);
+                    }
+                }
+                Target::Key(kid) => {
+                    if let Some(k) = self.keys.get_mut(kid) {
+                        k.timer = None;
+                        self.maintain(kid);
+                    }
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Shuts the pool down. Waiting requests are rejected, new ones refused, idle
+    /// and connecting connections closed; busy ones are closed now
+    /// ([`Shutdown::Immediate`]) or when their last lease comes back
+    /// ([`Shutdown::Graceful`]). Calling it again can only make it more immediate.
+    pub fn shutdown(&mut self, now: Instant, how: Shutdown) {
+        self.tick(now);
+        let how = match self.shutdown {
+            Some(Shutdown::Immediate) => Shutdown::Immediate,
+            _ => how,
+        };
+        self.shutdown = Some(how);
+        let waiting: Vec<WaiterId> = self.waiters.iter().map(|(w, _)| w).collect();
+        let mut by_key: Vec<(KeyId, Instant, WaiterId)> = waiting
+            .into_iter()
+            .filter_map(|w| self.waiters.get(w).map(|x| (x.key, x.since, w)))
+            .collect();
+        // Arrival order within each key, keys in slot order: deterministic.
+        by_key.sort_by_key(|&(k, since, w)| (k.index(), since, w.generation()));
+        for (_, _, w) in by_key {
+            self.reject(w, RejectReason::ShuttingDown);
+        }
+        let conns: Vec<ConnId> = self.conns.iter().map(|(c, _)| c).collect();
+        for cid in conns {
+            let Some(c) = self.conns.get(cid) else { continue };
+            match (c.state, c.leases, how) {
+                (State::Closed, _, _) => {}
+                (State::Draining, _, Shutdown::Graceful) => {
+                    self.update(cid, |c| c.drain_reason = CloseReason::Shutdown);
+                }
+                (_, 0, _) | (_, _, Shutdown::Immediate) => self.close(cid, CloseReason::Shutdown),
+                _ => self.drain(cid, CloseReason::Shutdown),
+            }
+        }
+        self.settle();
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next instant at which [`Pool::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// The key a connection belongs to.
+    pub fn key(&self, conn: ConnId) -> Option<&K> {
+        let c = self.conns.get(conn)?;
+        Some(&self.keys.get(c.key)?.key)
+    }
+
+    /// The key a waiting request waits on.
+    pub fn waiter_key(&self, waiter: WaiterId) -> Option<&K> {
+        let w = self.waiters.get(waiter)?;
+        Some(&self.keys.get(w.key)?.key)
+    }
+
+    /// What the core knows of a connection.
+    pub fn conn_info(&self, conn: ConnId) -> Option<ConnInfo> {
+        self.conns.get(conn).map(Conn::info)
+    }
+
+    /// Whether a lease is still out.
+    pub fn is_leased(&self, lease: Lease) -> bool {
+        self.leases.get(lease.id()) == Some(&lease.conn())
+    }
+
+    /// Counters over the whole pool's life.
+    pub fn stats(&self) -> Stats {
+        self.totals
+    }
+
+    /// One key's counters, while the core remembers the key.
+    pub fn key_stats(&self, key: &K) -> Option<Stats> {
+        let kid = self.index.get(key)?;
+        Some(self.keys.get(*kid)?.stats)
+    }
+
+    /// The keys the core holds state for, in a stable order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.keys.iter().map(|(_, k)| &k.key)
+    }
+
+    /// Whether a shutdown was asked for and no connection is left open.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_some() && self.totals.open == 0
+    }
+
+    /// The latest time the core has been told.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    // ------------------------------------------------------------- decisions
+
+    /// Time only moves forward: an earlier `now` is read as the latest seen.
+    fn tick(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn insert_key(&mut self, key: K) -> KeyId {
+        let kid = self.keys.insert(KeyState::new(key.clone()));
+        self.index.insert(key, kid);
+        kid
+    }
+
+    fn mark_dirty(&mut self, kid: KeyId) {
+        if let Some(k) = self.keys.get_mut(kid) {
+            if !k.dirty {
+                k.dirty = true;
+                self.dirty.push_back(kid);
+            }
+        }
+    }
+
+    /// Drives dirty keys, then keys blocked on the global limit while there is room.
+    fn settle(&mut self) {
+        loop {
+            if let Some(kid) = self.dirty.pop_front() {
+                if let Some(k) = self.keys.get_mut(kid) {
+                    k.dirty = false;
+                    self.drive(kid);
+                }
+                continue;
+            }
+            if self.totals.open < self.config.max_connections {
+                if let Some(kid) = self.blocked.pop_front() {
+                    if let Some(k) = self.keys.get_mut(kid) {
+                        k.blocked = false;
+                        self.drive(kid);
+                    }
+                    continue;
+                }
+            }
+            break;
+        }
+    }
+
+    fn drive(&mut self, kid: KeyId) {
+        while let Some(waiter) = self.keys.get(kid).and_then(|k| k.waiters.front(&self.waiters)) {
+            let Some(conn) = self.pick(kid) else { break };
+            let (_, since) = self.remove_waiter(waiter).expect("the head waiter is live");
+            let lease = self.grant(conn);
+            let waited = self.now.saturating_duration_since(since);
+            self.count(kid, |s| {
+                s.waited_grants += 1;
+                s.wait_time += waited;
+            });
+            self.actions.push_back(Action::Grant { waiter, lease });
+        }
+        self.open_as_needed(kid);
+        self.note_emptiness(kid);
+    }
+
+    /// The connection a new lease on `kid` should use: a partly used multiplexed
+    /// connection first (pack streams, let others idle out), then the most
+    /// recently used idle one.
+    fn pick(&self, kid: KeyId) -> Option<ConnId> {
+        let k = self.keys.get(kid)?;
+        k.partial.front(&self.conns).or_else(|| k.idle.front(&self.conns))
+    }
+
+    fn grant(&mut self, cid: ConnId) -> Lease {
+        let kid = self.conns.get(cid).expect("picked connections live").key;
+        let lease = Lease::new(self.leases.insert(cid), cid);
+        let max_requests = self.config.max_requests_per_connection;
+        let mut reused = false;
+        self.update(cid, |c| {
+            reused = c.requests > 0;
+            c.leases += 1;
+            c.requests += 1;
+            if max_requests.is_some_and(|max| c.requests >= max) {
+                c.state = State::Draining;
+                c.drain_reason = CloseReason::RequestLimit;
+            }
+        });
+        self.count(kid, |s| {
+            s.grants += 1;
+            s.reused_grants += u64::from(reused);
+            s.leases += 1;
+        });
+        lease
+    }
+
+    /// How many connections `kid` should open now, before limits.
+    fn wanted_opens(&self, kid: KeyId) -> u32 {
+        let Some(k) = self.keys.get(kid) else { return 0 };
+        if self.shutdown.is_some() {
+            return 0;
+        }
+        match k.circuit {
+            Circuit::Open { .. } => return 0,
+            Circuit::HalfOpen { probe } => return u32::from(probe.is_none()),
+            Circuit::Closed => {}
+        }
+        if k.backoff_until.is_some_and(|t| t > self.now) {
+            return 0;
+        }
+        let waiting = k.waiters.len();
+        let connecting = k.stats.connecting;
+        let ready = k.stats.idle + k.stats.busy;
+        let for_demand = match k.learned {
+            Learned::Unknown => waiting.min(1),
+            Learned::Exclusive => waiting,
+            Learned::Multiplexed { .. } if self.config.saturation == Saturation::Queue && ready > 0 => 0,
+            Learned::Multiplexed { capacity } => waiting.div_ceil(capacity.max(1)),
+        };
+        let for_idle = self.config.min_idle_per_key.saturating_sub(k.stats.idle);
+        let wanted = (for_demand + for_idle).saturating_sub(connecting);
+        if k.learned == Learned::Unknown && connecting > 0 {
+            // Learn the protocol from one connection before opening more.
+            return 0;
+        }
+        if k.learned == Learned::Unknown {
+            return wanted.min(1);
+        }
+        wanted
+    }
+
+    fn open_as_needed(&mut self, kid: KeyId) {
+        let wanted = self.wanted_opens(kid);
+        let mut opened = 0;
+        while opened < wanted {
+            let Some(k) = self.keys.get(kid) else { return };
+            if k.stats.open >= self.config.max_connections_per_key
+                || k.stats.connecting >= self.config.max_connecting_per_key
+            {
+                return;
+            }
+            if self.totals.open >= self.config.max_connections {
+                let has_waiters = !k.waiters.is_empty();
+                if has_waiters && self.evict_for(kid) {
+                    continue;
+                }
+                if has_waiters {
+                    self.block(kid);
+                }
+                return;
+            }
+            self.open(kid);
+            opened += 1;
+        }
+    }
+
+    /// Closes the least recently used idle connection of another key to make room.
+    fn evict_for(&mut self, kid: KeyId) -> bool {
+        let mut at = self.lru.back(&self.conns);
+        while let Some(cid) = at {
+            let c = self.conns.get(cid).expect("listed connections live");
+            if c.key != kid {
+                self.close(cid, CloseReason::Evicted);
+                return true;
+            }
+            // Skips only the requesting key's own idle connections, which have no
+            // capacity to spare (or it would not be asking).
+            at = self.lru.prev(&mut self.conns, cid, lru_link);
+        }
+        false
+    }
+
+    fn block(&mut self, kid: KeyId) {
+        if let Some(k) = self.keys.get_mut(kid) {
+            if !k.blocked {
+                k.blocked = true;
+                self.blocked.push_back(kid);
+            }
+        }
+    }
+
+    fn open(&mut self, kid: KeyId) {
+        let deadline = self.now.saturating_add(self.config.connect_timeout);
+        let cid = self.conns.insert(Conn {
+            key: kid,
+            state: State::Connecting { deadline },
+            multiplexed: false,
+            capacity: 0,
+            grandfathered: 0,
+            leases: 0,
+            requests: 0,
+            health_checks: false,
+            idle_since: self.now,
+            seen_at: self.now,
+            expires_at: None,
+            drain_reason: CloseReason::Surplus,
+            slot: Slot::None,
+            in_lru: false,
+            slot_link: Link::default(),
+            all_link: Link::default(),
+            lru_link: Link::default(),
+        });
+        let k = self.keys.get_mut(kid).expect("driven keys live");
+        k.all.push_back(&mut self.conns, cid, all_link);
+        if let Circuit::HalfOpen { probe: None } = k.circuit {
+            k.circuit = Circuit::HalfOpen { probe: Some(cid) };
+        }
+        self.count(kid, |s| {
+            s.connects += 1;
+            s.connecting += 1;
+            s.open += 1;
+        });
+        self.actions.push_back(Action::Open { conn: cid });
+        self.arm(kid, deadline);
+    }
+
+    /// A connect failed or timed out: forget the connection, reject the head waiter
+    /// if the connect was wanted for it, back off, and perhaps open the circuit.
+    fn fail_connect(&mut self, cid: ConnId, close: Option<CloseReason>) {
+        let kid = self.conns.get(cid).expect("failing connections live").key;
+        if let Some(reason) = close {
+            self.actions.push_back(Action::Close { conn: cid, reason });
+            self.count(kid, |s| s.closes.bump(reason.slot()));
+        }
+        self.forget_conn(cid);
+        self.count(kid, |s| s.connect_failures += 1);
+        let now = self.now;
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        k.failures = k.failures.saturating_add(1);
+        let failures = k.failures;
+        let was_probe = matches!(k.circuit, Circuit::HalfOpen { probe: Some(p) } if p == cid);
+        let trips = was_probe
+            || self
+                .config
+                .circuit
+                .failure_threshold
+                .is_some_and(|t| failures >= t && k.circuit == Circuit::Closed);
+        if let Some(head) = k.waiters.front(&self.waiters) {
+            // Each failed connect costs at most one request: the one at the head,
+            // which it was opened for (or would have served first).
+            if k.stats.connecting < k.waiters.len() || k.learned == Learned::Unknown {
+                self.reject(head, RejectReason::ConnectFailed);
+            }
+        }
+        if trips {
+            let until = now.saturating_add(self.config.circuit.open_for);
+            self.keys.get_mut(kid).expect("live").circuit = Circuit::Open { until };
+            self.reject_all(kid, RejectReason::CircuitOpen);
+            self.arm(kid, until);
+        } else {
+            let delay = self.backoff_delay(failures);
+            let until = now.saturating_add(delay);
+            self.keys.get_mut(kid).expect("live").backoff_until = Some(until);
+            self.arm(kid, until);
+        }
+        self.mark_dirty(kid);
+    }
+
+    fn backoff_delay(&mut self, failures: u32) -> Duration {
+        let b = self.config.backoff;
+        let exp = failures.saturating_sub(1).min(32);
+        let base = b.initial.saturating_mul(1u32 << exp.min(31)).min(b.max);
+        // Equal jitter: half fixed, half random, so the delay never collapses to 0.
+        let half = base / 2;
+        half + self.jitter(base - half)
+    }
+
+    fn jitter(&mut self, span: Duration) -> Duration {
+        let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.rng.below_inclusive(nanos))
+    }
+
+    fn reject_all(&mut self, kid: KeyId, reason: RejectReason) {
+        while let Some(w) = self.keys.get(kid).and_then(|k| k.waiters.front(&self.waiters)) {
+            self.reject(w, reason);
+        }
+    }
+
+    fn reject(&mut self, waiter: WaiterId, reason: RejectReason) {
+        if let Ok((kid, _)) = self.remove_waiter(waiter) {
+            self.count(kid, |s| s.rejections.bump(reason.slot()));
+            self.actions.push_back(Action::Reject { waiter, reason });
+            self.mark_dirty(kid);
+        }
+    }
+
+    /// Counts a refusal of a request that never waited.
+    fn refuse(&mut self, kid: Option<KeyId>, reason: RejectReason) -> RejectReason {
+        match kid {
+            Some(kid) => self.count(kid, |s| s.rejections.bump(reason.slot())),
+            None => self.totals.rejections.bump(reason.slot()),
+        }
+        reason
+    }
+
+    /// Takes a waiter out of its queue and the timers; returns its key and the
+    /// time it arrived.
+    fn remove_waiter(&mut self, waiter: WaiterId) -> Result<(KeyId, Instant), EventError> {
+        let w = self.waiters.get(waiter).ok_or(EventError::Stale(HandleKind::Waiter))?;
+        let kid = w.key;
+        let timer = w.timer;
+        let k = self.keys.get_mut(kid).expect("a waiter's key lives");
+        k.waiters.remove(&mut self.waiters, waiter, waiter_link);
+        k.stats.waiting -= 1;
+        self.totals.waiting -= 1;
+        let w = self.waiters.remove(waiter).expect("checked above");
+        if let Some(timer) = timer {
+            self.timers.remove(timer);
+        }
+        Ok((kid, w.since))
+    }
+
+    /// No new leases; close now if none is out.
+    fn drain(&mut self, cid: ConnId, reason: CloseReason) {
+        let Some(c) = self.conns.get(cid) else { return };
+        if c.leases == 0 {
+            self.close(cid, reason);
+        } else {
+            let kid = c.key;
+            self.update(cid, |c| {
+                c.state = State::Draining;
+                c.drain_reason = reason;
+            });
+            self.mark_dirty(kid);
+        }
+    }
+
+    /// The core closes a connection: the caller is told, and the core forgets it.
+    fn close(&mut self, cid: ConnId, reason: CloseReason) {
+        let kid = self.conns.get(cid).expect("closing connections live").key;
+        self.actions.push_back(Action::Close { conn: cid, reason });
+        self.count(kid, |s| s.closes.bump(reason.slot()));
+        self.forget_conn(cid);
+    }
+
+    /// Takes a connection out of every list and count; keeps it as a tombstone
+    /// while leases are out on it.
+    fn forget_conn(&mut self, cid: ConnId) {
+        let kid = self.conns.get(cid).expect("live").key;
+        self.update(cid, |c| c.state = State::Closed);
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        k.all.remove(&mut self.conns, cid, all_link);
+        if let Circuit::HalfOpen { probe: Some(p) } = k.circuit {
+            if p == cid {
+                k.circuit = Circuit::HalfOpen { probe: None };
+            }
+        }
+        if self.conns.get(cid).expect("live").leases == 0 {
+            self.conns.remove(cid);
+        }
+        self.mark_dirty(kid);
+    }
+
+    /// Applies `f` to a connection, then brings its counts and list memberships in
+    /// line with its new state. Every change of a connection goes through here.
+    fn update(&mut self, cid: ConnId, f: impl FnOnce(&mut Conn)) {
+        let Some(c) = self.conns.get_mut(cid) else { return };
+        let before = c.class();
+        f(c);
+        let after = c.class();
+        let (slot_before, slot_after) = (c.slot, c.wanted_slot());
+        let (lru_before, lru_after) = (c.in_lru, c.wants_lru());
+        c.slot = slot_after;
+        c.in_lru = lru_after;
+        let kid = c.key;
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        if before != after {
+            for (class, up) in [(before, false), (after, true)] {
+                let Some(class) = class else { continue };
+                let g = k.gauge(class);
+                let t = gauge(&mut self.totals, class);
+                if up {
+                    *g += 1;
+                    *t += 1;
+                } else {
+                    *g -= 1;
+                    *t -= 1;
+                }
+            }
+            if before.is_some() != after.is_some() {
+                let delta = |v: &mut u32| {
+                    if after.is_some() {
+                        *v += 1
+                    } else {
+                        *v -= 1
+                    }
+                };
+                delta(&mut k.stats.open);
+                delta(&mut self.totals.open);
+            }
+        }
+        if slot_before != slot_after {
+            match slot_before {
+                Slot::Idle => k.idle.remove(&mut self.conns, cid, slot_link),
+                Slot::Partial => k.partial.remove(&mut self.conns, cid, slot_link),
+                Slot::None => {}
+            }
+            match slot_after {
+                Slot::Idle => k.idle.push_front(&mut self.conns, cid, slot_link),
+                Slot::Partial => k.partial.push_front(&mut self.conns, cid, slot_link),
+                Slot::None => {}
+            }
+        }
+        if lru_before != lru_after {
+            if lru_after {
+                self.lru.push_front(&mut self.conns, cid, lru_link);
+            } else {
+                self.lru.remove(&mut self.conns, cid, lru_link);
+            }
+        }
+    }
+
+    /// Bumps a counter of a key and of the totals alike.
+    fn count(&mut self, kid: KeyId, f: impl Fn(&mut Stats)) {
+        if let Some(k) = self.keys.get_mut(kid) {
+            f(&mut k.stats);
+        }
+        f(&mut self.totals);
+    }
+
+    // ----------------------------------------------------------------- timers
+
+    /// The next instant something is due on a connection.
+    fn conn_deadline(&self, c: &Conn) -> Option<Instant> {
+        let cfg = &self.config;
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match c.state {
+            State::Connecting { deadline } | State::Checking { deadline } => at(deadline),
+            State::Ready if c.leases == 0 => {
+                if let Some(idle) = cfg.idle_timeout {
+                    at(c.idle_since.saturating_add(idle));
+                }
+                if let (true, Some(every)) = (c.health_checks, cfg.health_check.interval) {
+                    at(c.seen_at.saturating_add(every));
+                }
+            }
+            _ => {}
+        }
+        if matches!(c.state, State::Ready | State::Checking { .. }) {
+            if let Some(expires) = c.expires_at {
+                at(expires);
+            }
+        }
+        next
+    }
+
+    fn arm_for_conn(&mut self, cid: ConnId) {
+        let Some(c) = self.conns.get(cid) else { return };
+        if let Some(at) = self.conn_deadline(c) {
+            self.arm(c.key, at);
+        }
+    }
+
+    /// Makes sure the key's timer fires no later than `at`.
+    fn arm(&mut self, kid: KeyId, at: Instant) {
+        let Some(k) = self.keys.get_mut(kid) else { return };
+        match k.timer {
+            Some(timer) => {
+                if self.timers.deadline(timer).is_some_and(|armed| armed > at) {
+                    self.timers.reschedule(timer, at);
+                }
+            }
+            None => k.timer = Some(self.timers.insert(at, Target::Key(kid))),
+        }
+    }
+
+    /// A key's timer fired: apply everything due on it, and re-arm for the rest.
+    fn maintain(&mut self, kid: KeyId) {
+        let now = self.now;
+        let mut next: Option<Instant> = None;
+        let mut cursor = self.keys.get(kid).and_then(|k| k.all.front(&self.conns));
+        while let Some(cid) = cursor {
+            let k = self.keys.get(kid).expect("maintained keys live");
+            cursor = k.all.next(&mut self.conns, cid, all_link);
+            self.maintain_conn(cid);
+            if let Some(at) = self.conns.get(cid).and_then(|c| self.conn_deadline(c)) {
+                if !matches!(self.conns.get(cid).map(|c| c.state), Some(State::Closed)) {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        let Some(k) = self.keys.get_mut(kid) else { return };
+        if k.backoff_until.is_some_and(|t| t <= now) {
+            k.backoff_until = None;
+        }
+        if let Circuit::Open { until } = k.circuit {
+            if until <= now {
+                k.circuit = Circuit::HalfOpen { probe: None };
+            }
+        }
+        let forget = k.empty_since.map(|t| t.saturating_add(self.config.forget_key_after));
+        if forget.is_some_and(|t| t <= now) && self.key_is_empty(kid) {
+            self.forget_key(kid);
+            return;
+        }
+        let k = self.keys.get(kid).expect("not forgotten");
+        let key_level = [
+            k.backoff_until,
+            match k.circuit {
+                Circuit::Open { until } => Some(until),
+                _ => None,
+            },
+            forget,
+        ];
+        for at in key_level.into_iter().flatten() {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        if let Some(at) = next {
+            self.arm(kid, at);
+        }
+        self.mark_dirty(kid);
+    }
+
+    fn maintain_conn(&mut self, cid: ConnId) {
+        let now = self.now;
+        let Some(c) = self.conns.get(cid) else { return };
+        let cfg = &self.config;
+        match c.state {
+            State::Connecting { deadline } if deadline <= now => {
+                self.fail_connect(cid, Some(CloseReason::ConnectTimeout));
+                return;
+            }
+            State::Checking { deadline } if deadline <= now => {
+                self.close(cid, CloseReason::HealthCheckFailed);
+                return;
+            }
+            _ => {}
+        }
+        if matches!(c.state, State::Ready | State::Checking { .. }) && c.expires_at.is_some_and(|t| t <= now) {
+            self.drain(cid, CloseReason::Expired);
+            return;
+        }
+        if c.state != State::Ready || c.leases != 0 {
+            return;
+        }
+        let kid = c.key;
+        if cfg.idle_timeout.is_some_and(|t| c.idle_since.saturating_add(t) <= now) {
+            let idle = self.keys.get(kid).map_or(0, |k| k.stats.idle);
+            if idle > cfg.min_idle_per_key {
+                self.close(cid, CloseReason::IdleTimeout);
+                return;
+            }
+        }
+        if let (true, Some(every)) = (c.health_checks, cfg.health_check.interval) {
+            if c.seen_at.saturating_add(every) <= now {
+                let deadline = now.saturating_add(cfg.health_check.timeout);
+                self.update(cid, |c| c.state = State::Checking { deadline });
+                self.actions.push_back(Action::HealthCheck { conn: cid });
+            }
+        }
+    }
+
+    fn key_is_empty(&self, kid: KeyId) -> bool {
+        self.keys
+            .get(kid)
+            .is_some_and(|k| k.all.is_empty() && k.waiters.is_empty() && k.stats.leases == 0)
+    }
+
+    fn note_emptiness(&mut self, kid: KeyId) {
+        let empty = self.key_is_empty(kid);
+        let now = self.now;
+        let forget_after = self.config.forget_key_after;
+        let Some(k) = self.keys.get_mut(kid) else { return };
+        match (empty, k.empty_since) {
+            (true, None) => {
+                k.empty_since = Some(now);
+                self.arm(kid, now.saturating_add(forget_after));
+            }
+            (false, Some(_)) => k.empty_since = None,
+            _ => {}
+        }
+    }
+
+    fn forget_key(&mut self, kid: KeyId) {
+        if let Some(k) = self.keys.remove(kid) {
+            if let Some(timer) = k.timer {
+                self.timers.remove(timer);
+            }
+            self.index.remove(&k.key);
+            // A forgotten key may still sit in the blocked or dirty queues; both
+            // skip stale ids.
+        }
+    }
+}
