@@ -223,7 +223,10 @@ impl Config {
             ("max_connections_per_key", self.max_connections_per_key),
             ("max_connections", self.max_connections),
             ("max_connecting_per_key", self.max_connecting_per_key),
-            ("max_streams_per_connection", self.max_streams_per_connection),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection,
+            ),
         ];
         for (name, value) in limits {
             if value == 0 {

@@ -32,10 +32,14 @@ pub enum EventError {
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventError::Stale(HandleKind::Connection) => f.write_str("unknown or closed connection"),
+            EventError::Stale(HandleKind::Connection) => {
+                f.write_str("unknown or closed connection")
+            }
             EventError::Stale(HandleKind::Waiter) => f.write_str("unknown or finished waiter"),
             EventError::Stale(HandleKind::Lease) => f.write_str("unknown or released lease"),
-            EventError::WrongState => f.write_str("the connection is not in a state this event applies to"),
+            EventError::WrongState => {
+                f.write_str("the connection is not in a state this event applies to")
+            }
         }
     }
 }

@@ -200,7 +200,9 @@ impl<H: Handle, T> Arena<H, T> {
 
     /// The entry in slot `index`, whatever its generation (for intrusive links).
     pub(crate) fn by_index_mut(&mut self, index: u32) -> Option<&mut T> {
-        self.slots.get_mut(index as usize).map(|slot| &mut slot.value)
+        self.slots
+            .get_mut(index as usize)
+            .map(|slot| &mut slot.value)
     }
 
     /// The live handle in slot `index`, if any.
@@ -243,7 +245,9 @@ mod tests {
     fn forged_handles_are_rejected() {
         let mut arena: Arena<LeaseId, u8> = Arena::new();
         let h = arena.insert(1);
-        assert!(arena.get(LeaseId::from_parts(h.index() + 5, h.generation())).is_none());
+        assert!(arena
+            .get(LeaseId::from_parts(h.index() + 5, h.generation()))
+            .is_none());
         assert!(arena.get(LeaseId::from_parts(h.index(), 0)).is_none());
         assert!(arena.get(LeaseId::from_parts(u32::MAX, u64::MAX)).is_none());
     }

@@ -72,7 +72,12 @@ impl List {
         }
     }
 
-    pub(crate) fn push_front<H: Handle, T>(&mut self, arena: &mut Arena<H, T>, h: H, link: LinkOf<T>) {
+    pub(crate) fn push_front<H: Handle, T>(
+        &mut self,
+        arena: &mut Arena<H, T>,
+        h: H,
+        link: LinkOf<T>,
+    ) {
         let index = h.index();
         let old_head = self.head;
         if let Some(entry) = arena.get_mut(h) {
@@ -90,7 +95,12 @@ impl List {
         self.len += 1;
     }
 
-    pub(crate) fn push_back<H: Handle, T>(&mut self, arena: &mut Arena<H, T>, h: H, link: LinkOf<T>) {
+    pub(crate) fn push_back<H: Handle, T>(
+        &mut self,
+        arena: &mut Arena<H, T>,
+        h: H,
+        link: LinkOf<T>,
+    ) {
         let index = h.index();
         let old_tail = self.tail;
         if let Some(entry) = arena.get_mut(h) {
@@ -128,13 +138,23 @@ impl List {
     }
 
     /// The entry before `h` in this list.
-    pub(crate) fn prev<H: Handle, T>(&self, arena: &mut Arena<H, T>, h: H, link: LinkOf<T>) -> Option<H> {
+    pub(crate) fn prev<H: Handle, T>(
+        &self,
+        arena: &mut Arena<H, T>,
+        h: H,
+        link: LinkOf<T>,
+    ) -> Option<H> {
         let prev = link(arena.get_mut(h)?).prev;
         self.end(arena, prev)
     }
 
     /// The entry after `h` in this list.
-    pub(crate) fn next<H: Handle, T>(&self, arena: &mut Arena<H, T>, h: H, link: LinkOf<T>) -> Option<H> {
+    pub(crate) fn next<H: Handle, T>(
+        &self,
+        arena: &mut Arena<H, T>,
+        h: H,
+        link: LinkOf<T>,
+    ) -> Option<H> {
         let next = link(arena.get_mut(h)?).next;
         self.end(arena, next)
     }
@@ -169,7 +189,12 @@ mod tests {
         let mut arena = Arena::new();
         let mut list = List::default();
         let hs: Vec<WaiterId> = (0..5)
-            .map(|value| arena.insert(Node { value, link: Link::default() }))
+            .map(|value| {
+                arena.insert(Node {
+                    value,
+                    link: Link::default(),
+                })
+            })
             .collect();
         for &h in &hs[1..] {
             list.push_back(&mut arena, h, link);

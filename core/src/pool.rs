@@ -492,18 +492,27 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// Reports that a connection the core asked for is up, and what it is.
-    pub fn connected(&mut self, conn: ConnId, now: Instant, info: Connected) -> Result<(), EventError> {
+    pub fn connected(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        info: Connected,
+    ) -> Result<(), EventError> {
         let now = self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         if !matches!(c.state, State::Connecting { .. }) {
             return Err(EventError::WrongState);
         }
         let kid = c.key;
         let (multiplexed, capacity) = match info.mode {
             Mode::Exclusive => (false, 1),
-            Mode::Multiplexed { max_streams } => {
-                (true, max_streams.min(self.config.max_streams_per_connection))
-            }
+            Mode::Multiplexed { max_streams } => (
+                true,
+                max_streams.min(self.config.max_streams_per_connection),
+            ),
         };
         let expires_at = self.config.max_lifetime.map(|lifetime| {
             let jitter = self.jitter(self.config.lifetime_jitter);
@@ -537,7 +546,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// rejects the oldest waiter of the key if it was waiting on this connect.
     pub fn connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         if !matches!(c.state, State::Connecting { .. }) {
             return Err(EventError::WrongState);
         }
@@ -549,9 +561,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Reports a change of the peer's limit on concurrent streams (an HTTP/2
     /// SETTINGS frame). It may fall below the streams in flight: no new stream is
     /// granted until they drop under it.
-    pub fn peer_max_streams(&mut self, conn: ConnId, now: Instant, max_streams: u32) -> Result<(), EventError> {
+    pub fn peer_max_streams(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        max_streams: u32,
+    ) -> Result<(), EventError> {
         self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         if !c.multiplexed || matches!(c.state, State::Connecting { .. } | State::Closed) {
             return Err(EventError::WrongState);
         }
@@ -573,7 +593,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// no new lease; closed when the last one is back.
     pub fn going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         match c.state {
             State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
             State::Draining => return Ok(()),
@@ -589,7 +612,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// connecting counts as a failed connect.
     pub fn transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         match c.state {
             State::Closed => return Err(EventError::Stale(HandleKind::Connection)),
             State::Connecting { .. } => self.fail_connect(conn, None),
@@ -607,7 +633,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// answered: the connection is alive and may be leased again.
     pub fn health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         let now = self.tick(now);
-        let c = self.conns.get(conn).ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self
+            .conns
+            .get(conn)
+            .ok_or(EventError::Stale(HandleKind::Connection))?;
         if !matches!(c.state, State::Checking { .. }) {
             return Err(EventError::WrongState);
         }
@@ -669,7 +698,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         let conns: Vec<ConnId> = self.conns.iter().map(|(c, _)| c).collect();
         for cid in conns {
-            let Some(c) = self.conns.get(cid) else { continue };
+            let Some(c) = self.conns.get(cid) else {
+                continue;
+            };
             match (c.state, c.leases, how) {
                 (State::Closed, _, _) => {}
                 (State::Draining, _, Shutdown::Graceful) => {
@@ -791,7 +822,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn drive(&mut self, kid: KeyId) {
-        while let Some(waiter) = self.keys.get(kid).and_then(|k| k.waiters.front(&self.waiters)) {
+        while let Some(waiter) = self
+            .keys
+            .get(kid)
+            .and_then(|k| k.waiters.front(&self.waiters))
+        {
             let Some(conn) = self.pick(kid) else { break };
             let (_, since) = self.remove_waiter(waiter).expect("the head waiter is live");
             let lease = self.grant(conn);
@@ -811,7 +846,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// recently used idle one.
     fn pick(&self, kid: KeyId) -> Option<ConnId> {
         let k = self.keys.get(kid)?;
-        k.partial.front(&self.conns).or_else(|| k.idle.front(&self.conns))
+        k.partial
+            .front(&self.conns)
+            .or_else(|| k.idle.front(&self.conns))
     }
 
     fn grant(&mut self, cid: ConnId) -> Lease {
@@ -838,7 +875,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// How many connections `kid` should open now, before limits.
     fn wanted_opens(&self, kid: KeyId) -> u32 {
-        let Some(k) = self.keys.get(kid) else { return 0 };
+        let Some(k) = self.keys.get(kid) else {
+            return 0;
+        };
         if self.shutdown.is_some() {
             return 0;
         }
@@ -856,7 +895,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let for_demand = match k.learned {
             Learned::Unknown => waiting.min(1),
             Learned::Exclusive => waiting,
-            Learned::Multiplexed { .. } if self.config.saturation == Saturation::Queue && ready > 0 => 0,
+            Learned::Multiplexed { .. }
+                if self.config.saturation == Saturation::Queue && ready > 0 =>
+            {
+                0
+            }
             Learned::Multiplexed { capacity } => waiting.div_ceil(capacity.max(1)),
         };
         let for_idle = self.config.min_idle_per_key.saturating_sub(k.stats.idle);
@@ -960,6 +1003,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// if the connect was wanted for it, back off, and perhaps open the circuit.
     fn fail_connect(&mut self, cid: ConnId, close: Option<CloseReason>) {
         let kid = self.conns.get(cid).expect("failing connections live").key;
+        let was_probe = self
+            .keys
+            .get(kid)
+            .is_some_and(|k| k.circuit == Circuit::HalfOpen { probe: Some(cid) });
         if let Some(reason) = close {
             self.actions.push_back(Action::Close { conn: cid, reason });
             self.count(kid, |s| s.closes.bump(reason.slot()));
@@ -970,7 +1017,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         k.failures = k.failures.saturating_add(1);
         let failures = k.failures;
-        let was_probe = matches!(k.circuit, Circuit::HalfOpen { probe: Some(p) } if p == cid);
         let trips = was_probe
             || self
                 .config
@@ -1013,7 +1059,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn reject_all(&mut self, kid: KeyId, reason: RejectReason) {
-        while let Some(w) = self.keys.get(kid).and_then(|k| k.waiters.front(&self.waiters)) {
+        while let Some(w) = self
+            .keys
+            .get(kid)
+            .and_then(|k| k.waiters.front(&self.waiters))
+        {
             self.reject(w, reason);
         }
     }
@@ -1038,7 +1088,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Takes a waiter out of its queue and the timers; returns its key and the
     /// time it arrived.
     fn remove_waiter(&mut self, waiter: WaiterId) -> Result<(KeyId, Instant), EventError> {
-        let w = self.waiters.get(waiter).ok_or(EventError::Stale(HandleKind::Waiter))?;
+        let w = self
+            .waiters
+            .get(waiter)
+            .ok_or(EventError::Stale(HandleKind::Waiter))?;
         let kid = w.key;
         let timer = w.timer;
         let k = self.keys.get_mut(kid).expect("a waiter's key lives");
@@ -1096,7 +1149,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Applies `f` to a connection, then brings its counts and list memberships in
     /// line with its new state. Every change of a connection goes through here.
     fn update(&mut self, cid: ConnId, f: impl FnOnce(&mut Conn)) {
-        let Some(c) = self.conns.get_mut(cid) else { return };
+        let Some(c) = self.conns.get_mut(cid) else {
+            return;
+        };
         let before = c.class();
         f(c);
         let after = c.class();
@@ -1196,7 +1251,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Makes sure the key's timer fires no later than `at`.
     fn arm(&mut self, kid: KeyId, at: Instant) {
-        let Some(k) = self.keys.get_mut(kid) else { return };
+        let Some(k) = self.keys.get_mut(kid) else {
+            return;
+        };
         match k.timer {
             Some(timer) => {
                 if self.timers.deadline(timer).is_some_and(|armed| armed > at) {
@@ -1222,7 +1279,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
             }
         }
-        let Some(k) = self.keys.get_mut(kid) else { return };
+        let Some(k) = self.keys.get_mut(kid) else {
+            return;
+        };
         if k.backoff_until.is_some_and(|t| t <= now) {
             k.backoff_until = None;
         }
@@ -1231,7 +1290,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 k.circuit = Circuit::HalfOpen { probe: None };
             }
         }
-        let forget = k.empty_since.map(|t| t.saturating_add(self.config.forget_key_after));
+        let forget = k
+            .empty_since
+            .map(|t| t.saturating_add(self.config.forget_key_after));
         if forget.is_some_and(|t| t <= now) && self.key_is_empty(kid) {
             self.forget_key(kid);
             return;
@@ -1249,7 +1310,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             next = Some(next.map_or(at, |n| n.min(at)));
         }
         if let Some(at) = next {
-            self.arm(kid, at);
+            // Everything due by `now` was just handled; a deadline not after it
+            // would wake the key again at once, forever.
+            debug_assert!(at > now, "{kid:?} re-armed at {at:?}, not after {now:?}");
+            self.arm(kid, at.max(now.saturating_add(Duration::from_nanos(1))));
         }
         self.mark_dirty(kid);
     }
@@ -1269,7 +1333,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
             _ => {}
         }
-        if matches!(c.state, State::Ready | State::Checking { .. }) && c.expires_at.is_some_and(|t| t <= now) {
+        if matches!(c.state, State::Ready | State::Checking { .. })
+            && c.expires_at.is_some_and(|t| t <= now)
+        {
             self.drain(cid, CloseReason::Expired);
             return;
         }
@@ -1277,13 +1343,21 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return;
         }
         let kid = c.key;
-        if cfg.idle_timeout.is_some_and(|t| c.idle_since.saturating_add(t) <= now) {
+        if cfg
+            .idle_timeout
+            .is_some_and(|t| c.idle_since.saturating_add(t) <= now)
+        {
             let idle = self.keys.get(kid).map_or(0, |k| k.stats.idle);
             if idle > cfg.min_idle_per_key {
                 self.close(cid, CloseReason::IdleTimeout);
                 return;
             }
+            // Kept to hold the key's minimum: its idle clock starts again, so it is
+            // looked at once per idle timeout, not on every wake-up.
+            self.update(cid, |c| c.idle_since = now);
         }
+        let Some(c) = self.conns.get(cid) else { return };
+        let cfg = &self.config;
         if let (true, Some(every)) = (c.health_checks, cfg.health_check.interval) {
             if c.seen_at.saturating_add(every) <= now {
                 let deadline = now.saturating_add(cfg.health_check.timeout);
@@ -1303,7 +1377,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let empty = self.key_is_empty(kid);
         let now = self.now;
         let forget_after = self.config.forget_key_after;
-        let Some(k) = self.keys.get_mut(kid) else { return };
+        let Some(k) = self.keys.get_mut(kid) else {
+            return;
+        };
         match (empty, k.empty_since) {
             (true, None) => {
                 k.empty_since = Some(now);

@@ -184,7 +184,10 @@ mod tests {
         while let Some(target) = t.pop_due(Instant::from_nanos(100)) {
             order.push(target);
         }
-        assert_eq!(order, [waiter(4), waiter(1), waiter(3), waiter(5), waiter(0)]);
+        assert_eq!(
+            order,
+            [waiter(4), waiter(1), waiter(3), waiter(5), waiter(0)]
+        );
         assert_eq!(t.len(), 0);
     }
 

@@ -41,13 +41,24 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let mut per_key: HashMap<u32, Recount> = HashMap::new();
         let mut lease_counts: HashMap<ConnId, u32> = HashMap::new();
         for (_, &cid) in self.leases.iter() {
-            ensure!(self.conns.contains(cid), "a lease names the forgotten connection {cid:?}");
+            ensure!(
+                self.conns.contains(cid),
+                "a lease names the forgotten connection {cid:?}"
+            );
             *lease_counts.entry(cid).or_default() += 1;
         }
         for (cid, c) in self.conns.iter() {
-            ensure!(self.keys.contains(c.key), "{cid:?} belongs to a forgotten key");
+            ensure!(
+                self.keys.contains(c.key),
+                "{cid:?} belongs to a forgotten key"
+            );
             let leases = lease_counts.get(&cid).copied().unwrap_or(0);
-            ensure!(leases == c.leases, "{cid:?} counts {} leases, {} are out", c.leases, leases);
+            ensure!(
+                leases == c.leases,
+                "{cid:?} counts {} leases, {} are out",
+                c.leases,
+                leases
+            );
             let r = per_key.entry(c.key.index()).or_default();
             r.leases += c.leases;
             match c.class() {
@@ -55,7 +66,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 Some(Class::Idle) => r.idle += 1,
                 Some(Class::Busy) => r.busy += 1,
                 Some(Class::Draining) => r.draining += 1,
-                None => ensure!(c.leases > 0, "{cid:?} is closed with no lease out, yet kept"),
+                None => ensure!(
+                    c.leases > 0,
+                    "{cid:?} is closed with no lease out, yet kept"
+                ),
             }
             if !c.multiplexed {
                 ensure!(c.leases <= 1, "exclusive {cid:?} has {} leases", c.leases);
@@ -70,11 +84,19 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             if matches!(c.state, State::Connecting { .. } | State::Checking { .. }) {
                 ensure!(c.leases == 0, "{cid:?} is leased while {:?}", c.state);
             }
-            ensure!(c.slot == c.wanted_slot(), "{cid:?} sits in {:?}, belongs in {:?}", c.slot, c.wanted_slot());
+            ensure!(
+                c.slot == c.wanted_slot(),
+                "{cid:?} sits in {:?}, belongs in {:?}",
+                c.slot,
+                c.wanted_slot()
+            );
             ensure!(c.in_lru == c.wants_lru(), "{cid:?} LRU membership is wrong");
             if self.shutdown.is_some() {
                 ensure!(
-                    !matches!(c.state, State::Connecting { .. } | State::Ready | State::Checking { .. }) || c.leases > 0,
+                    !matches!(
+                        c.state,
+                        State::Connecting { .. } | State::Ready | State::Checking { .. }
+                    ) || c.leases > 0,
                     "{cid:?} is {:?} and unleased after shutdown",
                     c.state
                 );
@@ -83,7 +105,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
         let mut totals = Stats::default();
         for (kid, k) in self.keys.iter() {
-            ensure!(self.index.get(&k.key) == Some(&kid), "{kid:?} is missing from the key index");
+            ensure!(
+                self.index.get(&k.key) == Some(&kid),
+                "{kid:?} is missing from the key index"
+            );
             let r = per_key.get(&kid.index()).copied().unwrap_or_default();
             let s = &k.stats;
             ensure!(
@@ -104,12 +129,27 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 s.open,
                 cfg.max_connections_per_key
             );
-            ensure!(s.connecting <= cfg.max_connecting_per_key, "{kid:?} has {} connecting", s.connecting);
+            ensure!(
+                s.connecting <= cfg.max_connecting_per_key,
+                "{kid:?} has {} connecting",
+                s.connecting
+            );
             self.check_lists(kid)?;
-            ensure!(s.waiting == k.waiters.len(), "{kid:?} counts {} waiters, queues {}", s.waiting, k.waiters.len());
-            ensure!(s.waiting <= cfg.max_waiters_per_key, "{kid:?} queue is over its bound");
+            ensure!(
+                s.waiting == k.waiters.len(),
+                "{kid:?} counts {} waiters, queues {}",
+                s.waiting,
+                k.waiters.len()
+            );
+            ensure!(
+                s.waiting <= cfg.max_waiters_per_key,
+                "{kid:?} queue is over its bound"
+            );
             if s.waiting > 0 {
-                ensure!(self.pick(kid).is_none(), "{kid:?} has waiters and free capacity");
+                ensure!(
+                    self.pick(kid).is_none(),
+                    "{kid:?} has waiters and free capacity"
+                );
                 ensure!(
                     !matches!(k.circuit, Circuit::Open { .. }),
                     "{kid:?} has waiters while its circuit is open"
@@ -128,21 +168,69 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         let t = &self.totals;
         ensure!(
-            (t.open, t.connecting, t.idle, t.busy, t.draining, t.leases, t.waiting)
-                == (totals.open, totals.connecting, totals.idle, totals.busy, totals.draining, totals.leases, totals.waiting),
+            (
+                t.open,
+                t.connecting,
+                t.idle,
+                t.busy,
+                t.draining,
+                t.leases,
+                t.waiting
+            ) == (
+                totals.open,
+                totals.connecting,
+                totals.idle,
+                totals.busy,
+                totals.draining,
+                totals.leases,
+                totals.waiting
+            ),
             "pool gauges {:?} differ from the sum over keys {:?}",
-            (t.open, t.connecting, t.idle, t.busy, t.draining, t.leases, t.waiting),
-            (totals.open, totals.connecting, totals.idle, totals.busy, totals.draining, totals.leases, totals.waiting)
+            (
+                t.open,
+                t.connecting,
+                t.idle,
+                t.busy,
+                t.draining,
+                t.leases,
+                t.waiting
+            ),
+            (
+                totals.open,
+                totals.connecting,
+                totals.idle,
+                totals.busy,
+                totals.draining,
+                totals.leases,
+                totals.waiting
+            )
         );
-        ensure!(t.open <= cfg.max_connections, "{} connections open over the limit {}", t.open, cfg.max_connections);
-        ensure!(self.index.len() == self.keys.len(), "key index and key table differ");
-        ensure!(self.lru.len() == self.conns.iter().filter(|(_, c)| c.in_lru).count() as u32, "LRU length is wrong");
+        ensure!(
+            t.open <= cfg.max_connections,
+            "{} connections open over the limit {}",
+            t.open,
+            cfg.max_connections
+        );
+        ensure!(
+            self.index.len() == self.keys.len(),
+            "key index and key table differ"
+        );
+        ensure!(
+            self.lru.len() == self.conns.iter().filter(|(_, c)| c.in_lru).count() as u32,
+            "LRU length is wrong"
+        );
         for (w, waiter) in self.waiters.iter() {
-            ensure!(self.keys.contains(waiter.key), "{w:?} waits on a forgotten key");
+            ensure!(
+                self.keys.contains(waiter.key),
+                "{w:?} waits on a forgotten key"
+            );
             let Some(timer) = waiter.timer else {
                 return Err(super::InvariantViolation(format!("{w:?} has no deadline")));
             };
-            ensure!(self.timers.deadline(timer).is_some(), "{w:?} deadline timer is gone");
+            ensure!(
+                self.timers.deadline(timer).is_some(),
+                "{w:?} deadline timer is gone"
+            );
         }
         if self.shutdown.is_some() {
             ensure!(self.waiters.len() == 0, "requests wait after shutdown");
@@ -153,8 +241,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     fn check_lists(&self, kid: KeyId) -> Result<(), super::InvariantViolation> {
         let k = self.keys.get(kid).expect("iterating live keys");
         let members = |list: &List, want: &dyn Fn(&Conn) -> bool, name: &str| {
-            let expected = self.conns.iter().filter(|(_, c)| c.key == kid && want(c)).count() as u32;
-            ensure!(list.len() == expected, "{kid:?} {name} list holds {}, expected {expected}", list.len());
+            let expected = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.key == kid && want(c))
+                .count() as u32;
+            ensure!(
+                list.len() == expected,
+                "{kid:?} {name} list holds {}, expected {expected}",
+                list.len()
+            );
             Ok(())
         };
         members(&k.idle, &|c| c.slot == Slot::Idle, "idle")?;
@@ -167,7 +263,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     fn check_key_timer(&self, kid: KeyId) -> Result<(), super::InvariantViolation> {
         let k = self.keys.get(kid).expect("iterating live keys");
         let mut due: Option<Instant> = None;
-        for (_, c) in self.conns.iter().filter(|(_, c)| c.key == kid && c.state != State::Closed) {
+        for (_, c) in self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.key == kid && c.state != State::Closed)
+        {
             if let Some(at) = self.conn_deadline(c) {
                 due = Some(due.map_or(at, |d| d.min(at)));
             }
@@ -178,7 +278,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 Circuit::Open { until } => Some(until),
                 _ => None,
             },
-            k.empty_since.map(|t| t.saturating_add(self.config.forget_key_after)),
+            k.empty_since
+                .map(|t| t.saturating_add(self.config.forget_key_after)),
         ];
         for at in key_level.into_iter().flatten() {
             due = Some(due.map_or(at, |d| d.min(at)));

@@ -1,0 +1,125 @@
+//! Connection limits: per key, in total, and connects in flight, all counting
+//! connecting, ready and draining connections; and how a key that meets the global
+//! limit still makes progress.
+
+mod support;
+use muxpool_core::{Acquire, CloseReason, Connected};
+use support::*;
+
+#[test]
+fn per_key_limit_caps_opens_and_queues_the_rest() {
+    let mut c = quiet();
+    c.max_connections_per_key = 2;
+    let mut d = Driver::new(c);
+    let first = d.first_lease("k", Connected::http1());
+    let _w1 = d.queued("k");
+    let _w2 = d.queued("k");
+    let _w3 = d.queued("k");
+    assert_eq!(d.opens(1).len(), 1, "one more, up to the limit of 2");
+    assert_eq!(d.pool.key_stats(&"k").unwrap().open, 2);
+    d.release(first);
+    assert_eq!(grants(&d.actions()).len(), 1);
+}
+
+#[test]
+fn connects_in_flight_are_capped_per_key() {
+    let mut c = quiet();
+    c.max_connecting_per_key = 2;
+    let mut d = Driver::new(c);
+    let first = d.first_lease("k", Connected::http1());
+    for _ in 0..5 {
+        d.queued("k");
+    }
+    let conns = d.opens(2);
+    d.connected(conns[0], Connected::http1());
+    // One connect finished: one waiter served, one more connect started.
+    let actions = d.actions();
+    assert_eq!(grants(&actions).len(), 1);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, muxpool_core::Action::Open { .. }))
+            .count(),
+        1
+    );
+    d.release(first);
+}
+
+#[test]
+fn global_limit_evicts_the_least_recently_used_idle_connection_of_another_key() {
+    let mut c = quiet();
+    c.max_connections = 2;
+    c.max_connections_per_key = 2;
+    let mut d = Driver::new(c);
+    let a = d.first_lease("a", Connected::http1());
+    let b = d.first_lease("b", Connected::http1());
+    d.release(a);
+    d.advance(millis(1));
+    d.release(b);
+    // "c" needs a connection; "a" went idle first, so it is evicted.
+    let w = d.queued("c");
+    let actions = d.actions();
+    assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
+    let open = actions.iter().find_map(|x| match x {
+        muxpool_core::Action::Open { conn } => Some(*conn),
+        _ => None,
+    });
+    d.connected(open.expect("opened after eviction"), Connected::http1());
+    let _ = grant_of(&d.actions(), w);
+    assert_eq!(d.pool.stats().open, 2);
+}
+
+#[test]
+fn a_key_blocked_on_the_global_limit_opens_as_soon_as_any_connection_closes() {
+    let mut c = quiet();
+    c.max_connections = 1;
+    c.max_connections_per_key = 1;
+    let mut d = Driver::new(c);
+    let a = d.first_lease("a", Connected::http1());
+    let w = d.queued("b");
+    assert!(d.actions().is_empty(), "nothing idle to evict: b waits");
+    // The unrelated connection closes: b opens at once.
+    d.release_closing(a);
+    let actions = d.actions();
+    assert_eq!(closes(&actions), [(a.conn(), CloseReason::NotReusable)]);
+    let conn = actions
+        .iter()
+        .find_map(|x| match x {
+            muxpool_core::Action::Open { conn } => Some(*conn),
+            _ => None,
+        })
+        .expect("b opens");
+    d.connected(conn, Connected::http1());
+    let _ = grant_of(&d.actions(), w);
+}
+
+#[test]
+fn draining_connections_count_against_the_limits() {
+    let mut c = quiet();
+    c.max_connections_per_key = 1;
+    let mut d = Driver::new(c);
+    let lease = d.first_lease("k", Connected::http1());
+    d.pool.going_away(lease.conn(), d.now).unwrap();
+    d.check();
+    let w = d.queued("k");
+    assert!(
+        d.actions().is_empty(),
+        "the draining connection holds the only slot"
+    );
+    d.release(lease);
+    let actions = d.actions();
+    assert_eq!(
+        closes(&actions),
+        [(lease.conn(), CloseReason::PeerGoingAway)]
+    );
+    let conn = actions
+        .iter()
+        .find_map(|x| match x {
+            muxpool_core::Action::Open { conn } => Some(*conn),
+            _ => None,
+        })
+        .expect("a replacement opens");
+    d.connected(conn, Connected::http1());
+    let _ = grant_of(&d.actions(), w);
+    assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))));
+}
