@@ -53,7 +53,7 @@ pub enum Action {
 }
 
 /// Why a request for capacity was refused, at once or after waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum RejectReason {
     /// Its deadline passed.
@@ -115,7 +115,7 @@ impl fmt::Display for RejectReason {
 impl std::error::Error for RejectReason {}
 
 /// Why the core closed a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum CloseReason {
     /// Idle past the idle timeout.

@@ -172,6 +172,11 @@ impl Conn {
         }
     }
 
+    /// Up, not draining, with capacity: it can serve the key now or soon.
+    fn usable(&self) -> bool {
+        matches!(self.state, State::Ready | State::Checking { .. }) && self.capacity > 0
+    }
+
     fn wants_lru(&self) -> bool {
         self.state == State::Ready && self.leases == 0
     }
@@ -251,6 +256,8 @@ struct KeyState<K> {
     circuit: Circuit,
     timer: Option<TimerId>,
     empty_since: Option<Instant>,
+    /// Connections that are up, not draining, and have capacity (some may be in use).
+    usable: u32,
     dirty: bool,
     blocked: bool,
 }
@@ -270,6 +277,7 @@ impl<K> KeyState<K> {
             circuit: Circuit::Closed,
             timer: None,
             empty_since: None,
+            usable: 0,
             dirty: false,
             blocked: false,
         }
@@ -358,8 +366,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Asks for capacity on `key`: a lease now if some is free, otherwise a place in
     /// the key's queue (answered later by [`Action::Grant`] or [`Action::Reject`]).
     ///
-    /// Refused at once, with the reason, when the pool is shutting down, the key's
-    /// circuit is open, its queue is full, or the deadline has already passed.
+    /// Free capacity is granted whenever nobody is queued ahead on the key, even
+    /// while its circuit is open (the circuit is about new connections). Otherwise
+    /// the request is refused at once, with the reason, when the pool is shutting
+    /// down, the key's circuit is open or half-open, its queue is full, or its
+    /// deadline has already passed.
     pub fn acquire(
         &mut self,
         key: &K,
@@ -475,16 +486,21 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             if conn.leases == 0 {
                 let reason = conn.drain_reason;
                 self.close(cid, reason);
-                self.settle();
             }
+            // Its key lost capacity: it may need another connection.
+            self.mark_dirty(kid);
+            self.settle();
             return Ok(());
         }
-        if conn.leases == 0 {
+        let went_idle = conn.leases == 0;
+        if went_idle {
             self.arm_for_conn(cid);
         }
-        // Hot path: hand the freed capacity straight to the head waiter, if any.
+        // Hot path: hand the freed capacity straight to the head waiter, if any;
+        // a connection gone idle may also be evicted for a key blocked at the
+        // global limit.
         let k = self.keys.get(kid).expect("a connection's key lives");
-        if !k.waiters.is_empty() {
+        if !k.waiters.is_empty() || (went_idle && !self.blocked.is_empty()) {
             self.mark_dirty(kid);
             self.settle();
         }
@@ -499,10 +515,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         info: Connected,
     ) -> Result<(), EventError> {
         let now = self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         if !matches!(c.state, State::Connecting { .. }) {
             return Err(EventError::WrongState);
         }
@@ -546,10 +559,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// rejects the oldest waiter of the key if it was waiting on this connect.
     pub fn connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         if !matches!(c.state, State::Connecting { .. }) {
             return Err(EventError::WrongState);
         }
@@ -568,10 +578,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         max_streams: u32,
     ) -> Result<(), EventError> {
         self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         if !c.multiplexed || matches!(c.state, State::Connecting { .. } | State::Closed) {
             return Err(EventError::WrongState);
         }
@@ -593,10 +600,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// no new lease; closed when the last one is back.
     pub fn going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         match c.state {
             State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
             State::Draining => return Ok(()),
@@ -612,12 +616,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// connecting counts as a failed connect.
     pub fn transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         match c.state {
-            State::Closed => return Err(EventError::Stale(HandleKind::Connection)),
             State::Connecting { .. } => self.fail_connect(conn, None),
             _ => {
                 let kid = c.key;
@@ -633,10 +633,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// answered: the connection is alive and may be leased again.
     pub fn health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         let now = self.tick(now);
-        let c = self
-            .conns
-            .get(conn)
-            .ok_or(EventError::Stale(HandleKind::Connection))?;
+        let c = self.live(conn)?;
         if !matches!(c.state, State::Checking { .. }) {
             return Err(EventError::WrongState);
         }
@@ -775,6 +772,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     // ------------------------------------------------------------- decisions
 
+    /// A connection events may name: known, and not closed. A connection the core
+    /// closed while leases were out lingers for their release only.
+    fn live(&self, conn: ConnId) -> Result<&Conn, EventError> {
+        match self.conns.get(conn) {
+            Some(c) if c.state != State::Closed => Ok(c),
+            _ => Err(EventError::Stale(HandleKind::Connection)),
+        }
+    }
+
     /// Time only moves forward: an earlier `now` is read as the latest seen.
     fn tick(&mut self, now: Instant) -> Instant {
         if now > self.now {
@@ -798,26 +804,36 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
     }
 
-    /// Drives dirty keys, then keys blocked on the global limit while there is room.
+    /// Drives dirty keys, then keys blocked on the global limit while there is
+    /// room or an idle connection to evict.
     fn settle(&mut self) {
         loop {
-            if let Some(kid) = self.dirty.pop_front() {
+            while let Some(kid) = self.dirty.pop_front() {
                 if let Some(k) = self.keys.get_mut(kid) {
                     k.dirty = false;
                     self.drive(kid);
                 }
-                continue;
             }
-            if self.totals.open < self.config.max_connections {
-                if let Some(kid) = self.blocked.pop_front() {
-                    if let Some(k) = self.keys.get_mut(kid) {
-                        k.blocked = false;
-                        self.drive(kid);
-                    }
-                    continue;
+            let room = self.totals.open < self.config.max_connections;
+            if self.blocked.is_empty() || !(room || !self.lru.is_empty()) {
+                return;
+            }
+            // One pass over the keys blocked now, in the order they blocked. A key
+            // that still cannot open goes to the back; a pass that opens nothing
+            // ends the loop, so this always terminates.
+            let connects = self.totals.connects;
+            for _ in 0..self.blocked.len() {
+                let Some(kid) = self.blocked.pop_front() else {
+                    break;
+                };
+                if let Some(k) = self.keys.get_mut(kid) {
+                    k.blocked = false;
+                    self.drive(kid);
                 }
             }
-            break;
+            if self.totals.connects == connects && self.dirty.is_empty() {
+                return;
+            }
         }
     }
 
@@ -891,12 +907,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         let waiting = k.waiters.len();
         let connecting = k.stats.connecting;
-        let ready = k.stats.idle + k.stats.busy;
+
         let for_demand = match k.learned {
             Learned::Unknown => waiting.min(1),
             Learned::Exclusive => waiting,
             Learned::Multiplexed { .. }
-                if self.config.saturation == Saturation::Queue && ready > 0 =>
+                if self.config.saturation == Saturation::Queue && k.usable > 0 =>
             {
                 0
             }
@@ -925,13 +941,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 return;
             }
             if self.totals.open >= self.config.max_connections {
-                let has_waiters = !k.waiters.is_empty();
-                if has_waiters && self.evict_for(kid) {
+                // Waiting requests may take an idle connection from another key;
+                // a probe or pre-warming waits for room instead.
+                if !k.waiters.is_empty() && self.evict_for(kid) {
                     continue;
                 }
-                if has_waiters {
-                    self.block(kid);
-                }
+                self.block(kid);
                 return;
             }
             self.open(kid);
@@ -1153,14 +1168,23 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return;
         };
         let before = c.class();
+        let usable_before = c.usable();
         f(c);
         let after = c.class();
+        let usable_after = c.usable();
         let (slot_before, slot_after) = (c.slot, c.wanted_slot());
         let (lru_before, lru_after) = (c.in_lru, c.wants_lru());
         c.slot = slot_after;
         c.in_lru = lru_after;
         let kid = c.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        if usable_before != usable_after {
+            if usable_after {
+                k.usable += 1;
+            } else {
+                k.usable -= 1;
+            }
+        }
         if before != after {
             for (class, up) in [(before, false), (after, true)] {
                 let Some(class) = class else { continue };

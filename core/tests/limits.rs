@@ -123,3 +123,54 @@ fn draining_connections_count_against_the_limits() {
     let _ = grant_of(&d.actions(), w);
     assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))));
 }
+
+#[test]
+fn a_connection_going_idle_anywhere_serves_a_key_blocked_on_the_global_limit() {
+    let mut c = quiet();
+    c.max_connections = 1;
+    c.max_connections_per_key = 1;
+    let mut d = Driver::new(c);
+    let a = d.first_lease("a", Connected::http1());
+    let w = d.queued("b");
+    assert!(d.actions().is_empty());
+    // "a" goes idle: it is evicted at once for "b", which is waiting.
+    d.release(a);
+    let actions = d.actions();
+    assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
+    let conn = actions
+        .iter()
+        .find_map(|x| match x {
+            muxpool_core::Action::Open { conn } => Some(*conn),
+            _ => None,
+        })
+        .expect("b opens");
+    d.connected(conn, Connected::http1());
+    let _ = grant_of(&d.actions(), w);
+}
+
+#[test]
+fn pre_warming_blocked_on_the_global_limit_resumes_when_room_frees() {
+    let mut c = quiet();
+    c.max_connections = 1;
+    c.max_connections_per_key = 1;
+    c.min_idle_per_key = 1;
+    let mut d = Driver::new(c);
+    let a = d.first_lease("a", Connected::http1());
+    // "b" wants one idle connection but there is no room, and pre-warming
+    // never evicts.
+    let w = d.queued("b");
+    d.pool.cancel(w, d.now).unwrap();
+    d.check();
+    assert!(d.actions().is_empty());
+    d.release_closing(a);
+    let actions = d.actions();
+    assert_eq!(closes(&actions), [(a.conn(), CloseReason::NotReusable)]);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|x| matches!(x, muxpool_core::Action::Open { .. }))
+            .count(),
+        1,
+        "the room goes to a pre-warm connection: {actions:?}"
+    );
+}

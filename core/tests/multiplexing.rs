@@ -117,3 +117,35 @@ fn peer_limits_apply_only_to_multiplexed_connections() {
     d.pool.peer_max_streams(conn, d.now, 1).unwrap();
     assert_eq!(grant_of(&d.actions(), w).conn(), conn);
 }
+
+#[test]
+fn queue_saturation_opens_when_no_connection_can_take_streams() {
+    let mut c = quiet();
+    c.saturation = Saturation::Queue;
+    c.max_connections_per_key = 2;
+    let mut d = Driver::new(c);
+    let w = d.queued("k");
+    let first = d.opens(1)[0];
+    d.connected(first, Connected::http2(0));
+    let second = d.opens(1)[0];
+    d.connected(second, Connected::http2(4));
+    assert_eq!(grant_of(&d.actions(), w).conn(), second);
+}
+
+#[test]
+fn queue_saturation_replaces_a_connection_that_starts_draining() {
+    let mut c = quiet();
+    c.saturation = Saturation::Queue;
+    c.max_connections_per_key = 2;
+    let mut d = Driver::new(c);
+    let a = d.first_lease("k", Connected::http2(2));
+    let b = d.ready("k");
+    let w = d.queued("k");
+    assert!(d.actions().is_empty());
+    // The connection cannot be reused: the waiter needs a new one.
+    d.release_closing(a);
+    let fresh = d.opens(1)[0];
+    d.connected(fresh, Connected::http2(2));
+    assert_eq!(grant_of(&d.actions(), w).conn(), fresh);
+    d.release(b);
+}

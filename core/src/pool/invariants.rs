@@ -24,6 +24,7 @@ macro_rules! ensure {
 
 #[derive(Default, Clone, Copy)]
 struct Recount {
+    usable: u32,
     connecting: u32,
     idle: u32,
     busy: u32,
@@ -61,6 +62,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             let r = per_key.entry(c.key.index()).or_default();
             r.leases += c.leases;
+            r.usable += u32::from(c.usable());
             match c.class() {
                 Some(Class::Connecting) => r.connecting += 1,
                 Some(Class::Idle) => r.idle += 1,
@@ -134,6 +136,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 "{kid:?} has {} connecting",
                 s.connecting
             );
+            ensure!(
+                k.usable == r.usable,
+                "{kid:?} counts {} usable connections, state has {}",
+                k.usable,
+                r.usable
+            );
             self.check_lists(kid)?;
             ensure!(
                 s.waiting == k.waiters.len(),
@@ -155,9 +163,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     "{kid:?} has waiters while its circuit is open"
                 );
                 let wanted = self.wanted_opens(kid);
+                let evictable = self.conns.iter().any(|(_, c)| c.in_lru && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
-                    || (self.totals.open >= cfg.max_connections && k.blocked);
+                    || (self.totals.open >= cfg.max_connections && k.blocked && !evictable);
                 ensure!(
                     wanted == 0 || limited,
                     "{kid:?} has waiters and wants {wanted} connections it is not opening"
