@@ -19,10 +19,9 @@
 //! returned) skips all of that: it moves one connection between two intrusive lists
 //! and adjusts counters, with no allocation and no timer work.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::time::Duration;
 
 use crate::action::{Action, CloseReason, RejectReason};
@@ -84,20 +83,11 @@ impl fmt::Display for InvariantViolation {
 
 impl std::error::Error for InvariantViolation {}
 
-/// Builds the key hasher: SipHash seeded from the configuration, so lookups are
-/// resistant to chosen keys yet reproducible (no OS randomness is read). Lookup is
-/// all the map is used for: no decision iterates it.
-#[derive(Debug, Clone)]
-struct SeededState(u64);
-
-impl BuildHasher for SeededState {
-    type Hasher = DefaultHasher;
-    fn build_hasher(&self) -> DefaultHasher {
-        let mut h = DefaultHasher::new();
-        h.write_u64(self.0);
-        h
-    }
-}
+/// The key hasher: foldhash's quality variant, seeded from the configuration, so
+/// lookups are fast (the hash is a large share of the hot path), spread keys well,
+/// and are reproducible (no OS randomness is read). Lookup is all the map is used
+/// for: no decision iterates it.
+type SeededState = foldhash::quality::FixedState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -163,7 +153,7 @@ impl Conn {
     }
 
     fn wanted_slot(&self) -> Slot {
-        if self.state != State::Ready || self.leases >= self.capacity {
+        if !matches!(self.state, State::Ready) || self.leases >= self.capacity {
             Slot::None
         } else if self.leases == 0 {
             Slot::Idle
@@ -178,7 +168,7 @@ impl Conn {
     }
 
     fn wants_lru(&self) -> bool {
-        self.state == State::Ready && self.leases == 0
+        matches!(self.state, State::Ready) && self.leases == 0
     }
 
     fn info(&self) -> ConnInfo {
@@ -254,7 +244,8 @@ struct KeyState<K> {
     failures: u32,
     backoff_until: Option<Instant>,
     circuit: Circuit,
-    timer: Option<TimerId>,
+    /// The key's timer and the instant it is armed for.
+    timer: Option<(TimerId, Instant)>,
     empty_since: Option<Instant>,
     /// Connections that are up, not draining, and have capacity (some may be in use).
     usable: u32,
@@ -338,7 +329,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         config.validate()?;
         let conns = (config.max_connections as usize).min(1024);
         Ok(Pool {
-            index: HashMap::with_hasher(SeededState(config.seed ^ 0x6b65_7973)),
+            index: HashMap::with_hasher(SeededState::with_seed(config.seed ^ 0x6b65_7973)),
             keys: Arena::new(),
             conns: Arena::with_capacity(conns),
             waiters: Arena::new(),
@@ -456,33 +447,37 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             _ => return Err(EventError::Stale(HandleKind::Lease)),
         };
         self.leases.remove(lease.id());
-        let conn = self.conns.get(cid).expect("a lease's connection lives");
-        let (kid, closed) = (conn.key, conn.state == State::Closed);
-        self.count(kid, |s| s.leases -= 1);
-        if closed {
-            let conn = self.conns.get_mut(cid).expect("checked above");
+        let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
+        let kid = conn.key;
+        if matches!(conn.state, State::Closed) {
             conn.leases -= 1;
-            if conn.leases == 0 {
+            let gone = conn.leases == 0;
+            self.count(kid, |s| s.leases -= 1);
+            if gone {
                 self.conns.remove(cid);
                 self.mark_dirty(kid);
                 self.settle();
             }
             return Ok(());
         }
-        self.update(cid, |c| {
-            c.leases -= 1;
-            c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
-            if how == Release::Close && c.state != State::Draining {
-                c.state = State::Draining;
-                c.drain_reason = CloseReason::NotReusable;
-            }
-            if c.leases == 0 {
-                c.idle_since = now;
-                c.seen_at = now;
-            }
-        });
+        self.update_counting(
+            cid,
+            |c| {
+                c.leases -= 1;
+                c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
+                if how == Release::Close && !matches!(c.state, State::Draining) {
+                    c.state = State::Draining;
+                    c.drain_reason = CloseReason::NotReusable;
+                }
+                if c.leases == 0 {
+                    c.idle_since = now;
+                    c.seen_at = now;
+                }
+            },
+            |s, _| s.leases -= 1,
+        );
         let conn = self.conns.get(cid).expect("still open");
-        if conn.state == State::Draining {
+        if matches!(conn.state, State::Draining) {
             if conn.leases == 0 {
                 let reason = conn.drain_reason;
                 self.close(cid, reason);
@@ -493,14 +488,21 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return Ok(());
         }
         let went_idle = conn.leases == 0;
-        if went_idle {
-            self.arm_for_conn(cid);
-        }
-        // Hot path: hand the freed capacity straight to the head waiter, if any;
-        // a connection gone idle may also be evicted for a key blocked at the
-        // global limit.
+        let due = if went_idle {
+            self.conn_deadline(conn)
+        } else {
+            None
+        };
+        // Hot path: the key's timer usually fires early enough already; hand the
+        // freed capacity straight to the head waiter, if any; a connection gone
+        // idle may also be evicted for a key blocked at the global limit.
         let k = self.keys.get(kid).expect("a connection's key lives");
-        if !k.waiters.is_empty() || (went_idle && !self.blocked.is_empty()) {
+        let needs_timer = due.is_some_and(|at| k.timer.is_none_or(|(_, armed)| armed > at));
+        let needs_settle = !k.waiters.is_empty() || (went_idle && !self.blocked.is_empty());
+        if let (true, Some(at)) = (needs_timer, due) {
+            self.arm(kid, at);
+        }
+        if needs_settle {
             self.mark_dirty(kid);
             self.settle();
         }
@@ -776,7 +778,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// closed while leases were out lingers for their release only.
     fn live(&self, conn: ConnId) -> Result<&Conn, EventError> {
         match self.conns.get(conn) {
-            Some(c) if c.state != State::Closed => Ok(c),
+            Some(c) if !matches!(c.state, State::Closed) => Ok(c),
             _ => Err(EventError::Stale(HandleKind::Connection)),
         }
     }
@@ -815,7 +817,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
             }
             let room = self.totals.open < self.config.max_connections;
-            if self.blocked.is_empty() || !(room || !self.lru.is_empty()) {
+            if self.blocked.is_empty() || (!room && self.lru.is_empty()) {
                 return;
             }
             // One pass over the keys blocked now, in the order they blocked. A key
@@ -868,24 +870,24 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn grant(&mut self, cid: ConnId) -> Lease {
-        let kid = self.conns.get(cid).expect("picked connections live").key;
         let lease = Lease::new(self.leases.insert(cid), cid);
         let max_requests = self.config.max_requests_per_connection;
-        let mut reused = false;
-        self.update(cid, |c| {
-            reused = c.requests > 0;
-            c.leases += 1;
-            c.requests += 1;
-            if max_requests.is_some_and(|max| c.requests >= max) {
-                c.state = State::Draining;
-                c.drain_reason = CloseReason::RequestLimit;
-            }
-        });
-        self.count(kid, |s| {
-            s.grants += 1;
-            s.reused_grants += u64::from(reused);
-            s.leases += 1;
-        });
+        self.update_counting(
+            cid,
+            |c| {
+                c.leases += 1;
+                c.requests += 1;
+                if max_requests.is_some_and(|max| c.requests >= max) {
+                    c.state = State::Draining;
+                    c.drain_reason = CloseReason::RequestLimit;
+                }
+            },
+            |s, c| {
+                s.grants += 1;
+                s.reused_grants += u64::from(c.requests > 1);
+                s.leases += 1;
+            },
+        );
         lease
     }
 
@@ -1164,6 +1166,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Applies `f` to a connection, then brings its counts and list memberships in
     /// line with its new state. Every change of a connection goes through here.
     fn update(&mut self, cid: ConnId, f: impl FnOnce(&mut Conn)) {
+        self.update_counting(cid, f, |_, _| {});
+    }
+
+    /// [`Pool::update`], also applying `g` to the counters of the connection's key
+    /// and of the totals (given the changed connection), in the same visit.
+    fn update_counting(
+        &mut self,
+        cid: ConnId,
+        f: impl FnOnce(&mut Conn),
+        g: impl Fn(&mut Stats, &Conn),
+    ) {
         let Some(c) = self.conns.get_mut(cid) else {
             return;
         };
@@ -1178,6 +1191,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         c.in_lru = lru_after;
         let kid = c.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        g(&mut k.stats, c);
+        g(&mut self.totals, c);
         if usable_before != usable_after {
             if usable_after {
                 k.usable += 1;
@@ -1186,17 +1201,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
         }
         if before != after {
-            for (class, up) in [(before, false), (after, true)] {
-                let Some(class) = class else { continue };
-                let g = k.gauge(class);
-                let t = gauge(&mut self.totals, class);
-                if up {
-                    *g += 1;
-                    *t += 1;
-                } else {
-                    *g -= 1;
-                    *t -= 1;
-                }
+            if let Some(class) = before {
+                *k.gauge(class) -= 1;
+                *gauge(&mut self.totals, class) -= 1;
+            }
+            if let Some(class) = after {
+                *k.gauge(class) += 1;
+                *gauge(&mut self.totals, class) += 1;
             }
             if before.is_some() != after.is_some() {
                 let delta = |v: &mut u32| {
@@ -1279,12 +1290,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return;
         };
         match k.timer {
-            Some(timer) => {
-                if self.timers.deadline(timer).is_some_and(|armed| armed > at) {
+            Some((timer, armed)) => {
+                if armed > at {
                     self.timers.reschedule(timer, at);
+                    k.timer = Some((timer, at));
                 }
             }
-            None => k.timer = Some(self.timers.insert(at, Target::Key(kid))),
+            None => k.timer = Some((self.timers.insert(at, Target::Key(kid)), at)),
         }
     }
 
@@ -1363,7 +1375,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.drain(cid, CloseReason::Expired);
             return;
         }
-        if c.state != State::Ready || c.leases != 0 {
+        if !matches!(c.state, State::Ready) || c.leases != 0 {
             return;
         }
         let kid = c.key;
@@ -1416,7 +1428,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     fn forget_key(&mut self, kid: KeyId) {
         if let Some(k) = self.keys.remove(kid) {
-            if let Some(timer) = k.timer {
+            if let Some((timer, _)) = k.timer {
                 self.timers.remove(timer);
             }
             self.index.remove(&k.key);

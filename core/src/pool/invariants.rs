@@ -264,7 +264,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         };
         members(&k.idle, &|c| c.slot == Slot::Idle, "idle")?;
         members(&k.partial, &|c| c.slot == Slot::Partial, "partial")?;
-        members(&k.all, &|c| c.state != State::Closed, "all")?;
+        members(&k.all, &|c| !matches!(c.state, State::Closed), "all")?;
         Ok(())
     }
 
@@ -275,7 +275,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         for (_, c) in self
             .conns
             .iter()
-            .filter(|(_, c)| c.key == kid && c.state != State::Closed)
+            .filter(|(_, c)| c.key == kid && !matches!(c.state, State::Closed))
         {
             if let Some(at) = self.conn_deadline(c) {
                 due = Some(due.map_or(at, |d| d.min(at)));
@@ -294,7 +294,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             due = Some(due.map_or(at, |d| d.min(at)));
         }
         if let Some(due) = due {
-            let armed = k.timer.and_then(|t| self.timers.deadline(t));
+            let armed = k.timer.and_then(|(t, at)| {
+                let heap = self.timers.deadline(t);
+                debug_assert_eq!(heap, Some(at), "{kid:?} caches a deadline its timer lacks");
+                heap.filter(|h| *h == at)
+            });
             ensure!(
                 armed.is_some_and(|armed| armed <= due),
                 "{kid:?} has something due at {due:?} but its timer is {armed:?}"

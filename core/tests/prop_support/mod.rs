@@ -645,7 +645,7 @@ impl Model {
     fn open_count(&self, key: Option<Key>) -> u32 {
         self.conns
             .values()
-            .filter(|c| c.is_open() && key.map_or(true, |k| c.key == k))
+            .filter(|c| c.is_open() && key.is_none_or(|k| c.key == k))
             .count() as u32
     }
 
@@ -665,7 +665,7 @@ impl Model {
 
     fn key_is_empty(&self, key: Key) -> bool {
         self.conns_of(key).next().is_none()
-            && self.keys.get(&key).map_or(true, |k| k.waiters.is_empty())
+            && self.keys.get(&key).is_none_or(|k| k.waiters.is_empty())
     }
 
     fn expiry_window(&self, c: &MConn) -> Option<(Instant, Instant)> {
@@ -732,12 +732,12 @@ impl Model {
         );
         ensure!(
             cfg.max_requests_per_connection
-                .map_or(true, |m| c.requests < m),
+                .is_none_or(|m| c.requests < m),
             "lease {lease:?} granted on a connection that already served {} requests",
             c.requests
         );
         ensure!(
-            expiry.map_or(true, |(_, latest)| now < latest),
+            expiry.is_none_or(|(_, latest)| now < latest),
             "lease {lease:?} granted on a connection past its maximum lifetime"
         );
         ensure!(
@@ -1789,12 +1789,12 @@ impl Model {
             if matches!(c.state, MState::Ready | MState::Checking) {
                 ensure!(
                     self.expiry_window(c)
-                        .map_or(true, |(_, latest)| now < latest),
+                        .is_none_or(|(_, latest)| now < latest),
                     "{cid:?} is past its maximum lifetime and still takes leases"
                 );
                 ensure!(
                     cfg.max_requests_per_connection
-                        .map_or(true, |m| c.requests < m),
+                        .is_none_or(|m| c.requests < m),
                     "{cid:?} served {} requests and still takes leases",
                     c.requests
                 );
@@ -1905,7 +1905,7 @@ impl Model {
             // Pre-warming: a key below its idle target opens toward it when it can.
             let target = cfg.min_idle_per_key;
             if target > 0 && k.exists && k.circuit == MCircuit::Closed && self.shutdown.is_none() {
-                let backoff_over = k.backoff.map_or(true, |(_, latest)| now >= latest);
+                let backoff_over = k.backoff.is_none_or(|(_, latest)| now >= latest);
                 let learning = k.learned.is_none() && connecting > 0;
                 let room = open < cfg.max_connections_per_key
                     && connecting < cfg.max_connecting_per_key
@@ -1930,7 +1930,7 @@ impl Model {
                 "key {key} has waiters while its circuit is not closed"
             );
             if let Some(room) = self.room_to_open(key) {
-                let backoff_over = k.backoff.map_or(true, |(_, latest)| now >= latest);
+                let backoff_over = k.backoff.is_none_or(|(_, latest)| now >= latest);
                 ensure!(
                     !backoff_over,
                     "key {key} has {} waiters, nothing connecting, and room to open ({room})",
@@ -1946,7 +1946,7 @@ impl Model {
         let cfg = &self.cfg;
         let mut due: Option<(Instant, String)> = None;
         let mut at = |t: Instant, what: String| {
-            if due.as_ref().map_or(true, |(d, _)| t < *d) {
+            if due.as_ref().is_none_or(|(d, _)| t < *d) {
                 due = Some((t, what));
             }
         };
