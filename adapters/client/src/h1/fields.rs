@@ -1,0 +1,305 @@
+//! Field syntax shared by the request encoder, the response parser and the body
+//! decoder: byte classes, list splitting, the framing fields and the search for
+//! the empty line that ends a header section.
+//!
+//! The framing fields are parsed by hand rather than trusted from `http`'s typed
+//! headers because their edge cases are where smuggling lives: a list of equal
+//! `Content-Length` values is one length, a list of different ones is an attack,
+//! and `chunked` counts only as the final transfer coding.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{GetAll, HeaderName, HeaderValue};
+use http::HeaderMap;
+
+use super::Error;
+
+/// Header sections of up to this many fields are parsed into a stack array.
+pub(crate) const STACK_HEADERS: usize = 100;
+
+/// `tchar` of RFC 9110 section 5.6.2: the bytes of a field name or a method.
+pub(crate) fn is_token(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
+        | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+}
+
+/// A non-empty token.
+pub(crate) fn is_token_str(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token(b))
+}
+
+/// A field value a recipient reads as one value of one field: visible ASCII,
+/// space, tab and obs-text, but no CR, LF, NUL or other control byte, which
+/// would end the field early or be read differently by different parsers.
+pub(crate) fn is_field_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+/// `s` without optional white space (SP, HTAB) at either end.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// The non-empty elements of a comma-separated list value, trimmed.
+pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|item| !item.is_empty())
+}
+
+/// Whether any of the list values holds `token` (ASCII case-insensitively).
+pub(crate) fn has_token(values: GetAll<'_, HeaderValue>, token: &str) -> bool {
+    values
+        .into_iter()
+        .any(|v| list_items(v.as_bytes()).any(|item| item.eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// `1*DIGIT` as a `u64`, or `None` if empty, not all digits, or too large.
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let digit = match b {
+            b'0'..=b'9' => u64::from(b - b'0'),
+            _ => return None,
+        };
+        n.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+/// The value of the `Content-Length` fields, `None` if there are none.
+///
+/// Several fields, or one holding a list, are accepted only when every element
+/// is the same number (RFC 9110 section 8.6). Anything else is an error: a
+/// sign, an empty value or list element, a number past `u64::MAX`. Empty list
+/// elements are refused too, although list syntax allows them, because a length
+/// is the one field where reading it differently from a peer is an attack.
+pub(crate) fn content_length(values: GetAll<'_, HeaderValue>) -> Result<Option<u64>, Error> {
+    let mut length = None;
+    for value in values {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(trim_ows(item)).ok_or(Error::InvalidContentLength)?;
+            match length {
+                Some(seen) if seen != n => return Err(Error::InvalidContentLength),
+                _ => length = Some(n),
+            }
+        }
+    }
+    Ok(length)
+}
+
+/// What the `Transfer-Encoding` fields say about framing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TransferCoding {
+    /// The final coding is `chunked` (and it appears nowhere else).
+    Chunked,
+    /// There are codings, and `chunked` is not the final one.
+    NotChunked,
+}
+
+/// The framing meaning of the `Transfer-Encoding` fields, `None` if there are
+/// none. Every coding must be a token (parameters after `;` are allowed);
+/// `chunked` twice, or a field with no coding at all, is an error.
+pub(crate) fn transfer_coding(
+    values: GetAll<'_, HeaderValue>,
+) -> Result<Option<TransferCoding>, Error> {
+    let mut any_field = false;
+    let mut last_chunked = None;
+    let mut chunked_seen = false;
+    for value in values {
+        any_field = true;
+        for item in list_items(value.as_bytes()) {
+            let name = trim_ows(item.split(|&b| b == b';').next().unwrap_or(item));
+            if !is_token_str(name) {
+                return Err(Error::InvalidHead("malformed Transfer-Encoding"));
+            }
+            let chunked = name.eq_ignore_ascii_case(b"chunked");
+            if chunked && chunked_seen {
+                return Err(Error::InvalidHead("chunked applied more than once"));
+            }
+            chunked_seen |= chunked;
+            last_chunked = Some(chunked);
+        }
+    }
+    match (any_field, last_chunked) {
+        (false, _) => Ok(None),
+        (true, None) => Err(Error::InvalidHead("empty Transfer-Encoding")),
+        (true, Some(true)) => Ok(Some(TransferCoding::Chunked)),
+        (true, Some(false)) => Ok(Some(TransferCoding::NotChunked)),
+    }
+}
+
+/// The index just past the first empty line in `buf` whose terminating LF is at
+/// or after `from`: the end of a header section. Both CRLF and bare LF line
+/// endings count, as `httparse` accepts both.
+pub(crate) fn find_empty_line(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(offset) = buf.get(at..)?.iter().position(|&b| b == b'\n') {
+        let lf = at.checked_add(offset)?;
+        match buf.get(lf.checked_add(1)?..) {
+            Some([b'\n', ..]) => return lf.checked_add(2),
+            Some([b'\r', b'\n', ..]) => return lf.checked_add(3),
+            _ => at = lf.checked_add(1)?,
+        }
+    }
+    None
+}
+
+/// The parsed fields of `section` as a map whose values share `section`'s memory.
+pub(crate) fn header_map(
+    section: &Bytes,
+    fields: &[httparse::Header<'_>],
+) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Error::InvalidHead("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(section.slice_ref(field.value))
+            .map_err(|_| Error::InvalidHead("invalid header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// The codec error for an `httparse` error.
+pub(crate) fn from_httparse(error: httparse::Error) -> Error {
+    match error {
+        httparse::Error::TooManyHeaders => Error::TooManyHeaders,
+        httparse::Error::HeaderName => Error::InvalidHead("invalid header name"),
+        httparse::Error::HeaderValue => Error::InvalidHead("invalid header value"),
+        httparse::Error::NewLine => Error::InvalidHead("invalid line ending"),
+        httparse::Error::Status => Error::InvalidHead("invalid status code"),
+        httparse::Error::Token => Error::InvalidHead("invalid token"),
+        httparse::Error::Version => Error::InvalidHead("invalid HTTP version"),
+    }
+}
+
+/// How many header slots to give `httparse` for a section of at most
+/// `max_bytes` bytes: a field line takes at least three bytes (`a:` and LF), so
+/// more slots than that could never be filled.
+pub(crate) fn header_slots(max_headers: usize, max_bytes: usize) -> usize {
+    max_headers.min(max_bytes / 3 + 1)
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn put_decimal(dst: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[start..]);
+}
+
+/// Appends `n` in lower-case hexadecimal, without leading zeros.
+pub(crate) fn put_hex(dst: &mut BytesMut, mut n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_values_with_line_breaks_or_controls_are_refused() {
+        assert!(is_field_value(b"text/html; charset=utf-8"));
+        assert!(is_field_value(b"a\tb \x80\xff"));
+        for bad in [
+            &b"a\r\nX-Injected: 1"[..],
+            b"a\nb",
+            b"a\rb",
+            b"a\0b",
+            b"a\x7fb",
+            b"\x1b",
+        ] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_rfc_9110_tchars() {
+        assert!(is_token_str(b"x-custom-Header_1"));
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"a:b",
+            b"a\r",
+            b"(a)",
+            b"a/b",
+            b"\xc3\xa9",
+        ] {
+            assert!(!is_token_str(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decimals_refuse_signs_spaces_and_overflow() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"007"), Some(7));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"+1",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"1e3",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn empty_lines_are_found_with_either_line_ending() {
+        assert_eq!(find_empty_line(b"a\r\n\r\nrest", 0), Some(5));
+        assert_eq!(find_empty_line(b"a\n\nrest", 0), Some(3));
+        assert_eq!(find_empty_line(b"a\r\nb\r\n", 0), None);
+        assert_eq!(find_empty_line(b"a\r\n\r", 0), None);
+        // Resuming past the start of a terminator misses it; callers resume two
+        // bytes early.
+        assert_eq!(find_empty_line(b"a\r\n\r\n", 2), Some(5));
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_and_hex() {
+        let mut dst = BytesMut::new();
+        put_decimal(&mut dst, 0);
+        dst.put_u8(b' ');
+        put_decimal(&mut dst, u64::MAX);
+        dst.put_u8(b' ');
+        put_hex(&mut dst, 0);
+        dst.put_u8(b' ');
+        put_hex(&mut dst, 0xfeed);
+        dst.put_u8(b' ');
+        put_hex(&mut dst, u64::MAX);
+        assert_eq!(&dst[..], b"0 18446744073709551615 0 feed ffffffffffffffff");
+    }
+}
