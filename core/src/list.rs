@@ -60,10 +60,6 @@ impl List {
         self.end(arena, self.head)
     }
 
-    pub(crate) fn back<H: Handle, T>(&self, arena: &Arena<H, T>) -> Option<H> {
-        self.end(arena, self.tail)
-    }
-
     fn end<H: Handle, T>(&self, arena: &Arena<H, T>, at: u32) -> Option<H> {
         if at == NIL {
             None
@@ -137,17 +133,6 @@ impl List {
         self.len -= 1;
     }
 
-    /// The entry before `h` in this list.
-    pub(crate) fn prev<H: Handle, T>(
-        &self,
-        arena: &mut Arena<H, T>,
-        h: H,
-        link: LinkOf<T>,
-    ) -> Option<H> {
-        let prev = link(arena.get_mut(h)?).prev;
-        self.end(arena, prev)
-    }
-
     /// The entry after `h` in this list.
     pub(crate) fn next<H: Handle, T>(
         &self,
@@ -206,11 +191,9 @@ mod tests {
         list.remove(&mut arena, hs[4], link);
         assert_eq!(values(&list, &mut arena), [1, 3]);
         assert_eq!(list.len(), 2);
-        assert_eq!(list.back(&arena), Some(hs[3]));
         list.remove(&mut arena, hs[1], link);
         list.remove(&mut arena, hs[3], link);
         assert!(list.is_empty());
         assert_eq!(list.front(&arena), None);
-        assert_eq!(list.back(&arena), None);
     }
 }

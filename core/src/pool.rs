@@ -135,10 +135,11 @@ struct Conn {
     expires_at: Option<Instant>,
     drain_reason: CloseReason,
     slot: Slot,
-    in_lru: bool,
+    /// When it last became evictable, in a pool-wide sequence: the least recently
+    /// used idle connection has the smallest.
+    idle_seq: u64,
     slot_link: Link,
     all_link: Link,
-    lru_link: Link,
 }
 
 impl Conn {
@@ -167,7 +168,8 @@ impl Conn {
         matches!(self.state, State::Ready | State::Checking { .. }) && self.capacity > 0
     }
 
-    fn wants_lru(&self) -> bool {
+    /// Idle and up: a connection another key may take the room of.
+    fn evictable(&self) -> bool {
         matches!(self.state, State::Ready) && self.leases == 0
     }
 
@@ -201,9 +203,7 @@ fn slot_link(c: &mut Conn) -> &mut Link {
 fn all_link(c: &mut Conn) -> &mut Link {
     &mut c.all_link
 }
-fn lru_link(c: &mut Conn) -> &mut Link {
-    &mut c.lru_link
-}
+
 fn waiter_link(w: &mut Waiter) -> &mut Link {
     &mut w.link
 }
@@ -302,10 +302,11 @@ pub struct Pool<K> {
     leases: Arena<LeaseId, ConnId>,
     actions: VecDeque<Action>,
     timers: Timers,
-    /// Idle connections of every key, least recently used at the back.
-    lru: List,
+
     dirty: VecDeque<KeyId>,
     blocked: VecDeque<KeyId>,
+    /// The next [`Conn::idle_seq`].
+    idle_seq: u64,
     totals: Stats,
     rng: Rng,
     now: Instant,
@@ -336,9 +337,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             leases: Arena::with_capacity(conns),
             actions: VecDeque::with_capacity(64),
             timers: Timers::default(),
-            lru: List::default(),
+
             dirty: VecDeque::new(),
             blocked: VecDeque::new(),
+            idle_seq: 0,
             totals: Stats::default(),
             rng: Rng::new(config.seed),
             now: Instant::ZERO,
@@ -817,7 +819,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
             }
             let room = self.totals.open < self.config.max_connections;
-            if self.blocked.is_empty() || (!room && self.lru.is_empty()) {
+            if self.blocked.is_empty() || (!room && self.totals.idle == 0) {
                 return;
             }
             // One pass over the keys blocked now, in the order they blocked. A key
@@ -957,19 +959,24 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// Closes the least recently used idle connection of another key to make room.
+    ///
+    /// Eviction happens only at the global limit, so the oldest idle connection
+    /// is found by a scan here rather than kept in a global list on every acquire
+    /// and release, the hot path.
     fn evict_for(&mut self, kid: KeyId) -> bool {
-        let mut at = self.lru.back(&self.conns);
-        while let Some(cid) = at {
-            let c = self.conns.get(cid).expect("listed connections live");
-            if c.key != kid {
+        let oldest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.evictable() && c.key != kid)
+            .min_by_key(|(_, c)| c.idle_seq)
+            .map(|(cid, _)| cid);
+        match oldest {
+            Some(cid) => {
                 self.close(cid, CloseReason::Evicted);
-                return true;
+                true
             }
-            // Skips only the requesting key's own idle connections, which have no
-            // capacity to spare (or it would not be asking).
-            at = self.lru.prev(&mut self.conns, cid, lru_link);
+            None => false,
         }
-        false
     }
 
     fn block(&mut self, kid: KeyId) {
@@ -997,10 +1004,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             expires_at: None,
             drain_reason: CloseReason::Surplus,
             slot: Slot::None,
-            in_lru: false,
+            idle_seq: 0,
+
             slot_link: Link::default(),
             all_link: Link::default(),
-            lru_link: Link::default(),
         });
         let k = self.keys.get_mut(kid).expect("driven keys live");
         k.all.push_back(&mut self.conns, cid, all_link);
@@ -1182,13 +1189,18 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         };
         let before = c.class();
         let usable_before = c.usable();
+        let evictable_before = c.evictable();
         f(c);
+        if !evictable_before && c.evictable() {
+            c.idle_seq = self.idle_seq;
+            self.idle_seq += 1;
+        }
         let after = c.class();
         let usable_after = c.usable();
         let (slot_before, slot_after) = (c.slot, c.wanted_slot());
-        let (lru_before, lru_after) = (c.in_lru, c.wants_lru());
+
         c.slot = slot_after;
-        c.in_lru = lru_after;
+
         let kid = c.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         g(&mut k.stats, c);
@@ -1231,13 +1243,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 Slot::Idle => k.idle.push_front(&mut self.conns, cid, slot_link),
                 Slot::Partial => k.partial.push_front(&mut self.conns, cid, slot_link),
                 Slot::None => {}
-            }
-        }
-        if lru_before != lru_after {
-            if lru_after {
-                self.lru.push_front(&mut self.conns, cid, lru_link);
-            } else {
-                self.lru.remove(&mut self.conns, cid, lru_link);
             }
         }
     }

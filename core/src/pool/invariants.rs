@@ -92,7 +92,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 c.slot,
                 c.wanted_slot()
             );
-            ensure!(c.in_lru == c.wants_lru(), "{cid:?} LRU membership is wrong");
+
             if self.shutdown.is_some() {
                 ensure!(
                     !matches!(
@@ -163,7 +163,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     "{kid:?} has waiters while its circuit is open"
                 );
                 let wanted = self.wanted_opens(kid);
-                let evictable = self.conns.iter().any(|(_, c)| c.in_lru && c.key != kid);
+                let evictable = self
+                    .conns
+                    .iter()
+                    .any(|(_, c)| c.evictable() && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
                     || (self.totals.open >= cfg.max_connections && k.blocked && !evictable);
@@ -224,10 +227,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.index.len() == self.keys.len(),
             "key index and key table differ"
         );
-        ensure!(
-            self.lru.len() == self.conns.iter().filter(|(_, c)| c.in_lru).count() as u32,
-            "LRU length is wrong"
-        );
+
         for (w, waiter) in self.waiters.iter() {
             ensure!(
                 self.keys.contains(waiter.key),
