@@ -1788,8 +1788,7 @@ impl Model {
             }
             if matches!(c.state, MState::Ready | MState::Checking) {
                 ensure!(
-                    self.expiry_window(c)
-                        .is_none_or(|(_, latest)| now < latest),
+                    self.expiry_window(c).is_none_or(|(_, latest)| now < latest),
                     "{cid:?} is past its maximum lifetime and still takes leases"
                 );
                 ensure!(
