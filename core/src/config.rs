@@ -189,6 +189,8 @@ pub enum ConfigError {
     JitterAboveLifetime,
     /// A limit is larger than the core can index (`u32::MAX / 2`).
     TooLarge(&'static str),
+    /// A duration that must be positive is zero.
+    ZeroDuration(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -208,6 +210,7 @@ impl fmt::Display for ConfigError {
                 f.write_str("lifetime_jitter must be shorter than max_lifetime")
             }
             ConfigError::TooLarge(name) => write!(f, "{name} is larger than the core supports"),
+            ConfigError::ZeroDuration(name) => write!(f, "{name} must be longer than zero"),
         }
     }
 }
@@ -240,6 +243,23 @@ impl Config {
         for (name, value) in sized {
             if value > LIMIT_CEILING {
                 return Err(ConfigError::TooLarge(name));
+            }
+        }
+        // A zero duration would make something due the instant it is armed, over
+        // and over: each of these must be positive when set.
+        let durations = [
+            ("acquire_timeout", Some(self.acquire_timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("forget_key_after", Some(self.forget_key_after)),
+            ("circuit.open_for", Some(self.circuit.open_for)),
+            ("health_check.interval", self.health_check.interval),
+            ("health_check.timeout", Some(self.health_check.timeout)),
+        ];
+        for (name, value) in durations {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::ZeroDuration(name));
             }
         }
         if self.max_requests_per_connection == Some(0) {

@@ -657,6 +657,20 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// are sent, backoff ends, circuits half-open).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
+        // Handling what is due can arm more for `now` (a key emptied by a timeout
+        // is due to be forgotten); rounds go on until nothing due is left. Every
+        // duration is positive (`Config::validate`), so this ends after a round
+        // or two; the bound only guards the caller against a core bug.
+        for _ in 0..16 {
+            self.handle_due(now);
+            if self.timers.next_deadline().is_none_or(|at| at > now) {
+                return;
+            }
+        }
+        debug_assert!(false, "timers still due at {now:?} after 16 rounds");
+    }
+
+    fn handle_due(&mut self, now: Instant) {
         while let Some(target) = self.timers.pop_due(now) {
             match target {
                 Target::Waiter(waiter) => {
@@ -906,7 +920,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             Circuit::HalfOpen { probe } => return u32::from(probe.is_none()),
             Circuit::Closed => {}
         }
-        if k.backoff_until.is_some_and(|t| t > self.now) {
+        // Backoff ends when the core is woken for it, not at the first input that
+        // happens to come later: the caller's timers are always a little late.
+        if k.backoff_until.is_some() {
             return 0;
         }
         let waiting = k.waiters.len();
@@ -945,9 +961,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 return;
             }
             if self.totals.open >= self.config.max_connections {
-                // Waiting requests may take an idle connection from another key;
-                // a probe or pre-warming waits for room instead.
-                if !k.waiters.is_empty() && self.evict_for(kid) {
+                // Waiting requests, and a half-open circuit's probe (which no request
+                // can wait for), may take an idle connection from another key;
+                // pre-warming waits for room instead.
+                let may_evict =
+                    !k.waiters.is_empty() || matches!(k.circuit, Circuit::HalfOpen { .. });
+                if may_evict && self.evict_for(kid) {
                     continue;
                 }
                 self.block(kid);

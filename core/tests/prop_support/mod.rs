@@ -1383,9 +1383,17 @@ impl Model {
         if self.open_count(None) < self.cfg.max_connections {
             return false;
         }
+        let now = self.now;
+        // Keys that may take room: those with waiters, and those whose circuit is
+        // due a probe (no request can wait for it).
         self.keys.iter().any(|(&r, k)| {
+            let wants_probe = match k.circuit {
+                MCircuit::HalfOpen { probe } => probe.is_none(),
+                MCircuit::Open { until } => now >= until,
+                MCircuit::Closed => false,
+            };
             r != c.key
-                && !k.waiters.is_empty()
+                && (!k.waiters.is_empty() || wants_probe)
                 && self
                     .conns
                     .iter()
