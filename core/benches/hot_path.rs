@@ -32,16 +32,19 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`) instead: the pool runs on one thread and never
 //! blocks, so that is its cost without the waiting. Both print in ns.
 
+mod support;
+
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion};
 use muxpool_core::{
     Acquire, AcquireOptions, Action, Config, Connected, Instant, Lease, Pool, Release,
 };
+use support::ThreadTime;
 
 /// A pool and the clock an adapter would feed it.
 struct Driver<K> {
@@ -254,49 +257,8 @@ fn many_keys<M: Measurement>(c: &mut Criterion<M>) {
     });
 }
 
-/// Criterion's measurement by the current thread's CPU time (see the module docs).
-struct ThreadTime;
-
-/// The calling thread's CPU time so far.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is available");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-impl Measurement for ThreadTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_time()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_time().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Values are nanoseconds, as with the wall clock: print them the same way.
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
-
 fn main() {
-    if std::env::var("MUXPOOL_BENCH_CLOCK").is_ok_and(|clock| clock == "thread") {
+    if support::thread_clock_requested() {
         let mut c = Criterion::default()
             .with_measurement(ThreadTime)
             .configure_from_args();

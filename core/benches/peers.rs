@@ -28,14 +28,17 @@
 //! work. Every row runs on this one thread (a current-thread runtime; nothing
 //! blocks), so that is fair to all four.
 
+mod support;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant as StdInstant};
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::Criterion;
 use muxpool_core::{Acquire, AcquireOptions, Action, Config, Connected, Instant, Pool, Release};
+use support::{thread_cpu_time, ThreadTime};
 use tokio::runtime::Runtime;
 
 const ORIGIN: &str = "https://origin.example.com:443";
@@ -239,49 +242,8 @@ fn wall_clock() -> Duration {
     EPOCH.get_or_init(StdInstant::now).elapsed()
 }
 
-/// The calling thread's CPU time so far.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is available");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Criterion's measurement by the current thread's CPU time (the same as in
-/// `hot_path.rs`; only `iter_custom` is used here, so only its units matter).
-struct ThreadTime;
-
-impl Measurement for ThreadTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_time()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_time().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
-
 fn main() {
-    if std::env::var("MUXPOOL_BENCH_CLOCK").is_ok_and(|clock| clock == "thread") {
+    if support::thread_clock_requested() {
         let mut c = Criterion::default()
             .with_measurement(ThreadTime)
             .configure_from_args();
