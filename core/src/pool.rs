@@ -307,7 +307,12 @@ pub struct Pool<K> {
     blocked: VecDeque<KeyId>,
     /// The next [`Conn::idle_seq`].
     idle_seq: u64,
-    totals: Stats,
+    /// The counters of keys already forgotten; [`Pool::stats`] adds the live keys'.
+    retired: Stats,
+    /// Connections open over all keys (the global limit's count).
+    open_total: u32,
+    /// Connects started over the pool's life.
+    connects_total: u64,
     rng: Rng,
     now: Instant,
     shutdown: Option<Shutdown>,
@@ -317,7 +322,7 @@ impl<K> fmt::Debug for Pool<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("keys", &self.keys.len())
-            .field("stats", &self.totals)
+            .field("open", &self.open_total)
             .field("now", &self.now)
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
@@ -341,7 +346,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             dirty: VecDeque::new(),
             blocked: VecDeque::new(),
             idle_seq: 0,
-            totals: Stats::default(),
+            retired: Stats::default(),
+            open_total: 0,
+            connects_total: 0,
             rng: Rng::new(config.seed),
             now: Instant::ZERO,
             shutdown: None,
@@ -420,7 +427,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get_mut(kid).expect("indexed keys are live");
         k.waiters.push_back(&mut self.waiters, waiter, waiter_link);
         k.stats.waiting += 1;
-        self.totals.waiting += 1;
         self.mark_dirty(kid);
         self.settle();
         Ok(Acquire::Queued(waiter))
@@ -762,9 +768,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.leases.get(lease.id()) == Some(&lease.conn())
     }
 
-    /// Counters over the whole pool's life.
+    /// Counters over the whole pool's life: the live keys' and the forgotten keys'.
+    ///
+    /// Summed over the keys on each call, so that the hot path keeps one set of
+    /// counters, not two.
     pub fn stats(&self) -> Stats {
-        self.totals
+        let mut total = self.retired;
+        for (_, k) in self.keys.iter() {
+            total.add(&k.stats);
+        }
+        total
     }
 
     /// One key's counters, while the core remembers the key.
@@ -780,7 +793,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Whether a shutdown was asked for and no connection is left open.
     pub fn is_shut_down(&self) -> bool {
-        self.shutdown.is_some() && self.totals.open == 0
+        self.shutdown.is_some() && self.open_total == 0
     }
 
     /// The latest time the core has been told.
@@ -832,14 +845,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     self.drive(kid);
                 }
             }
-            let room = self.totals.open < self.config.max_connections;
-            if self.blocked.is_empty() || (!room && self.totals.idle == 0) {
+            if self.blocked.is_empty() {
                 return;
             }
             // One pass over the keys blocked now, in the order they blocked. A key
             // that still cannot open goes to the back; a pass that opens nothing
             // ends the loop, so this always terminates.
-            let connects = self.totals.connects;
+            let connects = self.connects_total;
             for _ in 0..self.blocked.len() {
                 let Some(kid) = self.blocked.pop_front() else {
                     break;
@@ -849,7 +861,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     self.drive(kid);
                 }
             }
-            if self.totals.connects == connects && self.dirty.is_empty() {
+            if self.connects_total == connects && self.dirty.is_empty() {
                 return;
             }
         }
@@ -960,7 +972,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             {
                 return;
             }
-            if self.totals.open >= self.config.max_connections {
+            if self.open_total >= self.config.max_connections {
                 // Waiting requests, and a half-open circuit's probe (which no request
                 // can wait for), may take an idle connection from another key;
                 // pre-warming waits for room instead.
@@ -1038,6 +1050,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             s.connecting += 1;
             s.open += 1;
         });
+        self.open_total += 1;
+        self.connects_total += 1;
         self.actions.push_back(Action::Open { conn: cid });
         self.arm(kid, deadline);
     }
@@ -1123,7 +1137,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     fn refuse(&mut self, kid: Option<KeyId>, reason: RejectReason) -> RejectReason {
         match kid {
             Some(kid) => self.count(kid, |s| s.rejections.bump(reason.slot())),
-            None => self.totals.rejections.bump(reason.slot()),
+            None => self.retired.rejections.bump(reason.slot()),
         }
         reason
     }
@@ -1140,7 +1154,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get_mut(kid).expect("a waiter's key lives");
         k.waiters.remove(&mut self.waiters, waiter, waiter_link);
         k.stats.waiting -= 1;
-        self.totals.waiting -= 1;
         let w = self.waiters.remove(waiter).expect("checked above");
         if let Some(timer) = timer {
             self.timers.remove(timer);
@@ -1196,7 +1209,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// [`Pool::update`], also applying `g` to the counters of the connection's key
-    /// and of the totals (given the changed connection), in the same visit.
+    /// (given the changed connection), in the same visit.
     fn update_counting(
         &mut self,
         cid: ConnId,
@@ -1223,7 +1236,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let kid = c.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         g(&mut k.stats, c);
-        g(&mut self.totals, c);
         if usable_before != usable_after {
             if usable_after {
                 k.usable += 1;
@@ -1234,22 +1246,18 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if before != after {
             if let Some(class) = before {
                 *k.gauge(class) -= 1;
-                *gauge(&mut self.totals, class) -= 1;
             }
             if let Some(class) = after {
                 *k.gauge(class) += 1;
-                *gauge(&mut self.totals, class) += 1;
             }
             if before.is_some() != after.is_some() {
-                let delta = |v: &mut u32| {
-                    if after.is_some() {
-                        *v += 1
-                    } else {
-                        *v -= 1
-                    }
-                };
-                delta(&mut k.stats.open);
-                delta(&mut self.totals.open);
+                if after.is_some() {
+                    k.stats.open += 1;
+                    self.open_total += 1;
+                } else {
+                    k.stats.open -= 1;
+                    self.open_total -= 1;
+                }
             }
         }
         if slot_before != slot_after {
@@ -1266,12 +1274,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
     }
 
-    /// Bumps a counter of a key and of the totals alike.
+    /// Bumps a counter of a key.
     fn count(&mut self, kid: KeyId, f: impl Fn(&mut Stats)) {
         if let Some(k) = self.keys.get_mut(kid) {
             f(&mut k.stats);
         }
-        f(&mut self.totals);
     }
 
     // ----------------------------------------------------------------- timers
@@ -1456,6 +1463,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.timers.remove(timer);
             }
             self.index.remove(&k.key);
+            // Its counters live on in the pool's totals.
+            self.retired.add(&k.stats);
             // A forgotten key may still sit in the blocked or dirty queues; both
             // skip stale ids.
         }

@@ -169,7 +169,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     .any(|(_, c)| c.evictable() && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
-                    || (self.totals.open >= cfg.max_connections && k.blocked && !evictable);
+                    || (self.open_total >= cfg.max_connections && k.blocked && !evictable);
                 ensure!(
                     wanted == 0 || limited,
                     "{kid:?} has waiters and wants {wanted} connections it is not opening"
@@ -178,45 +178,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.check_key_timer(kid)?;
             totals.add(s);
         }
-        let t = &self.totals;
         ensure!(
-            (
-                t.open,
-                t.connecting,
-                t.idle,
-                t.busy,
-                t.draining,
-                t.leases,
-                t.waiting
-            ) == (
-                totals.open,
-                totals.connecting,
-                totals.idle,
-                totals.busy,
-                totals.draining,
-                totals.leases,
-                totals.waiting
-            ),
-            "pool gauges {:?} differ from the sum over keys {:?}",
-            (
-                t.open,
-                t.connecting,
-                t.idle,
-                t.busy,
-                t.draining,
-                t.leases,
-                t.waiting
-            ),
-            (
-                totals.open,
-                totals.connecting,
-                totals.idle,
-                totals.busy,
-                totals.draining,
-                totals.leases,
-                totals.waiting
-            )
+            self.open_total == totals.open,
+            "the pool counts {} open connections, its keys {}",
+            self.open_total,
+            totals.open
         );
+        let t = &totals;
         ensure!(
             t.open <= cfg.max_connections,
             "{} connections open over the limit {}",
