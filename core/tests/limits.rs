@@ -35,13 +35,7 @@ fn connects_in_flight_are_capped_per_key() {
     // One connect finished: one waiter served, one more connect started.
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 1);
-    assert_eq!(
-        actions
-            .iter()
-            .filter(|a| matches!(a, muxpool_core::Action::Open { .. }))
-            .count(),
-        1
-    );
+    assert_eq!(opens_in(&actions).len(), 1);
     d.release(first);
 }
 
@@ -60,11 +54,8 @@ fn global_limit_evicts_the_least_recently_used_idle_connection_of_another_key() 
     let w = d.queued("c");
     let actions = d.actions();
     assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
-    let open = actions.iter().find_map(|x| match x {
-        muxpool_core::Action::Open { conn } => Some(*conn),
-        _ => None,
-    });
-    d.connected(open.expect("opened after eviction"), Connected::http1());
+    let open = *opens_in(&actions).first().expect("opened after eviction");
+    d.connected(open, Connected::http1());
     let _ = grant_of(&d.actions(), w);
     assert_eq!(d.pool.stats().open, 2);
 }
@@ -82,13 +73,7 @@ fn a_key_blocked_on_the_global_limit_opens_as_soon_as_any_connection_closes() {
     d.release_closing(a);
     let actions = d.actions();
     assert_eq!(closes(&actions), [(a.conn(), CloseReason::NotReusable)]);
-    let conn = actions
-        .iter()
-        .find_map(|x| match x {
-            muxpool_core::Action::Open { conn } => Some(*conn),
-            _ => None,
-        })
-        .expect("b opens");
+    let conn = *opens_in(&actions).first().expect("b opens");
     d.connected(conn, Connected::http1());
     let _ = grant_of(&d.actions(), w);
 }
@@ -112,13 +97,7 @@ fn draining_connections_count_against_the_limits() {
         closes(&actions),
         [(lease.conn(), CloseReason::PeerGoingAway)]
     );
-    let conn = actions
-        .iter()
-        .find_map(|x| match x {
-            muxpool_core::Action::Open { conn } => Some(*conn),
-            _ => None,
-        })
-        .expect("a replacement opens");
+    let conn = *opens_in(&actions).first().expect("a replacement opens");
     d.connected(conn, Connected::http1());
     let _ = grant_of(&d.actions(), w);
     assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))));
@@ -137,13 +116,7 @@ fn a_connection_going_idle_anywhere_serves_a_key_blocked_on_the_global_limit() {
     d.release(a);
     let actions = d.actions();
     assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
-    let conn = actions
-        .iter()
-        .find_map(|x| match x {
-            muxpool_core::Action::Open { conn } => Some(*conn),
-            _ => None,
-        })
-        .expect("b opens");
+    let conn = *opens_in(&actions).first().expect("b opens");
     d.connected(conn, Connected::http1());
     let _ = grant_of(&d.actions(), w);
 }
@@ -166,10 +139,7 @@ fn pre_warming_blocked_on_the_global_limit_resumes_when_room_frees() {
     let actions = d.actions();
     assert_eq!(closes(&actions), [(a.conn(), CloseReason::NotReusable)]);
     assert_eq!(
-        actions
-            .iter()
-            .filter(|x| matches!(x, muxpool_core::Action::Open { .. }))
-            .count(),
+        opens_in(&actions).len(),
         1,
         "the room goes to a pre-warm connection: {actions:?}"
     );

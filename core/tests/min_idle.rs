@@ -2,7 +2,7 @@
 //! failures and expiry, and the idle timeout never closes below it.
 
 mod support;
-use muxpool_core::{Action, CloseReason, Config, Connected};
+use muxpool_core::{CloseReason, Config, Connected};
 use support::*;
 
 fn warm(min_idle: u32) -> Config {
@@ -66,11 +66,5 @@ fn a_lost_idle_connection_is_replaced() {
     d.pool.transport_closed(idle.conn(), d.now).unwrap();
     d.check();
     let actions = d.actions();
-    assert_eq!(
-        actions
-            .iter()
-            .filter(|a| matches!(a, Action::Open { .. }))
-            .count(),
-        1
-    );
+    assert_eq!(opens_in(&actions).len(), 1);
 }

@@ -3,7 +3,7 @@
 //! demand needs, and the key remembers what it learned for next time.
 
 mod support;
-use muxpool_core::{Action, Connected};
+use muxpool_core::Connected;
 use support::*;
 
 #[test]
@@ -33,10 +33,7 @@ fn a_burst_larger_than_the_stream_limit_opens_what_the_rest_needs() {
     d.connected(conn, Connected::http2(10));
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 10);
-    let opens = actions
-        .iter()
-        .filter(|a| matches!(a, Action::Open { .. }))
-        .count();
+    let opens = opens_in(&actions).len();
     assert_eq!(
         opens, 2,
         "15 waiting at 10 streams each need 2 more connections"
@@ -55,10 +52,7 @@ fn an_http1_origin_opens_one_connection_per_waiter_after_learning() {
     d.connected(conn, Connected::http1());
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 1);
-    let opens = actions
-        .iter()
-        .filter(|a| matches!(a, Action::Open { .. }))
-        .count();
+    let opens = opens_in(&actions).len();
     assert_eq!(opens, 4);
 }
 

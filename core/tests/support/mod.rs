@@ -119,13 +119,7 @@ impl Driver {
     /// Expects exactly the given number of open actions and returns their conns.
     pub fn opens(&mut self, n: usize) -> Vec<ConnId> {
         let actions = self.actions();
-        let conns: Vec<ConnId> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Open { conn } => Some(*conn),
-                _ => None,
-            })
-            .collect();
+        let conns = opens_in(&actions);
         assert_eq!(conns.len(), n, "open actions in {actions:?}");
         conns
     }
@@ -159,6 +153,17 @@ pub fn grants(actions: &[Action]) -> Vec<(WaiterId, Lease)> {
         .iter()
         .filter_map(|a| match a {
             Action::Grant { waiter, lease } => Some((*waiter, *lease)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The connections the actions ask to open, in order.
+pub fn opens_in(actions: &[Action]) -> Vec<ConnId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Open { conn } => Some(*conn),
             _ => None,
         })
         .collect()
