@@ -275,16 +275,12 @@ impl<K> KeyState<K> {
     }
 
     fn gauge(&mut self, class: Class) -> &mut u32 {
-        gauge(&mut self.stats, class)
-    }
-}
-
-fn gauge(stats: &mut Stats, class: Class) -> &mut u32 {
-    match class {
-        Class::Connecting => &mut stats.connecting,
-        Class::Idle => &mut stats.idle,
-        Class::Busy => &mut stats.busy,
-        Class::Draining => &mut stats.draining,
+        match class {
+            Class::Connecting => &mut self.stats.connecting,
+            Class::Idle => &mut self.stats.idle,
+            Class::Busy => &mut self.stats.busy,
+            Class::Draining => &mut self.stats.draining,
+        }
     }
 }
 
@@ -1340,11 +1336,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             let k = self.keys.get(kid).expect("maintained keys live");
             cursor = k.all.next(&mut self.conns, cid, all_link);
             self.maintain_conn(cid);
-            if let Some(at) = self.conns.get(cid).and_then(|c| self.conn_deadline(c)) {
-                if !matches!(self.conns.get(cid).map(|c| c.state), Some(State::Closed)) {
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                }
-            }
+            let due = self.conns.get(cid).and_then(|c| self.conn_deadline(c));
+            next = next.into_iter().chain(due).min();
         }
         let Some(k) = self.keys.get_mut(kid) else {
             return;
@@ -1365,24 +1358,29 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return;
         }
         let k = self.keys.get(kid).expect("not forgotten");
-        let key_level = [
-            k.backoff_until,
-            match k.circuit {
-                Circuit::Open { until } => Some(until),
-                _ => None,
-            },
-            forget,
-        ];
-        for at in key_level.into_iter().flatten() {
-            next = Some(next.map_or(at, |n| n.min(at)));
-        }
-        if let Some(at) = next {
+        if let Some(at) = next.into_iter().chain(self.key_deadline(k)).min() {
             // Everything due by `now` was just handled; a deadline not after it
             // would wake the key again at once, forever.
             debug_assert!(at > now, "{kid:?} re-armed at {at:?}, not after {now:?}");
             self.arm(kid, at.max(now.saturating_add(Duration::from_nanos(1))));
         }
         self.mark_dirty(kid);
+    }
+
+    /// The next instant something is due on the key itself: its backoff ends, its
+    /// circuit half-opens, or it is forgotten.
+    fn key_deadline(&self, k: &KeyState<K>) -> Option<Instant> {
+        let reopen = match k.circuit {
+            Circuit::Open { until } => Some(until),
+            _ => None,
+        };
+        let forget = k
+            .empty_since
+            .map(|t| t.saturating_add(self.config.forget_key_after));
+        [k.backoff_until, reopen, forget]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn maintain_conn(&mut self, cid: ConnId) {

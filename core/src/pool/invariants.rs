@@ -11,7 +11,6 @@ use super::{Circuit, Class, Conn, KeyId, Pool, Slot, State};
 use crate::id::{ConnId, Handle};
 use crate::list::List;
 use crate::stats::Stats;
-use crate::time::Instant;
 use std::hash::Hash;
 
 macro_rules! ensure {
@@ -239,34 +238,22 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A key's timer may fire early, never late.
     fn check_key_timer(&self, kid: KeyId) -> Result<(), super::InvariantViolation> {
         let k = self.keys.get(kid).expect("iterating live keys");
-        let mut due: Option<Instant> = None;
-        for (_, c) in self
+        if let Some((timer, cached)) = k.timer {
+            let heap = self.timers.deadline(timer);
+            ensure!(
+                heap == Some(cached),
+                "{kid:?} caches its timer at {cached:?}, the heap has {heap:?}"
+            );
+        }
+        let due = self
             .conns
             .iter()
-            .filter(|(_, c)| c.key == kid && !matches!(c.state, State::Closed))
-        {
-            if let Some(at) = self.conn_deadline(c) {
-                due = Some(due.map_or(at, |d| d.min(at)));
-            }
-        }
-        let key_level = [
-            k.backoff_until,
-            match k.circuit {
-                Circuit::Open { until } => Some(until),
-                _ => None,
-            },
-            k.empty_since
-                .map(|t| t.saturating_add(self.config.forget_key_after)),
-        ];
-        for at in key_level.into_iter().flatten() {
-            due = Some(due.map_or(at, |d| d.min(at)));
-        }
+            .filter(|(_, c)| c.key == kid)
+            .filter_map(|(_, c)| self.conn_deadline(c))
+            .chain(self.key_deadline(k))
+            .min();
         if let Some(due) = due {
-            let armed = k.timer.and_then(|(t, at)| {
-                let heap = self.timers.deadline(t);
-                debug_assert_eq!(heap, Some(at), "{kid:?} caches a deadline its timer lacks");
-                heap.filter(|h| *h == at)
-            });
+            let armed = k.timer.map(|(_, at)| at);
             ensure!(
                 armed.is_some_and(|armed| armed <= due),
                 "{kid:?} has something due at {due:?} but its timer is {armed:?}"
