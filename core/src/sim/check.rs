@@ -428,31 +428,33 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         now: Instant,
         info: Connected,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(now, format_args!("connected({conn:?}, {info:?})"));
-        let got = self.guard(|pool| pool.connected(conn, now, info))?;
-        self.answer_conn(conn, |c| c.up.is_none(), &got)?;
-        if got.is_ok() {
-            let now = self.now;
-            let c = self
-                .conns
-                .get_mut(&conn)
-                .expect("expected Ok only for a known connection");
-            let peer_limit = match info.mode {
-                Mode::Multiplexed { max_streams } => max_streams,
-                Mode::Exclusive => 1,
-            };
-            c.up = Some(Up {
-                at: now,
-                info,
-                peer_limit,
-            });
-            c.idle_since = now;
-            c.seen_at = now;
-            self.keys[c.key].connecting -= 1;
-            self.stats.connecting -= 1;
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("connected({conn:?}, {info:?})"),
+            conn,
+            |pool| pool.connected(conn, now, info),
+            |c| c.up.is_none(),
+            |this| {
+                let now = this.now;
+                let c = this
+                    .conns
+                    .get_mut(&conn)
+                    .expect("expected Ok only for a known connection");
+                let peer_limit = match info.mode {
+                    Mode::Multiplexed { max_streams } => max_streams,
+                    Mode::Exclusive => 1,
+                };
+                c.up = Some(Up {
+                    at: now,
+                    info,
+                    peer_limit,
+                });
+                c.idle_since = now;
+                c.seen_at = now;
+                this.keys[c.key].connecting -= 1;
+                this.stats.connecting -= 1;
+            },
+        )
     }
 
     /// [`Pool::connect_failed`], checked.
@@ -461,15 +463,17 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(now, format_args!("connect_failed({conn:?})"));
-        let got = self.guard(|pool| pool.connect_failed(conn, now))?;
-        self.answer_conn(conn, |c| c.up.is_none(), &got)?;
-        if got.is_ok() {
-            self.forget_conn(conn);
-            self.stats.connect_failures += 1;
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("connect_failed({conn:?})"),
+            conn,
+            |pool| pool.connect_failed(conn, now),
+            |c| c.up.is_none(),
+            |this| {
+                this.forget_conn(conn);
+                this.stats.connect_failures += 1;
+            },
+        )
     }
 
     /// [`Pool::peer_max_streams`], checked.
@@ -479,23 +483,22 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         now: Instant,
         max_streams: u32,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(
-            now,
-            format_args!("peer_max_streams({conn:?}, {max_streams})"),
-        );
-        let got = self.guard(|pool| pool.peer_max_streams(conn, now, max_streams))?;
         let multiplexed = |c: &ConnModel| {
             c.up.as_ref()
                 .is_some_and(|up| matches!(up.info.mode, Mode::Multiplexed { .. }))
         };
-        self.answer_conn(conn, multiplexed, &got)?;
-        if got.is_ok() {
-            let up = self.conns.get_mut(&conn).and_then(|c| c.up.as_mut());
-            up.expect("expected Ok only for a connected connection")
-                .peer_limit = max_streams;
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("peer_max_streams({conn:?}, {max_streams})"),
+            conn,
+            |pool| pool.peer_max_streams(conn, now, max_streams),
+            multiplexed,
+            |this| {
+                let up = this.conns.get_mut(&conn).and_then(|c| c.up.as_mut());
+                up.expect("expected Ok only for a connected connection")
+                    .peer_limit = max_streams;
+            },
+        )
     }
 
     /// [`Pool::going_away`], checked.
@@ -504,17 +507,19 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(now, format_args!("going_away({conn:?})"));
-        let got = self.guard(|pool| pool.going_away(conn, now))?;
-        self.answer_conn(conn, |c| c.up.is_some(), &got)?;
-        if got.is_ok() {
-            self.conns
-                .get_mut(&conn)
-                .expect("expected Ok only for a known connection")
-                .going_away = true;
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("going_away({conn:?})"),
+            conn,
+            |pool| pool.going_away(conn, now),
+            |c| c.up.is_some(),
+            |this| {
+                this.conns
+                    .get_mut(&conn)
+                    .expect("expected Ok only for a known connection")
+                    .going_away = true;
+            },
+        )
     }
 
     /// [`Pool::transport_closed`], checked.
@@ -523,18 +528,20 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(now, format_args!("transport_closed({conn:?})"));
-        let got = self.guard(|pool| pool.transport_closed(conn, now))?;
-        self.answer_conn(conn, |_| true, &got)?;
-        if got.is_ok() {
-            if self.forget_conn(conn).up.is_some() {
-                self.stats.transport_closes += 1;
-            } else {
-                self.stats.connect_failures += 1;
-            }
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("transport_closed({conn:?})"),
+            conn,
+            |pool| pool.transport_closed(conn, now),
+            |_| true,
+            |this| {
+                if this.forget_conn(conn).up.is_some() {
+                    this.stats.transport_closes += 1;
+                } else {
+                    this.stats.connect_failures += 1;
+                }
+            },
+        )
     }
 
     /// [`Pool::health_ok`], checked.
@@ -543,20 +550,22 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<(), EventError>, Violation> {
-        self.begin(now, format_args!("health_ok({conn:?})"));
-        let got = self.guard(|pool| pool.health_ok(conn, now))?;
-        self.answer_conn(conn, |c| c.pinged_at.is_some(), &got)?;
-        if got.is_ok() {
-            let now = self.now;
-            let c = self
-                .conns
-                .get_mut(&conn)
-                .expect("expected Ok only for a known connection");
-            c.pinged_at = None;
-            c.seen_at = now;
-        }
-        self.finish(&got)?;
-        Ok(got)
+        self.conn_event(
+            now,
+            format_args!("health_ok({conn:?})"),
+            conn,
+            |pool| pool.health_ok(conn, now),
+            |c| c.pinged_at.is_some(),
+            |this| {
+                let now = this.now;
+                let c = this
+                    .conns
+                    .get_mut(&conn)
+                    .expect("expected Ok only for a known connection");
+                c.pinged_at = None;
+                c.seen_at = now;
+            },
+        )
     }
 
     /// [`Pool::handle_timeout`], checked; also checks that everything due by `now`
@@ -616,6 +625,28 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
     }
 
     // --------------------------------------------------------------- the step
+
+    /// One event about a connection, checked: the input is traced, the core's
+    /// answer is checked against whether the event `applies` to the connection as
+    /// the caller knows it, and `on_ok` updates that knowledge when the core took it.
+    fn conn_event(
+        &mut self,
+        now: Instant,
+        input: fmt::Arguments<'_>,
+        conn: ConnId,
+        call: impl FnOnce(&mut Pool<K>) -> Result<(), EventError>,
+        applies: impl Fn(&ConnModel) -> bool,
+        on_ok: impl FnOnce(&mut Self),
+    ) -> Result<Result<(), EventError>, Violation> {
+        self.begin(now, input);
+        let got = self.guard(call)?;
+        self.answer_conn(conn, applies, &got)?;
+        if got.is_ok() {
+            on_ok(self);
+        }
+        self.finish(&got)?;
+        Ok(got)
+    }
 
     fn begin(&mut self, now: Instant, input: fmt::Arguments<'_>) {
         self.step += 1;
