@@ -193,17 +193,7 @@ fn peers<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, clock: Clock) {
             .max_size(16)
             .build()
             .expect("a pool without timeouts needs no runtime");
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = clock();
-                for _ in 0..iters {
-                    let conn = pool.get().await.expect("infallible manager");
-                    black_box(conn.0);
-                    drop(conn);
-                }
-                clock() - start
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(timed_checkouts(iters, clock, || pool.get())));
         assert_eq!(pool.status().size, 1, "one connection served every request");
     });
 
@@ -215,17 +205,7 @@ fn peers<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, clock: Clock) {
                 .await
                 .expect("infallible manager")
         });
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = clock();
-                for _ in 0..iters {
-                    let conn = pool.get().await.expect("infallible manager");
-                    black_box(conn.0);
-                    drop(conn);
-                }
-                clock() - start
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(timed_checkouts(iters, clock, || pool.get())));
         assert_eq!(
             pool.state().connections,
             1,
@@ -234,6 +214,27 @@ fn peers<M: Measurement<Value = Duration>>(c: &mut Criterion<M>, clock: Clock) {
     });
 
     group.finish();
+}
+
+/// Times `iters` checkouts, each returned at once, of an async pool whose
+/// `checkout` yields a guard that returns the connection when dropped.
+async fn timed_checkouts<G, E, F>(
+    iters: u64,
+    clock: Clock,
+    mut checkout: impl FnMut() -> F,
+) -> Duration
+where
+    F: std::future::Future<Output = Result<G, E>>,
+    G: std::ops::Deref<Target = Conn>,
+    E: std::fmt::Debug,
+{
+    let start = clock();
+    for _ in 0..iters {
+        let conn = checkout().await.expect("infallible manager");
+        black_box(conn.0);
+        drop(conn);
+    }
+    clock() - start
 }
 
 /// The wall clock, as a duration since the first call.

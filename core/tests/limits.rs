@@ -52,11 +52,7 @@ fn global_limit_evicts_the_least_recently_used_idle_connection_of_another_key() 
     d.release(b);
     // "c" needs a connection; "a" went idle first, so it is evicted.
     let w = d.queued("c");
-    let actions = d.actions();
-    assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
-    let open = *opens_in(&actions).first().expect("opened after eviction");
-    d.connected(open, Connected::http1());
-    let _ = grant_of(&d.actions(), w);
+    d.replaced(a.conn(), CloseReason::Evicted, w);
     assert_eq!(d.pool.stats().open, 2);
 }
 
@@ -71,11 +67,7 @@ fn a_key_blocked_on_the_global_limit_opens_as_soon_as_any_connection_closes() {
     assert!(d.actions().is_empty(), "nothing idle to evict: b waits");
     // The unrelated connection closes: b opens at once.
     d.release_closing(a);
-    let actions = d.actions();
-    assert_eq!(closes(&actions), [(a.conn(), CloseReason::NotReusable)]);
-    let conn = *opens_in(&actions).first().expect("b opens");
-    d.connected(conn, Connected::http1());
-    let _ = grant_of(&d.actions(), w);
+    d.replaced(a.conn(), CloseReason::NotReusable, w);
 }
 
 #[test]
@@ -92,14 +84,7 @@ fn draining_connections_count_against_the_limits() {
         "the draining connection holds the only slot"
     );
     d.release(lease);
-    let actions = d.actions();
-    assert_eq!(
-        closes(&actions),
-        [(lease.conn(), CloseReason::PeerGoingAway)]
-    );
-    let conn = *opens_in(&actions).first().expect("a replacement opens");
-    d.connected(conn, Connected::http1());
-    let _ = grant_of(&d.actions(), w);
+    d.replaced(lease.conn(), CloseReason::PeerGoingAway, w);
     assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))));
 }
 
@@ -114,11 +99,7 @@ fn a_connection_going_idle_anywhere_serves_a_key_blocked_on_the_global_limit() {
     assert!(d.actions().is_empty());
     // "a" goes idle: it is evicted at once for "b", which is waiting.
     d.release(a);
-    let actions = d.actions();
-    assert_eq!(closes(&actions), [(a.conn(), CloseReason::Evicted)]);
-    let conn = *opens_in(&actions).first().expect("b opens");
-    d.connected(conn, Connected::http1());
-    let _ = grant_of(&d.actions(), w);
+    d.replaced(a.conn(), CloseReason::Evicted, w);
 }
 
 #[test]

@@ -138,6 +138,21 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Expects the last input to have closed exactly `closed` for `reason` and
+    /// opened a connection in its place; connects it as HTTP/1.1 and returns the
+    /// lease it grants to `waiter`.
+    pub fn replaced(&mut self, closed: ConnId, reason: CloseReason, waiter: WaiterId) -> Lease {
+        let actions = self.actions();
+        assert_eq!(closes(&actions), [(closed, reason)]);
+        let conn = *opens_in(&actions)
+            .first()
+            .unwrap_or_else(|| panic!("a connection opens in place of {closed:?}: {actions:?}"));
+        self.connected(conn, Connected::http1());
+        grant_of(&self.actions(), waiter)
+    }
+}
+
 pub fn grant_of(actions: &[Action], waiter: WaiterId) -> Lease {
     actions
         .iter()
