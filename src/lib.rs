@@ -5,11 +5,34 @@
 //! multiplex, drain, close, back off) is made by [`core`], a pure state machine
 //! with no I/O; runtime adapters do the sockets, TLS and framing.
 //!
-//! This crate is the facade: it re-exports the core today, and the client and its
-//! runtime adapters as they are enabled by features.
+//! This crate is the facade. With the default `tokio` feature it names the client
+//! on tokio:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn run() -> Result<(), muxpool::Error> {
+//! let client = muxpool::Client::new();
+//! let request = http::Request::get("http://127.0.0.1:8080/")
+//!     .body(muxpool::Body::empty())
+//!     .expect("a valid request");
+//! let response = client.send(request).await?;
+//! println!("{}", response.into_body().text().await?);
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 /// The sans-IO pool state machine: see [`muxpool_core`].
 pub use muxpool_core as core;
+
+/// The runtime-agnostic client layer: see [`muxpool_client`].
+pub use muxpool_client as client;
+
+#[cfg(feature = "tokio")]
+pub use muxpool_tokio::{Client, ClientBuilder, Tokio};
+
+pub use muxpool_client::{
+    h1, runtime, tls, Body, Error, ErrorKind, Origin, PoolConfig, Stats, Timeout,
+};

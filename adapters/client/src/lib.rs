@@ -1,12 +1,49 @@
 //! # muxpool-client: the runtime-agnostic client layer
 //!
 //! Everything muxpool's HTTP client does that is the same on every async runtime
-//! lives here, written once: TLS configuration with rustls ([`tls`]) and HTTP/1.1
-//! framing ([`h1`]), both sans-IO, so the tokio and smol adapters only move bytes,
-//! spawn tasks and keep time.
+//! lives here, written once: the public [`Client`], the pool glue that carries out
+//! the decisions of [`muxpool_core`], connecting with Happy Eyeballs, TLS
+//! configuration with rustls ([`tls`]) and HTTP/1.1 framing ([`h1`]). A runtime
+//! adapter implements the small [`Runtime`](runtime::Runtime) trait (spawn, time,
+//! TCP connect, name resolution) and nothing else.
+//!
+//! # Using it
+//!
+//! Applications use the adapter crate for their runtime (`muxpool-tokio`, or the
+//! `muxpool` facade), which names `Client` for its runtime. The client is the
+//! same on every runtime:
+//!
+//! ```
+//! use muxpool_client::{runtime::Runtime, Body, Client, Error};
+//!
+//! async fn fetch<R: Runtime>(client: &Client<R>) -> Result<String, Error> {
+//!     let request = http::Request::get("http://127.0.0.1:8080/")
+//!         .body(Body::empty())
+//!         .expect("a valid request");
+//!     client.send(request).await?.into_body().text().await
+//! }
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
+mod client;
+mod connect;
+mod error;
 pub mod h1;
+mod http1;
+mod origin;
+mod outgoing;
+mod pool;
+pub mod runtime;
+mod settings;
+mod timeout;
 pub mod tls;
+
+pub use body::{Body, DEFAULT_MAX_COLLECT};
+pub use client::{Client, ClientBuilder, Timeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
+pub use connect::ATTEMPT_DELAY;
+pub use error::{Error, ErrorKind, Result};
+pub use muxpool_core::{Config as PoolConfig, Stats};
+pub use origin::{Origin, Security};

@@ -1,0 +1,293 @@
+//! [`Body`]: the body of a response, and a convenient request body.
+//!
+//! A response body streams straight from its connection: nothing is read before
+//! the caller asks, so a slow reader holds back the server through TCP rather
+//! than filling memory (backpressure). When a body is read to its end, its
+//! connection goes back to the pool; dropping it early closes the connection.
+//! Small responses that arrive with their head are complete already, and their
+//! connection is back in the pool before the caller sees the response.
+//!
+//! `Body` implements [`http_body::Body`], so it works with the whole http-body
+//! ecosystem, and has the conveniences most callers want: [`Body::bytes`],
+//! [`Body::text`] and [`Body::chunk`].
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::http1::{H1Body, Read};
+
+/// The most [`Body::bytes`] collects unless the client is configured otherwise.
+pub const DEFAULT_MAX_COLLECT: usize = 64 * 1024 * 1024;
+
+/// A streaming body: the body of a response, or of a request.
+pub struct Body {
+    kind: Kind,
+    trailers: Option<HeaderMap>,
+    max_collect: usize,
+}
+
+enum Kind {
+    Empty,
+    Full(Bytes),
+    H1(Box<H1Body>),
+    Boxed(BoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// A body with no content.
+    pub fn empty() -> Body {
+        Body::with(Kind::Empty)
+    }
+
+    /// A body that streams `body`.
+    pub fn wrap<B>(body: B) -> Body
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        Body::with(Kind::Boxed(
+            body.map_frame(|frame| frame.map_data(Into::into))
+                .map_err(Into::into)
+                .boxed(),
+        ))
+    }
+
+    fn with(kind: Kind) -> Body {
+        Body {
+            kind,
+            trailers: None,
+            max_collect: DEFAULT_MAX_COLLECT,
+        }
+    }
+
+    pub(crate) fn h1(body: H1Body, max_collect: usize) -> Body {
+        Body {
+            max_collect,
+            ..Body::with(Kind::H1(Box::new(body)))
+        }
+    }
+
+    pub(crate) fn full(data: Bytes, trailers: Option<HeaderMap>) -> Body {
+        Body {
+            trailers,
+            ..Body::with(if data.is_empty() {
+                Kind::Empty
+            } else {
+                Kind::Full(data)
+            })
+        }
+    }
+
+    /// The content, if it is all in memory; the body is left empty.
+    pub(crate) fn take_full(&mut self) -> Option<Bytes> {
+        match std::mem::replace(&mut self.kind, Kind::Empty) {
+            Kind::Empty => Some(Bytes::new()),
+            Kind::Full(data) => Some(data),
+            other => {
+                self.kind = other;
+                None
+            }
+        }
+    }
+
+    /// The next chunk of data, or `None` at the end. Trailers, if any, are kept
+    /// for [`trailers`](Self::trailers).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Body`] when the body is truncated or malformed,
+    /// [`ErrorKind::Timeout`] when no bytes arrived within the read timeout.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            let Some(frame) = self.frame_owned().await? else {
+                return Ok(None);
+            };
+            match frame.into_data() {
+                Ok(data) => return Ok(Some(data)),
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        self.trailers = Some(trailers);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn frame_owned(&mut self) -> Result<Option<Frame<Bytes>>, Error> {
+        std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *self), cx))
+            .await
+            .transpose()
+    }
+
+    /// The trailers of the body, once it has been read to its end.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// Reads the whole body.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`chunk`](Self::chunk), and [`ErrorKind::Body`] when the body is
+    /// longer than the client's `max_response_body` (64 MiB by default).
+    pub async fn bytes(mut self) -> Result<Bytes, Error> {
+        if let Some(data) = self.take_full() {
+            return Ok(data);
+        }
+        let limit = self.max_collect;
+        let Some(first) = self.chunk().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.chunk().await? else {
+            return Ok(first);
+        };
+        let mut all = BytesMut::with_capacity(
+            http_body::Body::size_hint(&self)
+                .exact()
+                .map_or(0, |n| n as usize)
+                .saturating_add(first.len() + second.len())
+                .min(limit),
+        );
+        for part in [first, second] {
+            collect(&mut all, &part, limit)?;
+        }
+        while let Some(part) = self.chunk().await? {
+            collect(&mut all, &part, limit)?;
+        }
+        Ok(all.freeze())
+    }
+
+    /// Reads the whole body as UTF-8 text.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`bytes`](Self::bytes), and [`ErrorKind::Body`] if the body is
+    /// not valid UTF-8.
+    pub async fn text(self) -> Result<String, Error> {
+        let bytes = self.bytes().await?;
+        String::from_utf8(bytes.into()).map_err(|e| {
+            Error::new(ErrorKind::Body)
+                .with_message("the body is not valid UTF-8")
+                .with_source(e)
+        })
+    }
+}
+
+fn collect(all: &mut BytesMut, part: &[u8], limit: usize) -> Result<(), Error> {
+    if all.len().saturating_add(part.len()) > limit {
+        return Err(Error::new(ErrorKind::Body).with_message("the body is larger than the limit"));
+    }
+    all.extend_from_slice(part);
+    Ok(())
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(_) => match std::mem::replace(&mut self.kind, Kind::Empty) {
+                Kind::Full(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                _ => Poll::Ready(None),
+            },
+            Kind::H1(body) => match body.poll_read(cx) {
+                Poll::Ready(Ok(Read::Data(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(Ok(Read::Trailers(t))) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+                Poll::Ready(Ok(Read::End)) => Poll::Ready(None),
+                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                Poll::Pending => Poll::Pending,
+            },
+            Kind::Boxed(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| Error::new(ErrorKind::Body).with_source(e)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(data) => data.is_empty(),
+            Kind::H1(body) => body.is_end(),
+            Kind::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(data) => SizeHint::with_exact(data.len() as u64),
+            Kind::H1(body) => body
+                .exact_remaining()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
+            Kind::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty",
+            Kind::Full(_) => "full",
+            Kind::H1(_) => "http/1.1 stream",
+            Kind::Boxed(_) => "stream",
+        };
+        f.debug_struct("Body").field("kind", &kind).finish()
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(data: Bytes) -> Body {
+        Body::full(data, None)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(data: Vec<u8>) -> Body {
+        Body::from(Bytes::from(data))
+    }
+}
+
+impl From<String> for Body {
+    fn from(data: String) -> Body {
+        Body::from(Bytes::from(data))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(data: &'static str) -> Body {
+        Body::from(Bytes::from_static(data.as_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(data: &'static [u8]) -> Body {
+        Body::from(Bytes::from_static(data))
+    }
+}
+
+impl From<()> for Body {
+    fn from((): ()) -> Body {
+        Body::empty()
+    }
+}

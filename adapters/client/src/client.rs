@@ -1,0 +1,446 @@
+//! The public [`Client`] and its [`ClientBuilder`].
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{request, Method, Request, Response};
+use muxpool_core::{Lease, Shutdown, Stats};
+use tokio::io::ReadBuf;
+
+use crate::body::{Body, DEFAULT_MAX_COLLECT};
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::h1::{encode_request, EncodedRequest, Framing, Limits, ResponseParser, TargetForm};
+use crate::http1::{exchange, protocol, CheckIn, H1Body};
+use crate::origin::Origin;
+use crate::outgoing::Outgoing;
+use crate::pool::{H1Conn, Inner};
+use crate::runtime::{Runtime, Timer};
+use crate::settings::Settings;
+use crate::timeout::with_deadline;
+use crate::tls::{Alpn, TlsConfig};
+
+/// How long a request may take, from [`Client::send`] to its response head, when
+/// neither the client nor the request says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest wait for the next bytes of a response body, by default.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A per-request timeout: put it in the request's extensions to override the
+/// client's [`timeout`](ClientBuilder::timeout) for that request.
+///
+/// ```
+/// # use std::time::Duration;
+/// let mut request = http::Request::get("http://127.0.0.1:1/").body(muxpool_client::Body::empty())?;
+/// request.extensions_mut().insert(muxpool_client::Timeout(Duration::from_millis(250)));
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+/// An HTTP client with a connection pool: cheap to clone, shared by every task of
+/// a process.
+///
+/// Clones share one pool. When the last clone is dropped the pool shuts down
+/// gracefully: waiting requests are refused, idle connections closed, and busy
+/// ones closed as their responses finish.
+pub struct Client<R: Runtime> {
+    handle: Arc<Handle<R>>,
+}
+
+struct Handle<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Drop for Handle<R> {
+    fn drop(&mut self) {
+        self.inner.shutdown(Shutdown::Graceful, true);
+    }
+}
+
+impl<R: Runtime> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Default> Client<R> {
+    /// A client with the default configuration on the runtime `R`.
+    ///
+    /// # Panics
+    ///
+    /// Never with the bundled configuration; see [`ClientBuilder::build`] for the
+    /// errors a custom one can have.
+    pub fn new() -> Client<R> {
+        Client::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder, starting from the defaults.
+    pub fn builder() -> ClientBuilder<R> {
+        ClientBuilder::with_runtime(R::default())
+    }
+}
+
+impl<R: Runtime + Default> Default for Client<R> {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// Sends `request` and returns its response, whose body streams from the
+    /// connection.
+    ///
+    /// The URI must be absolute (`http://` or `https://`). The body can be a
+    /// [`Body`] (from bytes, a string, or [`Body::empty`]) or any
+    /// [`http_body::Body`]. A request that fails on a reused connection before
+    /// any byte of a response arrived is sent once more on another connection
+    /// when that is safe: its method is idempotent or its body can be replayed.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] whose [`kind`](Error::kind) says what failed; the request's
+    /// [`Timeout`] (or the client's) bounds the whole call.
+    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let inner = &self.handle.inner;
+        let (parts, body) = request.into_parts();
+        let timeout = parts
+            .extensions
+            .get::<Timeout>()
+            .map_or(inner.settings.request_timeout, |t| t.0);
+        let deadline = inner.runtime.now() + timeout;
+        let body = Outgoing::new(body)?;
+        match with_deadline(
+            &inner.runtime,
+            deadline,
+            execute(inner, parts, body, deadline),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(ErrorKind::Timeout).with_message("the request timed out")),
+        }
+    }
+
+    /// The pool's counters, summed over every origin.
+    pub fn stats(&self) -> Stats {
+        self.handle.inner.stats()
+    }
+
+    /// Shuts down gracefully: refuses new requests and waiting ones, closes idle
+    /// connections, lets responses in progress finish, and resolves when every
+    /// connection is closed.
+    pub async fn shutdown(&self) {
+        self.handle.inner.shutdown(Shutdown::Graceful, false);
+        self.handle.inner.drained().await;
+    }
+
+    /// Shuts down at once: also forgets busy connections, which close as soon as
+    /// their holders let go of them.
+    pub fn shutdown_now(&self) {
+        self.handle.inner.shutdown(Shutdown::Immediate, false);
+    }
+}
+
+/// Whether a request may be sent again after it failed before any response:
+/// RFC 9110's idempotent methods, or any method whose body can be replayed.
+fn may_retry(method: &Method, body: &Outgoing) -> bool {
+    body.is_replayable()
+        && (matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        ) || matches!(body, Outgoing::Full(_)))
+}
+
+fn encode(parts: &request::Parts, body: &Outgoing) -> Result<(BytesMut, EncodedRequest), Error> {
+    let mut head = BytesMut::with_capacity(256);
+    let encoded =
+        encode_request(parts, body.framing(), TargetForm::Origin, &mut head).map_err(protocol)?;
+    Ok((head, encoded))
+}
+
+/// Whether a connection that sat idle is still open, as far as can be seen
+/// without waiting: no end of stream, no reset, no unexpected bytes.
+fn is_open(conn: &mut H1Conn) -> bool {
+    let mut probe = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut probe);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    tokio::io::AsyncRead::poll_read(Pin::new(&mut conn.io), &mut cx, &mut buf).is_pending()
+}
+
+/// Returns a lease whose exchange did not finish: the connection is closed.
+struct LeaseGuard<'a, R: Runtime> {
+    inner: &'a Inner<R>,
+    lease: Option<Lease>,
+}
+
+impl<R: Runtime> Drop for LeaseGuard<'_, R> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.inner.check_in(lease, None);
+        }
+    }
+}
+
+async fn execute<R: Runtime>(
+    inner: &Arc<Inner<R>>,
+    parts: request::Parts,
+    mut body: Outgoing,
+    deadline: std::time::Instant,
+) -> Result<Response<Body>, Error> {
+    let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
+    let (mut head, mut encoded) = encode(&parts, &body)?;
+    let mut retried = false;
+    loop {
+        let (lease, mut conn) = inner.checkout(&origin, Some(deadline)).await?;
+        let reused = conn.served > 0;
+        if reused && !is_open(&mut conn) {
+            inner.check_in(lease, None);
+            continue;
+        }
+        let mut guard = LeaseGuard {
+            inner,
+            lease: Some(lease),
+        };
+        let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
+        match exchange(&mut conn, head, &mut encoded.body, &mut body, &mut parser).await {
+            Ok((response, buf)) => {
+                guard.lease = None;
+                return respond(inner, lease, conn, response, buf);
+            }
+            Err(failure) => {
+                drop(guard);
+                drop(conn);
+                if failure.replayable && reused && !retried && may_retry(&parts.method, &body) {
+                    retried = true;
+                    (head, encoded) = encode(&parts, &body)?;
+                    continue;
+                }
+                return Err(failure.error);
+            }
+        }
+    }
+}
+
+fn respond<R: Runtime>(
+    inner: &Arc<Inner<R>>,
+    lease: Lease,
+    conn: H1Conn,
+    head: crate::h1::ResponseHead,
+    buf: BytesMut,
+) -> Result<Response<Body>, Error> {
+    let decoder = head.body_decoder();
+    let length = match head.framing() {
+        Framing::Length(n) => Some(n),
+        Framing::Empty => Some(0),
+        _ => None,
+    };
+    let parts = head.into_parts();
+    let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;
+    let mut h1 = H1Body::new(
+        conn,
+        lease,
+        pool,
+        buf,
+        decoder,
+        inner.settings.read_timeout,
+        length,
+    );
+    let body = match h1.complete_from_buffer()? {
+        Some((data, trailers)) => Body::full(data, trailers),
+        None => Body::h1(h1, inner.settings.max_collect),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+impl<R: Runtime> CheckIn for Inner<R> {
+    fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
+        Inner::check_in(self, lease, conn);
+    }
+
+    fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(self.runtime.timer(deadline))
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.runtime.now()
+    }
+}
+
+/// Builds a [`Client`]: the pool's limits and timeouts, TLS, HTTP limits.
+///
+/// Every setting has a finite, conservative default.
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder<R> {
+    runtime: R,
+    pool: muxpool_core::Config,
+    seeded: bool,
+    tls: Option<TlsConfig>,
+    h1_limits: Limits,
+    request_timeout: Duration,
+    read_timeout: Duration,
+    max_collect: usize,
+}
+
+impl<R: Runtime> ClientBuilder<R> {
+    /// A builder for a client on `runtime`.
+    pub fn with_runtime(runtime: R) -> ClientBuilder<R> {
+        ClientBuilder {
+            runtime,
+            pool: muxpool_core::Config::default(),
+            seeded: false,
+            tls: None,
+            h1_limits: Limits::default(),
+            request_timeout: DEFAULT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_collect: DEFAULT_MAX_COLLECT,
+        }
+    }
+
+    /// The whole pool configuration at once (limits, timeouts, backoff, circuit,
+    /// seed). Its seed is used as given; otherwise each client draws its own, so a
+    /// fleet of processes does not expire its connections in step.
+    pub fn pool(mut self, config: muxpool_core::Config) -> Self {
+        self.pool = config;
+        self.seeded = true;
+        self
+    }
+
+    /// Connections per origin (scheme, host, port, TLS settings). Default 100.
+    pub fn max_connections_per_origin(mut self, max: u32) -> Self {
+        self.pool.max_connections_per_key = max;
+        self
+    }
+
+    /// Connections over all origins. Default 10,000.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.pool.max_connections = max;
+        self
+    }
+
+    /// Requests that may wait for a connection per origin; more are refused with
+    /// [`ErrorKind::PoolExhausted`]. Default 10,000.
+    pub fn max_waiting_per_origin(mut self, max: u32) -> Self {
+        self.pool.max_waiters_per_key = max;
+        self
+    }
+
+    /// How long a connect (resolution, TCP, TLS) may take. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.connect_timeout = timeout;
+        self
+    }
+
+    /// Close connections idle this long. Default 60 s, shorter than common
+    /// servers' keep-alive timeouts so the client closes first.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.pool.idle_timeout = timeout;
+        self
+    }
+
+    /// Retire connections this long after they connected. Default 300 s.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.pool.max_lifetime = lifetime;
+        if let Some(lifetime) = lifetime {
+            self.pool.lifetime_jitter = self.pool.lifetime_jitter.min(lifetime / 2);
+        }
+        self
+    }
+
+    /// The TLS configuration for `https` origins. By default: the bundled Mozilla
+    /// roots, verification on, HTTP/1.1 offered with ALPN.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Limits on the response heads a server can make the client buffer.
+    pub fn h1_limits(mut self, limits: Limits) -> Self {
+        self.h1_limits = limits;
+        self
+    }
+
+    /// How long a request may take until its response head. Default 30 s; a
+    /// request can override it with a [`Timeout`] extension.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The longest wait for the next bytes of a response body. Default 30 s.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The most [`Body::bytes`] and [`Body::text`] collect. Default 64 MiB.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_collect = bytes;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when the pool configuration is refused (a zero
+    /// limit, a zero timeout) or the default TLS configuration cannot be built.
+    pub fn build(self) -> Result<Client<R>, Error> {
+        let config_error = |message| Error::new(ErrorKind::Config).with_message(message);
+        if self.request_timeout.is_zero() || self.read_timeout.is_zero() {
+            return Err(config_error("timeouts must be longer than zero"));
+        }
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None => TlsConfig::builder()
+                .alpn(Alpn::Http1Only)
+                .build()
+                .map_err(|e| config_error("the default TLS configuration failed").with_source(e))?,
+        };
+        let mut pool = self.pool;
+        if !self.seeded {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(pool.seed);
+            pool.seed = hasher.finish();
+        }
+        let settings = Settings {
+            pool,
+            tls,
+            h1_limits: self.h1_limits,
+            request_timeout: self.request_timeout,
+            read_timeout: self.read_timeout,
+            max_collect: self.max_collect,
+        };
+        Ok(Client {
+            handle: Arc::new(Handle {
+                inner: Inner::new(self.runtime, settings)?,
+            }),
+        })
+    }
+}

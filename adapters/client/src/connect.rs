@@ -1,0 +1,176 @@
+//! Opening a connection to an origin: resolve, connect (Happy Eyeballs), TLS.
+//!
+//! Written once for every runtime over [`Runtime`]: the runtime only connects one
+//! address and resolves one name. Here, every resolved address is tried, IPv6 and
+//! IPv4 interleaved, a new attempt starting when the previous one fails or has
+//! not succeeded within [`ATTEMPT_DELAY`] (RFC 8305's "connection attempt
+//! delay"), and the first to connect wins; the others are dropped, which closes
+//! them. Then, for `https`, the TLS handshake with the client's [`TlsConfig`],
+//! whose ALPN outcome tells the pool what the connection is.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+use crate::origin::Origin;
+use crate::runtime::{Io, Runtime, Timer};
+use crate::tls::{negotiated, Negotiated, TlsConfig};
+
+/// How long one connection attempt runs alone before the next address is tried
+/// alongside it.
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// A transport, boxed so that plain and TLS connections of every runtime have one
+/// type.
+pub(crate) type Transport = Box<dyn Io>;
+
+/// A connection ready for HTTP.
+pub(crate) struct Connection {
+    pub(crate) io: Transport,
+    pub(crate) protocol: Negotiated,
+}
+
+/// Opens a connection to `origin`. Deadlines are the caller's.
+pub(crate) async fn connect<R: Runtime>(
+    runtime: &R,
+    origin: &Origin,
+    tls: &TlsConfig,
+) -> Result<Connection, Error> {
+    let addrs = match origin.ip() {
+        Some(ip) => vec![SocketAddr::new(ip, origin.port())],
+        None => runtime
+            .resolve(origin.host(), origin.port())
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Connect)
+                    .with_message("name resolution failed")
+                    .with_source(e)
+            })?,
+    };
+    if addrs.is_empty() {
+        return Err(Error::new(ErrorKind::Connect).with_message("the name has no address"));
+    }
+    let tcp = happy_eyeballs(runtime, interleave(addrs))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Connect).with_source(e))?;
+    if !origin.is_tls() {
+        return Ok(Connection {
+            io: Box::new(tcp),
+            protocol: Negotiated::Http1,
+        });
+    }
+    let name = crate::tls::server_name(origin.host())
+        .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
+    let connector = tokio_rustls::TlsConnector::from(tls.client_config().clone());
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
+    let protocol =
+        negotiated(stream.get_ref().1).map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
+    Ok(Connection {
+        io: Box::new(stream),
+        protocol,
+    })
+}
+
+/// Orders addresses as RFC 8305 asks: alternate families, starting with the
+/// family of the resolver's first answer.
+fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let first_v6 = addrs[0].is_ipv6();
+    let (mut first, mut second): (Vec<_>, Vec<_>) =
+        addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    first.reverse();
+    second.reverse();
+    loop {
+        match (first.pop(), second.pop()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+}
+
+type Attempt<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
+
+/// Connects to the first address of `addrs` that answers, starting the next
+/// attempt when one fails or after [`ATTEMPT_DELAY`].
+async fn happy_eyeballs<R: Runtime>(runtime: &R, addrs: Vec<SocketAddr>) -> io::Result<R::Tcp> {
+    let mut pending = addrs.into_iter();
+    let mut attempts: Vec<Attempt<R::Tcp>> = Vec::new();
+    let mut last_error = None;
+    let mut timer = Box::pin(runtime.timer(runtime.now() + ATTEMPT_DELAY));
+    let start = |attempts: &mut Vec<Attempt<R::Tcp>>, addr| {
+        let rt = runtime.clone();
+        attempts.push(Box::pin(async move { rt.connect(addr).await }));
+    };
+    if let Some(addr) = pending.next() {
+        start(&mut attempts, addr);
+    }
+    std::future::poll_fn(|cx: &mut Context<'_>| loop {
+        let mut i = 0;
+        let mut started = false;
+        while i < attempts.len() {
+            match attempts[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(tcp)) => return Poll::Ready(Ok(tcp)),
+                Poll::Ready(Err(e)) => {
+                    last_error = Some(e);
+                    drop(attempts.swap_remove(i));
+                    if let Some(addr) = pending.next() {
+                        start(&mut attempts, addr);
+                        timer.as_mut().reset(runtime.now() + ATTEMPT_DELAY);
+                        started = true;
+                    }
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        if attempts.is_empty() {
+            return Poll::Ready(Err(last_error.take().unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
+            })));
+        }
+        if started {
+            continue;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => match pending.next() {
+                Some(addr) => {
+                    start(&mut attempts, addr);
+                    timer.as_mut().reset(runtime.now() + ATTEMPT_DELAY);
+                }
+                None => {
+                    timer
+                        .as_mut()
+                        .reset(runtime.now() + Duration::from_secs(3600));
+                    return Poll::Pending;
+                }
+            },
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn families_alternate_starting_with_the_first_answer() {
+        let a: Vec<SocketAddr> = ["[::1]:1", "[::2]:1", "10.0.0.1:1", "[::3]:1", "10.0.0.2:1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let got: Vec<String> = interleave(a).iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            got,
+            ["[::1]:1", "10.0.0.1:1", "[::2]:1", "10.0.0.2:1", "[::3]:1"]
+        );
+    }
+}

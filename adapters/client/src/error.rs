@@ -1,0 +1,175 @@
+//! The client's one error type.
+//!
+//! Every failure of [`Client::send`](crate::Client::send) and of reading a
+//! response [`Body`](crate::Body) is an [`Error`]: a [`ErrorKind`] to match on, a
+//! readable message, and the underlying cause as its
+//! [`source`](std::error::Error::source) (an `io::Error`, a
+//! [`TlsError`](crate::tls::TlsError), an [`h1::Error`](crate::h1::Error), ...).
+//! Kinds are coarse on purpose: they answer "what should the caller do" (retry
+//! later, fix the request, trust a certificate), while the source chain says
+//! exactly what happened.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use muxpool_core::RejectReason;
+
+/// A boxed cause.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The client's configuration is invalid (reported by
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build)).
+    Config,
+    /// The request cannot be sent as given: an unsupported scheme, a URI without a
+    /// host, a header that would corrupt the message.
+    Request,
+    /// The name could not be resolved, or no address accepted a connection.
+    Connect,
+    /// The TLS handshake failed: an untrusted or expired certificate, a name
+    /// mismatch, no common protocol.
+    Tls,
+    /// A deadline passed: the request's timeout, the wait for a connection, or a
+    /// read of the body.
+    Timeout,
+    /// The pool could not take the request: its origin's queue is full.
+    PoolExhausted,
+    /// The origin's circuit is open after repeated connect failures; requests
+    /// fail fast until a probe connection succeeds.
+    CircuitOpen,
+    /// The client is shutting down or was dropped.
+    ShutDown,
+    /// The server broke the protocol: a malformed, oversized or truncated
+    /// response head, or the connection closed before a response.
+    Protocol,
+    /// Reading or writing a body failed: the response body was truncated or
+    /// malformed, the request body's stream failed, a body exceeded its limit.
+    Body,
+}
+
+impl ErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Request => "invalid request",
+            ErrorKind::Connect => "connect failed",
+            ErrorKind::Tls => "TLS handshake failed",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::PoolExhausted => "pool exhausted",
+            ErrorKind::CircuitOpen => "circuit open",
+            ErrorKind::ShutDown => "client shut down",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Body => "body error",
+        }
+    }
+}
+
+/// A failure of the client: what kind, in what words, and why.
+///
+/// Cheap to clone: the cause is shared, so one connect failure can be reported
+/// to every request it failed.
+///
+/// `Display` gives the kind and a short message; the alternate form (`{:#}`)
+/// appends the whole chain of causes, for logs:
+/// `connect failed: connection refused (os error 111)`.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: Option<&'static str>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            kind,
+            message: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_message(mut self, message: &'static str) -> Error {
+        self.message = Some(message);
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether a deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// The error for a request the pool refused.
+    pub(crate) fn rejected(reason: RejectReason) -> Error {
+        match reason {
+            RejectReason::Timeout => {
+                Error::new(ErrorKind::Timeout).with_message("no connection became free in time")
+            }
+            RejectReason::QueueFull => Error::new(ErrorKind::PoolExhausted)
+                .with_message("too many requests are waiting for this origin"),
+            RejectReason::ConnectFailed => Error::new(ErrorKind::Connect),
+            RejectReason::CircuitOpen => Error::new(ErrorKind::CircuitOpen)
+                .with_message("recent connects to this origin failed"),
+            RejectReason::ShuttingDown => Error::new(ErrorKind::ShutDown),
+            _ => Error::new(ErrorKind::PoolExhausted).with_message("the pool refused the request"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind);
+        if let Some(message) = self.message {
+            d.field("message", &message);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.describe())?;
+        if let Some(message) = self.message {
+            write!(f, ": {message}")?;
+        }
+        if f.alternate() {
+            let mut source = self
+                .source
+                .as_deref()
+                .map(|e| e as &(dyn StdError + 'static));
+            while let Some(cause) = source {
+                write!(f, ": {cause}")?;
+                source = cause.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

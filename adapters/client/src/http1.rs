@@ -1,0 +1,407 @@
+//! One HTTP/1.1 exchange on a leased connection: the I/O around [`h1`](crate::h1).
+//!
+//! The caller's own task writes the request and reads the response head; the
+//! response body is read by whoever polls the [`Body`](crate::Body), which owns
+//! the connection until the body ends. Then, and only then, the connection goes
+//! back to the pool, and only if the framing proved it clean: the body read to
+//! its end, no byte beyond it, keep-alive on both sides. Anything else (an error,
+//! a body dropped half-read) closes it. No task is spawned per connection.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use muxpool_core::Lease;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio_util::io::poll_read_buf;
+
+use crate::error::{Error, ErrorKind};
+use crate::h1::{self, BodyDecoder, BodyEncoder, BodyEvent, ResponseHead, ResponseParser};
+use crate::outgoing::Outgoing;
+use crate::pool::H1Conn;
+
+/// Read buffer size: what one read asks the socket for.
+const READ_SIZE: usize = 8 * 1024;
+/// Request body chunks up to this size are copied next to their framing, so that
+/// one write carries both.
+const COPY_LIMIT: usize = 8 * 1024;
+
+/// How far an exchange got before it failed.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// No byte of a response arrived, and the request body was not consumed: the
+    /// request may be sent again on another connection.
+    pub(crate) replayable: bool,
+}
+
+fn io_error(kind: ErrorKind, message: &'static str, e: std::io::Error) -> Error {
+    let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+        ErrorKind::Timeout
+    } else if e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+    {
+        // A TLS alert on the first read: with TLS 1.3 the server judges the
+        // client's certificate after the client has finished its handshake.
+        ErrorKind::Tls
+    } else {
+        kind
+    };
+    Error::new(kind).with_message(message).with_source(e)
+}
+
+pub(crate) fn protocol(e: h1::Error) -> Error {
+    let kind = match e {
+        h1::Error::TruncatedBody | h1::Error::InvalidChunk(_) => ErrorKind::Body,
+        h1::Error::InvalidRequest(_) => ErrorKind::Request,
+        h1::Error::RequestBodyLength => ErrorKind::Body,
+        _ => ErrorKind::Protocol,
+    };
+    Error::new(kind).with_source(e)
+}
+
+/// Writes the encoded head `head`, then the body, then reads the response head.
+/// Returns the head and the bytes read past it.
+pub(crate) async fn exchange(
+    conn: &mut H1Conn,
+    mut head: BytesMut,
+    encoder: &mut BodyEncoder,
+    body: &mut Outgoing,
+    parser: &mut ResponseParser,
+) -> Result<(ResponseHead, BytesMut), Failure> {
+    conn.served += 1;
+    let sent = write_body(conn, &mut head, encoder, body).await;
+    let mut buf = BytesMut::new();
+    if let Err(error) = sent {
+        return Err(Failure {
+            replayable: body.is_replayable(),
+            error,
+        });
+    }
+    loop {
+        match parser.parse(&mut buf) {
+            Ok(Some(head)) => return Ok((head, buf)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Failure {
+                    error: protocol(e),
+                    replayable: false,
+                })
+            }
+        }
+        let start = buf.len();
+        let read = read_more(&mut conn.io, &mut buf).await;
+        let nothing = start == 0 && buf.is_empty();
+        match read {
+            Ok(0) => {
+                return match parser.parse_eof(&mut buf) {
+                    Ok(head) => Ok((head, buf)),
+                    Err(e) => Err(Failure {
+                        replayable: nothing
+                            && e == h1::Error::ClosedBeforeResponse
+                            && body.is_replayable(),
+                        error: protocol(e),
+                    }),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Failure {
+                    replayable: nothing && body.is_replayable(),
+                    error: io_error(ErrorKind::Protocol, "reading the response failed", e),
+                })
+            }
+        }
+    }
+}
+
+async fn read_more(
+    io: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_SIZE / 2 {
+        buf.reserve(READ_SIZE);
+    }
+    std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut *io), cx, buf)).await
+}
+
+async fn write_body(
+    conn: &mut H1Conn,
+    out: &mut BytesMut,
+    encoder: &mut BodyEncoder,
+    body: &mut Outgoing,
+) -> Result<(), Error> {
+    let write = |e| io_error(ErrorKind::Protocol, "writing the request failed", e);
+    match body {
+        Outgoing::Empty => {
+            encoder.finish(None, out).map_err(protocol)?;
+        }
+        Outgoing::Full(data) => {
+            write_data(conn, out, encoder, data).await?;
+            encoder.finish(None, out).map_err(protocol)?;
+        }
+        Outgoing::Stream(stream) => {
+            // The head goes out first: the body may take its time.
+            conn.io.write_all(out).await.map_err(write)?;
+            out.clear();
+            let mut trailers: Option<HeaderMap> = None;
+            while let Some(frame) = stream.next_frame().await? {
+                match frame {
+                    Frame::Data(data) => {
+                        write_data(conn, out, encoder, &data).await?;
+                        if out.len() >= COPY_LIMIT {
+                            conn.io.write_all(out).await.map_err(write)?;
+                            out.clear();
+                        }
+                    }
+                    Frame::Trailers(t) => trailers = Some(t),
+                }
+            }
+            encoder.finish(trailers.as_ref(), out).map_err(protocol)?;
+        }
+    }
+    if !out.is_empty() {
+        conn.io.write_all(out).await.map_err(write)?;
+    }
+    conn.io.flush().await.map_err(write)
+}
+
+/// Frames `data` into `out`; a large chunk is written from where it is rather
+/// than copied, and `out` keeps only what must follow it.
+async fn write_data(
+    conn: &mut H1Conn,
+    out: &mut BytesMut,
+    encoder: &mut BodyEncoder,
+    data: &[u8],
+) -> Result<(), Error> {
+    if data.len() <= COPY_LIMIT {
+        return encoder.encode(data, out).map_err(protocol);
+    }
+    let write = |e| io_error(ErrorKind::Protocol, "writing the request failed", e);
+    let suffix = encoder.data_prefix(data.len(), out).map_err(protocol)?;
+    conn.io.write_all(out).await.map_err(write)?;
+    out.clear();
+    conn.io.write_all(data).await.map_err(write)?;
+    out.extend_from_slice(suffix);
+    Ok(())
+}
+
+/// One frame of a request body.
+pub(crate) enum Frame {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+/// Gives the connection of a finished exchange back to the pool.
+pub(crate) trait CheckIn: Send + Sync {
+    /// Returns `lease`, with its connection if it is clean.
+    fn check_in(&self, lease: Lease, conn: Option<H1Conn>);
+    /// A timer for `deadline` on the client's runtime.
+    fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn crate::runtime::Timer>>;
+    /// The runtime's now.
+    fn now(&self) -> std::time::Instant;
+}
+
+/// The response body of an HTTP/1.1 exchange, owning its connection.
+pub(crate) struct H1Body {
+    conn: Option<H1Conn>,
+    lease: Lease,
+    pool: Arc<dyn CheckIn>,
+    buf: BytesMut,
+    decoder: BodyDecoder,
+    read_timeout: Duration,
+    timer: Option<Pin<Box<dyn crate::runtime::Timer>>>,
+    remaining_hint: Option<u64>,
+    /// Events decoded ahead, while trying to complete the body from the buffer.
+    ahead: std::collections::VecDeque<Read>,
+    done: bool,
+}
+
+/// What reading a body produced.
+pub(crate) enum Read {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    End,
+}
+
+impl H1Body {
+    pub(crate) fn new(
+        conn: H1Conn,
+        lease: Lease,
+        pool: Arc<dyn CheckIn>,
+        buf: BytesMut,
+        decoder: BodyDecoder,
+        read_timeout: Duration,
+        length: Option<u64>,
+    ) -> H1Body {
+        H1Body {
+            conn: Some(conn),
+            lease,
+            pool,
+            buf,
+            decoder,
+            read_timeout,
+            timer: None,
+            remaining_hint: length,
+            ahead: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn is_end(&self) -> bool {
+        self.done && self.ahead.is_empty()
+    }
+
+    /// Decodes what the buffer holds. When that is the whole body (the common
+    /// case of a small response arriving with its head), the connection is back
+    /// in the pool already and the content is returned; otherwise the events
+    /// decoded so far are kept for the reader.
+    pub(crate) fn complete_from_buffer(
+        &mut self,
+    ) -> Result<Option<(Bytes, Option<HeaderMap>)>, Error> {
+        let mut data = None;
+        let mut trailers = None;
+        loop {
+            match self.decode_buffered()? {
+                None => break,
+                Some(Read::End) if self.ahead.is_empty() => {
+                    return Ok(Some((data.take().unwrap_or_default(), trailers.take())))
+                }
+                Some(Read::End) => {
+                    self.ahead.push_back(Read::End);
+                    break;
+                }
+                Some(Read::Data(d)) if data.is_none() && self.ahead.is_empty() => data = Some(d),
+                Some(Read::Trailers(t)) if trailers.is_none() && self.ahead.is_empty() => {
+                    trailers = Some(t)
+                }
+                Some(other) => {
+                    self.ahead.extend(data.take().map(Read::Data));
+                    self.ahead.extend(trailers.take().map(Read::Trailers));
+                    self.ahead.push_back(other);
+                }
+            }
+        }
+        self.ahead.extend(data.map(Read::Data));
+        self.ahead.extend(trailers.map(Read::Trailers));
+        Ok(None)
+    }
+
+    pub(crate) fn exact_remaining(&self) -> Option<u64> {
+        if self.done {
+            Some(0)
+        } else {
+            self.remaining_hint
+        }
+    }
+
+    /// Decodes what is already buffered, without reading.
+    pub(crate) fn decode_buffered(&mut self) -> Result<Option<Read>, Error> {
+        if self.done {
+            return Ok(Some(Read::End));
+        }
+        match self.decoder.decode(&mut self.buf) {
+            Ok(Some(event)) => Ok(Some(self.event(event))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.fail(protocol(e))),
+        }
+    }
+
+    fn event(&mut self, event: BodyEvent) -> Read {
+        match event {
+            BodyEvent::Data(data) => {
+                if let Some(left) = &mut self.remaining_hint {
+                    *left = left.saturating_sub(data.len() as u64);
+                }
+                Read::Data(data)
+            }
+            BodyEvent::Trailers(t) => Read::Trailers(t),
+            BodyEvent::End(keep_alive) => {
+                self.done = true;
+                let conn = self.conn.take();
+                let clean = keep_alive.is_reusable() && self.buf.is_empty();
+                self.pool.check_in(self.lease, conn.filter(|_| clean));
+                self.buf = BytesMut::new();
+                Read::End
+            }
+        }
+    }
+
+    fn fail(&mut self, error: Error) -> Error {
+        self.done = true;
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            self.pool.check_in(self.lease, None);
+        }
+        error
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Read, Error>> {
+        if let Some(read) = self.ahead.pop_front() {
+            return Poll::Ready(Ok(read));
+        }
+        loop {
+            if let Some(read) = self.decode_buffered()? {
+                self.timer = None;
+                return Poll::Ready(Ok(read));
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(Ok(Read::End));
+            };
+            if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
+                self.buf.reserve(READ_SIZE);
+            }
+            match poll_read_buf(Pin::new(&mut conn.io), cx, &mut self.buf) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(match self.decoder.decode_eof(&mut self.buf) {
+                        Ok(event) => {
+                            // The connection is closed: whatever the framing said,
+                            // it cannot be reused.
+                            self.conn = None;
+                            Ok(self.event(event))
+                        }
+                        Err(e) => Err(self.fail(protocol(e))),
+                    });
+                }
+                Poll::Ready(Ok(_)) => {
+                    self.timer = None;
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(self.fail(io_error(
+                        ErrorKind::Body,
+                        "reading the response body failed",
+                        e,
+                    ))))
+                }
+                Poll::Pending => {
+                    let timer = match &mut self.timer {
+                        Some(t) => t,
+                        None => {
+                            let deadline = self.pool.now() + self.read_timeout;
+                            self.timer.insert(self.pool.timer(deadline))
+                        }
+                    };
+                    ready!(timer.as_mut().poll(cx));
+                    return Poll::Ready(Err(self
+                        .fail(Error::new(ErrorKind::Timeout).with_message(
+                            "no response body bytes arrived within the read timeout",
+                        ))));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for H1Body {
+    fn drop(&mut self) {
+        if !self.done {
+            // Read half-way: the connection's position in the stream is unknown
+            // to the next request, so it is closed.
+            self.conn = None;
+            self.pool.check_in(self.lease, None);
+        }
+    }
+}

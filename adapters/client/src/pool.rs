@@ -1,0 +1,620 @@
+//! The pool as the client holds it: the core behind one short lock, and the
+//! connections the core names.
+//!
+//! # Why one lock and no worker
+//!
+//! Every decision is the core's ([`muxpool_core::Pool`]); this module only carries
+//! them out. A request locks the state, asks the core for capacity, and usually
+//! leaves with an idle connection in well under a microsecond: no task, no
+//! channel, no hop to another thread. Only what must happen in the background
+//! runs in a task: a connect (one short-lived task per new connection) and the
+//! pool's timers (one task per client, only while the core has a deadline).
+//!
+//! # The loop
+//!
+//! Every input to the core is followed by [`State::drain`], which carries out the
+//! actions the core queued while the lock is held (granting wakes the waiter,
+//! closing takes the transport out of its slot) and collects in [`Effects`] what
+//! must happen after the lock is released: wake tasks, spawn connects, drop
+//! sockets, wake or start the timer task. Waking and dropping sockets outside
+//! the lock keeps it short and free of re-entrancy.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use muxpool_core::{
+    Acquire, AcquireOptions, Action, CloseReason, ConnId, Connected, Instant, Lease, Pool,
+    RejectReason, Release, Shutdown, Stats, WaiterId,
+};
+
+use crate::connect::{connect, Transport};
+use crate::error::{Error, ErrorKind};
+use crate::origin::Origin;
+use crate::runtime::{Runtime, Timer};
+use crate::settings::Settings;
+use crate::tls::Negotiated;
+
+/// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
+pub(crate) struct H1Conn {
+    pub(crate) io: Transport,
+    /// Requests this connection has carried.
+    pub(crate) served: u64,
+}
+
+/// What the client holds for one connection the core knows.
+enum Slot {
+    /// A connect task is running for this origin.
+    Connecting(Origin),
+    /// Ready and not leased: the transport waits here.
+    Idle(H1Conn),
+    /// Leased: the transport is with the lease holder.
+    Leased,
+}
+
+/// Where a waiting request stands.
+enum Waiting {
+    Queued(Option<Waker>),
+    Granted(Lease),
+    Rejected(RejectReason),
+}
+
+/// What must happen once the lock is released.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Effects {
+    wake: Vec<Waker>,
+    open: Vec<(ConnId, Origin)>,
+    drop: Vec<H1Conn>,
+    start_timer: bool,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    pool: Pool<Origin>,
+    conns: Vec<Option<(ConnId, Slot)>>,
+    /// Keyed by the full handle: the core reuses a waiter's slot as soon as it
+    /// answers it, possibly before the waiting task has collected the answer.
+    waiters: HashMap<WaiterId, Waiting>,
+    /// The last connect failure per origin, given to the requests it fails.
+    connect_errors: HashMap<Origin, Error>,
+    timer: TimerState,
+    /// Tasks waiting for a shutdown to finish.
+    shutdown_waiters: Vec<Waker>,
+    /// The last client handle is gone.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct TimerState {
+    running: bool,
+    armed: Option<Instant>,
+    waker: Option<Waker>,
+}
+
+/// The client's shared state, for one runtime.
+pub(crate) struct Inner<R: Runtime> {
+    pub(crate) runtime: R,
+    pub(crate) settings: Settings,
+    epoch: std::time::Instant,
+    state: Mutex<State>,
+    me: Weak<Inner<R>>,
+}
+
+/// Keep at most this many remembered connect failures.
+const MAX_CONNECT_ERRORS: usize = 1024;
+
+fn slot_mut<I: Copy + PartialEq, T>(
+    table: &mut [Option<(I, T)>],
+    index: u32,
+    id: I,
+) -> Option<&mut T> {
+    match table.get_mut(index as usize) {
+        Some(Some((held, value))) if *held == id => Some(value),
+        _ => None,
+    }
+}
+
+fn put<I, T>(table: &mut Vec<Option<(I, T)>>, index: u32, id: I, value: T) {
+    let index = index as usize;
+    if table.len() <= index {
+        table.resize_with(index + 1, || None);
+    }
+    table[index] = Some((id, value));
+}
+
+fn take<I: Copy + PartialEq, T>(table: &mut [Option<(I, T)>], index: u32, id: I) -> Option<T> {
+    let entry = table.get_mut(index as usize)?;
+    match entry {
+        Some((held, _)) if *held == id => entry.take().map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+impl State {
+    /// Carries out the core's queued actions; returns what must happen after the
+    /// lock is released.
+    fn drain(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        while let Some(action) = self.pool.poll_action() {
+            match action {
+                Action::Open { conn } => {
+                    if let Some(origin) = self.pool.key(conn).cloned() {
+                        put(
+                            &mut self.conns,
+                            conn.index(),
+                            conn,
+                            Slot::Connecting(origin.clone()),
+                        );
+                        fx.open.push((conn, origin));
+                    }
+                }
+                Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
+                    Some(Slot::Idle(c)) => fx.drop.push(c),
+                    Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
+                        // The core's deadline came first; the connect task will
+                        // find its connection forgotten.
+                        self.remember_failure(
+                            origin,
+                            Error::new(ErrorKind::Timeout).with_message("the connect timed out"),
+                        );
+                    }
+                    _ => {}
+                },
+                Action::Grant { waiter, lease } => {
+                    self.answer(waiter, Waiting::Granted(lease), &mut fx);
+                }
+                Action::Reject { waiter, reason } => {
+                    self.answer(waiter, Waiting::Rejected(reason), &mut fx);
+                }
+                Action::HealthCheck { conn } => {
+                    // HTTP/1.1 connections declare no health check; a request for
+                    // one on a connection that cannot answer it lets the core's
+                    // deadline close the connection.
+                    let _ = conn;
+                }
+                _ => {}
+            }
+        }
+        self.after_inputs(&mut fx);
+        fx
+    }
+
+    /// The timer and shutdown bookkeeping every input ends with.
+    fn after_inputs(&mut self, fx: &mut Effects) {
+        if let Some(next) = self.pool.poll_timeout() {
+            if !self.timer.running && !self.closed {
+                self.timer.running = true;
+                fx.start_timer = true;
+            } else if self.timer.armed.is_none_or(|armed| next < armed) {
+                if let Some(w) = self.timer.waker.take() {
+                    fx.wake.push(w);
+                }
+            }
+        }
+        if !self.shutdown_waiters.is_empty() && self.is_drained() {
+            fx.wake.append(&mut self.shutdown_waiters);
+        }
+    }
+
+    fn is_drained(&self) -> bool {
+        self.pool.is_shut_down() && self.pool.stats().open == 0
+    }
+
+    fn remember_failure(&mut self, origin: Origin, error: Error) {
+        if self.connect_errors.len() >= MAX_CONNECT_ERRORS {
+            self.connect_errors.clear();
+        }
+        self.connect_errors.insert(origin, error);
+    }
+
+    /// The error for a request to `origin` refused for `reason`, with the last
+    /// connect failure as its cause when connects are why.
+    fn rejection(&self, origin: &Origin, reason: RejectReason) -> Error {
+        let error = Error::rejected(reason);
+        let cause = match reason {
+            RejectReason::ConnectFailed | RejectReason::CircuitOpen => {
+                self.connect_errors.get(origin).cloned()
+            }
+            _ => None,
+        };
+        match cause {
+            Some(cause) if reason == RejectReason::ConnectFailed => cause,
+            Some(cause) => error.with_source(cause),
+            None => error,
+        }
+    }
+
+    fn answer(&mut self, waiter: WaiterId, answer: Waiting, fx: &mut Effects) {
+        if let Some(w) = self.waiters.get_mut(&waiter) {
+            if let Waiting::Queued(Some(waker)) = std::mem::replace(w, answer) {
+                fx.wake.push(waker);
+            }
+        }
+    }
+
+    /// Takes the transport of a granted lease out of its slot.
+    fn check_out(&mut self, lease: Lease) -> Option<H1Conn> {
+        let conn = lease.conn();
+        let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
+        match std::mem::replace(slot, Slot::Leased) {
+            Slot::Idle(c) => Some(c),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+}
+
+impl Effects {
+    fn run<R: Runtime>(self, inner: &Inner<R>) {
+        if self.wake.is_empty() && self.open.is_empty() && self.drop.is_empty() && !self.start_timer
+        {
+            return;
+        }
+        drop(self.drop);
+        for waker in self.wake {
+            waker.wake();
+        }
+        let Some(me) = inner.me.upgrade() else { return };
+        for (conn, origin) in self.open {
+            let task = Arc::clone(&me);
+            inner
+                .runtime
+                .spawn(async move { task.open(conn, origin).await });
+        }
+        if self.start_timer {
+            inner.runtime.spawn(TimerTask {
+                inner: Arc::clone(&me),
+                timer: None,
+            });
+        }
+    }
+}
+
+impl<R: Runtime> Inner<R> {
+    pub(crate) fn new(runtime: R, settings: Settings) -> Result<Arc<Inner<R>>, Error> {
+        let pool = Pool::new(settings.pool.clone()).map_err(|e| {
+            Error::new(ErrorKind::Config)
+                .with_message("the pool configuration is invalid")
+                .with_source(e)
+        })?;
+        let epoch = runtime.now();
+        Ok(Arc::new_cyclic(|me| Inner {
+            runtime,
+            settings,
+            epoch,
+            state: Mutex::new(State {
+                pool,
+                conns: Vec::new(),
+                waiters: HashMap::new(),
+                connect_errors: HashMap::new(),
+                timer: TimerState::default(),
+                shutdown_waiters: Vec::new(),
+                closed: false,
+            }),
+            me: me.clone(),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the core half-updated in a
+        // way that matters more than losing the client: keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The core's time for the runtime's `now`.
+    pub(crate) fn now(&self) -> Instant {
+        self.instant(self.runtime.now())
+    }
+
+    pub(crate) fn instant(&self, at: std::time::Instant) -> Instant {
+        Instant::from_elapsed(at.saturating_duration_since(self.epoch))
+    }
+
+    fn std_instant(&self, at: Instant) -> std::time::Instant {
+        self.epoch + at.elapsed_since_epoch()
+    }
+
+    /// Runs `f` on the state under the lock, then carries out what it queued.
+    fn with_state<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let now = self.now();
+        let mut st = self.lock();
+        let out = f(&mut st, now);
+        let fx = st.drain();
+        drop(st);
+        fx.run(self);
+        out
+    }
+
+    /// Waits for a connection to `origin`, until `deadline` at the latest.
+    pub(crate) fn checkout<'a>(
+        &'a self,
+        origin: &'a Origin,
+        deadline: Option<std::time::Instant>,
+    ) -> Checkout<'a, R> {
+        Checkout {
+            inner: self,
+            origin,
+            deadline,
+            waiter: None,
+        }
+    }
+
+    /// Gives a lease back: with its connection when the connection is clean and
+    /// may carry another request, without it (closing it) otherwise.
+    pub(crate) fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
+        let dropped = self.with_state(|st, now| match conn {
+            Some(c) => match st.pool.release(lease, now, Release::Reuse) {
+                Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
+                    Some(slot) => {
+                        *slot = Slot::Idle(c);
+                        None
+                    }
+                    None => Some(c),
+                },
+                Err(_) => Some(c),
+            },
+            None => {
+                let _ = st.pool.release(lease, now, Release::Close);
+                None
+            }
+        });
+        drop(dropped);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.lock().pool.stats()
+    }
+
+    /// Starts a shutdown; `closed` also stops the timer task for good.
+    pub(crate) fn shutdown(&self, how: Shutdown, closed: bool) {
+        self.with_state(|st, now| {
+            if closed {
+                st.closed = true;
+                if let Some(w) = st.timer.waker.take() {
+                    w.wake();
+                }
+            }
+            st.pool.shutdown(now, how);
+        });
+    }
+
+    /// Resolves when a shutdown has closed every connection.
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut st = self.lock();
+            if st.is_drained() {
+                Poll::Ready(())
+            } else {
+                if !st.shutdown_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.shutdown_waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+    }
+
+    /// The connect task of one connection.
+    async fn open(self: Arc<Self>, conn: ConnId, origin: Origin) {
+        let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
+        let result = crate::timeout::with_deadline(
+            &self.runtime,
+            deadline,
+            connect(&self.runtime, &origin, &self.settings.tls),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
+        });
+        let dropped = self.with_state(|st, now| match result {
+            Ok(c) if c.protocol == Negotiated::Http1 => {
+                match st.pool.connected(conn, now, Connected::http1()) {
+                    Ok(()) => {
+                        st.connect_errors.remove(&origin);
+                        put(
+                            &mut st.conns,
+                            conn.index(),
+                            conn,
+                            Slot::Idle(H1Conn {
+                                io: c.io,
+                                served: 0,
+                            }),
+                        );
+                        None
+                    }
+                    Err(_) => Some(c.io),
+                }
+            }
+            other => {
+                let error = match other {
+                    Err(e) => e,
+                    Ok(_) => Error::new(ErrorKind::Protocol)
+                        .with_message("the server chose HTTP/2, which this client does not speak yet; offer only http/1.1"),
+                };
+                // A connect the core already gave up on (its deadline came
+                // first) is not this origin's latest failure.
+                if let Some(Slot::Connecting(origin)) = take(&mut st.conns, conn.index(), conn) {
+                    st.remember_failure(origin, error);
+                    let _ = st.pool.connect_failed(conn, now);
+                }
+                None
+            }
+        });
+        drop(dropped);
+    }
+}
+
+/// A request waiting for a connection. Dropping it at any point gives back what
+/// it holds: a queued request is cancelled, a granted lease is released.
+pub(crate) struct Checkout<'a, R: Runtime> {
+    inner: &'a Inner<R>,
+    origin: &'a Origin,
+    deadline: Option<std::time::Instant>,
+    waiter: Option<WaiterId>,
+}
+
+impl<R: Runtime> Future for Checkout<'_, R> {
+    type Output = Result<(Lease, H1Conn), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner;
+        let now = inner.now();
+        let mut st = inner.lock();
+        let lease = match self.waiter {
+            None => {
+                let options = match self.deadline {
+                    Some(at) => AcquireOptions::with_deadline(inner.instant(at)),
+                    None => AcquireOptions::default(),
+                };
+                match st.pool.acquire(self.origin, now, options) {
+                    Ok(Acquire::Ready(lease)) => lease,
+                    Ok(Acquire::Queued(waiter)) => {
+                        st.waiters
+                            .insert(waiter, Waiting::Queued(Some(cx.waker().clone())));
+                        self.waiter = Some(waiter);
+                        let fx = st.drain();
+                        drop(st);
+                        fx.run(inner);
+                        return Poll::Pending;
+                    }
+                    Ok(_) => unreachable_acquire(),
+                    Err(reason) => {
+                        let fx = st.drain();
+                        let error = st.rejection(self.origin, reason);
+                        drop(st);
+                        fx.run(inner);
+                        return Poll::Ready(Err(error));
+                    }
+                }
+            }
+            Some(waiter) => {
+                let Some(w) = st.waiters.get_mut(&waiter) else {
+                    return Poll::Ready(Err(Error::new(ErrorKind::ShutDown)));
+                };
+                match w {
+                    Waiting::Queued(waker) => {
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
+                    Waiting::Granted(_) | Waiting::Rejected(_) => {}
+                }
+                self.waiter = None;
+                match st.waiters.remove(&waiter) {
+                    Some(Waiting::Granted(lease)) => lease,
+                    Some(Waiting::Rejected(reason)) => {
+                        return Poll::Ready(Err(st.rejection(self.origin, reason)))
+                    }
+                    _ => return Poll::Ready(Err(Error::new(ErrorKind::ShutDown))),
+                }
+            }
+        };
+        match st.check_out(lease) {
+            Some(conn) => {
+                let fx = st.drain();
+                drop(st);
+                fx.run(inner);
+                Poll::Ready(Ok((lease, conn)))
+            }
+            None => {
+                // The core granted a connection whose transport is not here; give
+                // the lease back as broken rather than use it.
+                let _ = st.pool.release(lease, now, Release::Close);
+                let fx = st.drain();
+                drop(st);
+                fx.run(inner);
+                Poll::Ready(Err(Error::new(ErrorKind::Protocol)
+                    .with_message("the granted connection has no transport")))
+            }
+        }
+    }
+}
+
+#[cold]
+fn unreachable_acquire() -> ! {
+    unreachable!("the core answers an acquire with Ready or Queued")
+}
+
+impl<R: Runtime> Drop for Checkout<'_, R> {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        self.inner.with_state(|st, now| {
+            match st.waiters.remove(&waiter) {
+                Some(Waiting::Queued(_)) => {
+                    let _ = st.pool.cancel(waiter, now);
+                }
+                Some(Waiting::Granted(lease)) => {
+                    // Never used: the transport is still in its slot.
+                    let _ = st.pool.release(lease, now, Release::Reuse);
+                }
+                _ => {}
+            }
+        });
+    }
+}
+
+/// The pool's one background task: wakes the core at its deadlines.
+struct TimerTask<R: Runtime> {
+    inner: Arc<Inner<R>>,
+    timer: Option<Pin<Box<R::Timer>>>,
+}
+
+impl<R: Runtime> Future for TimerTask<R> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let inner = &*this.inner;
+            let now = inner.now();
+            let mut st = inner.lock();
+            if st.closed {
+                st.timer.running = false;
+                st.timer.waker = None;
+                return Poll::Ready(());
+            }
+            match st.pool.poll_timeout() {
+                Some(at) if at <= now => {
+                    st.pool.handle_timeout(now);
+                    st.timer.armed = None;
+                    let fx = st.drain();
+                    drop(st);
+                    fx.run(inner);
+                }
+                next => {
+                    st.timer.armed = next;
+                    if !st
+                        .timer
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        st.timer.waker = Some(cx.waker().clone());
+                    }
+                    drop(st);
+                    let Some(at) = next else {
+                        return Poll::Pending;
+                    };
+                    let deadline = inner.std_instant(at);
+                    match &mut this.timer {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => this.timer = Some(Box::pin(inner.runtime.timer(deadline))),
+                    }
+                    let timer = this.timer.as_mut().expect("set above");
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}

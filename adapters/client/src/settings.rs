@@ -1,0 +1,23 @@
+//! Everything a client is configured with, fixed when it is built.
+
+use std::time::Duration;
+
+use crate::h1::Limits;
+use crate::tls::TlsConfig;
+
+/// The configuration of one client; see [`ClientBuilder`](crate::ClientBuilder).
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// The core's configuration.
+    pub(crate) pool: muxpool_core::Config,
+    /// TLS for `https` origins.
+    pub(crate) tls: TlsConfig,
+    /// Limits on what a server can make us buffer in a response head.
+    pub(crate) h1_limits: Limits,
+    /// From sending a request to its response head.
+    pub(crate) request_timeout: Duration,
+    /// The longest wait for the next bytes of a response body.
+    pub(crate) read_timeout: Duration,
+    /// The most [`Body::bytes`](crate::Body::bytes) collects.
+    pub(crate) max_collect: usize,
+}

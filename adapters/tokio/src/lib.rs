@@ -1,0 +1,100 @@
+//! # muxpool-tokio: muxpool's HTTP client on tokio
+//!
+//! The whole client ([`muxpool_client`]) runs on any runtime that implements its
+//! small [`Runtime`] trait; this crate is that trait for tokio, and nothing else:
+//! tasks go to `tokio::spawn`, timers are `tokio::time::Sleep` (so a test with a
+//! paused clock controls the pool's time too), connects are
+//! `tokio::net::TcpStream` with `TCP_NODELAY`, and names resolve through
+//! `tokio::net::lookup_host`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), muxpool_tokio::Error> {
+//! use muxpool_tokio::{Body, Client};
+//!
+//! let client = Client::new();
+//! let request = http::Request::get("http://127.0.0.1:8080/")
+//!     .body(Body::empty())
+//!     .expect("a valid request");
+//! let response = client.send(request).await?;
+//! println!("{}: {}", response.status(), response.into_body().text().await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A `Client` must be used from within a tokio runtime (it spawns its connect
+//! and timer tasks there), and can be created anywhere.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use muxpool_client::runtime::{Runtime, Timer};
+pub use muxpool_client::{
+    h1, runtime, tls, Body, Error, ErrorKind, Origin, PoolConfig, Stats, Timeout,
+};
+
+/// muxpool's client on tokio.
+pub type Client = muxpool_client::Client<Tokio>;
+/// Builds a [`Client`] on tokio.
+pub type ClientBuilder = muxpool_client::ClientBuilder<Tokio>;
+
+/// The tokio runtime, as the client sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
+
+pin_project_lite::pin_project! {
+    /// A tokio timer.
+    #[derive(Debug)]
+    pub struct Sleep {
+        #[pin]
+        sleep: tokio::time::Sleep,
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.project().sleep.poll(cx)
+    }
+}
+
+impl Timer for Sleep {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.project().sleep.reset(deadline.into());
+    }
+}
+
+impl Runtime for Tokio {
+    type Tcp = tokio::net::TcpStream;
+    type Timer = Sleep;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        drop(tokio::spawn(task));
+    }
+
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn timer(&self, deadline: Instant) -> Sleep {
+        Sleep {
+            sleep: tokio::time::sleep_until(deadline.into()),
+        }
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+}

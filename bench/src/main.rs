@@ -1,0 +1,264 @@
+//! muxpool-bench: HTTP clients end to end against nginx on loopback.
+//!
+//! ```text
+//! cargo run --release -p muxpool-bench -- h1 [--duration-secs 5] [--warmup-secs 1]
+//!     [--concurrency 1,16,256] [--only hyper-util,reqwest,wrk] [--json]
+//! cargo run --release -p muxpool-bench -- idle-memory [--connections 100]
+//!     [--only hyper-util,reqwest] [--json]
+//! ```
+//!
+//! **h1** starts nginx (one worker pinned to CPU 1, no access log,
+//! `keepalive_requests 100000`, `GET /` answering `hello\n`), pins itself to
+//! CPU 0, and for each concurrency level runs each contender for a warm-up and
+//! then a measured window: the in-process clients ([`contender::IN_PROCESS`]) on
+//! a current-thread tokio runtime with `concurrency` tasks looping requests
+//! ([`load`]), then wrk with as many connections ([`wrk`]). It prints a markdown
+//! table (or JSON with `--json`) of requests/s, client CPU µs per request,
+//! latency p50/p99 and connections nginx accepted.
+//!
+//! **idle-memory** measures the heap bytes each in-process client holds per idle
+//! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]).
+//!
+//! Progress and warnings go to stderr; the table alone goes to stdout.
+
+mod alloc;
+mod contender;
+mod idle;
+mod load;
+mod report;
+mod sys;
+mod wrk;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use muxpool_testkit::nginx::{self, Nginx, NginxOptions};
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+const USAGE: &str = "\
+usage:
+  muxpool-bench h1 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
+                   [--only NAME,...] [--json]
+  muxpool-bench idle-memory [--connections N] [--only NAME,...] [--json]
+
+Contenders: hyper-util, reqwest (in process), wrk (h1 only).";
+
+/// The command line.
+struct Args {
+    mode: String,
+    duration: Duration,
+    warmup: Duration,
+    concurrency: Vec<usize>,
+    connections: usize,
+    only: Option<Vec<String>>,
+    json: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut raw = std::env::args().skip(1);
+        let mode = raw.next().ok_or("no mode given")?;
+        if mode != "h1" && mode != "idle-memory" {
+            return Err(format!("unknown mode {mode:?}"));
+        }
+        let mut args = Args {
+            mode,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            concurrency: vec![1, 16, 256],
+            connections: 100,
+            only: None,
+            json: false,
+        };
+        while let Some(flag) = raw.next() {
+            let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
+            let number = |text: String| -> Result<u64, String> {
+                text.parse().map_err(|e| format!("{flag} {text:?}: {e}"))
+            };
+            match flag.as_str() {
+                "--duration-secs" => args.duration = Duration::from_secs(number(value()?)?),
+                "--warmup-secs" => args.warmup = Duration::from_secs(number(value()?)?),
+                "--concurrency" => {
+                    args.concurrency = value()?
+                        .split(',')
+                        .map(|c| {
+                            c.trim()
+                                .parse()
+                                .map_err(|e| format!("--concurrency {c:?}: {e}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    if args.concurrency.contains(&0) {
+                        return Err("--concurrency must be at least 1".into());
+                    }
+                }
+                "--connections" => args.connections = number(value()?)?.max(1) as usize,
+                "--only" => {
+                    args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
+                }
+                "--json" => args.json = true,
+                "-h" | "--help" => return Err(String::new()),
+                _ => return Err(format!("unknown flag {flag:?}")),
+            }
+        }
+        if args.duration.is_zero() {
+            return Err("--duration-secs must be at least 1".into());
+        }
+        Ok(args)
+    }
+
+    fn selected(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == name))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}\n");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.mode == "idle-memory" {
+        alloc::enable();
+    }
+    let result = start_nginx().and_then(|nginx| match args.mode.as_str() {
+        "h1" => h1(&args, &nginx),
+        _ => idle_memory(&args, &nginx),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// nginx as the benchmarks want it; then pins this process to the client CPU.
+fn start_nginx() -> Result<Nginx, String> {
+    nginx::available().map_err(|e| e.to_string())?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // CLIENT_CPU and SERVER_CPU are 0 and 1.
+    let pin = cpus >= 2;
+    let nginx = Nginx::start(NginxOptions {
+        workers: 1,
+        access_log: false,
+        keepalive_requests: Some(100_000),
+        worker_cpu_affinity: pin.then(sys::nginx_worker_mask),
+        ..NginxOptions::default()
+    })
+    .map_err(|e| format!("starting nginx: {e}"))?;
+    if pin {
+        sys::pin_to_cpu(sys::CLIENT_CPU).map_err(|e| format!("pinning to CPU 0: {e}"))?;
+        eprintln!(
+            "nginx on {} (worker on CPU {}), benchmark on CPU {}",
+            nginx.base_url(),
+            sys::SERVER_CPU,
+            sys::CLIENT_CPU
+        );
+    } else {
+        eprintln!("warning: {cpus} CPU(s): client and server are not pinned apart");
+    }
+    Ok(nginx)
+}
+
+fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
+    let url = format!("{}/", nginx.base_url());
+    let run_wrk = args.selected("wrk") && {
+        let there = wrk::available();
+        if !there {
+            eprintln!("warning: {} not found, skipping wrk", wrk::WRK);
+        }
+        there
+    };
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for &concurrency in &args.concurrency {
+        for entry in contender::IN_PROCESS
+            .iter()
+            .filter(|e| args.selected(e.name))
+        {
+            eprintln!("{} at concurrency {concurrency}...", entry.name);
+            let params = load::Params {
+                nginx,
+                url: url.clone(),
+                expected_body: nginx::HELLO.as_bytes(),
+                concurrency,
+                warmup: args.warmup,
+                duration: args.duration,
+            };
+            record(&mut rows, &mut failures, entry.name, (entry.load)(&params));
+        }
+        if run_wrk {
+            eprintln!("wrk at concurrency {concurrency}...");
+            let row = wrk::run(nginx, &url, concurrency, args.duration);
+            record(&mut rows, &mut failures, "wrk", row);
+        }
+    }
+    if args.json {
+        println!("{}", report::json(&rows));
+    } else {
+        print!("{}", report::markdown(&rows));
+    }
+    if failures > 0 {
+        return Err(format!("{failures} run(s) failed"));
+    }
+    Ok(())
+}
+
+/// Keeps a run's row, or reports its failure.
+fn record(rows: &mut Vec<report::Row>, failures: &mut usize, name: &str, row: load::Outcome) {
+    match row {
+        Ok(row) => {
+            if row.errors > 0 {
+                eprintln!(
+                    "warning: {name}: {} errors, first: {}",
+                    row.errors,
+                    row.first_error.as_deref().unwrap_or("?")
+                );
+            }
+            rows.push(row);
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            *failures += 1;
+        }
+    }
+}
+
+fn idle_memory(args: &Args, nginx: &Nginx) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for entry in contender::IN_PROCESS
+        .iter()
+        .filter(|e| args.selected(e.name))
+    {
+        eprintln!("{} with {} connections...", entry.name, args.connections);
+        let params = idle::Params {
+            nginx,
+            url: format!("{}/", nginx.base_url()),
+            connections: args.connections,
+        };
+        let row = (entry.idle)(&params).map_err(|e| format!("{}: {e}", entry.name))?;
+        if row.server_idle != row.connections {
+            eprintln!(
+                "warning: {}: nginx sees {} idle connections after round one, not {}",
+                entry.name, row.server_idle, row.connections
+            );
+        }
+        rows.push(row);
+    }
+    if args.json {
+        println!("{}", report::idle_json(&rows));
+    } else {
+        print!("{}", report::idle_markdown(&rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Result rows and their two renderings: a markdown table for people, JSON (one
+//! array of objects, written by hand to keep the dependencies small) for
+//! scripts.
+
+use std::fmt::Write as _;
+
+/// One contender at one concurrency level in `h1` mode.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    /// The contender's name.
+    pub contender: String,
+    /// Requests in flight at once (tasks, or wrk connections).
+    pub concurrency: usize,
+    /// Requests completed in the measured window.
+    pub requests: u64,
+    /// The measured window, in seconds.
+    pub seconds: f64,
+    /// `requests / seconds`.
+    pub requests_per_sec: f64,
+    /// Client CPU time (user + system) over the window, per request, in µs.
+    pub cpu_us_per_request: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Connections nginx accepted during the run (`None`: not measured).
+    pub conns_opened: Option<u64>,
+    /// Failed requests and wrong responses.
+    pub errors: u64,
+    /// The first error, if any.
+    pub first_error: Option<String>,
+}
+
+/// One contender in `idle-memory` mode.
+#[derive(Clone, Debug, Default)]
+pub struct IdleRow {
+    /// The contender's name.
+    pub contender: String,
+    /// Connections the round was meant to open (requests held at once).
+    pub target: usize,
+    /// Connections nginx accepted, and saw idle afterwards, after the round.
+    pub connections: u64,
+    /// Idle connections on nginx's side once the client settled.
+    pub server_idle: u64,
+    /// Heap bytes held after the round, over the baseline taken right after
+    /// the client was created, divided by `connections`.
+    pub bytes_per_conn: f64,
+    /// Heap bytes added by a second round of as many new connections, divided
+    /// by their number: the cost of one more idle connection, without the
+    /// client's one-time allocations.
+    pub marginal_bytes_per_conn: f64,
+}
+
+/// The `h1` table.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| contender | concurrency | req/s | CPU µs/req | p50 µs | p99 µs | conns opened |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let conns = r.conns_opened.map_or("-".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            r.contender,
+            r.concurrency,
+            r.requests_per_sec,
+            r.cpu_us_per_request,
+            r.p50_us,
+            r.p99_us,
+            conns
+        );
+    }
+    out
+}
+
+/// The `idle-memory` table.
+pub fn idle_markdown(rows: &[IdleRow]) -> String {
+    let mut out = String::new();
+    out.push_str("| contender | connections | bytes/idle conn | marginal bytes/conn |\n");
+    out.push_str("|---|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0} |",
+            r.contender, r.connections, r.bytes_per_conn, r.marginal_bytes_per_conn
+        );
+    }
+    out
+}
+
+/// A JSON string literal.
+fn string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number (non-finite numbers become `null`).
+fn number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".to_string()
+    }
+}
+
+/// The `h1` rows as a JSON array.
+pub fn json(rows: &[Row]) -> String {
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"contender\":{},\"concurrency\":{},\"requests\":{},\"seconds\":{},\
+                 \"requests_per_sec\":{},\"cpu_us_per_request\":{},\"p50_us\":{},\
+                 \"p99_us\":{},\"conns_opened\":{},\"errors\":{},\"first_error\":{}}}",
+                string(&r.contender),
+                r.concurrency,
+                r.requests,
+                number(r.seconds),
+                number(r.requests_per_sec),
+                number(r.cpu_us_per_request),
+                number(r.p50_us),
+                number(r.p99_us),
+                r.conns_opened.map_or("null".to_string(), |c| c.to_string()),
+                r.errors,
+                r.first_error.as_deref().map_or("null".to_string(), string),
+            )
+        })
+        .collect();
+    format!("[\n  {}\n]", objects.join(",\n  "))
+}
+
+/// The `idle-memory` rows as a JSON array.
+pub fn idle_json(rows: &[IdleRow]) -> String {
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"contender\":{},\"target\":{},\"connections\":{},\"server_idle\":{},\
+                 \"bytes_per_conn\":{},\"marginal_bytes_per_conn\":{}}}",
+                string(&r.contender),
+                r.target,
+                r.connections,
+                r.server_idle,
+                number(r.bytes_per_conn),
+                number(r.marginal_bytes_per_conn),
+            )
+        })
+        .collect();
+    format!("[\n  {}\n]", objects.join(",\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_and_nulls() {
+        assert_eq!(string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(number(f64::NAN), "null");
+        let row = Row {
+            contender: "x".into(),
+            ..Row::default()
+        };
+        let text = json(&[row]);
+        assert!(text.contains("\"conns_opened\":null"), "{text}");
+        assert!(text.contains("\"first_error\":null"), "{text}");
+    }
+}

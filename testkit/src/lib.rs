@@ -1,0 +1,21 @@
+//! # muxpool-testkit: real servers on loopback
+//!
+//! muxpool's integration tests and benchmarks talk to real servers, never to
+//! mocks. This crate starts them, each on an ephemeral loopback port, each
+//! stopped when its handle is dropped:
+//!
+//! - [`certs`]: test certificate authorities and leaves made with rcgen at run time
+//!   (valid, expired, for the wrong host, from an untrusted CA).
+//! - [`nginx`]: the Debian nginx binary with a generated configuration (plain,
+//!   TLS, HTTP/2, keep-alive limits), and its count of accepted connections.
+//! - [`hyper_server`]: in-process HTTP/1.1 and HTTP/2 servers built on hyper, that
+//!   count the connections they accept.
+//! - [`hostile`]: servers that misbehave on purpose (garbage, huge headers,
+//!   truncated bodies, resets, silence).
+
+#![deny(missing_docs)]
+
+pub mod certs;
+pub mod hostile;
+pub mod hyper_server;
+pub mod nginx;

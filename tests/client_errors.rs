@@ -1,0 +1,270 @@
+//! Errors and timeouts: a refused connect, requests the client cannot send,
+//! the client's and a request's own timeout, a full queue, and error values a
+//! person can read (`Display`, `{:#}` with the causes, `source` chains).
+
+mod client_support;
+
+use std::time::Duration;
+
+use client_support::{
+    assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, within,
+};
+use http::Method;
+use muxpool::{Body, Client, Error, ErrorKind, Timeout};
+use muxpool_testkit::hyper_server::{HyperServer, Options};
+
+#[tokio::test]
+async fn connect_refused() {
+    let port = closed_port();
+    let client = Client::new();
+    let error = within(
+        Duration::from_secs(3),
+        "a refused connect",
+        get(&client, format!("http://127.0.0.1:{port}/")),
+    )
+    .await
+    .expect_err("nothing listens");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
+    assert!(
+        has_io_cause(&error, std::io::ErrorKind::ConnectionRefused),
+        "the io::Error is in the source chain: {:?}",
+        causes(&error)
+    );
+    let text = format!("{error:#}");
+    assert!(text.starts_with("connect failed"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("refused"), "{text}");
+    // The short form has no causes; the alternate form has them all.
+    assert!(format!("{error}").len() < text.len());
+    assert_quiescent(&client).await;
+    let stats = client.stats();
+    assert_eq!(stats.connect_failures, 1, "{stats:#?}");
+    assert_eq!(stats.open, 0);
+}
+
+#[tokio::test]
+async fn connect_refused_by_name() {
+    let port = closed_port();
+    let client = Client::new();
+    let error = get(&client, format!("http://localhost:{port}/"))
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
+}
+
+#[tokio::test]
+async fn unresolvable_name_is_a_connect_error() {
+    let client = Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    // `.invalid` never resolves (RFC 6761).
+    let error = within(
+        Duration::from_secs(4),
+        "resolving an invalid name",
+        get(&client, "http://no-such-host.invalid/"),
+    )
+    .await
+    .expect_err("no such name");
+    assert!(
+        matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn requests_the_client_cannot_send() {
+    let client = Client::new();
+    for url in ["ftp://127.0.0.1/file", "ws://127.0.0.1/", "/relative/path"] {
+        let error = get(&client, url).await.expect_err(url);
+        assert_eq!(error.kind(), ErrorKind::Request, "{url}: {error:#}");
+        assert!(format!("{error}").starts_with("invalid request"), "{error}");
+    }
+    // Nothing was sent, nothing was opened.
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.grants), (0, 0), "{stats:#?}");
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn the_client_timeout() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(get_text(&client, server.url("/slow/50")).await, "slow");
+    let started = tokio::time::Instant::now();
+    let error = get(&client, server.url("/slow/3000"))
+        .await
+        .expect_err("slower than the timeout");
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(error.is_timeout());
+    assert!(format!("{error}").contains("timed out"), "{error}");
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+    assert_quiescent(&client).await;
+    // The timed-out exchange's connection was closed, not pooled.
+    assert_eq!(client.stats().open, 0);
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_request_timeout_overrides_the_client_timeout() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    // Shorter than the client's.
+    let mut req = request(Method::GET, server.url("/slow/3000"), Body::empty());
+    req.extensions_mut()
+        .insert(Timeout(Duration::from_millis(200)));
+    let started = tokio::time::Instant::now();
+    let error = client.send(req).await.expect_err("the request's timeout");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Longer than the client's.
+    let short = Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut req = request(Method::GET, server.url("/slow/300"), Body::empty());
+    req.extensions_mut().insert(Timeout(Duration::from_secs(3)));
+    let response = short.send(req).await.expect("the longer request timeout");
+    assert_eq!(response.into_body().text().await.unwrap(), "slow");
+    // Without the extension the client's applies.
+    let error = get(&short, server.url("/slow/300"))
+        .await
+        .expect_err("the client's timeout");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_quiescent(&client).await;
+    assert_quiescent(&short).await;
+}
+
+#[tokio::test]
+async fn the_timeout_covers_waiting_for_a_connection() {
+    // One connection, held by a slow request: a second request waits in the
+    // queue and times out there.
+    let server = HyperServer::start(Options::default());
+    let client = Client::builder()
+        .max_connections_per_origin(1)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let slow = {
+        let client = client.clone();
+        let url = server.url("/slow/800");
+        tokio::spawn(async move { get_text(&client, url).await })
+    };
+    client_support::wait_until("the slow request is in flight", || server.requests() == 1).await;
+    let mut req = request(Method::GET, server.url("/"), Body::empty());
+    req.extensions_mut()
+        .insert(Timeout(Duration::from_millis(200)));
+    let started = tokio::time::Instant::now();
+    let error = client.send(req).await.expect_err("no connection in time");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(started.elapsed() < Duration::from_millis(700));
+    assert_eq!(slow.await.unwrap(), "slow");
+    assert_quiescent(&client).await;
+    assert_eq!(client.stats().waiting, 0);
+    assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_pool_exhausted() {
+    const REQUESTS: usize = 12;
+    let server = HyperServer::start(Options::default());
+    let client = Client::builder()
+        .max_connections_per_origin(1)
+        .max_waiting_per_origin(2)
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..REQUESTS {
+        let client = client.clone();
+        let url = server.url("/slow/500");
+        tasks.push(tokio::spawn(async move {
+            match get(&client, url).await {
+                Ok(response) => Ok(response.into_body().text().await.unwrap()),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let mut served = 0;
+    let mut exhausted = Vec::<Error>::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(text) => {
+                assert_eq!(text, "slow");
+                served += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::PoolExhausted, "{e:#}");
+                exhausted.push(e);
+            }
+        }
+    }
+    assert!(served >= 1, "some requests were served");
+    assert!(
+        !exhausted.is_empty(),
+        "with one connection and two places in the queue, {REQUESTS} at once overflow"
+    );
+    assert_eq!(served + exhausted.len(), REQUESTS);
+    assert!(
+        served <= 4,
+        "{served} served: the queue held more than its limit"
+    );
+    let text = format!("{:#}", exhausted[0]);
+    assert!(text.starts_with("pool exhausted"), "{text}");
+    assert!(text.contains("waiting"), "{text}");
+    let stats = client.stats();
+    assert!(
+        stats.rejections.total() >= exhausted.len() as u64,
+        "{stats:#?}"
+    );
+    assert_quiescent(&client).await;
+    assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test]
+async fn errors_are_send_sync_and_std_errors() {
+    fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
+    assert_traits::<Error>();
+    let client = Client::new();
+    let error = get(&client, "ftp://x/").await.unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
+    assert!(
+        boxed.to_string().contains("unsupported URI scheme"),
+        "{boxed}"
+    );
+    let debug = format!("{boxed:?}");
+    assert!(debug.contains("Request"), "{debug}");
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_a_config_error() {
+    let error = Client::builder()
+        .timeout(Duration::ZERO)
+        .build()
+        .expect_err("a zero timeout");
+    assert_eq!(error.kind(), ErrorKind::Config);
+    let error = Client::builder()
+        .max_connections_per_origin(0)
+        .build()
+        .expect_err("a zero limit");
+    assert_eq!(error.kind(), ErrorKind::Config, "{error:#}");
+    assert!(
+        !causes(&error).is_empty(),
+        "the core's reason is the source"
+    );
+}
