@@ -127,7 +127,7 @@ impl Contender for Reqwest {
     }
 }
 
-/// muxpool's client with default settings.
+/// muxpool's client, with the per-origin limit raised to match the peers.
 pub struct Muxpool {
     client: muxpool::Client,
     uri: http::Uri,
@@ -139,10 +139,13 @@ impl Contender for Muxpool {
 
     fn new(url: &str) -> Self {
         let uri = url.parse().expect("a valid URL");
-        Muxpool {
-            client: muxpool::Client::new(),
-            uri,
-        }
+        // As many connections as the peers (which have no limit) open, so the
+        // comparison is like for like; muxpool's default is 100 per origin.
+        let client = muxpool::Client::builder()
+            .max_connections_per_origin(1024)
+            .build()
+            .expect("a valid configuration");
+        Muxpool { client, uri }
     }
 
     async fn send(&self) -> Result<Self::Response, Error> {

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p muxpool-bench -- h1 [--duration-secs 5] [--warmup-secs 1]
 //!     [--concurrency 1,16,256] [--only hyper-util,reqwest,wrk] [--json]
-//! cargo run --release -p muxpool-bench -- idle-memory [--connections 100]
+//! cargo run --release -p muxpool-bench -- idle-memory [--connections 100] [--path /bytes/65536]
 //!     [--only hyper-util,reqwest] [--json]
 //! ```
 //!
@@ -41,9 +41,9 @@ const USAGE: &str = "\
 usage:
   muxpool-bench h1 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
                    [--only NAME,...] [--json]
-  muxpool-bench idle-memory [--connections N] [--only NAME,...] [--json]
+  muxpool-bench idle-memory [--connections N] [--path /bytes/65536] [--only NAME,...] [--json]
 
-Contenders: hyper-util, reqwest (in process), wrk (h1 only).";
+Contenders: hyper-util, reqwest, muxpool (in process), wrk (h1 only).";
 
 /// The command line.
 struct Args {
@@ -52,6 +52,7 @@ struct Args {
     warmup: Duration,
     concurrency: Vec<usize>,
     connections: usize,
+    path: String,
     only: Option<Vec<String>>,
     json: bool,
 }
@@ -69,6 +70,7 @@ impl Args {
             warmup: Duration::from_secs(1),
             concurrency: vec![1, 16, 256],
             connections: 100,
+            path: "/bytes/65536".to_string(),
             only: None,
             json: false,
         };
@@ -94,6 +96,7 @@ impl Args {
                     }
                 }
                 "--connections" => args.connections = number(value()?)?.max(1) as usize,
+                "--path" => args.path = value()?,
                 "--only" => {
                     args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
                 }
@@ -241,9 +244,13 @@ fn idle_memory(args: &Args, nginx: &Nginx) -> Result<(), String> {
         .filter(|e| args.selected(e.name))
     {
         eprintln!("{} with {} connections...", entry.name, args.connections);
+        // By default a 64 KiB body: it does not arrive with its head, so every
+        // response holds its connection until its body is read, whichever client
+        // reads it. (muxpool gives a connection back as soon as a response is
+        // complete, so with a small body it opens fewer connections.)
         let params = idle::Params {
             nginx,
-            url: format!("{}/", nginx.base_url()),
+            url: format!("{}{}", nginx.base_url(), args.path),
             connections: args.connections,
         };
         let row = (entry.idle)(&params).map_err(|e| format!("{}: {e}", entry.name))?;

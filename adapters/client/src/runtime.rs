@@ -91,7 +91,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// The runtime's timer.
     type Timer: Timer;
 
-    /// Runs `task` to completion in the background.
+    /// Runs `task` to completion in the background. When the runtime is gone
+    /// (shut down, or not reachable from the calling thread) the task is dropped
+    /// instead; this must never panic.
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F);
 
     /// The current time. A runtime with a virtual clock returns its own.

@@ -75,7 +75,12 @@ impl Runtime for Tokio {
     type Timer = Sleep;
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
-        drop(tokio::spawn(task));
+        // Outside any runtime (a response dropped after its runtime was shut
+        // down) there is nowhere to run the task: it is dropped, as the runtime
+        // would have dropped it.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            drop(handle.spawn(task));
+        }
     }
 
     fn now(&self) -> Instant {
