@@ -8,7 +8,9 @@ mod client_support;
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, get, get_text, is_quiescent, within, Rng};
+use client_support::{
+    assert_quiescent, get, get_text, is_quiescent, spawn_get, spawn_get_text, within, Rng,
+};
 use muxpool::{Client, ErrorKind};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
 
@@ -140,20 +142,14 @@ async fn cancelled_while_queued_and_while_connecting() {
         .max_connections_per_origin(1)
         .build()
         .unwrap();
-    let holder = {
-        let client = client.clone();
-        let url = server.url("/slow/1000");
-        tokio::spawn(async move { get_text(&client, url).await })
-    };
+    let holder = spawn_get_text(&client, server.url("/slow/1000"));
     client_support::wait_until("the slow request holds the connection", || {
         server.requests() == 1
     })
     .await;
     let mut waiting = Vec::new();
     for _ in 0..50 {
-        let client = client.clone();
-        let url = server.url("/");
-        waiting.push(tokio::spawn(async move { get(&client, url).await }));
+        waiting.push(spawn_get(&client, server.url("/")));
     }
     client_support::wait_until("the requests are queued", || client.stats().waiting == 50).await;
     for task in &waiting {
@@ -178,11 +174,7 @@ async fn cancelled_while_queued_and_while_connecting() {
     // requests, all dropped at once.
     let fresh = Client::new();
     let sends: Vec<_> = (0..20)
-        .map(|_| {
-            let client = fresh.clone();
-            let url = server.url("/");
-            tokio::spawn(async move { get(&client, url).await })
-        })
+        .map(|_| spawn_get(&fresh, server.url("/")))
         .collect();
     for task in &sends {
         task.abort();
@@ -275,11 +267,7 @@ async fn shutdown_refuses_waiting_requests() {
         .build()
         .unwrap();
     let holder = get(&client, server.url("/bytes/2000000")).await.unwrap();
-    let waiter = {
-        let client = client.clone();
-        let url = server.url("/");
-        tokio::spawn(async move { get(&client, url).await })
-    };
+    let waiter = spawn_get(&client, server.url("/"));
     client_support::wait_until("the second request waits", || client.stats().waiting == 1).await;
     client.shutdown_now();
     let error = within(Duration::from_secs(2), "the waiter's answer", waiter)

@@ -7,7 +7,8 @@ mod client_support;
 use std::time::Duration;
 
 use client_support::{
-    assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, within,
+    assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, spawn_get_text,
+    within,
 };
 use http::Method;
 use muxpool::{Body, Client, Error, ErrorKind, Timeout};
@@ -161,11 +162,7 @@ async fn the_timeout_covers_waiting_for_a_connection() {
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let slow = {
-        let client = client.clone();
-        let url = server.url("/slow/800");
-        tokio::spawn(async move { get_text(&client, url).await })
-    };
+    let slow = spawn_get_text(&client, server.url("/slow/800"));
     client_support::wait_until("the slow request is in flight", || server.requests() == 1).await;
     let mut req = request(Method::GET, server.url("/"), Body::empty());
     req.extensions_mut()

@@ -6,7 +6,7 @@
 
 mod client_support;
 
-use client_support::{assert_quiescent, get, get_bytes, get_text, request};
+use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_times, request};
 use http::Method;
 use muxpool::Client;
 use muxpool_testkit::certs::Ca;
@@ -43,9 +43,7 @@ async fn keepalive_requests_limit() {
     });
     let client = Client::new();
     let url = format!("{}/", server.base_url());
-    for i in 0..10 {
-        assert_eq!(get_text(&client, &url).await, HELLO, "request {i}");
-    }
+    get_text_times(&client, &url, 10, HELLO).await;
     // nginx closes after every third response (with `Connection: close`):
     // ceil(10 / 3) connections.
     assert_eq!(server.accepted_connections().unwrap(), 4);

@@ -8,7 +8,7 @@ mod client_support;
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, get_text, wait_until, PatternBody};
+use client_support::{assert_quiescent, get_text, get_text_times, wait_until, PatternBody};
 use muxpool::Client;
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
@@ -20,13 +20,7 @@ async fn server_closing_after_n_requests() {
         ..Options::default()
     });
     let client = Client::new();
-    for i in 0..10 {
-        assert_eq!(
-            get_text(&client, server.url("/")).await,
-            "hello",
-            "request {i}"
-        );
-    }
+    get_text_times(&client, server.url("/"), 10, "hello").await;
     // 3 + 3 + 3 + 1: the client honours `Connection: close` and opens a new
     // connection exactly when the previous one was closed.
     assert_eq!(server.accepted(), 4);
@@ -137,13 +131,7 @@ async fn hostile_close_after_each_answer() {
     // then closes: every request must still succeed.
     let server = Hostile::start(Behavior::CloseAfter { requests: 1 });
     let client = Client::new();
-    for i in 0..8 {
-        assert_eq!(
-            get_text(&client, server.url("/")).await,
-            "ok",
-            "request {i}"
-        );
-    }
+    get_text_times(&client, server.url("/"), 8, "ok").await;
     assert_eq!(server.accepted(), 8, "one connection per answered request");
     assert_eq!(
         server.requests(),
@@ -157,13 +145,7 @@ async fn hostile_close_after_each_answer() {
 async fn hostile_close_after_three_answers() {
     let server = Hostile::start(Behavior::CloseAfter { requests: 3 });
     let client = Client::new();
-    for i in 0..10 {
-        assert_eq!(
-            get_text(&client, server.url("/")).await,
-            "ok",
-            "request {i}"
-        );
-    }
+    get_text_times(&client, server.url("/"), 10, "ok").await;
     assert_eq!(server.accepted(), 4);
     assert_quiescent(&client).await;
 }

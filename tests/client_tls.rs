@@ -75,12 +75,14 @@ async fn https_with_an_intermediate_ca() {
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
 }
 
-async fn tls_error(client: &Client, url: String) -> muxpool::Error {
+/// `GET url`, expecting a TLS error: its text with all its causes, in lower
+/// case.
+async fn tls_error(client: &Client, url: String) -> String {
     let error = get(client, &url)
         .await
         .expect_err("the handshake must fail");
     assert_eq!(error.kind(), ErrorKind::Tls, "{url}: {error:#}");
-    error
+    format!("{error:#}").to_ascii_lowercase()
 }
 
 #[tokio::test]
@@ -88,8 +90,7 @@ async fn certificate_for_another_host_is_refused() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.leaf(&["example.com", "10.0.0.1"]));
     let client = client_trusting(&ca);
-    let error = tls_error(&client, server.url("/")).await;
-    let text = format!("{error:#}").to_ascii_lowercase();
+    let text = tls_error(&client, server.url("/")).await;
     assert!(
         text.contains("not valid for name") || text.contains("name"),
         "the cause names the mismatch: {text}"
@@ -103,8 +104,7 @@ async fn expired_certificate_is_refused() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.expired_leaf(&["127.0.0.1"]));
     let client = client_trusting(&ca);
-    let error = tls_error(&client, server.url("/")).await;
-    let text = format!("{error:#}").to_ascii_lowercase();
+    let text = tls_error(&client, server.url("/")).await;
     assert!(text.contains("expired"), "{text}");
 }
 
@@ -114,16 +114,15 @@ async fn certificate_from_an_untrusted_ca_is_refused() {
     let other = Ca::new("some other CA");
     let server = tls_server(&other.leaf(&["127.0.0.1"]));
     let client = client_trusting(&ca);
-    let error = tls_error(&client, server.url("/")).await;
-    let text = format!("{error:#}").to_ascii_lowercase();
+    let text = tls_error(&client, server.url("/")).await;
     assert!(
         text.contains("unknownissuer") || text.contains("issuer"),
         "{text}"
     );
 
     // The default client (webpki roots) does not trust a test CA either.
-    let error = tls_error(&Client::new(), server.url("/")).await;
-    assert!(format!("{error:#}").to_ascii_lowercase().contains("issuer"));
+    let text = tls_error(&Client::new(), server.url("/")).await;
+    assert!(text.contains("issuer"), "{text}");
 }
 
 #[tokio::test]

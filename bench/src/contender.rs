@@ -49,6 +49,18 @@ pub trait Contender: 'static {
     fn body(response: Self::Response) -> impl Future<Output = Result<Bytes, Error>>;
 }
 
+/// Runs `future` to completion in a `LocalSet` on a fresh current-thread tokio
+/// runtime (the runtime the runners create their contenders in), and drops
+/// both before returning, closing whatever connections the future left open.
+pub fn run_local<F: Future>(future: F) -> Result<F::Output, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let local = tokio::task::LocalSet::new();
+    Ok(local.block_on(&runtime, future))
+}
+
 /// One row of [`IN_PROCESS`]: a contender's name and its monomorphized runners.
 pub struct Entry {
     /// [`Contender::NAME`].

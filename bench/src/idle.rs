@@ -26,7 +26,7 @@ use muxpool_testkit::nginx::Nginx;
 use tokio::sync::Barrier;
 
 use crate::alloc::live_bytes;
-use crate::contender::Contender;
+use crate::contender::{run_local, Contender};
 use crate::report::IdleRow;
 
 /// What one idle-memory measurement does.
@@ -50,12 +50,7 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Measures contender `C` as `params` says.
 pub fn run<C: Contender>(params: &Params) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, measure::<C>(params))
+    run_local(measure::<C>(params))?
 }
 
 async fn measure<C: Contender>(params: &Params<'_>) -> Outcome {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use muxpool_testkit::nginx::Nginx;
 
-use crate::contender::Contender;
+use crate::contender::{run_local, Contender};
 use crate::report::Row;
 use crate::sys::{cpu_time, Who};
 
@@ -71,18 +71,11 @@ impl<C> Shared<C> {
 
 /// Runs contender `C` as `params` says.
 pub fn run<C: Contender>(params: &Params) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
     let accepted_before = params
         .nginx
         .accepted_connections()
         .map_err(|e| e.to_string())?;
-    let row = local.block_on(&runtime, drive::<C>(params))?;
-    drop(local);
-    drop(runtime);
+    let row = run_local(drive::<C>(params))??;
     let accepted_after = params
         .nginx
         .accepted_connections()

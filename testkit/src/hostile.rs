@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 
-use crate::hyper_server::{content, Listener};
+use crate::hyper_server::{content, current_runtime, Listener};
 
 /// The longest request head (request line and headers) a hostile server reads;
 /// a longer one ends the connection.
@@ -128,9 +128,7 @@ impl Hostile {
     /// Panics outside a tokio runtime (use [`Hostile::start_on`] there), or if
     /// `127.0.0.1:0` cannot be bound.
     pub fn start(behavior: Behavior) -> Hostile {
-        let handle = Handle::try_current()
-            .expect("Hostile::start needs a tokio runtime (or use Hostile::start_on)");
-        Hostile::start_on(&handle, behavior)
+        Hostile::start_on(&current_runtime("Hostile"), behavior)
     }
 
     /// Starts a server on the runtime behind `handle`, from any thread, async or

@@ -149,9 +149,7 @@ impl HyperServer {
     /// Panics outside a tokio runtime (use [`HyperServer::start_on`] there), or
     /// if `127.0.0.1:0` cannot be bound.
     pub fn start(options: Options) -> HyperServer {
-        let handle = Handle::try_current()
-            .expect("HyperServer::start needs a tokio runtime (or use HyperServer::start_on)");
-        HyperServer::start_on(&handle, options)
+        HyperServer::start_on(&current_runtime("HyperServer"), options)
     }
 
     /// Starts a server on the runtime behind `handle`, from any thread, async or
@@ -224,6 +222,14 @@ type RouteBody = BoxBody<Bytes, BoxError>;
 
 // ---------------------------------------------------------------------------
 // Listening and task ownership, shared with `hostile`.
+
+/// The runtime `{server}::start` runs its server on: the current one. Panics,
+/// pointing at `{server}::start_on`, outside a tokio runtime.
+pub(crate) fn current_runtime(server: &str) -> Handle {
+    Handle::try_current().unwrap_or_else(|e| {
+        panic!("{server}::start needs a tokio runtime (or use {server}::start_on): {e:?}")
+    })
+}
 
 /// The tasks of one server: its connections and anything they spawn (hyper's
 /// HTTP/2 streams). Aborted all at once when the server is dropped; once

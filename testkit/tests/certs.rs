@@ -37,6 +37,12 @@ async fn fetch(
     Ok(response)
 }
 
+/// Fetches from a server presenting `leaf` as `localhost`, trusting only `ca`.
+async fn fetch_from(leaf: &Leaf, ca: &Ca) -> std::io::Result<String> {
+    let server = serve(certs::server_config(leaf, &[]));
+    fetch(&server, certs::client_config(ca, &[]), "localhost").await
+}
+
 fn assert_refused(result: std::io::Result<String>, why: &str) {
     match result {
         Ok(response) => panic!("expected a failure ({why}), got {response:?}"),
@@ -66,16 +72,14 @@ async fn valid_leaf_for_dns_names_and_ip_addresses() {
 #[tokio::test]
 async fn expired_leaf_is_refused() {
     let ca = Ca::new("testkit CA");
-    let server = serve(certs::server_config(&ca.expired_leaf(&["localhost"]), &[]));
-    let result = fetch(&server, certs::client_config(&ca, &[]), "localhost").await;
+    let result = fetch_from(&ca.expired_leaf(&["localhost"]), &ca).await;
     assert_refused(result, "expired");
 }
 
 #[tokio::test]
 async fn wrong_host_is_refused() {
     let ca = Ca::new("testkit CA");
-    let server = serve(certs::server_config(&ca.leaf(&["example.test"]), &[]));
-    let result = fetch(&server, certs::client_config(&ca, &[]), "localhost").await;
+    let result = fetch_from(&ca.leaf(&["example.test"]), &ca).await;
     assert_refused(result, "not valid for name");
 }
 
@@ -83,8 +87,7 @@ async fn wrong_host_is_refused() {
 async fn untrusted_ca_is_refused() {
     let ca = Ca::new("testkit CA");
     let other = Ca::new("someone else");
-    let server = serve(certs::server_config(&other.leaf(&["localhost"]), &[]));
-    let result = fetch(&server, certs::client_config(&ca, &[]), "localhost").await;
+    let result = fetch_from(&other.leaf(&["localhost"]), &ca).await;
     assert_refused(result, "unknownissuer");
 }
 
@@ -94,15 +97,10 @@ async fn intermediate_chain_verifies_when_sent() {
     let intermediate = root.intermediate("testkit intermediate");
     let leaf = intermediate.leaf(&["localhost"]);
 
-    let server = serve(certs::server_config(&leaf.clone(), &[]));
-    let result = fetch(&server, certs::client_config(&root, &[]), "localhost").await;
+    let result = fetch_from(&leaf, &root).await;
     assert_refused(result, "unknownissuer");
 
-    let server = serve(certs::server_config(
-        &leaf.with_intermediate(&intermediate),
-        &[],
-    ));
-    fetch(&server, certs::client_config(&root, &[]), "localhost")
+    fetch_from(&leaf.with_intermediate(&intermediate), &root)
         .await
         .unwrap();
 }

@@ -2,6 +2,8 @@
 //! client, writes exactly what it promises and ends the connection the way it
 //! promises (clean close, reset, or not at all).
 
+mod support;
+
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -60,11 +62,19 @@ async fn send(server: &Hostile, request: &[u8]) -> TcpStream {
     stream
 }
 
+/// Starts a server behaving as `behavior`, sends it [`GET`] on a new
+/// connection and reads the answer as [`read_all`] does. The server is returned
+/// so that it lives on (and can be asked what it counted).
+async fn answer_to_get(behavior: Behavior, quiet: Duration) -> (Hostile, Vec<u8>, End) {
+    let server = Hostile::start(behavior);
+    let mut stream = send(&server, GET).await;
+    let (got, end) = read_all(&mut stream, quiet).await;
+    (server, got, end)
+}
+
 #[tokio::test]
 async fn garbage() {
-    let server = Hostile::start(Behavior::Garbage);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (server, got, end) = answer_to_get(Behavior::Garbage, WAIT).await;
     assert_eq!(got, GARBAGE);
     assert_eq!(end, End::Closed);
     assert_eq!(server.accepted(), 1);
@@ -73,9 +83,7 @@ async fn garbage() {
 
 #[tokio::test]
 async fn huge_headers_never_end() {
-    let server = Hostile::start(Behavior::HugeHeaders { bytes: 200_000 });
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, QUIET).await;
+    let (_server, got, end) = answer_to_get(Behavior::HugeHeaders { bytes: 200_000 }, QUIET).await;
     let prefix = b"HTTP/1.1 200 OK\r\nx-huge: ";
     assert!(got.starts_with(prefix));
     assert_eq!(got.len(), prefix.len() + 200_000);
@@ -85,12 +93,14 @@ async fn huge_headers_never_end() {
 
 #[tokio::test]
 async fn truncated_body() {
-    let server = Hostile::start(Behavior::TruncatedBody {
-        declared: 100,
-        sent: 10,
-    });
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (_server, got, end) = answer_to_get(
+        Behavior::TruncatedBody {
+            declared: 100,
+            sent: 10,
+        },
+        WAIT,
+    )
+    .await;
     let mut expected = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec();
     expected.extend_from_slice(&content(10));
     assert_eq!(got, expected);
@@ -99,9 +109,7 @@ async fn truncated_body() {
 
 #[tokio::test]
 async fn truncated_chunked() {
-    let server = Hostile::start(Behavior::TruncatedChunked);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (_server, got, end) = answer_to_get(Behavior::TruncatedChunked, WAIT).await;
     let text = String::from_utf8(got).unwrap();
     assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
     assert!(text.ends_with("5\r\nhello\r\n10\r\nabc"), "{text}");
@@ -110,9 +118,7 @@ async fn truncated_chunked() {
 
 #[tokio::test]
 async fn reset_after_the_request() {
-    let server = Hostile::start(Behavior::Reset);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (server, got, end) = answer_to_get(Behavior::Reset, WAIT).await;
     assert!(got.is_empty());
     assert_eq!(end, End::Reset);
     assert_eq!(server.requests(), 1);
@@ -131,9 +137,7 @@ async fn reset_before_the_request() {
 
 #[tokio::test]
 async fn silent() {
-    let server = Hostile::start(Behavior::Silent);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, QUIET).await;
+    let (server, got, end) = answer_to_get(Behavior::Silent, QUIET).await;
     assert!(got.is_empty());
     assert_eq!(end, End::Open);
     assert_eq!(server.requests(), 1);
@@ -141,9 +145,7 @@ async fn silent() {
 
 #[tokio::test]
 async fn no_answer_after_head() {
-    let server = Hostile::start(Behavior::NoAnswerAfterHead);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, QUIET).await;
+    let (_server, got, end) = answer_to_get(Behavior::NoAnswerAfterHead, QUIET).await;
     assert_eq!(got, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
     assert_eq!(end, End::Open);
 }
@@ -162,9 +164,7 @@ async fn close_after_answering_n_requests() {
 
 #[tokio::test]
 async fn close_after_zero_requests_answers_nothing() {
-    let server = Hostile::start(Behavior::CloseAfter { requests: 0 });
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (_server, got, end) = answer_to_get(Behavior::CloseAfter { requests: 0 }, WAIT).await;
     assert!(got.is_empty());
     assert_eq!(end, End::Closed);
 }
@@ -218,11 +218,13 @@ async fn informational_responses_then_the_answer() {
 
 #[tokio::test]
 async fn close_delimited() {
-    let server = Hostile::start(Behavior::CloseDelimited {
-        body: b"until the end".to_vec(),
-    });
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (_server, got, end) = answer_to_get(
+        Behavior::CloseDelimited {
+            body: b"until the end".to_vec(),
+        },
+        WAIT,
+    )
+    .await;
     assert_eq!(
         got,
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
@@ -232,11 +234,13 @@ async fn close_delimited() {
 
 #[tokio::test]
 async fn http10() {
-    let server = Hostile::start(Behavior::Http10 {
-        body: b"old".to_vec(),
-    });
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, WAIT).await;
+    let (_server, got, end) = answer_to_get(
+        Behavior::Http10 {
+            body: b"old".to_vec(),
+        },
+        WAIT,
+    )
+    .await;
     assert_eq!(got, b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold");
     assert_eq!(end, End::Closed);
 }
@@ -254,9 +258,7 @@ async fn script_answers_every_request() {
 
 #[tokio::test]
 async fn answer_then_garbage() {
-    let server = Hostile::start(Behavior::AnswerThenGarbage);
-    let mut stream = send(&server, GET).await;
-    let (got, end) = read_all(&mut stream, QUIET).await;
+    let (_server, got, end) = answer_to_get(Behavior::AnswerThenGarbage, QUIET).await;
     let mut expected = OK.to_vec();
     expected.extend_from_slice(TRAILING_GARBAGE);
     assert_eq!(got, expected);
@@ -285,12 +287,7 @@ async fn dropping_the_server_closes_its_sockets() {
     for _ in 0..3 {
         streams.push(send(&server, GET).await);
     }
-    for _ in 0..100 {
-        if server.requests() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::settle(|| server.requests() == 3).await;
     assert_eq!(server.accepted(), 3);
     assert_eq!(server.requests(), 3);
     drop(server);
@@ -308,11 +305,7 @@ async fn dropping_the_server_closes_its_sockets() {
 
 #[test]
 fn starts_from_synchronous_code() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::one_worker_runtime();
     let server = Hostile::start_on(
         runtime.handle(),
         Behavior::Http10 {

@@ -2,6 +2,8 @@
 //! HTTP/2, plain and TLS, and each option (keep-alive, close after N requests,
 //! idle timeout, stream limit), through hyper's client or raw TCP.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -422,12 +424,7 @@ async fn counts_connections() {
     assert_eq!(server.open_connections(), 3);
     assert_eq!(server.requests(), 3);
     drop(clients);
-    for _ in 0..100 {
-        if server.open_connections() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::settle(|| server.open_connections() == 0).await;
     assert_eq!(server.open_connections(), 0);
     assert_eq!(server.accepted(), 3);
 }
@@ -453,11 +450,7 @@ async fn dropping_the_server_closes_everything() {
 
 #[test]
 fn starts_from_synchronous_code() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::one_worker_runtime();
     let server = HyperServer::start_on(runtime.handle(), Options::default());
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();

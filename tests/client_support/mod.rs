@@ -14,6 +14,7 @@ use http::{Method, Request, Response};
 use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
 use muxpool::{Body, Client, Error, Stats};
 use muxpool_testkit::certs::Ca;
+use tokio::task::JoinHandle;
 
 /// The longest any helper waits for a condition before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(3);
@@ -53,6 +54,27 @@ pub async fn get_text(client: &Client, url: impl AsRef<str>) -> String {
     let (status, body) = get_bytes(client, url).await;
     assert_eq!(status, 200, "GET {url}");
     String::from_utf8(body.to_vec()).expect("a UTF-8 body")
+}
+
+/// `GET url` `times` times, one after the other, expecting 200 and `body` each
+/// time.
+pub async fn get_text_times(client: &Client, url: impl AsRef<str>, times: usize, body: &str) {
+    let url = url.as_ref();
+    for i in 0..times {
+        assert_eq!(get_text(client, url).await, body, "request {i}");
+    }
+}
+
+/// [`get`] on a task of its own, with a clone of `client`.
+pub fn spawn_get(client: &Client, url: String) -> JoinHandle<Result<Response<Body>, Error>> {
+    let client = client.clone();
+    tokio::spawn(async move { get(&client, url).await })
+}
+
+/// [`get_text`] on a task of its own, with a clone of `client`.
+pub fn spawn_get_text(client: &Client, url: String) -> JoinHandle<String> {
+    let client = client.clone();
+    tokio::spawn(async move { get_text(&client, url).await })
 }
 
 /// A TLS configuration trusting only `ca`, offering HTTP/1.1.

@@ -4,8 +4,9 @@
 mod tls_support;
 
 use muxpool_client::tls::{negotiated, Alpn, Negotiated, Roots, TlsConfig, TlsError};
+use muxpool_testkit::certs::server_config;
 use rustls::Error;
-use tls_support::{connect, server, Ca, Failed};
+use tls_support::{connect, Ca, Failed, Trusted};
 
 const H2: &[u8] = b"h2";
 const H1: &[u8] = b"http/1.1";
@@ -25,7 +26,7 @@ fn handshake(ca: &Ca, mode: Alpn, offer: &[&[u8]]) -> Outcome {
         .alpn(mode)
         .build()
         .unwrap();
-    let srv = server(&ca.server_leaf(&["localhost"]), offer);
+    let srv = server_config(&ca.leaf(&["localhost"]), offer);
     match connect(&tls, "localhost", &srv) {
         Ok((client, server)) => {
             assert_eq!(client.alpn_protocol(), server.alpn_protocol());
@@ -93,7 +94,7 @@ fn no_alpn_on_the_wire_means_http1() {
         .alpn(Alpn::None)
         .build()
         .unwrap();
-    let srv = server(&ca.server_leaf(&["localhost"]), &[H2, H1]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[H2, H1]);
     let (client, server) = connect(&tls, "localhost", &srv).unwrap();
     assert_eq!(client.alpn_protocol(), None);
     assert_eq!(server.alpn_protocol(), None);
@@ -124,7 +125,7 @@ fn a_protocol_other_than_h1_or_h2_is_reported_not_guessed() {
     let mut client =
         rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
             .unwrap();
-    let srv = server(&ca.server_leaf(&["localhost"]), &[b"spdy/3.1"]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[b"spdy/3.1"]);
     let mut server = rustls::ServerConnection::new(srv).unwrap();
     tls_support::handshake(&mut client, &mut server).unwrap();
     match negotiated(&client) {

@@ -78,41 +78,41 @@ fn client_certificate_and_key_errors() {
     let other = Ca::new("client root").client_leaf("tenant-b");
 
     assert!(matches!(
-        ClientAuth::from_pem(BAD_BASE64, &leaf.key_pem),
+        ClientAuth::from_pem(BAD_BASE64, leaf.key_pem()),
         Err(TlsError::BadPem {
             input: Input::ClientCertificate,
             ..
         })
     ));
     assert!(matches!(
-        ClientAuth::from_pem(&leaf.key_pem, &leaf.key_pem),
+        ClientAuth::from_pem(leaf.key_pem(), leaf.key_pem()),
         Err(TlsError::NoCertificates {
             input: Input::ClientCertificate
         })
     ));
     assert!(matches!(
-        ClientAuth::from_pem(&leaf.chain_pem, &leaf.chain_pem),
+        ClientAuth::from_pem(leaf.cert_pem(), leaf.cert_pem()),
         Err(TlsError::NoPrivateKey)
     ));
     assert!(matches!(
-        ClientAuth::from_pem(&leaf.chain_pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n"),
+        ClientAuth::from_pem(leaf.cert_pem(), "-----BEGIN PRIVATE KEY-----\nAAAA\n"),
         Err(TlsError::BadPem {
             input: Input::PrivateKey,
             ..
         })
     ));
     assert!(matches!(
-        ClientAuth::from_pem(&leaf.chain_pem, NOT_A_KEY),
+        ClientAuth::from_pem(leaf.cert_pem(), NOT_A_KEY),
         Err(TlsError::BadPrivateKey { .. })
     ));
     assert!(matches!(
-        ClientAuth::from_pem(&leaf.chain_pem, &other.key_pem),
+        ClientAuth::from_pem(leaf.cert_pem(), other.key_pem()),
         Err(TlsError::BadPrivateKey {
             source: rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)
         })
     ));
     assert!(matches!(
-        ClientAuth::from_der(Vec::new(), leaf.key()),
+        ClientAuth::from_der(Vec::new(), leaf.key_der()),
         Err(TlsError::NoCertificates {
             input: Input::ClientCertificate
         })
@@ -148,12 +148,12 @@ fn messages_are_readable_and_causes_are_sources() {
             true,
         ),
         (
-            ClientAuth::from_pem(&leaf.chain_pem, "").unwrap_err(),
+            ClientAuth::from_pem(leaf.cert_pem(), "").unwrap_err(),
             "no private key found in the client key PEM",
             false,
         ),
         (
-            ClientAuth::from_pem(&leaf.chain_pem, &other.key_pem).unwrap_err(),
+            ClientAuth::from_pem(leaf.cert_pem(), other.key_pem()).unwrap_err(),
             "unusable client private key",
             true,
         ),

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 use muxpool_client::tls::{Alpn, CaCertificates, Roots, TlsConfig, TlsConfigBuilder, TlsIdentity};
-use tls_support::Ca;
+use tls_support::{AsClientAuth, Ca, Trusted};
 
 fn id(builder: TlsConfigBuilder) -> TlsIdentity {
     builder.build().unwrap().identity()

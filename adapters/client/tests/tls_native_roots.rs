@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use muxpool_client::tls::{Roots, TlsConfig, TlsError};
-use tls_support::{connect, server, Ca};
+use muxpool_testkit::certs::server_config;
+use tls_support::{connect, Ca, Trusted};
 
 /// The environment is process-wide: one test at a time touches it.
 static ENV: Mutex<()> = Mutex::new(());
@@ -53,14 +54,14 @@ fn the_platform_store_is_trusted() {
     connect(
         &tls,
         "localhost",
-        &server(&ca.server_leaf(&["localhost"]), &[]),
+        &server_config(&ca.leaf(&["localhost"]), &[]),
     )
     .unwrap();
     assert!(
         connect(
             &tls,
             "localhost",
-            &server(&other.server_leaf(&["localhost"]), &[])
+            &server_config(&other.leaf(&["localhost"]), &[])
         )
         .is_err(),
         "only the platform's roots are trusted"
@@ -121,7 +122,7 @@ fn partial_failures_are_kept_for_the_caller() {
     connect(
         &tls,
         "localhost",
-        &server(&ca.server_leaf(&["localhost"]), &[]),
+        &server_config(&ca.leaf(&["localhost"]), &[]),
     )
     .unwrap();
 }

@@ -4,8 +4,9 @@
 mod tls_support;
 
 use muxpool_client::tls::{Roots, TlsConfig};
+use muxpool_testkit::certs::server_config;
 use rustls::HandshakeKind;
-use tls_support::{connect, server, tls12_server, Ca};
+use tls_support::{connect, tls12_server, Ca, Trusted};
 
 fn config(ca: &Ca, sessions: usize) -> TlsConfig {
     TlsConfig::builder()
@@ -25,7 +26,7 @@ fn kind(tls: &TlsConfig, host: &str, srv: &std::sync::Arc<rustls::ServerConfig>)
 #[test]
 fn the_second_connection_of_a_config_resumes() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let tls = config(&ca, 16);
     assert_eq!(kind(&tls, "localhost", &srv), HandshakeKind::Full);
     assert_eq!(kind(&tls, "localhost", &srv), HandshakeKind::Resumed);
@@ -39,7 +40,7 @@ fn the_second_connection_of_a_config_resumes() {
 #[test]
 fn resumption_works_over_tls12_too() {
     let ca = Ca::new("test root");
-    let srv = tls12_server(&ca.server_leaf(&["localhost"]));
+    let srv = tls12_server(&ca.leaf(&["localhost"]));
     let tls = config(&ca, 16);
     let (client, _) = connect(&tls, "localhost", &srv).unwrap();
     assert_eq!(
@@ -53,7 +54,7 @@ fn resumption_works_over_tls12_too() {
 #[test]
 fn resumption_is_on_by_default() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let tls = TlsConfig::builder()
         .roots(Roots::CustomOnly)
         .add_ca(ca.trusted())
@@ -66,7 +67,7 @@ fn resumption_is_on_by_default() {
 #[test]
 fn configs_built_alike_do_not_share_sessions() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let first = config(&ca, 16);
     let second = config(&ca, 16);
     assert_eq!(first.identity(), second.identity());
@@ -78,7 +79,7 @@ fn configs_built_alike_do_not_share_sessions() {
 #[test]
 fn a_session_is_only_resumed_with_the_server_name_it_was_made_for() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost", "127.0.0.1"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost", "127.0.0.1"]), &[]);
     let tls = config(&ca, 16);
     assert_eq!(kind(&tls, "localhost", &srv), HandshakeKind::Full);
     assert_eq!(kind(&tls, "127.0.0.1", &srv), HandshakeKind::Full);
@@ -88,7 +89,7 @@ fn a_session_is_only_resumed_with_the_server_name_it_was_made_for() {
 #[test]
 fn a_zero_session_cache_turns_resumption_off() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let tls = config(&ca, 0);
     assert_eq!(kind(&tls, "localhost", &srv), HandshakeKind::Full);
     assert_eq!(kind(&tls, "localhost", &srv), HandshakeKind::Full);

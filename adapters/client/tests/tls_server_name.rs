@@ -7,9 +7,10 @@ use std::error::Error as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use muxpool_client::tls::{server_name, Roots, TlsConfig, TlsError};
+use muxpool_testkit::certs::server_config;
 use rustls::{CertificateError, Error};
 use rustls_pki_types::ServerName;
-use tls_support::{connect, server, trusting, Ca, Failed};
+use tls_support::{connect, trusting, Ca, Failed, Trusted};
 
 #[test]
 fn hosts_parse_to_dns_names_and_ip_addresses() {
@@ -64,7 +65,7 @@ fn invalid_hosts_are_typed_errors() {
 #[test]
 fn a_certificate_for_an_ipv4_address_verifies_that_address() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["127.0.0.1"]), &[]);
+    let srv = server_config(&ca.leaf(&["127.0.0.1"]), &[]);
     let (_, accepted) = connect(&trusting(&ca), "127.0.0.1", &srv).unwrap();
     assert_eq!(
         accepted.server_name(),
@@ -83,7 +84,7 @@ fn a_certificate_for_an_ipv4_address_verifies_that_address() {
 #[test]
 fn a_certificate_for_an_ipv6_address_verifies_that_address() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["::1"]), &[]);
+    let srv = server_config(&ca.leaf(&["::1"]), &[]);
     connect(&trusting(&ca), "[::1]", &srv).unwrap();
     connect(&trusting(&ca), "::1", &srv).unwrap();
     assert!(connect(&trusting(&ca), "127.0.0.1", &srv).is_err());
@@ -92,7 +93,7 @@ fn a_certificate_for_an_ipv6_address_verifies_that_address() {
 #[test]
 fn a_dns_name_does_not_match_an_ip_address_certificate() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["127.0.0.1"]), &[]);
+    let srv = server_config(&ca.leaf(&["127.0.0.1"]), &[]);
     assert!(matches!(
         connect(&trusting(&ca), "localhost", &srv),
         Err(Failed::Client(Error::InvalidCertificate(_)))
@@ -110,11 +111,11 @@ fn sni_can_be_turned_off_but_the_name_is_still_verified() {
         .unwrap();
     assert!(!no_sni.client_config().enable_sni);
 
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let (_, accepted) = connect(&no_sni, "localhost", &srv).unwrap();
     assert_eq!(accepted.server_name(), None);
 
-    let wrong = server(&ca.server_leaf(&["example.com"]), &[]);
+    let wrong = server_config(&ca.leaf(&["example.com"]), &[]);
     assert!(matches!(
         connect(&no_sni, "localhost", &wrong),
         Err(Failed::Client(Error::InvalidCertificate(_)))

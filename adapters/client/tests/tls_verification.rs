@@ -4,8 +4,10 @@
 mod tls_support;
 
 use muxpool_client::tls::{Roots, TlsConfig};
+use muxpool_testkit::certs::server_config;
+use rcgen::date_time_ymd;
 use rustls::{CertificateError, Error};
-use tls_support::{connect, send_to_server, server, trusting, Ca, Failed};
+use tls_support::{connect, send_to_server, trusting, Ca, Failed, Trusted};
 
 fn client_cert_error(result: Result<impl Sized, Failed>) -> CertificateError {
     match result {
@@ -18,7 +20,7 @@ fn client_cert_error(result: Result<impl Sized, Failed>) -> CertificateError {
 #[test]
 fn a_valid_chain_is_accepted_and_the_connection_carries_data() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let (mut client, mut server) = connect(&trusting(&ca), "localhost", &srv).unwrap();
     assert_eq!(send_to_server(&mut client, &mut server, b"hello"), b"hello");
     assert_eq!(
@@ -33,9 +35,9 @@ fn a_chain_through_an_intermediate_is_accepted() {
     let root = Ca::new("test root");
     let intermediate = root.intermediate("test intermediate");
     let leaf = intermediate
-        .server_leaf(&["localhost"])
+        .leaf(&["localhost"])
         .with_intermediate(&intermediate);
-    let srv = server(&leaf, &[]);
+    let srv = server_config(&leaf, &[]);
     connect(&trusting(&root), "localhost", &srv).unwrap();
 }
 
@@ -43,7 +45,7 @@ fn a_chain_through_an_intermediate_is_accepted() {
 fn a_leaf_without_its_intermediate_is_refused() {
     let root = Ca::new("test root");
     let intermediate = root.intermediate("test intermediate");
-    let srv = server(&intermediate.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&intermediate.leaf(&["localhost"]), &[]);
     let err = client_cert_error(connect(&trusting(&root), "localhost", &srv));
     assert_eq!(err, CertificateError::UnknownIssuer);
 }
@@ -51,7 +53,7 @@ fn a_leaf_without_its_intermediate_is_refused() {
 #[test]
 fn a_certificate_for_another_host_is_refused() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["example.com"]), &[]);
+    let srv = server_config(&ca.leaf(&["example.com"]), &[]);
     let err = client_cert_error(connect(&trusting(&ca), "localhost", &srv));
     assert!(
         matches!(
@@ -65,8 +67,12 @@ fn a_certificate_for_another_host_is_refused() {
 #[test]
 fn an_expired_certificate_is_refused() {
     let ca = Ca::new("test root");
-    let srv = server(
-        &ca.server_leaf_valid(&["localhost"], (2000, 1, 1), (2001, 1, 1)),
+    let srv = server_config(
+        &ca.leaf_valid(
+            &["localhost"],
+            date_time_ymd(2000, 1, 1),
+            date_time_ymd(2001, 1, 1),
+        ),
         &[],
     );
     let err = client_cert_error(connect(&trusting(&ca), "localhost", &srv));
@@ -82,8 +88,12 @@ fn an_expired_certificate_is_refused() {
 #[test]
 fn a_certificate_not_yet_valid_is_refused() {
     let ca = Ca::new("test root");
-    let srv = server(
-        &ca.server_leaf_valid(&["localhost"], (2200, 1, 1), (2201, 1, 1)),
+    let srv = server_config(
+        &ca.leaf_valid(
+            &["localhost"],
+            date_time_ymd(2200, 1, 1),
+            date_time_ymd(2201, 1, 1),
+        ),
         &[],
     );
     let err = client_cert_error(connect(&trusting(&ca), "localhost", &srv));
@@ -100,7 +110,7 @@ fn a_certificate_not_yet_valid_is_refused() {
 fn a_certificate_from_an_untrusted_ca_is_refused() {
     let trusted = Ca::new("trusted root");
     let other = Ca::new("other root");
-    let srv = server(&other.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&other.leaf(&["localhost"]), &[]);
     let err = client_cert_error(connect(&trusting(&trusted), "localhost", &srv));
     assert_eq!(err, CertificateError::UnknownIssuer);
 }
@@ -108,7 +118,7 @@ fn a_certificate_from_an_untrusted_ca_is_refused() {
 #[test]
 fn the_default_roots_do_not_trust_a_private_ca() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let default = TlsConfig::builder().build().unwrap();
     let err = client_cert_error(connect(&default, "localhost", &srv));
     assert_eq!(err, CertificateError::UnknownIssuer);
@@ -125,11 +135,11 @@ fn cas_added_more_than_once_accumulate() {
         .build()
         .unwrap();
     for ca in [&first, &second] {
-        let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+        let srv = server_config(&ca.leaf(&["localhost"]), &[]);
         connect(&tls, "localhost", &srv).unwrap();
     }
     let third = Ca::new("third root");
-    let srv = server(&third.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&third.leaf(&["localhost"]), &[]);
     assert_eq!(
         client_cert_error(connect(&tls, "localhost", &srv)),
         CertificateError::UnknownIssuer
@@ -139,7 +149,7 @@ fn cas_added_more_than_once_accumulate() {
 #[test]
 fn a_ca_added_to_the_default_roots_is_trusted() {
     let ca = Ca::new("test root");
-    let srv = server(&ca.server_leaf(&["localhost"]), &[]);
+    let srv = server_config(&ca.leaf(&["localhost"]), &[]);
     let tls = TlsConfig::builder().add_ca(ca.trusted()).build().unwrap();
     connect(&tls, "localhost", &srv).unwrap();
 }

@@ -1,181 +1,49 @@
-//! Shared by the `tls_*` tests: certificates made with rcgen at run time, rustls
-//! servers, and a handshake pumped in memory between a client and a server
-//! connection (no sockets).
+//! Shared by the `tls_*` tests: the test certificates of
+//! [`muxpool_testkit::certs`] as the client sees them, a TLS 1.2-only server,
+//! and a handshake pumped in memory between a client and a server connection
+//! (no sockets).
 
 #![allow(dead_code)] // each test file uses a different part of this
 
 use std::sync::Arc;
 
 use muxpool_client::tls::{CaCertificates, ClientAuth, TlsConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConnection, RootCertStore, ServerConfig, ServerConnection};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+pub use muxpool_testkit::certs::{Ca, Leaf};
+use rustls::{ClientConnection, ServerConfig, ServerConnection};
 
-/// A certificate authority that can issue certificates.
-pub struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+/// A test CA as something a `TlsConfig` can trust.
+pub trait Trusted {
+    /// This CA's certificate, for `TlsConfigBuilder::add_ca`.
+    fn trusted(&self) -> CaCertificates;
 }
 
-impl Ca {
-    /// A self-signed root CA.
-    pub fn new(name: &str) -> Ca {
-        let issuer =
-            CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
-
-    /// An intermediate CA signed by this one.
-    pub fn intermediate(&self, name: &str) -> Ca {
-        let issuer =
-            CertifiedIssuer::signed_by(ca_params(name), KeyPair::generate().unwrap(), &self.issuer)
-                .unwrap();
-        Ca { issuer }
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    pub fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// This CA as something a `TlsConfig` can trust.
-    pub fn trusted(&self) -> CaCertificates {
+impl Trusted for Ca {
+    fn trusted(&self) -> CaCertificates {
         CaCertificates::from_pem(self.pem()).unwrap()
     }
+}
 
-    /// A server certificate for `names` (DNS names or IP addresses), valid now.
-    pub fn server_leaf(&self, names: &[&str]) -> Leaf {
-        self.leaf_with(names, ExtendedKeyUsagePurpose::ServerAuth, |_| {})
-    }
+/// A test leaf as the client's own certificate.
+pub trait AsClientAuth {
+    /// The chain and key, for `TlsConfigBuilder::client_auth`.
+    fn client_auth(&self) -> ClientAuth;
+}
 
-    /// A client certificate, valid now.
-    pub fn client_leaf(&self, name: &str) -> Leaf {
-        self.leaf_with(&[name], ExtendedKeyUsagePurpose::ClientAuth, |_| {})
-    }
-
-    /// A server certificate for `names` valid only from `not_before` to `not_after`.
-    pub fn server_leaf_valid(
-        &self,
-        names: &[&str],
-        not_before: (i32, u8, u8),
-        not_after: (i32, u8, u8),
-    ) -> Leaf {
-        self.leaf_with(names, ExtendedKeyUsagePurpose::ServerAuth, |params| {
-            params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
-            params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-        })
-    }
-
-    fn leaf_with(
-        &self,
-        names: &[&str],
-        usage: ExtendedKeyUsagePurpose,
-        adjust: impl FnOnce(&mut CertificateParams),
-    ) -> Leaf {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0].clone());
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages.push(KeyUsagePurpose::DigitalSignature);
-        params.extended_key_usages.push(usage);
-        adjust(&mut params);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            chain: vec![cert.der().clone()],
-            chain_pem: cert.pem(),
-            key_der: key.serialize_der(),
-            key_pem: key.serialize_pem(),
-        }
+impl AsClientAuth for Leaf {
+    fn client_auth(&self) -> ClientAuth {
+        ClientAuth::from_pem(self.cert_pem(), self.key_pem()).unwrap()
     }
 }
 
-fn ca_params(name: &str) -> CertificateParams {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-}
-
-/// An end-entity certificate (plus any intermediates) and its private key.
-pub struct Leaf {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub chain_pem: String,
-    pub key_der: Vec<u8>,
-    pub key_pem: String,
-}
-
-impl Leaf {
-    pub fn key(&self) -> PrivateKeyDer<'static> {
-        PrivatePkcs8KeyDer::from(self.key_der.clone()).into()
-    }
-
-    /// The same leaf, sent with `intermediate`'s certificate after it.
-    pub fn with_intermediate(mut self, intermediate: &Ca) -> Leaf {
-        self.chain.push(intermediate.der());
-        self.chain_pem.push_str(&intermediate.pem());
-        self
-    }
-
-    pub fn client_auth(&self) -> ClientAuth {
-        ClientAuth::from_pem(&self.chain_pem, &self.key_pem).unwrap()
-    }
-}
-
-/// A server presenting `leaf` and offering `alpn` (empty: no ALPN).
-pub fn server(leaf: &Leaf, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), leaf.key())
-        .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
-}
-
-/// A server speaking only TLS 1.2.
+/// A server presenting `leaf` and speaking only TLS 1.2.
 pub fn tls12_server(leaf: &Leaf) -> Arc<ServerConfig> {
-    let config = ServerConfig::builder_with_provider(provider())
+    let config = ServerConfig::builder_with_provider(muxpool_testkit::certs::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), leaf.key())
+        .with_single_cert(leaf.chain_der(), leaf.key_der())
         .unwrap();
     Arc::new(config)
-}
-
-/// A server that requires a client certificate issued by `client_ca`.
-pub fn server_requiring_client_auth(leaf: &Leaf, client_ca: &Ca) -> Arc<ServerConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(client_ca.der()).unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .unwrap();
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(leaf.chain.clone(), leaf.key())
-        .unwrap();
-    Arc::new(config)
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Which side refused the handshake, and why.
