@@ -109,7 +109,7 @@ impl<R: Runtime> Client<R> {
     /// The URI must be absolute (`http://` or `https://`). The body can be a
     /// [`Body`] (from bytes, a string, or [`Body::empty`]) or any
     /// [`http_body::Body`]. A request that fails on a reused connection before
-    /// any byte of a response arrived is sent once more on another connection
+    /// any byte of a response arrived is sent once more, on a fresh connection,
     /// when that is safe: its method is idempotent or its body can be replayed.
     ///
     /// # Errors
@@ -219,7 +219,12 @@ async fn execute<R: Runtime>(
     loop {
         let (lease, mut conn) = inner.checkout(&origin, Some(deadline)).await?;
         let reused = conn.served > 0;
-        if reused && !is_open(&mut conn) {
+        // A retry goes to a fresh connection. The failure showed that this
+        // server drops idle connections, and the pool offers the most recently
+        // used first, so any idle one it offers now has waited at least as long
+        // as the one that failed: it is closed rather than trusted, and the pool
+        // opens a new one.
+        if reused && (retried || !is_open(&mut conn)) {
             inner.check_in(lease, None);
             continue;
         }
