@@ -51,6 +51,26 @@ async fn https_with_a_trusted_test_ca() {
 }
 
 #[tokio::test]
+async fn new_connections_resume_the_tls_session() {
+    // The server closes each connection after its response, so every request
+    // opens a new one: the first does a full handshake, the others resume the
+    // session its ticket started (one session cache for all connections).
+    let ca = Ca::new("muxpool test CA");
+    let server = HyperServer::start(Options {
+        tls: Some(certs::server_config(&ca.leaf(&["127.0.0.1"]), HTTP11)),
+        protocol: Protocol::Http1,
+        keep_alive: false,
+        ..Options::default()
+    });
+    let client = client_trusting(&ca);
+    for _ in 0..3 {
+        assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    }
+    assert_eq!(server.accepted(), 3, "one connection per request");
+    assert_eq!(server.resumed_handshakes(), 2, "all but the first resumed");
+}
+
+#[tokio::test]
 async fn https_by_dns_name() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.leaf(&["localhost"]));

@@ -139,6 +139,7 @@ struct Stats {
     accepted: AtomicUsize,
     open: AtomicUsize,
     requests: AtomicUsize,
+    resumed: AtomicUsize,
 }
 
 impl HyperServer {
@@ -211,6 +212,12 @@ impl HyperServer {
     /// head reaches a route).
     pub fn requests(&self) -> usize {
         self.stats.requests.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes so far that resumed an earlier session instead of doing a
+    /// full handshake.
+    pub fn resumed_handshakes(&self) -> usize {
+        self.stats.resumed.load(Ordering::SeqCst)
     }
 }
 
@@ -545,6 +552,9 @@ async fn serve_connection(
             Some(config) => {
                 // A failed handshake just ends the connection.
                 if let Ok(tls) = TlsAcceptor::from(config).accept(io).await {
+                    if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                        conn.stats.resumed.fetch_add(1, Ordering::SeqCst);
+                    }
                     serve_http(tls, conn, tasks).await;
                 }
             }
