@@ -127,7 +127,11 @@ async fn the_retry_goes_to_a_fresh_connection() {
 
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
     assert_eq!(server.accepted(), 3, "the retry opened a new connection");
-    assert_eq!(server.answered(), 3, "the other idle connection was not used");
+    assert_eq!(
+        server.answered(),
+        3,
+        "the other idle connection was not used"
+    );
     assert_quiescent(&client).await;
     assert_eq!(client.stats().open, 1, "only the fresh connection is left");
 }
