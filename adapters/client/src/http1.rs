@@ -214,6 +214,8 @@ pub(crate) struct H1Body {
     decoder: BodyDecoder,
     read_timeout: Duration,
     timer: Option<Pin<Box<dyn crate::runtime::Timer>>>,
+    /// Bytes arrived since the timer was last set.
+    progressed: bool,
     remaining_hint: Option<u64>,
     /// Events decoded ahead, while trying to complete the body from the buffer.
     ahead: std::collections::VecDeque<Read>,
@@ -245,6 +247,7 @@ impl H1Body {
             decoder,
             read_timeout,
             timer: None,
+            progressed: false,
             remaining_hint: length,
             ahead: std::collections::VecDeque::new(),
             done: false,
@@ -345,7 +348,6 @@ impl H1Body {
         }
         loop {
             if let Some(read) = self.decode_buffered()? {
-                self.timer = None;
                 return Poll::Ready(Ok(read));
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -367,7 +369,7 @@ impl H1Body {
                     });
                 }
                 Poll::Ready(Ok(_)) => {
-                    self.timer = None;
+                    self.progressed = true;
                 }
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(Err(self.fail(io_error(
@@ -377,9 +379,17 @@ impl H1Body {
                     ))))
                 }
                 Poll::Pending => {
+                    // One timer per body, moved forward whenever bytes arrived
+                    // since it was set.
                     let timer = match &mut self.timer {
-                        Some(t) => t,
+                        Some(t) => {
+                            if std::mem::take(&mut self.progressed) {
+                                t.as_mut().reset(self.pool.now() + self.read_timeout);
+                            }
+                            t
+                        }
                         None => {
+                            self.progressed = false;
                             let deadline = self.pool.now() + self.read_timeout;
                             self.timer.insert(self.pool.timer(deadline))
                         }

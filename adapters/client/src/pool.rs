@@ -402,6 +402,21 @@ impl<R: Runtime> Inner<R> {
 
     /// The connect task of one connection.
     async fn open(self: Arc<Self>, conn: ConnId, origin: Origin) {
+        // A task dropped before it reports (its runtime shut down) reports a
+        // failed connect, so the core does not wait for its timeout.
+        struct Unreported<'a, R: Runtime>(&'a Inner<R>, Option<ConnId>);
+        impl<R: Runtime> Drop for Unreported<'_, R> {
+            fn drop(&mut self) {
+                if let Some(conn) = self.1 {
+                    self.0.with_state(|st, now| {
+                        if take(&mut st.conns, conn.index(), conn).is_some() {
+                            let _ = st.pool.connect_failed(conn, now);
+                        }
+                    });
+                }
+            }
+        }
+        let mut unreported = Unreported(&self, Some(conn));
         let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
         let result = crate::timeout::with_deadline(
             &self.runtime,
@@ -412,6 +427,7 @@ impl<R: Runtime> Inner<R> {
         .unwrap_or_else(|_| {
             Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
         });
+        unreported.1 = None;
         let dropped = self.with_state(|st, now| match result {
             Ok(c) if c.protocol == Negotiated::Http1 => {
                 match st.pool.connected(conn, now, Connected::http1()) {
@@ -527,11 +543,17 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 // The core granted a connection whose transport is not here; give
                 // the lease back as broken rather than use it.
                 let _ = st.pool.release(lease, now, Release::Close);
+                let error = if st.pool.is_shut_down() {
+                    // An immediate shutdown closed it between grant and pickup.
+                    Error::new(ErrorKind::ShutDown)
+                } else {
+                    Error::new(ErrorKind::Protocol)
+                        .with_message("the granted connection has no transport")
+                };
                 let fx = st.drain();
                 drop(st);
                 fx.run(inner);
-                Poll::Ready(Err(Error::new(ErrorKind::Protocol)
-                    .with_message("the granted connection has no transport")))
+                Poll::Ready(Err(error))
             }
         }
     }
@@ -568,6 +590,18 @@ struct TimerTask<R: Runtime> {
     timer: Option<Pin<Box<R::Timer>>>,
 }
 
+impl<R: Runtime> Drop for TimerTask<R> {
+    fn drop(&mut self) {
+        // Finished, or dropped with its runtime: either way the next input that
+        // leaves the core a deadline starts a new one (on the runtime of the
+        // task that gives that input).
+        let mut st = self.inner.lock();
+        st.timer.running = false;
+        st.timer.armed = None;
+        st.timer.waker = None;
+    }
+}
+
 impl<R: Runtime> Future for TimerTask<R> {
     type Output = ();
 
@@ -578,8 +612,6 @@ impl<R: Runtime> Future for TimerTask<R> {
             let now = inner.now();
             let mut st = inner.lock();
             if st.closed {
-                st.timer.running = false;
-                st.timer.waker = None;
                 return Poll::Ready(());
             }
             match st.pool.poll_timeout() {
