@@ -202,7 +202,7 @@ impl BodyDecoder {
                 let max = self.limits.max_chunk_line();
                 let Some(lf) = buf
                     .get(scanned..)
-                    .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                    .and_then(|rest| memchr::memchr(b'\n', rest))
                     .and_then(|offset| offset.checked_add(scanned))
                 else {
                     if buf.len() > max {

@@ -145,7 +145,7 @@ pub(crate) fn transfer_coding(
 /// endings count, as `httparse` accepts both.
 pub(crate) fn find_empty_line(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
-    while let Some(offset) = buf.get(at..)?.iter().position(|&b| b == b'\n') {
+    while let Some(offset) = memchr::memchr(b'\n', buf.get(at..)?) {
         let lf = at.checked_add(offset)?;
         match buf.get(lf.checked_add(1)?..) {
             Some([b'\n', ..]) => return lf.checked_add(2),
