@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::http1::{H1Body, Read};
+use crate::http2::H2Body;
 
 /// The most [`Body::bytes`] collects unless the client is configured otherwise.
 pub const DEFAULT_MAX_COLLECT: usize = 64 * 1024 * 1024;
@@ -38,6 +39,7 @@ enum Kind {
     Empty,
     Full(Bytes),
     H1(Box<H1Body>),
+    H2(Box<H2Body>),
     Boxed(BoxBody<Bytes, BoxError>),
 }
 
@@ -73,6 +75,13 @@ impl Body {
         Body {
             max_collect,
             ..Body::with(Kind::H1(Box::new(body)))
+        }
+    }
+
+    pub(crate) fn h2(body: H2Body, max_collect: usize) -> Body {
+        Body {
+            max_collect,
+            ..Body::with(Kind::H2(Box::new(body)))
         }
     }
 
@@ -204,13 +213,8 @@ impl http_body::Body for Body {
                 Kind::Full(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 _ => Poll::Ready(None),
             },
-            Kind::H1(body) => match body.poll_read(cx) {
-                Poll::Ready(Ok(Read::Data(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                Poll::Ready(Ok(Read::Trailers(t))) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
-                Poll::Ready(Ok(Read::End)) => Poll::Ready(None),
-                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-                Poll::Pending => Poll::Pending,
-            },
+            Kind::H1(body) => frame(body.poll_read(cx)),
+            Kind::H2(body) => frame(body.poll_read(cx)),
             Kind::Boxed(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|e| Error::new(ErrorKind::Body).with_source(e)),
@@ -222,6 +226,7 @@ impl http_body::Body for Body {
             Kind::Empty => true,
             Kind::Full(data) => data.is_empty(),
             Kind::H1(body) => body.is_end(),
+            Kind::H2(body) => body.is_end(),
             Kind::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -233,9 +238,19 @@ impl http_body::Body for Body {
             Kind::H1(body) => body
                 .exact_remaining()
                 .map_or_else(SizeHint::default, SizeHint::with_exact),
+            Kind::H2(_) => SizeHint::default(),
             Kind::Boxed(body) => body.size_hint(),
         }
     }
+}
+
+fn frame(read: Poll<Result<Read, Error>>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    read.map(|read| match read {
+        Ok(Read::Data(data)) => Some(Ok(Frame::data(data))),
+        Ok(Read::Trailers(t)) => Some(Ok(Frame::trailers(t))),
+        Ok(Read::End) => None,
+        Err(e) => Some(Err(e)),
+    })
 }
 
 impl Default for Body {
@@ -250,6 +265,7 @@ impl fmt::Debug for Body {
             Kind::Empty => "empty",
             Kind::Full(_) => "full",
             Kind::H1(_) => "http/1.1 stream",
+            Kind::H2(_) => "http/2 stream",
             Kind::Boxed(_) => "stream",
         };
         f.debug_struct("Body").field("kind", &kind).finish()

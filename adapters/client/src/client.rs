@@ -15,9 +15,10 @@ use crate::body::{Body, DEFAULT_MAX_COLLECT};
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::h1::{encode_request, EncodedRequest, Framing, Limits, ResponseParser, TargetForm};
 use crate::http1::{exchange, protocol, CheckIn, H1Body};
+use crate::http2::{H2Body, H2Settings};
 use crate::origin::Origin;
 use crate::outgoing::Outgoing;
-use crate::pool::{H1Conn, Inner};
+use crate::pool::{Checked, H1Conn, Inner};
 use crate::runtime::{Runtime, Timer};
 use crate::settings::Settings;
 use crate::timeout::with_deadline;
@@ -217,7 +218,40 @@ async fn execute<R: Runtime>(
     let (mut head, mut encoded) = encode(&parts, &body)?;
     let mut retried = false;
     loop {
-        let (lease, mut conn) = inner.checkout(&origin, Some(deadline)).await?;
+        let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
+        let mut conn = match checked {
+            Checked::H1(conn) => conn,
+            Checked::H2(h2) => {
+                let guard = StreamGuard {
+                    inner,
+                    lease: Some(lease),
+                };
+                match crate::http2::exchange(&h2, &parts, &mut body).await {
+                    Ok((response, upload)) => {
+                        let mut guard = guard;
+                        guard.lease = None;
+                        let (head, recv) = response.into_parts();
+                        let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;
+                        let body = Body::h2(
+                            H2Body::new(recv, upload, lease, pool),
+                            inner.settings.max_collect,
+                        );
+                        return Ok(Response::from_parts(head, body));
+                    }
+                    Err(failure) => {
+                        drop(guard);
+                        // A stream the server refused without processing it
+                        // (REFUSED_STREAM, or beyond a GOAWAY's last stream)
+                        // goes to another connection.
+                        if failure.replayable && !retried && may_retry(&parts.method, &body) {
+                            retried = true;
+                            continue;
+                        }
+                        return Err(failure.error);
+                    }
+                }
+            }
+        };
         let reused = conn.served > 0;
         // A retry goes to a fresh connection. The failure showed that this
         // server drops idle connections, and the pool offers the most recently
@@ -248,6 +282,20 @@ async fn execute<R: Runtime>(
                 }
                 return Err(failure.error);
             }
+        }
+    }
+}
+
+/// Gives back the stream slot of an HTTP/2 exchange that did not finish.
+struct StreamGuard<'a, R: Runtime> {
+    inner: &'a Inner<R>,
+    lease: Option<Lease>,
+}
+
+impl<R: Runtime> Drop for StreamGuard<'_, R> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.inner.release_stream(lease);
         }
     }
 }
@@ -288,6 +336,10 @@ impl<R: Runtime> CheckIn for Inner<R> {
         Inner::check_in(self, lease, conn);
     }
 
+    fn release_stream(&self, lease: Lease) {
+        Inner::release_stream(self, lease);
+    }
+
     fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn Timer>> {
         Box::pin(self.runtime.timer(deadline))
     }
@@ -311,6 +363,8 @@ pub struct ClientBuilder<R> {
     request_timeout: Duration,
     read_timeout: Duration,
     max_collect: usize,
+    h2: H2Settings,
+    h2_prior_knowledge: bool,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -325,6 +379,8 @@ impl<R: Runtime> ClientBuilder<R> {
             request_timeout: DEFAULT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_collect: DEFAULT_MAX_COLLECT,
+            h2: H2Settings::default(),
+            h2_prior_knowledge: false,
         }
     }
 
@@ -410,6 +466,34 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// Speak HTTP/2 at once on `http://` origins (h2c with prior knowledge, RFC
+    /// 9113 section 3.3), for servers known to support it. Off by default.
+    pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
+        self.h2_prior_knowledge = enabled;
+        self
+    }
+
+    /// Our cap on concurrent streams per HTTP/2 connection (the connection's
+    /// capacity is the smaller of this and the server's limit). Default 256.
+    pub fn max_streams_per_connection(mut self, max: u32) -> Self {
+        self.pool.max_streams_per_connection = max;
+        self
+    }
+
+    /// HTTP/2 flow-control windows we grant the server: per stream and per
+    /// connection. Defaults 256 KiB and 1 MiB.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
+        self.h2.initial_stream_window = stream;
+        self.h2.initial_connection_window = connection;
+        self
+    }
+
+    /// The largest HTTP/2 frame payload we accept. Default 16 KiB.
+    pub fn http2_max_frame_size(mut self, bytes: u32) -> Self {
+        self.h2.max_frame_size = bytes;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -441,6 +525,8 @@ impl<R: Runtime> ClientBuilder<R> {
             request_timeout: self.request_timeout,
             read_timeout: self.read_timeout,
             max_collect: self.max_collect,
+            h2: self.h2,
+            h2_prior_knowledge: self.h2_prior_knowledge,
         };
         Ok(Client {
             handle: Arc::new(Handle {

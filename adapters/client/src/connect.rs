@@ -39,6 +39,7 @@ pub(crate) async fn connect<R: Runtime>(
     runtime: &R,
     origin: &Origin,
     tls: &TlsConfig,
+    h2_prior_knowledge: bool,
 ) -> Result<Connection, Error> {
     let addrs = match origin.ip() {
         Some(ip) => vec![SocketAddr::new(ip, origin.port())],
@@ -60,7 +61,11 @@ pub(crate) async fn connect<R: Runtime>(
     if !origin.is_tls() {
         return Ok(Connection {
             io: Box::new(tcp),
-            protocol: Negotiated::Http1,
+            protocol: if h2_prior_knowledge {
+                Negotiated::Http2
+            } else {
+                Negotiated::Http1
+            },
         });
     }
     let name = crate::tls::server_name(origin.host())

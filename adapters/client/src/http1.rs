@@ -199,6 +199,8 @@ pub(crate) enum Frame {
 pub(crate) trait CheckIn: Send + Sync {
     /// Returns `lease`, with its connection if it is clean.
     fn check_in(&self, lease: Lease, conn: Option<H1Conn>);
+    /// Returns the stream slot of an HTTP/2 lease.
+    fn release_stream(&self, lease: Lease);
     /// A timer for `deadline` on the client's runtime.
     fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn crate::runtime::Timer>>;
     /// The runtime's now.

@@ -33,6 +33,7 @@ mod connect;
 mod error;
 pub mod h1;
 mod http1;
+mod http2;
 mod origin;
 mod outgoing;
 mod pool;

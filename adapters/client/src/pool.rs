@@ -32,6 +32,7 @@ use muxpool_core::{
 
 use crate::connect::{connect, Transport};
 use crate::error::{Error, ErrorKind};
+use crate::http2::{H2Conn, PingRequest};
 use crate::origin::Origin;
 use crate::runtime::{Runtime, Timer};
 use crate::settings::Settings;
@@ -52,6 +53,16 @@ enum Slot {
     Idle(H1Conn),
     /// Leased: the transport is with the lease holder.
     Leased,
+    /// An HTTP/2 connection: shared by its leases, each a stream.
+    H2(H2Conn),
+}
+
+/// What a granted lease is used through.
+pub(crate) enum Checked {
+    /// An HTTP/1.1 connection, exclusively.
+    H1(H1Conn),
+    /// A stream on an HTTP/2 connection.
+    H2(H2Conn),
 }
 
 /// Where a waiting request stands.
@@ -67,7 +78,8 @@ enum Waiting {
 pub(crate) struct Effects {
     wake: Vec<Waker>,
     open: Vec<(ConnId, Origin)>,
-    drop: Vec<H1Conn>,
+    drop: Vec<Slot>,
+    ping: Vec<Arc<PingRequest>>,
     start_timer: bool,
 }
 
@@ -152,7 +164,7 @@ impl State {
                     }
                 }
                 Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
-                    Some(Slot::Idle(c)) => fx.drop.push(c),
+                    Some(slot @ (Slot::Idle(_) | Slot::H2(_))) => fx.drop.push(slot),
                     Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
                         // The core's deadline came first; the connect task will
                         // find its connection forgotten.
@@ -170,10 +182,11 @@ impl State {
                     self.answer(waiter, Waiting::Rejected(reason), &mut fx);
                 }
                 Action::HealthCheck { conn } => {
-                    // HTTP/1.1 connections declare no health check; a request for
-                    // one on a connection that cannot answer it lets the core's
-                    // deadline close the connection.
-                    let _ = conn;
+                    // Only HTTP/2 connections declare health checks; on any other
+                    // the core's deadline closes the connection.
+                    if let Some(Slot::H2(c)) = slot_mut(&mut self.conns, conn.index(), conn) {
+                        fx.ping.push(Arc::clone(&c.ping));
+                    }
                 }
                 _ => {}
             }
@@ -235,27 +248,37 @@ impl State {
         }
     }
 
-    /// Takes the transport of a granted lease out of its slot.
-    fn check_out(&mut self, lease: Lease) -> Option<H1Conn> {
+    /// Takes the transport of a granted lease out of its slot (HTTP/1.1), or a
+    /// handle on its connection (HTTP/2).
+    fn check_out(&mut self, lease: Lease) -> Option<Checked> {
         let conn = lease.conn();
         let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
+        match slot {
+            Slot::H2(c) => return Some(Checked::H2(c.clone())),
+            Slot::Idle(_) => {}
+            _ => return None,
+        }
         match std::mem::replace(slot, Slot::Leased) {
-            Slot::Idle(c) => Some(c),
-            other => {
-                *slot = other;
-                None
-            }
+            Slot::Idle(c) => Some(Checked::H1(c)),
+            _ => None,
         }
     }
 }
 
 impl Effects {
     fn run<R: Runtime>(self, inner: &Inner<R>) {
-        if self.wake.is_empty() && self.open.is_empty() && self.drop.is_empty() && !self.start_timer
+        if self.wake.is_empty()
+            && self.open.is_empty()
+            && self.drop.is_empty()
+            && self.ping.is_empty()
+            && !self.start_timer
         {
             return;
         }
         drop(self.drop);
+        for ping in self.ping {
+            ping.request();
+        }
         for waker in self.wake {
             waker.wake();
         }
@@ -368,6 +391,13 @@ impl<R: Runtime> Inner<R> {
         drop(dropped);
     }
 
+    /// Gives back the stream slot of an HTTP/2 lease.
+    pub(crate) fn release_stream(&self, lease: Lease) {
+        self.with_state(|st, now| {
+            let _ = st.pool.release(lease, now, Release::Reuse);
+        });
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         self.lock().pool.stats()
     }
@@ -421,38 +451,53 @@ impl<R: Runtime> Inner<R> {
         let result = crate::timeout::with_deadline(
             &self.runtime,
             deadline,
-            connect(&self.runtime, &origin, &self.settings.tls),
+            connect(
+                &self.runtime,
+                &origin,
+                &self.settings.tls,
+                self.settings.h2_prior_knowledge,
+            ),
         )
         .await
         .unwrap_or_else(|_| {
             Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
         });
         unreported.1 = None;
-        let dropped = self.with_state(|st, now| match result {
-            Ok(c) if c.protocol == Negotiated::Http1 => {
-                match st.pool.connected(conn, now, Connected::http1()) {
-                    Ok(()) => {
-                        st.connect_errors.remove(&origin);
-                        put(
-                            &mut st.conns,
-                            conn.index(),
-                            conn,
-                            Slot::Idle(H1Conn {
-                                io: c.io,
-                                served: 0,
-                            }),
-                        );
-                        None
-                    }
-                    Err(_) => Some(c.io),
+        let result = match result {
+            Ok(c) if c.protocol == Negotiated::Http2 => {
+                match crate::http2::handshake(c.io, self.settings.h2).await {
+                    Ok((h2, connection)) => Ok(Opened::H2(h2, Box::new(connection))),
+                    Err(e) => Err(e),
                 }
             }
-            other => {
-                let error = match other {
-                    Err(e) => e,
-                    Ok(_) => Error::new(ErrorKind::Protocol)
-                        .with_message("the server chose HTTP/2, which this client does not speak yet; offer only http/1.1"),
+            Ok(c) => Ok(Opened::H1(c.io)),
+            Err(e) => Err(e),
+        };
+        let mut driver = None;
+        let dropped = self.with_state(|st, now| match result {
+            Ok(opened) => {
+                let (info, slot) = match opened {
+                    Opened::H1(io) => (Connected::http1(), Slot::Idle(H1Conn { io, served: 0 })),
+                    Opened::H2(h2, connection) => {
+                        let info = Connected::http2(crate::http2::max_streams(&connection));
+                        let ping = Arc::clone(&h2.ping);
+                        driver = Some((*connection, ping));
+                        (info, Slot::H2(h2))
+                    }
                 };
+                match st.pool.connected(conn, now, info) {
+                    Ok(()) => {
+                        st.connect_errors.remove(&origin);
+                        put(&mut st.conns, conn.index(), conn, slot);
+                        None
+                    }
+                    Err(_) => {
+                        driver = None;
+                        Some(slot)
+                    }
+                }
+            }
+            Err(error) => {
                 // A connect the core already gave up on (its deadline came
                 // first) is not this origin's latest failure.
                 if let Some(Slot::Connecting(origin)) = take(&mut st.conns, conn.index(), conn) {
@@ -463,7 +508,35 @@ impl<R: Runtime> Inner<R> {
             }
         });
         drop(dropped);
+        if let Some((connection, ping)) = driver {
+            // This task becomes the connection's driver.
+            let me = Arc::clone(&self);
+            crate::http2::drive(connection, ping, move |report| {
+                me.with_state(|st, now| {
+                    let _ = match report {
+                        crate::http2::Report::MaxStreams(n) => {
+                            st.pool.peer_max_streams(conn, now, n)
+                        }
+                        crate::http2::Report::Pong => st.pool.health_ok(conn, now),
+                    };
+                });
+            })
+            .await;
+            self.with_state(|st, now| {
+                let _ = st.pool.transport_closed(conn, now);
+                let _ = take(&mut st.conns, conn.index(), conn);
+            });
+        }
     }
+}
+
+/// A connection that came up.
+enum Opened {
+    H1(crate::connect::Transport),
+    H2(
+        H2Conn,
+        Box<h2::client::Connection<crate::connect::Transport, bytes::Bytes>>,
+    ),
 }
 
 /// A request waiting for a connection. Dropping it at any point gives back what
@@ -476,7 +549,7 @@ pub(crate) struct Checkout<'a, R: Runtime> {
 }
 
 impl<R: Runtime> Future for Checkout<'_, R> {
-    type Output = Result<(Lease, H1Conn), Error>;
+    type Output = Result<(Lease, Checked), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner;

@@ -20,4 +20,8 @@ pub(crate) struct Settings {
     pub(crate) read_timeout: Duration,
     /// The most [`Body::bytes`](crate::Body::bytes) collects.
     pub(crate) max_collect: usize,
+    /// Our side of every HTTP/2 connection.
+    pub(crate) h2: crate::http2::H2Settings,
+    /// Speak HTTP/2 at once on `http://` origins (h2c with prior knowledge).
+    pub(crate) h2_prior_knowledge: bool,
 }

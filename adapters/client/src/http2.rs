@@ -1,0 +1,381 @@
+//! HTTP/2 on a pooled connection: the `h2` crate frames, the pool decides.
+//!
+//! One task per connection drives `h2`'s connection future (it must be polled
+//! for any stream to make progress). The same task reports to the core what the
+//! connection learns: the peer's stream limit whenever its SETTINGS change, the
+//! answer to a health-check PING, and the end of the connection. A request takes
+//! a stream slot from the core (a lease), sends on a clone of the connection's
+//! `SendRequest`, and gives the slot back when its response body ends or is
+//! dropped. Flow-control capacity is released as the caller consumes the body,
+//! so a slow reader stalls only its own stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use h2::client::{Connection, SendRequest};
+use h2::{Ping, PingPong, RecvStream, SendStream};
+use http::header::{CONNECTION, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{request, HeaderMap, HeaderName, Response, Version};
+use muxpool_core::Lease;
+
+use crate::connect::Transport;
+use crate::error::{Error, ErrorKind};
+use crate::http1::{CheckIn, Failure, Frame, Read};
+use crate::outgoing::Outgoing;
+
+/// HTTP/2 settings of the client's side of every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct H2Settings {
+    pub(crate) initial_stream_window: u32,
+    pub(crate) initial_connection_window: u32,
+    pub(crate) max_frame_size: u32,
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_frame_size: 16 * 1024,
+        }
+    }
+}
+
+/// Asks a connection's driver to send a PING.
+#[derive(Default)]
+pub(crate) struct PingRequest {
+    wanted: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl PingRequest {
+    pub(crate) fn request(&self) {
+        self.wanted.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// What the pool holds for a ready HTTP/2 connection.
+#[derive(Clone)]
+pub(crate) struct H2Conn {
+    pub(crate) send: SendRequest<Bytes>,
+    pub(crate) ping: Arc<PingRequest>,
+}
+
+/// What the driver reports.
+pub(crate) enum Report {
+    /// The peer's limit on concurrent streams changed.
+    MaxStreams(u32),
+    /// A PING was answered.
+    Pong,
+}
+
+fn h2_error(kind: ErrorKind, message: &'static str, e: h2::Error) -> Error {
+    Error::new(kind).with_message(message).with_source(e)
+}
+
+/// The client side of the HTTP/2 handshake on `io`.
+pub(crate) async fn handshake(
+    io: Transport,
+    settings: H2Settings,
+) -> Result<(H2Conn, Connection<Transport, Bytes>), Error> {
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_frame_size(settings.max_frame_size)
+        .enable_push(false)
+        .handshake(io)
+        .await
+        .map_err(|e| h2_error(ErrorKind::Protocol, "the HTTP/2 handshake failed", e))?;
+    Ok((
+        H2Conn {
+            send,
+            ping: Arc::new(PingRequest::default()),
+        },
+        connection,
+    ))
+}
+
+/// The peer's current stream limit, as the core counts it.
+pub(crate) fn max_streams(connection: &Connection<Transport, Bytes>) -> u32 {
+    u32::try_from(connection.max_concurrent_send_streams()).unwrap_or(u32::MAX)
+}
+
+/// Drives `connection` to its end, calling `report` with what it learns.
+pub(crate) async fn drive(
+    mut connection: Connection<Transport, Bytes>,
+    ping: Arc<PingRequest>,
+    mut report: impl FnMut(Report) + Send,
+) {
+    let mut pings: Option<PingPong> = connection.ping_pong();
+    let mut limit = max_streams(&connection);
+    let mut awaiting_pong = false;
+    std::future::poll_fn(|cx| {
+        if Pin::new(&mut connection).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let now = max_streams(&connection);
+        if now != limit {
+            limit = now;
+            report(Report::MaxStreams(now));
+        }
+        if let Some(pings) = pings.as_mut() {
+            *ping.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            if ping.wanted.swap(false, Ordering::AcqRel)
+                && !awaiting_pong
+                && pings.send_ping(Ping::opaque()).is_ok()
+            {
+                awaiting_pong = true;
+            }
+            if awaiting_pong {
+                match pings.poll_pong(cx) {
+                    Poll::Ready(Ok(_)) => {
+                        awaiting_pong = false;
+                        report(Report::Pong);
+                    }
+                    Poll::Ready(Err(_)) => awaiting_pong = false,
+                    Poll::Pending => {}
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Fields that mean something only to an HTTP/1.1 connection, which HTTP/2
+/// forbids (RFC 9113 section 8.2.2); `Host` is carried by `:authority`.
+fn h2_headers(headers: &HeaderMap) -> HeaderMap {
+    let keep_alive = HeaderName::from_static("keep-alive");
+    let proxy_connection = HeaderName::from_static("proxy-connection");
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if name == CONNECTION
+            || name == TRANSFER_ENCODING
+            || name == UPGRADE
+            || name == HOST
+            || *name == keep_alive
+            || *name == proxy_connection
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The rest of a request body, still being sent when the response head came.
+pub(crate) type Upload = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
+/// Sends the request on a new stream and waits for its response head, sending
+/// the body meanwhile (a server may answer before it has read all of it, and
+/// an echo must be read while it is sent). Returns what is left of the body to
+/// send, if anything.
+pub(crate) async fn exchange(
+    conn: &H2Conn,
+    parts: &request::Parts,
+    body: &mut Outgoing,
+) -> Result<(Response<RecvStream>, Option<Upload>), Failure> {
+    let refused = |error: h2::Error, replayable: bool| Failure {
+        replayable: replayable
+            && (error.reason() == Some(h2::Reason::REFUSED_STREAM) || error.is_go_away()),
+        error: h2_error(ErrorKind::Protocol, "the HTTP/2 stream failed", error),
+    };
+    let mut send = conn
+        .send
+        .clone()
+        .ready()
+        .await
+        .map_err(|e| refused(e, true))?;
+    let mut request = http::Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = Version::HTTP_2;
+    *request.headers_mut() = h2_headers(&parts.headers);
+    let end = matches!(body, Outgoing::Empty);
+    let (mut response, mut stream) = send
+        .send_request(request, end)
+        .map_err(|e| refused(e, body.is_replayable()))?;
+    if end {
+        return Ok((response.await.map_err(|e| refused(e, true))?, None));
+    }
+    // An in-memory body stays here, for a retry if the server refuses the
+    // stream; a streamed one moves into the upload.
+    let replayable = matches!(body, Outgoing::Full(_));
+    let owned = match body {
+        Outgoing::Full(data) => Outgoing::Full(data.clone()),
+        other => std::mem::replace(other, Outgoing::Empty),
+    };
+    let mut upload: Option<Upload> = Some(Box::pin(async move {
+        let mut owned = owned;
+        send_body(&mut stream, &mut owned).await
+    }));
+    std::future::poll_fn(|cx| {
+        if let Some(up) = upload.as_mut() {
+            match up.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => upload = None,
+                Poll::Ready(Err(failure)) => return Poll::Ready(Err(failure)),
+                Poll::Pending => {}
+            }
+        }
+        match Pin::new(&mut response).poll(cx) {
+            Poll::Ready(Ok(head)) => Poll::Ready(Ok((head, upload.take()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(refused(e, replayable))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn send_body(stream: &mut SendStream<Bytes>, body: &mut Outgoing) -> Result<(), Failure> {
+    let failed = |e: h2::Error| Failure {
+        replayable: false,
+        error: h2_error(ErrorKind::Body, "sending the request body failed", e),
+    };
+    match body {
+        Outgoing::Empty => stream.send_data(Bytes::new(), true).map_err(failed),
+        Outgoing::Full(data) => send_data(stream, data.clone(), true).await.map_err(failed),
+        Outgoing::Stream(s) => loop {
+            match s.next_frame().await.map_err(|error| Failure {
+                replayable: false,
+                error,
+            })? {
+                Some(Frame::Data(data)) => send_data(stream, data, false).await.map_err(failed)?,
+                Some(Frame::Trailers(t)) => return stream.send_trailers(t).map_err(failed),
+                None => return stream.send_data(Bytes::new(), true).map_err(failed),
+            }
+        },
+    }
+}
+
+/// Sends `data` as the peer's flow control allows: waits for capacity, never
+/// buffers more than was granted.
+async fn send_data(
+    stream: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    if data.is_empty() {
+        return if end {
+            stream.send_data(data, true)
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let granted = std::future::poll_fn(|cx| stream.poll_capacity(cx))
+            .await
+            .ok_or_else(|| h2::Error::from(h2::Reason::CANCEL))??;
+        let chunk = data.split_to(granted.min(data.len()));
+        let last = end && data.is_empty();
+        stream.send_data(chunk, last)?;
+    }
+    Ok(())
+}
+
+/// The response body of an HTTP/2 stream. Its stream slot goes back to the pool
+/// when the body ends or is dropped.
+pub(crate) struct H2Body {
+    recv: RecvStream,
+    /// The rest of the request body, sent as the response is read. In a mutex
+    /// only so that the body is `Sync`; it is never contended.
+    upload: Option<Mutex<Upload>>,
+    lease: Option<Lease>,
+    pool: Arc<dyn CheckIn>,
+    data_done: bool,
+}
+
+impl H2Body {
+    pub(crate) fn new(
+        recv: RecvStream,
+        upload: Option<Upload>,
+        lease: Lease,
+        pool: Arc<dyn CheckIn>,
+    ) -> H2Body {
+        let mut body = H2Body {
+            recv,
+            upload: upload.map(Mutex::new),
+            lease: Some(lease),
+            pool,
+            data_done: false,
+        };
+        if body.recv.is_end_stream() {
+            body.finish();
+        }
+        body
+    }
+
+    fn finish(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.pool.release_stream(lease);
+        }
+    }
+
+    pub(crate) fn is_end(&self) -> bool {
+        self.lease.is_none()
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Read, Error>> {
+        if self.lease.is_none() {
+            return Poll::Ready(Ok(Read::End));
+        }
+        if let Some(upload) = self.upload.as_mut() {
+            let upload = upload.get_mut().unwrap_or_else(|p| p.into_inner());
+            match upload.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => self.upload = None,
+                Poll::Ready(Err(failure)) => {
+                    self.upload = None;
+                    self.finish();
+                    return Poll::Ready(Err(failure.error));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !self.data_done {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    // The caller has the bytes: the peer may send as many more.
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Ok(Read::Data(data)));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.finish();
+                    return Poll::Ready(Err(h2_error(
+                        ErrorKind::Body,
+                        "reading the response body failed",
+                        e,
+                    )));
+                }
+                Poll::Ready(None) => self.data_done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let trailers = std::task::ready!(self.recv.poll_trailers(cx));
+        self.finish();
+        Poll::Ready(match trailers {
+            Ok(Some(t)) => Ok(Read::Trailers(t)),
+            Ok(None) => Ok(Read::End),
+            Err(e) => Err(h2_error(
+                ErrorKind::Body,
+                "reading the response trailers failed",
+                e,
+            )),
+        })
+    }
+}
+
+impl Drop for H2Body {
+    fn drop(&mut self) {
+        // Dropping the `RecvStream` resets the stream if it is still open; the
+        // connection goes on serving the others.
+        self.finish();
+    }
+}

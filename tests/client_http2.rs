@@ -1,0 +1,120 @@
+//! HTTP/2 through the same `Client::send`: chosen by ALPN over TLS, or with prior
+//! knowledge on `http://`; concurrent requests share one connection as streams
+//! (counted by the server's accepted connections); bodies stream both ways.
+
+mod client_support;
+
+use client_support::{assert_quiescent, get_bytes, get_text, request};
+use http::{Method, Version};
+use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
+use muxpool::{Body, Client};
+use muxpool_testkit::certs::{self, Ca};
+use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
+
+fn h2c_client() -> Client {
+    Client::builder()
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("a valid configuration")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_h2c_connection() {
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = h2c_client();
+    // The first request learns the protocol; then a burst multiplexes.
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        let url = server.url("/slow/50");
+        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the task ran"), "slow");
+    }
+    assert_eq!(server.accepted(), 1, "one connection, many streams");
+    assert_eq!(server.requests(), 51);
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn responses_are_http2_and_bodies_stream_both_ways() {
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = h2c_client();
+    let response = client
+        .send(request(Method::GET, server.url("/"), Body::empty()))
+        .await
+        .expect("a response");
+    assert_eq!(response.version(), Version::HTTP_2);
+    assert_eq!(response.into_body().text().await.expect("text"), "hello");
+    // A body larger than every flow-control window, both ways.
+    let (status, body) = get_bytes(&client, server.url("/bytes/4000000")).await;
+    assert_eq!(status, 200);
+    assert!(body[..] == content(4_000_000)[..]);
+    let sent = content(3_000_000);
+    let response = client
+        .send(request(Method::POST, server.url("/echo"), sent.clone()))
+        .await
+        .expect("a response");
+    let echoed = response.into_body().bytes().await.expect("the echo");
+    assert!(echoed[..] == sent[..]);
+    assert_eq!(server.accepted(), 1);
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn alpn_chooses_http2_over_tls() {
+    let ca = Ca::new("muxpool test CA");
+    let server = HyperServer::start(Options {
+        tls: Some(certs::server_config(
+            &ca.leaf(&["127.0.0.1"]),
+            &[b"h2", b"http/1.1"],
+        )),
+        ..Options::default()
+    });
+    let tls = TlsConfig::builder()
+        .roots(Roots::CustomOnly)
+        .add_ca(CaCertificates::from_pem(ca.pem()).expect("the CA"))
+        .alpn(Alpn::Http1AndHttp2)
+        .build()
+        .expect("a TLS configuration");
+    let client = Client::builder().tls(tls).build().expect("a client");
+    for _ in 0..3 {
+        let response = client
+            .send(request(Method::GET, server.url("/"), Body::empty()))
+            .await
+            .expect("a response");
+        assert_eq!(response.version(), Version::HTTP_2);
+        assert_eq!(response.into_body().text().await.expect("text"), "hello");
+    }
+    assert_eq!(server.accepted(), 1);
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn a_dropped_body_frees_its_stream_not_the_connection() {
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = h2c_client();
+    let response = client
+        .send(request(
+            Method::GET,
+            server.url("/bytes/10000000"),
+            Body::empty(),
+        ))
+        .await
+        .expect("a response");
+    drop(response);
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(server.accepted(), 1);
+    assert_quiescent(&client).await;
+}
