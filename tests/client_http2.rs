@@ -118,3 +118,31 @@ async fn a_dropped_body_frees_its_stream_not_the_connection() {
     assert_eq!(server.accepted(), 1);
     assert_quiescent(&client).await;
 }
+
+#[tokio::test]
+async fn idle_connections_answer_health_check_pings() {
+    // The core pings idle HTTP/2 connections every 50 ms and closes any that
+    // does not answer within 200 ms; the connection's driver sends the PING and
+    // reports the PONG, so the connection lives on.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let mut pool = muxpool::PoolConfig::default();
+    pool.health_check = muxpool::core::HealthCheck::new(
+        Some(std::time::Duration::from_millis(50)),
+        std::time::Duration::from_millis(200),
+    );
+    let client = Client::builder()
+        .pool(pool)
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("a valid configuration");
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let stats = client.stats();
+    assert_eq!(stats.open, 1, "{stats:?}");
+    assert_eq!(stats.closes.total(), 0, "{stats:?}");
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(server.accepted(), 1);
+}
