@@ -146,3 +146,80 @@ async fn idle_connections_answer_health_check_pings() {
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     assert_eq!(server.accepted(), 1);
 }
+
+#[tokio::test]
+async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
+    let ca = Ca::new("muxpool test CA");
+    let server = HyperServer::start(Options {
+        tls: Some(certs::server_config(&ca.leaf(&["127.0.0.1"]), &[b"h2"])),
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let tls = TlsConfig::builder()
+        .roots(Roots::CustomOnly)
+        .add_ca(CaCertificates::from_pem(ca.pem()).expect("the CA"))
+        .alpn(Alpn::Http1AndHttp2)
+        .build()
+        .expect("a TLS configuration");
+    let client = Client::builder().tls(tls).build().expect("a client");
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let client = client.clone();
+        let url = server.url("/slow/20");
+        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the task ran"), "slow");
+    }
+    assert_eq!(server.accepted(), 1, "one handshake for the whole burst");
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturated_connections_spill_to_new_ones() {
+    // The server allows 4 streams per connection; 40 concurrent slow requests
+    // spill over about 10 connections instead of queueing on one.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        max_concurrent_streams: Some(4),
+        ..Options::default()
+    });
+    let client = h2c_client();
+    // Learn the protocol and the server's limit first.
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let client = client.clone();
+        let url = server.url("/slow/200");
+        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the task ran"), "slow");
+    }
+    let accepted = server.accepted();
+    assert!(
+        (10..=12).contains(&accepted),
+        "{accepted} connections for 40 streams at 4 each"
+    );
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn goaway_drains_and_the_caller_never_sees_it() {
+    // The server sends GOAWAY on every connection after its third stream.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        close_after_requests: Some(3),
+        ..Options::default()
+    });
+    let client = h2c_client();
+    for _ in 0..12 {
+        assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    }
+    let accepted = server.accepted();
+    assert!(
+        (4..=6).contains(&accepted),
+        "{accepted} connections for 12 requests at 3 each"
+    );
+    assert_quiescent(&client).await;
+}

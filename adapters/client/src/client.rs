@@ -163,6 +163,10 @@ impl<R: Runtime> Client<R> {
     }
 }
 
+/// How many times a request refused by HTTP/2 servers (REFUSED_STREAM, GOAWAY)
+/// is sent again before the refusal is returned.
+const MAX_REFUSALS: u32 = 8;
+
 /// Whether a request may be sent again after it failed before any response:
 /// RFC 9110's idempotent methods, or any method whose body can be replayed.
 fn may_retry(method: &Method, body: &Outgoing) -> bool {
@@ -217,6 +221,7 @@ async fn execute<R: Runtime>(
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
     let (mut head, mut encoded) = encode(&parts, &body)?;
     let mut retried = false;
+    let mut refusals = 0;
     loop {
         let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
         let mut conn = match checked {
@@ -240,11 +245,20 @@ async fn execute<R: Runtime>(
                     }
                     Err(failure) => {
                         drop(guard);
+                        if failure.going_away {
+                            // No new stream goes to this connection.
+                            inner.going_away(lease.conn());
+                        }
                         // A stream the server refused without processing it
                         // (REFUSED_STREAM, or beyond a GOAWAY's last stream)
-                        // goes to another connection.
-                        if failure.replayable && !retried && may_retry(&parts.method, &body) {
-                            retried = true;
+                        // goes to another connection, transparently: the server
+                        // said it did nothing with it. The request's deadline,
+                        // and a cap, bound the attempts.
+                        if failure.replayable
+                            && refusals < MAX_REFUSALS
+                            && may_retry(&parts.method, &body)
+                        {
+                            refusals += 1;
                             continue;
                         }
                         return Err(failure.error);

@@ -35,6 +35,9 @@ pub(crate) struct Failure {
     /// No byte of a response arrived, and the request body was not consumed: the
     /// request may be sent again on another connection.
     pub(crate) replayable: bool,
+    /// The connection is going away (an HTTP/2 GOAWAY): it must get no new
+    /// requests, and a request it refused goes to another connection.
+    pub(crate) going_away: bool,
 }
 
 fn io_error(kind: ErrorKind, message: &'static str, e: std::io::Error) -> Error {
@@ -78,6 +81,7 @@ pub(crate) async fn exchange(
     if let Err(error) = sent {
         return Err(Failure {
             replayable: body.is_replayable(),
+            going_away: false,
             error,
         });
     }
@@ -89,6 +93,7 @@ pub(crate) async fn exchange(
                 return Err(Failure {
                     error: protocol(e),
                     replayable: false,
+                    going_away: false,
                 })
             }
         }
@@ -103,6 +108,7 @@ pub(crate) async fn exchange(
                         replayable: nothing
                             && e == h1::Error::ClosedBeforeResponse
                             && body.is_replayable(),
+                        going_away: false,
                         error: protocol(e),
                     }),
                 }
@@ -111,6 +117,7 @@ pub(crate) async fn exchange(
             Err(e) => {
                 return Err(Failure {
                     replayable: nothing && body.is_replayable(),
+                    going_away: false,
                     error: io_error(ErrorKind::Protocol, "reading the response failed", e),
                 })
             }

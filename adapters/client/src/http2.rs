@@ -81,12 +81,20 @@ fn h2_error(kind: ErrorKind, message: &'static str, e: h2::Error) -> Error {
     Error::new(kind).with_message(message).with_source(e)
 }
 
-/// The client side of the HTTP/2 handshake on `io`.
-pub(crate) async fn handshake(
-    io: Transport,
-    settings: H2Settings,
-) -> Result<(H2Conn, Connection<Transport, Bytes>), Error> {
-    let (send, connection) = h2::client::Builder::new()
+/// A connection after its handshake, before its driver task takes it.
+pub(crate) struct Handshaken {
+    pub(crate) conn: H2Conn,
+    pub(crate) connection: Connection<Transport, Bytes>,
+    pub(crate) pings: Option<PingPong>,
+}
+
+/// The client side of the HTTP/2 handshake on `io`, up to the server's SETTINGS.
+///
+/// The server's first frame is its SETTINGS (RFC 9113 section 3.4), so once a
+/// PING sent after the handshake is answered, the server's stream limit is
+/// known: the core learns the connection's real capacity, not a guess.
+pub(crate) async fn handshake(io: Transport, settings: H2Settings) -> Result<Handshaken, Error> {
+    let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(settings.initial_stream_window)
         .initial_connection_window_size(settings.initial_connection_window)
         .max_frame_size(settings.max_frame_size)
@@ -94,13 +102,36 @@ pub(crate) async fn handshake(
         .handshake(io)
         .await
         .map_err(|e| h2_error(ErrorKind::Protocol, "the HTTP/2 handshake failed", e))?;
-    Ok((
-        H2Conn {
+    let mut pings = connection.ping_pong();
+    if let Some(pings) = pings.as_mut() {
+        pings
+            .send_ping(Ping::opaque())
+            .map_err(|e| h2_error(ErrorKind::Protocol, "the HTTP/2 handshake failed", e))?;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = Pin::new(&mut connection).poll(cx) {
+                let error = match result {
+                    Err(e) => h2_error(ErrorKind::Protocol, "the HTTP/2 handshake failed", e),
+                    Ok(()) => Error::new(ErrorKind::Protocol).with_message(
+                        "the server closed the connection during the HTTP/2 handshake",
+                    ),
+                };
+                return Poll::Ready(Err(error));
+            }
+            pings.poll_pong(cx).map(|pong| {
+                pong.map(drop)
+                    .map_err(|e| h2_error(ErrorKind::Protocol, "the HTTP/2 handshake failed", e))
+            })
+        })
+        .await?;
+    }
+    Ok(Handshaken {
+        conn: H2Conn {
             send,
             ping: Arc::new(PingRequest::default()),
         },
         connection,
-    ))
+        pings,
+    })
 }
 
 /// The peer's current stream limit, as the core counts it.
@@ -111,10 +142,10 @@ pub(crate) fn max_streams(connection: &Connection<Transport, Bytes>) -> u32 {
 /// Drives `connection` to its end, calling `report` with what it learns.
 pub(crate) async fn drive(
     mut connection: Connection<Transport, Bytes>,
+    mut pings: Option<PingPong>,
     ping: Arc<PingRequest>,
     mut report: impl FnMut(Report) + Send,
 ) {
-    let mut pings: Option<PingPong> = connection.ping_pong();
     let mut limit = max_streams(&connection);
     let mut awaiting_pong = false;
     std::future::poll_fn(|cx| {
@@ -186,6 +217,7 @@ pub(crate) async fn exchange(
     let refused = |error: h2::Error, replayable: bool| Failure {
         replayable: replayable
             && (error.reason() == Some(h2::Reason::REFUSED_STREAM) || error.is_go_away()),
+        going_away: error.is_go_away(),
         error: h2_error(ErrorKind::Protocol, "the HTTP/2 stream failed", error),
     };
     let mut send = conn
@@ -207,7 +239,8 @@ pub(crate) async fn exchange(
         return Ok((response.await.map_err(|e| refused(e, true))?, None));
     }
     // An in-memory body stays here, for a retry if the server refuses the
-    // stream; a streamed one moves into the upload.
+    // stream; a streamed one moves into the upload (what is left in `body` is
+    // then empty, and every failure from here on is marked not replayable).
     let replayable = matches!(body, Outgoing::Full(_));
     let owned = match body {
         Outgoing::Full(data) => Outgoing::Full(data.clone()),
@@ -237,6 +270,7 @@ pub(crate) async fn exchange(
 async fn send_body(stream: &mut SendStream<Bytes>, body: &mut Outgoing) -> Result<(), Failure> {
     let failed = |e: h2::Error| Failure {
         replayable: false,
+        going_away: e.is_go_away(),
         error: h2_error(ErrorKind::Body, "sending the request body failed", e),
     };
     match body {
@@ -245,6 +279,7 @@ async fn send_body(stream: &mut SendStream<Bytes>, body: &mut Outgoing) -> Resul
         Outgoing::Stream(s) => loop {
             match s.next_frame().await.map_err(|error| Failure {
                 replayable: false,
+                going_away: false,
                 error,
             })? {
                 Some(Frame::Data(data)) => send_data(stream, data, false).await.map_err(failed)?,

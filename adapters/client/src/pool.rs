@@ -391,6 +391,13 @@ impl<R: Runtime> Inner<R> {
         drop(dropped);
     }
 
+    /// Reports that a connection is going away: no new grants on it.
+    pub(crate) fn going_away(&self, conn: muxpool_core::ConnId) {
+        self.with_state(|st, now| {
+            let _ = st.pool.going_away(conn, now);
+        });
+    }
+
     /// Gives back the stream slot of an HTTP/2 lease.
     pub(crate) fn release_stream(&self, lease: Lease) {
         self.with_state(|st, now| {
@@ -466,7 +473,7 @@ impl<R: Runtime> Inner<R> {
         let result = match result {
             Ok(c) if c.protocol == Negotiated::Http2 => {
                 match crate::http2::handshake(c.io, self.settings.h2).await {
-                    Ok((h2, connection)) => Ok(Opened::H2(h2, Box::new(connection))),
+                    Ok(h2) => Ok(Opened::H2(Box::new(h2))),
                     Err(e) => Err(e),
                 }
             }
@@ -478,10 +485,15 @@ impl<R: Runtime> Inner<R> {
             Ok(opened) => {
                 let (info, slot) = match opened {
                     Opened::H1(io) => (Connected::http1(), Slot::Idle(H1Conn { io, served: 0 })),
-                    Opened::H2(h2, connection) => {
+                    Opened::H2(h2) => {
+                        let crate::http2::Handshaken {
+                            conn: h2,
+                            connection,
+                            pings,
+                        } = *h2;
                         let info = Connected::http2(crate::http2::max_streams(&connection));
                         let ping = Arc::clone(&h2.ping);
-                        driver = Some((*connection, ping));
+                        driver = Some((connection, pings, ping));
                         (info, Slot::H2(h2))
                     }
                 };
@@ -508,10 +520,10 @@ impl<R: Runtime> Inner<R> {
             }
         });
         drop(dropped);
-        if let Some((connection, ping)) = driver {
+        if let Some((connection, pings, ping)) = driver {
             // This task becomes the connection's driver.
             let me = Arc::clone(&self);
-            crate::http2::drive(connection, ping, move |report| {
+            crate::http2::drive(connection, pings, ping, move |report| {
                 me.with_state(|st, now| {
                     let _ = match report {
                         crate::http2::Report::MaxStreams(n) => {
@@ -533,10 +545,7 @@ impl<R: Runtime> Inner<R> {
 /// A connection that came up.
 enum Opened {
     H1(crate::connect::Transport),
-    H2(
-        H2Conn,
-        Box<h2::client::Connection<crate::connect::Transport, bytes::Bytes>>,
-    ),
+    H2(Box<crate::http2::Handshaken>),
 }
 
 /// A request waiting for a connection. Dropping it at any point gives back what
