@@ -223,3 +223,55 @@ async fn goaway_drains_and_the_caller_never_sees_it() {
     );
     assert_quiescent(&client).await;
 }
+
+#[tokio::test]
+async fn response_trailers_arrive_after_the_body() {
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = h2c_client();
+    let response = client
+        .send(request(Method::GET, server.url("/trailers"), Body::empty()))
+        .await
+        .expect("a response");
+    let mut body = response.into_body();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.chunk().await.expect("a chunk") {
+        data.extend_from_slice(&chunk);
+    }
+    assert_eq!(data, b"data");
+    let trailers = body.trailers().expect("trailers");
+    assert_eq!(trailers["x-checksum"], "ok");
+    drop(body);
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_stalls_only_its_own_stream() {
+    // One response is left unread: its stream window fills and the server
+    // waits, but the connection's window has room, and other streams on the
+    // same connection go on.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = h2c_client();
+    let stalled = client
+        .send(request(
+            Method::GET,
+            server.url("/bytes/10000000"),
+            Body::empty(),
+        ))
+        .await
+        .expect("a response");
+    for _ in 0..5 {
+        let (_, body) = get_bytes(&client, server.url("/bytes/100000")).await;
+        assert!(body[..] == content(100_000)[..]);
+    }
+    assert_eq!(server.accepted(), 1, "all on one connection");
+    // The stalled stream still reads to its end once its reader wakes up.
+    let body = stalled.into_body().bytes().await.expect("the whole body");
+    assert!(body[..] == content(10_000_000)[..]);
+    assert_quiescent(&client).await;
+}
