@@ -449,7 +449,8 @@ impl<R: Runtime> ClientBuilder<R> {
     }
 
     /// The TLS configuration for `https` origins. By default: the bundled Mozilla
-    /// roots, verification on, HTTP/1.1 offered with ALPN.
+    /// roots, verification on, h2 and http/1.1 offered with ALPN (the server
+    /// chooses; one client speaks both).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -522,7 +523,7 @@ impl<R: Runtime> ClientBuilder<R> {
         let tls = match self.tls {
             Some(tls) => tls,
             None => TlsConfig::builder()
-                .alpn(Alpn::Http1Only)
+                .alpn(Alpn::Http1AndHttp2)
                 .build()
                 .map_err(|e| config_error("the default TLS configuration failed").with_source(e))?,
         };
