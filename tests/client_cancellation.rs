@@ -12,7 +12,7 @@ use client_support::{
     assert_quiescent, get, get_text, is_quiescent, spawn_get, spawn_get_text, within, Rng,
 };
 use muxpool::{Client, ErrorKind};
-use muxpool_testkit::hyper_server::{content, HyperServer, Options};
+use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
 
 /// One task of the load: a request cancelled, or read partly, or read whole,
 /// as `rng` decides.
@@ -119,6 +119,52 @@ async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
     .await;
 
     // And the client still works, at full concurrency.
+    let mut checks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let url = server.url("/bytes/10000");
+        checks.push(tokio::spawn(async move {
+            get(&client, url).await.unwrap().into_body().bytes().await
+        }));
+    }
+    for check in checks {
+        assert_eq!(check.await.unwrap().unwrap(), content(10_000));
+    }
+    assert_quiescent(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_http2_streams_leak_nothing() {
+    // The same load over HTTP/2: dropped `send` futures and bodies give their
+    // stream slots back, and the connection keeps serving.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = Client::builder()
+        .http2_prior_knowledge(true)
+        .max_connections_per_origin(4)
+        .build()
+        .unwrap();
+    let base = server.url("");
+    let mut tasks = Vec::new();
+    for seed in 1..=200u64 {
+        tasks.push(tokio::spawn(chaos(
+            client.clone(),
+            base.clone(),
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d),
+        )));
+    }
+    within(Duration::from_secs(20), "the chaos tasks", async {
+        for task in tasks {
+            task.await.expect("no task panicked");
+        }
+    })
+    .await;
+    assert_quiescent(&client).await;
+    let stats = client.stats();
+    assert!(stats.open <= 4, "{stats:#?}");
+    assert!(stats.grants > 0);
     let mut checks = Vec::new();
     for _ in 0..32 {
         let client = client.clone();
