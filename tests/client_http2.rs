@@ -275,3 +275,29 @@ async fn a_slow_reader_stalls_only_its_own_stream() {
     assert!(body[..] == content(10_000_000)[..]);
     assert_quiescent(&client).await;
 }
+
+#[tokio::test]
+async fn an_idle_timeout_closes_the_connection_on_the_wire() {
+    // The core closes an idle HTTP/2 connection; dropping the pool's handle
+    // ends the connection (h2 says goodbye), and its driver task with it.
+    let server = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = Client::builder()
+        .http2_prior_knowledge(true)
+        .idle_timeout(Some(std::time::Duration::from_millis(100)))
+        .build()
+        .expect("a valid configuration");
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    client_support::wait_until("the pool closes the idle connection", || {
+        client.stats().open == 0
+    })
+    .await;
+    client_support::wait_until("the server sees it closed", || {
+        server.open_connections() == 0
+    })
+    .await;
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(server.accepted(), 2);
+}
