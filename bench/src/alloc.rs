@@ -6,8 +6,16 @@
 //! atomic read-modify-write. Bytes freed that were allocated before counting
 //! started make the count drift down, which is why it is signed and only ever
 //! read as a difference between two points.
+//!
+//! The `proxy` mode runs a server in the same process, on other threads, and
+//! wants the client's bytes alone: it counts per thread instead
+//! ([`count_this_thread`], [`thread_live_bytes`]), in a plain thread-local
+//! counter (no atomic on the hot path). Bytes one thread allocates and another
+//! frees are then not seen as freed; the client's runtime is a current-thread
+//! one, so its allocations and frees stay on one thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 /// The allocator type installed as `#[global_allocator]` in `main.rs`.
@@ -15,6 +23,14 @@ pub struct Counting;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+/// Whether some thread counts its own bytes (so the others need not look).
+static THREAD_COUNTING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// This thread's live bytes since [`count_this_thread`]; `None`: not counting.
+    static THREAD_LIVE: Cell<Option<isize>> = const { Cell::new(None) };
+}
 
 /// Starts counting.
 pub fn enable() {
@@ -26,9 +42,25 @@ pub fn live_bytes() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
 
+/// Starts (or restarts, from zero) counting the bytes the calling thread
+/// allocates and frees.
+pub fn count_this_thread() {
+    THREAD_COUNTING.store(true, Ordering::SeqCst);
+    THREAD_LIVE.with(|live| live.set(Some(0)));
+}
+
+/// Bytes the calling thread allocated and did not free since
+/// [`count_this_thread`] (0 if it does not count; may be negative).
+pub fn thread_live_bytes() -> isize {
+    THREAD_LIVE.with(|live| live.get().unwrap_or(0))
+}
+
 fn add(bytes: usize) {
     if ENABLED.load(Ordering::Relaxed) {
         LIVE.fetch_add(bytes as isize, Ordering::Relaxed);
+    }
+    if THREAD_COUNTING.load(Ordering::Relaxed) {
+        thread_add(bytes as isize);
     }
 }
 
@@ -36,6 +68,20 @@ fn sub(bytes: usize) {
     if ENABLED.load(Ordering::Relaxed) {
         LIVE.fetch_sub(bytes as isize, Ordering::Relaxed);
     }
+    if THREAD_COUNTING.load(Ordering::Relaxed) {
+        thread_add(-(bytes as isize));
+    }
+}
+
+/// Adds `delta` to this thread's count, if it counts. `try_with`: a thread
+/// being torn down may still allocate after its thread-locals are gone (this
+/// one has no destructor, so in practice it never is).
+fn thread_add(delta: isize) {
+    let _ = THREAD_LIVE.try_with(|live| {
+        if let Some(n) = live.get() {
+            live.set(Some(n + delta));
+        }
+    });
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments, which

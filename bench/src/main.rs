@@ -19,12 +19,24 @@
 //! **idle-memory** measures the heap bytes each in-process client holds per idle
 //! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]).
 //!
+//! **proxy** (`proxy [--duration-secs 5] [--connections 100]`) runs 10,000
+//! sessions through one muxpool client against an in-process h2c server and
+//! checks connections, tasks, memory and pool overhead against targets,
+//! exiting 1 if one is missed ([`proxy`]).
+//!
+//! **h2** is the `h1` measurement over HTTP/2 and TLS (ALPN), with h2load as the
+//! external reference, plus a table of connections each client opens for a
+//! burst of requests on a cold pool ([`h2`]).
+//!
 //! Progress and warnings go to stderr; the table alone goes to stdout.
 
 mod alloc;
 mod contender;
+mod h2;
+mod h2_contender;
 mod idle;
 mod load;
+mod proxy;
 mod report;
 mod sys;
 mod wrk;
@@ -42,8 +54,14 @@ usage:
   muxpool-bench h1 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
                    [--only NAME,...] [--json]
   muxpool-bench idle-memory [--connections N] [--path /bytes/65536] [--only NAME,...] [--json]
+  muxpool-bench h2 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
+                   [--only NAME,...] [--json]
+      (HTTP/2 over TLS; h2load as the external reference; then a cold-pool burst)
+  muxpool-bench proxy [--duration-secs N] [--connections N]
+      (10,000 sessions over one muxpool client against an in-process h2c server;
+       prints measured vs targets and exits 1 if one is missed)
 
-Contenders: hyper-util, reqwest, muxpool (in process), wrk (h1 only).";
+Contenders: hyper-util, reqwest, muxpool (in process), wrk (h1 only), h2load (h2 only).";
 
 /// The command line.
 struct Args {
@@ -61,7 +79,7 @@ impl Args {
     fn parse() -> Result<Args, String> {
         let mut raw = std::env::args().skip(1);
         let mode = raw.next().ok_or("no mode given")?;
-        if mode != "h1" && mode != "idle-memory" {
+        if mode != "h1" && mode != "h2" && mode != "idle-memory" && mode != "proxy" {
             return Err(format!("unknown mode {mode:?}"));
         }
         let mut args = Args {
@@ -131,6 +149,28 @@ fn main() -> ExitCode {
     };
     if args.mode == "idle-memory" {
         alloc::enable();
+    }
+    if args.mode == "proxy" {
+        let params = proxy::Params {
+            duration: args.duration,
+            connections: u32::try_from(args.connections).unwrap_or(u32::MAX),
+        };
+        return match proxy::run(&params) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.mode == "h2" {
+        return match h2::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let result = start_nginx().and_then(|nginx| match args.mode.as_str() {
         "h1" => h1(&args, &nginx),

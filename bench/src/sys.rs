@@ -41,6 +41,8 @@ pub enum Who {
     SelfProcess,
     /// This process's children that have exited and been waited for.
     Children,
+    /// The calling thread alone.
+    Thread,
 }
 
 /// User plus system CPU time used so far by `who`.
@@ -48,6 +50,7 @@ pub fn cpu_time(who: Who) -> Duration {
     let who = match who {
         Who::SelfProcess => libc::RUSAGE_SELF,
         Who::Children => libc::RUSAGE_CHILDREN,
+        Who::Thread => libc::RUSAGE_THREAD,
     };
     // SAFETY: getrusage writes one `rusage` into the zeroed value it is given.
     let usage = unsafe {

@@ -1,0 +1,177 @@
+//! The in-process contenders of the `h2` mode: the same three clients as
+//! [`crate::contender`], over TLS, offering `h2` and `http/1.1` with ALPN so
+//! that nginx picks HTTP/2.
+//!
+//! [`Contender::new`] takes only a URL, so the TLS settings (the test CA) come
+//! from [`set_ca`], called once by [`crate::h2`] before any contender is built.
+//! Every instance builds its own TLS configuration from them, so no TLS session
+//! cache is shared between two runs: each run starts with full handshakes.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::contender::{Contender, Error};
+
+/// The CA that issued nginx's certificate, the only root the contenders trust.
+struct Ca {
+    pem: String,
+    der: CertificateDer<'static>,
+}
+
+static CA: OnceLock<Ca> = OnceLock::new();
+
+/// Sets the CA every contender of this module trusts; only the first call counts.
+pub fn set_ca(pem: String, der: CertificateDer<'static>) {
+    let _ = CA.set(Ca { pem, der });
+}
+
+fn ca() -> &'static Ca {
+    CA.get()
+        .expect("h2_contender::set_ca is called before any contender is built")
+}
+
+/// A contender whose responses tell which HTTP version carried them, so the
+/// `h2` mode can check that ALPN chose HTTP/2.
+pub trait Versioned: Contender {
+    /// The version `response` arrived with.
+    fn version(response: &Self::Response) -> http::Version;
+}
+
+/// hyper-util's legacy pooled client over hyper-rustls (ring, TLS 1.2 and 1.3),
+/// offering `h2` then `http/1.1`, with unlimited idle connections per host.
+pub struct HyperUtilTls {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    uri: http::Uri,
+}
+
+impl Contender for HyperUtilTls {
+    const NAME: &'static str = "hyper-util";
+    type Response = http::Response<hyper::body::Incoming>;
+
+    fn new(url: &str) -> Self {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca().der.clone()).expect("a valid CA certificate");
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("rustls: protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        // hyper-rustls sets ALPN itself from the protocols enabled: h2, then
+        // http/1.1.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(usize::MAX)
+            .build(connector);
+        let uri = url.parse().expect("a valid URL");
+        HyperUtilTls { client, uri }
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        Ok(self.client.get(self.uri.clone()).await?)
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        Ok(response.into_body().collect().await?.to_bytes())
+    }
+}
+
+impl Versioned for HyperUtilTls {
+    fn version(response: &Self::Response) -> http::Version {
+        response.version()
+    }
+}
+
+/// reqwest 0.12 with rustls (ring), trusting only the test CA, HTTP/2 by ALPN,
+/// with unlimited idle connections per host.
+pub struct ReqwestTls {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+impl Contender for ReqwestTls {
+    const NAME: &'static str = "reqwest";
+    type Response = reqwest::Response;
+
+    fn new(url: &str) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca().pem.as_bytes()).expect("a valid CA");
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca)
+            .pool_max_idle_per_host(usize::MAX)
+            .build()
+            .expect("a reqwest client");
+        let url = url.parse().expect("a valid URL");
+        ReqwestTls { client, url }
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        Ok(self.client.get(self.url.clone()).send().await?)
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        Ok(response.bytes().await?)
+    }
+}
+
+impl Versioned for ReqwestTls {
+    fn version(response: &Self::Response) -> http::Version {
+        response.version()
+    }
+}
+
+/// muxpool's client with default settings and a TLS configuration trusting
+/// only the test CA, offering `h2` then `http/1.1`.
+pub struct MuxpoolTls {
+    client: muxpool::Client,
+    uri: http::Uri,
+}
+
+impl Contender for MuxpoolTls {
+    const NAME: &'static str = "muxpool";
+    type Response = http::Response<muxpool::Body>;
+
+    fn new(url: &str) -> Self {
+        let uri = url.parse().expect("a valid URL");
+        let tls = TlsConfig::builder()
+            .roots(Roots::CustomOnly)
+            .add_ca(CaCertificates::from_pem(&ca().pem).expect("a valid CA"))
+            .alpn(Alpn::Http1AndHttp2)
+            .build()
+            .expect("a valid TLS configuration");
+        let client = muxpool::Client::builder()
+            .tls(tls)
+            .build()
+            .expect("a valid configuration");
+        MuxpoolTls { client, uri }
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        let request = http::Request::get(self.uri.clone()).body(muxpool::Body::empty())?;
+        Ok(self.client.send(request).await?)
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        Ok(response.into_body().bytes().await?)
+    }
+}
+
+impl Versioned for MuxpoolTls {
+    fn version(response: &Self::Response) -> http::Version {
+        response.version()
+    }
+}
