@@ -72,6 +72,36 @@ async fn chaos(client: Client, base: String, seed: u64) {
     }
 }
 
+/// 200 chaos tasks at once, seeded from `salt`, within a bounded time.
+async fn load(client: &Client, server: &HyperServer, salt: u64) {
+    let base = server.url("");
+    let tasks: Vec<_> = (1..=200u64)
+        .map(|seed| tokio::spawn(chaos(client.clone(), base.clone(), seed.wrapping_mul(salt))))
+        .collect();
+    within(Duration::from_secs(20), "the chaos tasks", async {
+        for task in tasks {
+            task.await.expect("no task panicked");
+        }
+    })
+    .await;
+}
+
+/// The client still works at full concurrency, and is left quiescent.
+async fn still_serves(client: &Client, server: &HyperServer) {
+    let mut checks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let url = server.url("/bytes/10000");
+        checks.push(tokio::spawn(async move {
+            get(&client, url).await.unwrap().into_body().bytes().await
+        }));
+    }
+    for check in checks {
+        assert_eq!(check.await.unwrap().unwrap(), content(10_000));
+    }
+    assert_quiescent(client).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
     let server = HyperServer::start(Options::default());
@@ -79,22 +109,8 @@ async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
         .max_connections_per_origin(16)
         .build()
         .unwrap();
-    let base = server.url("");
     let started = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    for seed in 1..=200u64 {
-        tasks.push(tokio::spawn(chaos(
-            client.clone(),
-            base.clone(),
-            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        )));
-    }
-    within(Duration::from_secs(20), "the chaos tasks", async {
-        for task in tasks {
-            task.await.expect("no task panicked");
-        }
-    })
-    .await;
+    load(&client, &server, 0x9e37_79b9_7f4a_7c15).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < Duration::from_secs(10),
@@ -119,18 +135,7 @@ async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
     .await;
 
     // And the client still works, at full concurrency.
-    let mut checks = Vec::new();
-    for _ in 0..32 {
-        let client = client.clone();
-        let url = server.url("/bytes/10000");
-        checks.push(tokio::spawn(async move {
-            get(&client, url).await.unwrap().into_body().bytes().await
-        }));
-    }
-    for check in checks {
-        assert_eq!(check.await.unwrap().unwrap(), content(10_000));
-    }
-    assert_quiescent(&client).await;
+    still_serves(&client, &server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,37 +151,12 @@ async fn cancelled_http2_streams_leak_nothing() {
         .max_connections_per_origin(4)
         .build()
         .unwrap();
-    let base = server.url("");
-    let mut tasks = Vec::new();
-    for seed in 1..=200u64 {
-        tasks.push(tokio::spawn(chaos(
-            client.clone(),
-            base.clone(),
-            seed.wrapping_mul(0x2545_f491_4f6c_dd1d),
-        )));
-    }
-    within(Duration::from_secs(20), "the chaos tasks", async {
-        for task in tasks {
-            task.await.expect("no task panicked");
-        }
-    })
-    .await;
+    load(&client, &server, 0x2545_f491_4f6c_dd1d).await;
     assert_quiescent(&client).await;
     let stats = client.stats();
     assert!(stats.open <= 4, "{stats:#?}");
     assert!(stats.grants > 0);
-    let mut checks = Vec::new();
-    for _ in 0..32 {
-        let client = client.clone();
-        let url = server.url("/bytes/10000");
-        checks.push(tokio::spawn(async move {
-            get(&client, url).await.unwrap().into_body().bytes().await
-        }));
-    }
-    for check in checks {
-        assert_eq!(check.await.unwrap().unwrap(), content(10_000));
-    }
-    assert_quiescent(&client).await;
+    still_serves(&client, &server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,20 @@
 
 mod client_support;
 
-use client_support::{assert_quiescent, get_bytes, get_text, request};
+use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently, request};
 use http::{Method, Version};
 use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
 use muxpool::{Body, Client};
 use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
+
+/// An in-process server speaking only HTTP/2.
+fn h2_server(options: Options) -> HyperServer {
+    HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..options
+    })
+}
 
 fn h2c_client() -> Client {
     Client::builder()
@@ -20,22 +28,11 @@ fn h2c_client() -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_one_h2c_connection() {
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = h2c_client();
     // The first request learns the protocol; then a burst multiplexes.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let client = client.clone();
-        let url = server.url("/slow/50");
-        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("the task ran"), "slow");
-    }
+    get_text_concurrently(&client, server.url("/slow/50"), 50, "slow").await;
     assert_eq!(server.accepted(), 1, "one connection, many streams");
     assert_eq!(server.requests(), 51);
     assert_quiescent(&client).await;
@@ -43,10 +40,7 @@ async fn concurrent_requests_share_one_h2c_connection() {
 
 #[tokio::test]
 async fn responses_are_http2_and_bodies_stream_both_ways() {
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = h2c_client();
     let response = client
         .send(request(Method::GET, server.url("/"), Body::empty()))
@@ -100,10 +94,7 @@ async fn alpn_chooses_http2_over_tls() {
 
 #[tokio::test]
 async fn a_dropped_body_frees_its_stream_not_the_connection() {
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = h2c_client();
     let response = client
         .send(request(
@@ -124,10 +115,7 @@ async fn idle_connections_answer_health_check_pings() {
     // The core pings idle HTTP/2 connections every 50 ms and closes any that
     // does not answer within 200 ms; the connection's driver sends the PING and
     // reports the PONG, so the connection lives on.
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let mut pool = muxpool::PoolConfig::default();
     pool.health_check = muxpool::core::HealthCheck::new(
         Some(std::time::Duration::from_millis(50)),
@@ -162,15 +150,7 @@ async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
         .build()
         .expect("a TLS configuration");
     let client = Client::builder().tls(tls).build().expect("a client");
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let client = client.clone();
-        let url = server.url("/slow/20");
-        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("the task ran"), "slow");
-    }
+    get_text_concurrently(&client, server.url("/slow/20"), 64, "slow").await;
     assert_eq!(server.accepted(), 1, "one handshake for the whole burst");
     assert_quiescent(&client).await;
 }
@@ -179,23 +159,14 @@ async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
 async fn saturated_connections_spill_to_new_ones() {
     // The server allows 4 streams per connection; 40 concurrent slow requests
     // spill over about 10 connections instead of queueing on one.
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
+    let server = h2_server(Options {
         max_concurrent_streams: Some(4),
         ..Options::default()
     });
     let client = h2c_client();
     // Learn the protocol and the server's limit first.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
-    let mut tasks = Vec::new();
-    for _ in 0..40 {
-        let client = client.clone();
-        let url = server.url("/slow/200");
-        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("the task ran"), "slow");
-    }
+    get_text_concurrently(&client, server.url("/slow/200"), 40, "slow").await;
     let accepted = server.accepted();
     assert!(
         (10..=12).contains(&accepted),
@@ -207,8 +178,7 @@ async fn saturated_connections_spill_to_new_ones() {
 #[tokio::test]
 async fn goaway_drains_and_the_caller_never_sees_it() {
     // The server sends GOAWAY on every connection after its third stream.
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
+    let server = h2_server(Options {
         close_after_requests: Some(3),
         ..Options::default()
     });
@@ -226,10 +196,7 @@ async fn goaway_drains_and_the_caller_never_sees_it() {
 
 #[tokio::test]
 async fn response_trailers_arrive_after_the_body() {
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = h2c_client();
     let response = client
         .send(request(Method::GET, server.url("/trailers"), Body::empty()))
@@ -252,10 +219,7 @@ async fn a_slow_reader_stalls_only_its_own_stream() {
     // One response is left unread: its stream window fills and the server
     // waits, but the connection's window has room, and other streams on the
     // same connection go on.
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = h2c_client();
     let stalled = client
         .send(request(
@@ -280,10 +244,7 @@ async fn a_slow_reader_stalls_only_its_own_stream() {
 async fn an_idle_timeout_closes_the_connection_on_the_wire() {
     // The core closes an idle HTTP/2 connection; dropping the pool's handle
     // ends the connection (h2 says goodbye), and its driver task with it.
-    let server = HyperServer::start(Options {
-        protocol: Protocol::Http2,
-        ..Options::default()
-    });
+    let server = h2_server(Options::default());
     let client = Client::builder()
         .http2_prior_knowledge(true)
         .idle_timeout(Some(std::time::Duration::from_millis(100)))

@@ -7,7 +7,7 @@
 
 mod client_support;
 
-use client_support::{assert_quiescent, get_bytes, get_text};
+use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently};
 use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
 use muxpool::Client;
 use muxpool_testkit::certs::Ca;
@@ -28,18 +28,6 @@ fn h2c(options: NginxOptions) -> (Nginx, Client, String) {
         .expect("a valid configuration");
     let base = server.h2c_base_url();
     (server, client, base)
-}
-
-async fn burst(client: &Client, url: String, n: usize) {
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let client = client.clone();
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move { get_text(&client, url).await }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("the task ran"), HELLO);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +54,7 @@ async fn https_h2_multiplexes_on_one_connection() {
     let client = Client::builder().tls(tls).build().expect("a client");
     let url = format!("{}/", server.https_base_url());
     // A cold burst: one handshake, then streams.
-    burst(&client, url.clone(), 64).await;
+    get_text_concurrently(&client, url.clone(), 64, HELLO).await;
     let (_, body) = get_bytes(
         &client,
         format!("{}/bytes/16777216", server.https_base_url()),
@@ -91,7 +79,7 @@ async fn h2c_with_a_low_stream_limit_spills() {
     // 40 requests at once against 2 streams per connection: every one
     // succeeds (none is refused for going over the limit), over more than one
     // connection and no more than the pool allows.
-    burst(&client, format!("{base}/"), 40).await;
+    get_text_concurrently(&client, format!("{base}/"), 40, HELLO).await;
     let accepted = server.accepted_connections().expect("nginx status");
     assert!((2..=20).contains(&accepted), "{accepted} connections");
     assert_quiescent(&client).await;

@@ -77,6 +77,17 @@ pub fn spawn_get_text(client: &Client, url: String) -> JoinHandle<String> {
     tokio::spawn(async move { get_text(&client, url).await })
 }
 
+/// Sends `n` GETs for `url` at once, each on its own task, and checks that
+/// every one answers `expected`.
+pub async fn get_text_concurrently(client: &Client, url: String, n: usize, expected: &str) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| spawn_get_text(client, url.clone()))
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("the task ran"), expected);
+    }
+}
+
 /// A TLS configuration trusting only `ca`, offering HTTP/1.1.
 pub fn tls_trusting(ca: &Ca) -> TlsConfig {
     TlsConfig::builder()
