@@ -4,10 +4,10 @@
 
 mod client_support;
 
-use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently, request};
+use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_concurrently, request};
 use http::{Method, Version};
-use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
-use muxpool::{Body, Client};
+use muxpool::tls::Alpn;
+use muxpool::Client;
 use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
 
@@ -42,10 +42,7 @@ async fn concurrent_requests_share_one_h2c_connection() {
 async fn responses_are_http2_and_bodies_stream_both_ways() {
     let server = h2_server(Options::default());
     let client = h2c_client();
-    let response = client
-        .send(request(Method::GET, server.url("/"), Body::empty()))
-        .await
-        .expect("a response");
+    let response = get(&client, server.url("/")).await.expect("a response");
     assert_eq!(response.version(), Version::HTTP_2);
     assert_eq!(response.into_body().text().await.expect("text"), "hello");
     // A body larger than every flow-control window, both ways.
@@ -73,18 +70,10 @@ async fn alpn_chooses_http2_over_tls() {
         )),
         ..Options::default()
     });
-    let tls = TlsConfig::builder()
-        .roots(Roots::CustomOnly)
-        .add_ca(CaCertificates::from_pem(ca.pem()).expect("the CA"))
-        .alpn(Alpn::Http1AndHttp2)
-        .build()
-        .expect("a TLS configuration");
+    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::builder().tls(tls).build().expect("a client");
     for _ in 0..3 {
-        let response = client
-            .send(request(Method::GET, server.url("/"), Body::empty()))
-            .await
-            .expect("a response");
+        let response = get(&client, server.url("/")).await.expect("a response");
         assert_eq!(response.version(), Version::HTTP_2);
         assert_eq!(response.into_body().text().await.expect("text"), "hello");
     }
@@ -96,12 +85,7 @@ async fn alpn_chooses_http2_over_tls() {
 async fn a_dropped_body_frees_its_stream_not_the_connection() {
     let server = h2_server(Options::default());
     let client = h2c_client();
-    let response = client
-        .send(request(
-            Method::GET,
-            server.url("/bytes/10000000"),
-            Body::empty(),
-        ))
+    let response = get(&client, server.url("/bytes/10000000"))
         .await
         .expect("a response");
     drop(response);
@@ -143,12 +127,7 @@ async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
         protocol: Protocol::Http2,
         ..Options::default()
     });
-    let tls = TlsConfig::builder()
-        .roots(Roots::CustomOnly)
-        .add_ca(CaCertificates::from_pem(ca.pem()).expect("the CA"))
-        .alpn(Alpn::Http1AndHttp2)
-        .build()
-        .expect("a TLS configuration");
+    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::builder().tls(tls).build().expect("a client");
     get_text_concurrently(&client, server.url("/slow/20"), 64, "slow").await;
     assert_eq!(server.accepted(), 1, "one handshake for the whole burst");
@@ -198,8 +177,7 @@ async fn goaway_drains_and_the_caller_never_sees_it() {
 async fn response_trailers_arrive_after_the_body() {
     let server = h2_server(Options::default());
     let client = h2c_client();
-    let response = client
-        .send(request(Method::GET, server.url("/trailers"), Body::empty()))
+    let response = get(&client, server.url("/trailers"))
         .await
         .expect("a response");
     let mut body = response.into_body();
@@ -221,12 +199,7 @@ async fn a_slow_reader_stalls_only_its_own_stream() {
     // same connection go on.
     let server = h2_server(Options::default());
     let client = h2c_client();
-    let stalled = client
-        .send(request(
-            Method::GET,
-            server.url("/bytes/10000000"),
-            Body::empty(),
-        ))
+    let stalled = get(&client, server.url("/bytes/10000000"))
         .await
         .expect("a response");
     for _ in 0..5 {

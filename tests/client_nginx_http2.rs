@@ -8,7 +8,7 @@
 mod client_support;
 
 use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently};
-use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
+use muxpool::tls::Alpn;
 use muxpool::Client;
 use muxpool_testkit::certs::Ca;
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions, HELLO};
@@ -45,12 +45,7 @@ async fn https_h2_multiplexes_on_one_connection() {
         h2: true,
         ..NginxOptions::default()
     });
-    let tls = TlsConfig::builder()
-        .roots(Roots::CustomOnly)
-        .add_ca(CaCertificates::from_pem(ca.pem()).expect("the CA"))
-        .alpn(Alpn::Http1AndHttp2)
-        .build()
-        .expect("a TLS configuration");
+    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::builder().tls(tls).build().expect("a client");
     let url = format!("{}/", server.https_base_url());
     // A cold burst: one handshake, then streams.

@@ -90,10 +90,15 @@ pub async fn get_text_concurrently(client: &Client, url: String, n: usize, expec
 
 /// A TLS configuration trusting only `ca`, offering HTTP/1.1.
 pub fn tls_trusting(ca: &Ca) -> TlsConfig {
+    tls_trusting_with(ca, Alpn::Http1Only)
+}
+
+/// A TLS configuration trusting only `ca`, offering `alpn`.
+pub fn tls_trusting_with(ca: &Ca, alpn: Alpn) -> TlsConfig {
     TlsConfig::builder()
         .roots(Roots::CustomOnly)
         .add_ca(CaCertificates::from_pem(ca.pem()).expect("the test CA parses"))
-        .alpn(Alpn::Http1Only)
+        .alpn(alpn)
         .build()
         .expect("a valid TLS configuration")
 }
