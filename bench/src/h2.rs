@@ -40,7 +40,7 @@ use muxpool_testkit::nginx::{self, Nginx, NginxOptions};
 use crate::contender::run_local;
 use crate::h2_contender::{HyperUtilTls, MuxpoolTls, ReqwestTls, Versioned};
 use crate::report::{self, Row};
-use crate::sys::{self, cpu_time, Who};
+use crate::sys;
 use crate::{load, record, Args};
 
 /// Where Debian installs h2load (package nghttp2-client).
@@ -345,27 +345,21 @@ fn run_h2load_row(
 ) -> load::Outcome {
     let (conns, streams) = h2load_shape(concurrency);
     let log = dir.join("h2load.log");
-    let accepted_before = nginx.accepted_connections().map_err(|e| e.to_string())?;
-    let cpu_before = cpu_time(Who::Children);
-    let output = Command::new(H2LOAD)
-        .args(["-t", "1"])
-        .args(["-c", &conns.to_string()])
-        .args(["-m", &streams.to_string()])
-        .args(["-D", &args.duration.as_secs().max(1).to_string()])
-        .arg(format!("--log-file={}", log.display()))
-        .arg(url)
-        .output()
-        .map_err(|e| format!("running {H2LOAD}: {e}"))?;
-    let cpu = cpu_time(Who::Children) - cpu_before;
-    let accepted_after = nginx.accepted_connections().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "h2load exited with {}: {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+    let crate::external::Run {
+        stdout,
+        cpu,
+        conns_opened,
+    } = crate::external::run(
+        "h2load",
+        Command::new(H2LOAD)
+            .args(["-t", "1"])
+            .args(["-c", &conns.to_string()])
+            .args(["-m", &streams.to_string()])
+            .args(["-D", &args.duration.as_secs().max(1).to_string()])
+            .arg(format!("--log-file={}", log.display()))
+            .arg(url),
+        nginx,
+    )?;
     let parsed = parse(&stdout).ok_or_else(|| format!("cannot parse h2load output:\n{stdout}"))?;
     let latencies = std::fs::read_to_string(&log)
         .map(|text| log_latencies(&text))
@@ -388,7 +382,7 @@ fn run_h2load_row(
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / parsed.requests.max(1) as f64,
         p50_us: quantile(0.50),
         p99_us: quantile(0.99),
-        conns_opened: Some(accepted_after - accepted_before),
+        conns_opened: Some(conns_opened),
         errors: parsed.errors,
         first_error: (parsed.errors > 0).then(|| stdout.trim().to_string()),
     })
@@ -405,21 +399,6 @@ pub struct Parsed {
     pub requests_per_sec: f64,
     /// Failed requests plus 4xx and 5xx responses.
     pub errors: u64,
-}
-
-/// An h2load duration (`850us`, `1.20ms`, `3.00s`) in seconds.
-fn seconds(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (value, unit) = text.split_at(split);
-    let value: f64 = value.parse().ok()?;
-    let scale = match unit {
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        _ => return None,
-    };
-    Some(value * scale)
 }
 
 /// The number before `label` in a comma-separated h2load line
@@ -440,7 +419,10 @@ pub fn parse(output: &str) -> Option<Parsed> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
             ["finished", "in", secs, rate, "req/s,", ..] => {
-                finished = Some((seconds(secs.trim_end_matches(','))?, rate.parse().ok()?));
+                finished = Some((
+                    crate::external::micros(secs.trim_end_matches(','))? / 1e6,
+                    rate.parse().ok()?,
+                ));
             }
             ["requests:", ..] => {
                 requests = Some(count_before(&words, "succeeded")?);

@@ -32,6 +32,7 @@
 
 mod alloc;
 mod contender;
+mod external;
 mod h2;
 mod h2_contender;
 mod idle;

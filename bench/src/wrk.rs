@@ -18,7 +18,6 @@ use std::time::Duration;
 use muxpool_testkit::nginx::Nginx;
 
 use crate::report::Row;
-use crate::sys::{cpu_time, Who};
 
 /// Where Debian installs wrk.
 pub const WRK: &str = "/usr/bin/wrk";
@@ -36,28 +35,21 @@ pub fn run(
     duration: Duration,
 ) -> Result<Row, String> {
     let secs = duration.as_secs().max(1);
-    let accepted_before = nginx.accepted_connections().map_err(|e| e.to_string())?;
-    let cpu_before = cpu_time(Who::Children);
-    let output = Command::new(WRK)
-        .args([
+    let crate::external::Run {
+        stdout,
+        cpu,
+        conns_opened,
+    } = crate::external::run(
+        "wrk",
+        Command::new(WRK).args([
             "-t1",
             &format!("-c{concurrency}"),
             &format!("-d{secs}s"),
             "--latency",
             url,
-        ])
-        .output()
-        .map_err(|e| format!("running {WRK}: {e}"))?;
-    let cpu = cpu_time(Who::Children) - cpu_before;
-    let accepted_after = nginx.accepted_connections().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "wrk exited with {}: {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+        ]),
+        nginx,
+    )?;
     let parsed = parse(&stdout).ok_or_else(|| format!("cannot parse wrk output:\n{stdout}"))?;
     Ok(Row {
         contender: "wrk".to_string(),
@@ -68,7 +60,7 @@ pub fn run(
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / parsed.requests.max(1) as f64,
         p50_us: parsed.p50_us,
         p99_us: parsed.p99_us,
-        conns_opened: Some(accepted_after - accepted_before),
+        conns_opened: Some(conns_opened),
         errors: parsed.errors,
         first_error: (parsed.errors > 0).then(|| stdout.trim().to_string()),
     })
@@ -91,22 +83,6 @@ pub struct Parsed {
     pub errors: u64,
 }
 
-/// A wrk duration (`123.45us`, `1.20ms`, `2.00s`, `1.00m`) in µs.
-fn micros(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (value, unit) = text.split_at(split);
-    let value: f64 = value.parse().ok()?;
-    let scale = match unit {
-        "us" => 1.0,
-        "ms" => 1e3,
-        "s" => 1e6,
-        "m" => 60e6,
-        "h" => 3600e6,
-        _ => return None,
-    };
-    Some(value * scale)
-}
-
 /// Parses wrk's `--latency` output.
 pub fn parse(output: &str) -> Option<Parsed> {
     let mut p50 = None;
@@ -117,12 +93,12 @@ pub fn parse(output: &str) -> Option<Parsed> {
     for line in output.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
-            ["50%", value] => p50 = micros(value),
-            ["99%", value] => p99 = micros(value),
+            ["50%", value] => p50 = crate::external::micros(value),
+            ["99%", value] => p99 = crate::external::micros(value),
             ["Requests/sec:", value] => requests_per_sec = value.parse().ok(),
             [count, "requests", "in", secs, ..] => {
                 let secs = secs.trim_end_matches(',');
-                requests = Some((count.parse().ok()?, micros(secs)? / 1e6));
+                requests = Some((count.parse().ok()?, crate::external::micros(secs)? / 1e6));
             }
             ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().ok()?,
             ["Socket", "errors:", ..] => {
