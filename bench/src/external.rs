@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use muxpool_testkit::nginx::Nginx;
 
+use crate::report::Row;
 use crate::sys::{cpu_time, Who};
 
 /// What one run of a tool gave.
@@ -19,6 +20,41 @@ pub struct Run {
     pub cpu: Duration,
     /// Connections nginx accepted while it ran.
     pub conns_opened: u64,
+}
+
+/// What a tool's output says about its run.
+pub struct Summary {
+    /// Requests completed.
+    pub requests: u64,
+    /// The run's length, in seconds.
+    pub seconds: f64,
+    /// Requests per second, as the tool reports it.
+    pub requests_per_sec: f64,
+    /// Median latency, µs (NaN when the tool does not say).
+    pub p50_us: f64,
+    /// 99th percentile latency, µs (NaN when the tool does not say).
+    pub p99_us: f64,
+    /// Failed requests and wrong responses.
+    pub errors: u64,
+}
+
+impl Run {
+    /// The table row of tool `name` at `concurrency`, as `summary` reports it.
+    pub fn row(&self, name: &str, concurrency: usize, summary: Summary) -> Row {
+        Row {
+            contender: name.to_string(),
+            concurrency,
+            requests: summary.requests,
+            seconds: summary.seconds,
+            requests_per_sec: summary.requests_per_sec,
+            cpu_us_per_request: self.cpu.as_secs_f64() * 1e6 / summary.requests.max(1) as f64,
+            p50_us: summary.p50_us,
+            p99_us: summary.p99_us,
+            conns_opened: Some(self.conns_opened),
+            errors: summary.errors,
+            first_error: (summary.errors > 0).then(|| self.stdout.trim().to_string()),
+        }
+    }
 }
 
 /// Runs `command` (named `name` in errors) to completion.

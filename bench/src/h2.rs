@@ -39,9 +39,9 @@ use muxpool_testkit::nginx::{self, Nginx, NginxOptions};
 
 use crate::contender::run_local;
 use crate::h2_contender::{HyperUtilTls, MuxpoolTls, ReqwestTls, Versioned};
-use crate::report::{self, Row};
+use crate::report;
 use crate::sys;
-use crate::{load, record, Args};
+use crate::{load, Args};
 
 /// Where Debian installs h2load (package nghttp2-client).
 pub const H2LOAD: &str = "/usr/bin/h2load";
@@ -151,26 +151,23 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
         there
     };
 
-    let mut rows = Vec::new();
-    for &concurrency in &args.concurrency {
-        for entry in &entries {
-            eprintln!("{} at concurrency {concurrency}...", entry.name);
-            let params = load::Params {
-                nginx: &nginx,
-                url: url.clone(),
-                expected_body: nginx::HELLO.as_bytes(),
-                concurrency,
-                warmup: args.warmup,
-                duration: args.duration,
-            };
-            record(&mut rows, &mut failures, entry.name, (entry.load)(&params));
-        }
-        if run_h2load {
-            eprintln!("h2load at concurrency {concurrency}...");
-            let row = run_h2load_row(&nginx, &url, dir, concurrency, args);
-            record(&mut rows, &mut failures, "h2load", row);
-        }
-    }
+    let contenders: Vec<_> = entries.iter().map(|e| (e.name, e.load)).collect();
+    let rows = crate::load_table(
+        &contenders,
+        &nginx,
+        &url,
+        args,
+        &mut failures,
+        |concurrency| {
+            run_h2load.then(|| {
+                eprintln!("h2load at concurrency {concurrency}...");
+                (
+                    "h2load",
+                    run_h2load_row(&nginx, &url, dir, concurrency, args),
+                )
+            })
+        },
+    );
 
     let mut cold_rows = Vec::new();
     for entry in &entries {
@@ -345,11 +342,7 @@ fn run_h2load_row(
 ) -> load::Outcome {
     let (conns, streams) = h2load_shape(concurrency);
     let log = dir.join("h2load.log");
-    let crate::external::Run {
-        stdout,
-        cpu,
-        conns_opened,
-    } = crate::external::run(
+    let run = crate::external::run(
         "h2load",
         Command::new(H2LOAD)
             .args(["-t", "1"])
@@ -360,7 +353,8 @@ fn run_h2load_row(
             .arg(url),
         nginx,
     )?;
-    let parsed = parse(&stdout).ok_or_else(|| format!("cannot parse h2load output:\n{stdout}"))?;
+    let stdout = &run.stdout;
+    let parsed = parse(stdout).ok_or_else(|| format!("cannot parse h2load output:\n{stdout}"))?;
     let latencies = std::fs::read_to_string(&log)
         .map(|text| log_latencies(&text))
         .unwrap_or_default();
@@ -373,19 +367,18 @@ fn run_h2load_row(
             latencies[index] as f64
         }
     };
-    Ok(Row {
-        contender: "h2load".to_string(),
+    Ok(run.row(
+        "h2load",
         concurrency,
-        requests: parsed.requests,
-        seconds: parsed.seconds,
-        requests_per_sec: parsed.requests_per_sec,
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / parsed.requests.max(1) as f64,
-        p50_us: quantile(0.50),
-        p99_us: quantile(0.99),
-        conns_opened: Some(conns_opened),
-        errors: parsed.errors,
-        first_error: (parsed.errors > 0).then(|| stdout.trim().to_string()),
-    })
+        crate::external::Summary {
+            requests: parsed.requests,
+            seconds: parsed.seconds,
+            requests_per_sec: parsed.requests_per_sec,
+            p50_us: quantile(0.50),
+            p99_us: quantile(0.99),
+            errors: parsed.errors,
+        },
+    ))
 }
 
 /// What [`parse`] reads from h2load's output.

@@ -223,30 +223,25 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
         }
         there
     };
-    let mut rows = Vec::new();
+    let contenders: Vec<_> = contender::IN_PROCESS
+        .iter()
+        .filter(|e| args.selected(e.name))
+        .map(|e| (e.name, e.load))
+        .collect();
     let mut failures = 0;
-    for &concurrency in &args.concurrency {
-        for entry in contender::IN_PROCESS
-            .iter()
-            .filter(|e| args.selected(e.name))
-        {
-            eprintln!("{} at concurrency {concurrency}...", entry.name);
-            let params = load::Params {
-                nginx,
-                url: url.clone(),
-                expected_body: nginx::HELLO.as_bytes(),
-                concurrency,
-                warmup: args.warmup,
-                duration: args.duration,
-            };
-            record(&mut rows, &mut failures, entry.name, (entry.load)(&params));
-        }
-        if run_wrk {
-            eprintln!("wrk at concurrency {concurrency}...");
-            let row = wrk::run(nginx, &url, concurrency, args.duration);
-            record(&mut rows, &mut failures, "wrk", row);
-        }
-    }
+    let rows = load_table(
+        &contenders,
+        nginx,
+        &url,
+        args,
+        &mut failures,
+        |concurrency| {
+            run_wrk.then(|| {
+                eprintln!("wrk at concurrency {concurrency}...");
+                ("wrk", wrk::run(nginx, &url, concurrency, args.duration))
+            })
+        },
+    );
     if args.json {
         println!("{}", report::json(&rows));
     } else {
@@ -256,6 +251,41 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
         return Err(format!("{failures} run(s) failed"));
     }
     Ok(())
+}
+
+/// A contender of the load table: its name and its runner.
+type LoadEntry = (&'static str, fn(&load::Params) -> load::Outcome);
+
+/// Runs every contender at every concurrency of `args` against `url`, then, at
+/// each concurrency, the external tool `external` starts (if any). Failed runs
+/// are counted in `failures`.
+fn load_table(
+    contenders: &[LoadEntry],
+    nginx: &Nginx,
+    url: &str,
+    args: &Args,
+    failures: &mut usize,
+    mut external: impl FnMut(usize) -> Option<(&'static str, load::Outcome)>,
+) -> Vec<report::Row> {
+    let mut rows = Vec::new();
+    for &concurrency in &args.concurrency {
+        for &(name, run) in contenders {
+            eprintln!("{name} at concurrency {concurrency}...");
+            let params = load::Params {
+                nginx,
+                url: url.to_string(),
+                expected_body: nginx::HELLO.as_bytes(),
+                concurrency,
+                warmup: args.warmup,
+                duration: args.duration,
+            };
+            record(&mut rows, failures, name, run(&params));
+        }
+        if let Some((name, row)) = external(concurrency) {
+            record(&mut rows, failures, name, row);
+        }
+    }
+    rows
 }
 
 /// Keeps a run's row, or reports its failure.

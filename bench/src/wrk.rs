@@ -35,11 +35,7 @@ pub fn run(
     duration: Duration,
 ) -> Result<Row, String> {
     let secs = duration.as_secs().max(1);
-    let crate::external::Run {
-        stdout,
-        cpu,
-        conns_opened,
-    } = crate::external::run(
+    let run = crate::external::run(
         "wrk",
         Command::new(WRK).args([
             "-t1",
@@ -50,20 +46,20 @@ pub fn run(
         ]),
         nginx,
     )?;
-    let parsed = parse(&stdout).ok_or_else(|| format!("cannot parse wrk output:\n{stdout}"))?;
-    Ok(Row {
-        contender: "wrk".to_string(),
+    let stdout = &run.stdout;
+    let parsed = parse(stdout).ok_or_else(|| format!("cannot parse wrk output:\n{stdout}"))?;
+    Ok(run.row(
+        "wrk",
         concurrency,
-        requests: parsed.requests,
-        seconds: parsed.seconds,
-        requests_per_sec: parsed.requests_per_sec,
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / parsed.requests.max(1) as f64,
-        p50_us: parsed.p50_us,
-        p99_us: parsed.p99_us,
-        conns_opened: Some(conns_opened),
-        errors: parsed.errors,
-        first_error: (parsed.errors > 0).then(|| stdout.trim().to_string()),
-    })
+        crate::external::Summary {
+            requests: parsed.requests,
+            seconds: parsed.seconds,
+            requests_per_sec: parsed.requests_per_sec,
+            p50_us: parsed.p50_us,
+            p99_us: parsed.p99_us,
+            errors: parsed.errors,
+        },
+    ))
 }
 
 /// What [`parse`] reads from wrk's output.
