@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{request, Method, Request, Response};
-use muxpool_core::{Lease, Shutdown, Stats};
+use muxpool_core::{Lease, Release, Shutdown, Stats};
 use tokio::io::ReadBuf;
 
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
@@ -198,16 +198,19 @@ fn is_open(conn: &mut H1Conn) -> bool {
     tokio::io::AsyncRead::poll_read(Pin::new(&mut conn.io), &mut cx, &mut buf).is_pending()
 }
 
-/// Returns a lease whose exchange did not finish: the connection is closed.
+/// Returns a lease whose exchange did not finish, as `how` says: an HTTP/1.1
+/// connection is closed (its position in the stream is unknown), an HTTP/2
+/// stream slot is given back (the stream is reset, the connection goes on).
 struct LeaseGuard<'a, R: Runtime> {
     inner: &'a Inner<R>,
     lease: Option<Lease>,
+    how: Release,
 }
 
 impl<R: Runtime> Drop for LeaseGuard<'_, R> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
-            self.inner.check_in(lease, None);
+            self.inner.release(lease, self.how);
         }
     }
 }
@@ -227,9 +230,10 @@ async fn execute<R: Runtime>(
         let mut conn = match checked {
             Checked::H1(conn) => conn,
             Checked::H2(h2) => {
-                let guard = StreamGuard {
+                let guard = LeaseGuard {
                     inner,
                     lease: Some(lease),
+                    how: Release::Reuse,
                 };
                 match crate::http2::exchange(&h2, &parts, &mut body).await {
                     Ok((response, upload)) => {
@@ -279,6 +283,7 @@ async fn execute<R: Runtime>(
         let mut guard = LeaseGuard {
             inner,
             lease: Some(lease),
+            how: Release::Close,
         };
         let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
         match exchange(&mut conn, head, &mut encoded.body, &mut body, &mut parser).await {
@@ -296,20 +301,6 @@ async fn execute<R: Runtime>(
                 }
                 return Err(failure.error);
             }
-        }
-    }
-}
-
-/// Gives back the stream slot of an HTTP/2 exchange that did not finish.
-struct StreamGuard<'a, R: Runtime> {
-    inner: &'a Inner<R>,
-    lease: Option<Lease>,
-}
-
-impl<R: Runtime> Drop for StreamGuard<'_, R> {
-    fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.inner.release_stream(lease);
         }
     }
 }
@@ -351,7 +342,7 @@ impl<R: Runtime> CheckIn for Inner<R> {
     }
 
     fn release_stream(&self, lease: Lease) {
-        Inner::release_stream(self, lease);
+        Inner::release(self, lease, Release::Reuse);
     }
 
     fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn Timer>> {

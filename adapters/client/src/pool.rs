@@ -372,22 +372,22 @@ impl<R: Runtime> Inner<R> {
     /// Gives a lease back: with its connection when the connection is clean and
     /// may carry another request, without it (closing it) otherwise.
     pub(crate) fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
-        let dropped = self.with_state(|st, now| match conn {
-            Some(c) => match st.pool.release(lease, now, Release::Reuse) {
-                Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
-                    Some(slot) => {
-                        *slot = Slot::Idle(c);
-                        None
-                    }
-                    None => Some(c),
+        let Some(c) = conn else {
+            return self.release(lease, Release::Close);
+        };
+        let dropped =
+            self.with_state(
+                |st, now| match st.pool.release(lease, now, Release::Reuse) {
+                    Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
+                        Some(slot) => {
+                            *slot = Slot::Idle(c);
+                            None
+                        }
+                        None => Some(c),
+                    },
+                    Err(_) => Some(c),
                 },
-                Err(_) => Some(c),
-            },
-            None => {
-                let _ = st.pool.release(lease, now, Release::Close);
-                None
-            }
-        });
+            );
         drop(dropped);
     }
 
@@ -398,10 +398,11 @@ impl<R: Runtime> Inner<R> {
         });
     }
 
-    /// Gives back the stream slot of an HTTP/2 lease.
-    pub(crate) fn release_stream(&self, lease: Lease) {
+    /// Gives back a lease without its transport: an HTTP/2 stream slot
+    /// (`Reuse`), or an HTTP/1.1 connection that must be closed (`Close`).
+    pub(crate) fn release(&self, lease: Lease, how: Release) {
         self.with_state(|st, now| {
-            let _ = st.pool.release(lease, now, Release::Reuse);
+            let _ = st.pool.release(lease, now, how);
         });
     }
 
