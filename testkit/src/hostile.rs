@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 
-use crate::hyper_server::{content, current_runtime, Listener};
+use crate::hyper_server::{content, Listener};
 
 /// The longest request head (request line and headers) a hostile server reads;
 /// a longer one ends the connection.
@@ -122,13 +122,13 @@ struct Stats {
 
 impl Hostile {
     /// Starts a server behaving as `behavior` with every connection, on the
-    /// current tokio runtime (multi-thread or current-thread). It is ready to
-    /// accept as soon as this returns.
+    /// current tokio runtime (multi-thread or current-thread), or outside one on
+    /// the testkit's [background](crate::runtime::background) runtime. It is
+    /// ready to accept as soon as this returns.
     ///
-    /// Panics outside a tokio runtime (use [`Hostile::start_on`] there), or if
-    /// `127.0.0.1:0` cannot be bound.
+    /// Panics if `127.0.0.1:0` cannot be bound.
     pub fn start(behavior: Behavior) -> Hostile {
-        Hostile::start_on(&current_runtime("Hostile"), behavior)
+        Hostile::start_on(&crate::runtime::servers(), behavior)
     }
 
     /// Starts a server on the runtime behind `handle`, from any thread, async or

@@ -144,13 +144,14 @@ struct Stats {
 
 impl HyperServer {
     /// Starts a server on the current tokio runtime (multi-thread or
-    /// current-thread). It is ready to accept as soon as this returns: the
-    /// listening socket is bound before the accept loop is spawned.
+    /// current-thread), or outside one on the testkit's
+    /// [background](crate::runtime::background) runtime. It is ready to accept
+    /// as soon as this returns: the listening socket is bound before the accept
+    /// loop is spawned.
     ///
-    /// Panics outside a tokio runtime (use [`HyperServer::start_on`] there), or
-    /// if `127.0.0.1:0` cannot be bound.
+    /// Panics if `127.0.0.1:0` cannot be bound.
     pub fn start(options: Options) -> HyperServer {
-        HyperServer::start_on(&current_runtime("HyperServer"), options)
+        HyperServer::start_on(&crate::runtime::servers(), options)
     }
 
     /// Starts a server on the runtime behind `handle`, from any thread, async or
@@ -229,14 +230,6 @@ type RouteBody = BoxBody<Bytes, BoxError>;
 
 // ---------------------------------------------------------------------------
 // Listening and task ownership, shared with `hostile`.
-
-/// The runtime `{server}::start` runs its server on: the current one. Panics,
-/// pointing at `{server}::start_on`, outside a tokio runtime.
-pub(crate) fn current_runtime(server: &str) -> Handle {
-    Handle::try_current().unwrap_or_else(|e| {
-        panic!("{server}::start needs a tokio runtime (or use {server}::start_on): {e:?}")
-    })
-}
 
 /// The tasks of one server: its connections and anything they spawn (hyper's
 /// HTTP/2 streams). Aborted all at once when the server is dropped; once

@@ -12,6 +12,8 @@
 //!   count the connections they accept.
 //! - [`hostile`]: servers that misbehave on purpose (garbage, huge headers,
 //!   truncated bodies, resets, silence).
+//! - [`runtime`]: where they run: the caller's tokio runtime, or the testkit's
+//!   own in the background, so clients on any runtime can use them.
 
 #![deny(missing_docs)]
 
@@ -19,3 +21,4 @@ pub mod certs;
 pub mod hostile;
 pub mod hyper_server;
 pub mod nginx;
+pub mod runtime;
