@@ -6,7 +6,7 @@
 //! with no I/O; runtime adapters do the sockets, TLS and framing.
 //!
 //! This crate is the facade. With the default `tokio` feature it names the client
-//! on tokio:
+//! on tokio (with the `smol` feature, [`smol`] has the same client on smol):
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -32,6 +32,10 @@ pub use muxpool_client as client;
 
 #[cfg(feature = "tokio")]
 pub use muxpool_tokio::{Client, ClientBuilder, Tokio};
+
+/// The client on smol: see [`muxpool_smol`].
+#[cfg(feature = "smol")]
+pub use muxpool_smol as smol;
 
 pub use muxpool_client::{
     h1, runtime, tls, Body, Error, ErrorKind, Origin, PoolConfig, Stats, Timeout,
