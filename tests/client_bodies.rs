@@ -6,6 +6,8 @@
 
 mod client_support;
 
+use client_support::{spawn, Adapter};
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -16,16 +18,16 @@ use futures_util::stream;
 use http::{HeaderMap, HeaderValue, Method};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use muxpool::{Body, Client, ErrorKind};
+use muxpool::client::Client;
+use muxpool::{Body, ErrorKind};
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{byte_at, content, HyperServer, Options};
 
 const MIB: usize = 1024 * 1024;
 
-#[tokio::test]
-async fn chunked_response() {
+async fn chunked_response<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     for n in [0, 1, 7, 1000, 100_000, 3 * MIB] {
         let response = get(&client, server.url(&format!("/chunked/{n}")))
             .await
@@ -46,10 +48,9 @@ async fn chunked_response() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn trailers_with_te_trailers() {
+async fn trailers_with_te_trailers<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let mut req = request(Method::GET, server.url("/trailers"), Body::empty());
     req.headers_mut()
         .insert("te", HeaderValue::from_static("trailers"));
@@ -95,11 +96,10 @@ async fn trailers_with_te_trailers() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_streamed_response() {
+async fn large_streamed_response<R: Adapter>() {
     const N: usize = 16 * MIB;
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let response = get(&client, server.url(&format!("/bytes/{N}")))
         .await
         .unwrap();
@@ -134,10 +134,9 @@ async fn large_streamed_response() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn max_response_body_limits_collecting() {
+async fn max_response_body_limits_collecting<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_response_body(100_000)
         .build()
         .unwrap();
@@ -155,15 +154,14 @@ async fn max_response_body_limits_collecting() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_chunked_request_body_from_a_stream() {
+async fn large_chunked_request_body_from_a_stream<R: Adapter>() {
     const N: usize = 8 * MIB;
     const FRAME: usize = 64 * 1024;
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     // A futures stream of frames, produced by another task through a channel.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    tokio::spawn(async move {
+    spawn::<R, _>(async move {
         for start in (0..N).step_by(FRAME) {
             let frame: Vec<u8> = (start..(start + FRAME).min(N)).map(byte_at).collect();
             if tx.send(Bytes::from(frame)).await.is_err() {
@@ -192,11 +190,10 @@ async fn large_chunked_request_body_from_a_stream() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_request_body_with_known_length() {
+async fn large_request_body_with_known_length<R: Adapter>() {
     const N: usize = 8 * MIB;
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let req = http::Request::put(server.url("/echo"))
         .body(PatternBody::new(N, 100_000, true))
         .unwrap();
@@ -221,9 +218,8 @@ async fn large_request_body_with_known_length() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn request_body_framing_on_the_wire() {
-    let client = Client::new();
+async fn request_body_framing_on_the_wire<R: Adapter>() {
+    let client = Client::<R>::new();
 
     // A stream of unknown length: chunked, with its trailers.
     let (url, captured) = capture_one_request().await;
@@ -281,10 +277,9 @@ async fn request_body_framing_on_the_wire() {
     assert!(wire.ends_with("\r\n\r\nabc"), "{wire}");
 }
 
-#[tokio::test]
-async fn a_failing_request_body_stream_is_a_body_error() {
+async fn a_failing_request_body_stream_is_a_body_error<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let frames = stream::iter(vec![
         Ok(Frame::data(Bytes::from_static(b"part"))),
         Err(std::io::Error::other("the source broke")),
@@ -304,10 +299,9 @@ async fn a_failing_request_body_stream_is_a_body_error() {
     assert_eq!(server.accepted(), 2);
 }
 
-#[tokio::test]
-async fn echo_round_trips() {
+async fn echo_round_trips<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let cases: Vec<Body> = vec![
         Body::from("hello"),
@@ -380,10 +374,9 @@ async fn echo_round_trips() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn responses_without_a_body_keep_the_connection() {
+async fn responses_without_a_body_keep_the_connection<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
 
     // HEAD: the Content-Length describes the GET's body; none follows.
     let response = client
@@ -422,10 +415,9 @@ async fn responses_without_a_body_keep_the_connection() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn error_statuses_are_responses() {
+async fn error_statuses_are_responses<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     for status in [400, 404, 500, 503] {
         let (got, _) = get_bytes(&client, server.url(&format!("/status/{status}"))).await;
         assert_eq!(got, status);
@@ -435,13 +427,12 @@ async fn error_statuses_are_responses() {
     assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test]
-async fn close_delimited_response() {
+async fn close_delimited_response<R: Adapter>() {
     let payload = content(200_000);
     let server = Hostile::start(Behavior::CloseDelimited {
         body: payload.clone(),
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..2 {
         let (status, body) = get_bytes(&client, server.url("/")).await;
         assert_eq!(status, 200);
@@ -456,12 +447,11 @@ async fn close_delimited_response() {
     assert_eq!(client.stats().open, 0);
 }
 
-#[tokio::test]
-async fn http10_response() {
+async fn http10_response<R: Adapter>() {
     let server = Hostile::start(Behavior::Http10 {
         body: b"from 1.0".to_vec(),
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..2 {
         let response = get(&client, server.url("/")).await.unwrap();
         assert_eq!(response.version(), http::Version::HTTP_10);
@@ -475,10 +465,9 @@ async fn http10_response() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn informational_responses_are_skipped() {
+async fn informational_responses_are_skipped<R: Adapter>() {
     let server = Hostile::start(Behavior::Informational);
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..3 {
         let response = client
             .send(request(Method::POST, server.url("/"), "body"))
@@ -491,3 +480,20 @@ async fn informational_responses_are_skipped() {
     assert_eq!(server.accepted(), 1, "keep-alive across interim responses");
     assert_quiescent(&client).await;
 }
+
+client_support::conformance!(
+    chunked_response,
+    trailers_with_te_trailers,
+    large_streamed_response,
+    max_response_body_limits_collecting,
+    large_chunked_request_body_from_a_stream,
+    large_request_body_with_known_length,
+    request_body_framing_on_the_wire,
+    a_failing_request_body_stream_is_a_body_error,
+    echo_round_trips,
+    responses_without_a_body_keep_the_connection,
+    error_statuses_are_responses,
+    close_delimited_response,
+    http10_response,
+    informational_responses_are_skipped,
+);

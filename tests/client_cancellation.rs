@@ -6,17 +6,20 @@
 
 mod client_support;
 
+use client_support::{spawn, Adapter};
+
 use std::time::Duration;
 
 use client_support::{
     assert_quiescent, get, get_text, is_quiescent, spawn_get, spawn_get_text, within, Rng,
 };
-use muxpool::{Client, ErrorKind};
+use muxpool::client::Client;
+use muxpool::ErrorKind;
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
 
 /// One task of the load: a request cancelled, or read partly, or read whole,
 /// as `rng` decides.
-async fn chaos(client: Client, base: String, seed: u64) {
+async fn chaos<R: Adapter>(client: Client<R>, base: String, seed: u64) {
     let mut rng = Rng::new(seed);
     for _ in 0..6 {
         let path = match rng.below(5) {
@@ -40,7 +43,7 @@ async fn chaos(client: Client, base: String, seed: u64) {
             // Drop `send` at a random moment.
             0 => {
                 let limit = Duration::from_micros(rng.below(20_000));
-                let _ = tokio::time::timeout(limit, client.send(request)).await;
+                let _ = client_support::timeout(limit, client.send(request)).await;
             }
             // Read part of the body, then drop it.
             1 => {
@@ -56,13 +59,13 @@ async fn chaos(client: Client, base: String, seed: u64) {
                 if rng.below(2) == 0 {
                     // Or drop it while a read is pending.
                     let limit = Duration::from_micros(rng.below(2_000));
-                    let _ = tokio::time::timeout(limit, body.chunk()).await;
+                    let _ = client_support::timeout(limit, body.chunk()).await;
                 }
             }
             // Read it all, under a random deadline.
             _ => {
                 let limit = Duration::from_micros(rng.below(50_000));
-                let _ = tokio::time::timeout(limit, async {
+                let _ = client_support::timeout(limit, async {
                     let response = client.send(request).await?;
                     response.into_body().bytes().await
                 })
@@ -73,10 +76,16 @@ async fn chaos(client: Client, base: String, seed: u64) {
 }
 
 /// 200 chaos tasks at once, seeded from `salt`, within a bounded time.
-async fn load(client: &Client, server: &HyperServer, salt: u64) {
+async fn load<R: Adapter>(client: &Client<R>, server: &HyperServer, salt: u64) {
     let base = server.url("");
     let tasks: Vec<_> = (1..=200u64)
-        .map(|seed| tokio::spawn(chaos(client.clone(), base.clone(), seed.wrapping_mul(salt))))
+        .map(|seed| {
+            spawn::<R, _>(chaos::<R>(
+                client.clone(),
+                base.clone(),
+                seed.wrapping_mul(salt),
+            ))
+        })
         .collect();
     within(Duration::from_secs(20), "the chaos tasks", async {
         for task in tasks {
@@ -87,12 +96,12 @@ async fn load(client: &Client, server: &HyperServer, salt: u64) {
 }
 
 /// The client still works at full concurrency, and is left quiescent.
-async fn still_serves(client: &Client, server: &HyperServer) {
+async fn still_serves<R: Adapter>(client: &Client<R>, server: &HyperServer) {
     let mut checks = Vec::new();
     for _ in 0..32 {
         let client = client.clone();
         let url = server.url("/bytes/10000");
-        checks.push(tokio::spawn(async move {
+        checks.push(spawn::<R, _>(async move {
             get(&client, url).await.unwrap().into_body().bytes().await
         }));
     }
@@ -102,15 +111,14 @@ async fn still_serves(client: &Client, server: &HyperServer) {
     assert_quiescent(client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
+async fn cancelled_requests_and_dropped_bodies_leak_nothing<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(16)
         .build()
         .unwrap();
-    let started = tokio::time::Instant::now();
-    load(&client, &server, 0x9e37_79b9_7f4a_7c15).await;
+    let started = std::time::Instant::now();
+    load::<R>(&client, &server, 0x9e37_79b9_7f4a_7c15).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < Duration::from_secs(10),
@@ -135,36 +143,34 @@ async fn cancelled_requests_and_dropped_bodies_leak_nothing() {
     .await;
 
     // And the client still works, at full concurrency.
-    still_serves(&client, &server).await;
+    still_serves::<R>(&client, &server).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_http2_streams_leak_nothing() {
+async fn cancelled_http2_streams_leak_nothing<R: Adapter>() {
     // The same load over HTTP/2: dropped `send` futures and bodies give their
     // stream slots back, and the connection keeps serving.
     let server = HyperServer::start(Options {
         protocol: Protocol::Http2,
         ..Options::default()
     });
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .http2_prior_knowledge(true)
         .max_connections_per_origin(4)
         .build()
         .unwrap();
-    load(&client, &server, 0x2545_f491_4f6c_dd1d).await;
+    load::<R>(&client, &server, 0x2545_f491_4f6c_dd1d).await;
     assert_quiescent(&client).await;
     let stats = client.stats();
     assert!(stats.open <= 4, "{stats:#?}");
     assert!(stats.grants > 0);
-    still_serves(&client, &server).await;
+    still_serves::<R>(&client, &server).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_while_queued_and_while_connecting() {
+async fn cancelled_while_queued_and_while_connecting<R: Adapter>() {
     // One connection allowed: most requests wait in the queue, and are all
     // dropped there.
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(1)
         .build()
         .unwrap();
@@ -198,7 +204,7 @@ async fn cancelled_while_queued_and_while_connecting() {
 
     // Dropped while the first connect is in flight: a fresh client, many
     // requests, all dropped at once.
-    let fresh = Client::new();
+    let fresh = Client::<R>::new();
     let sends: Vec<_> = (0..20)
         .map(|_| spawn_get(&fresh, server.url("/")))
         .collect();
@@ -213,10 +219,9 @@ async fn cancelled_while_queued_and_while_connecting() {
     assert_quiescent(&fresh).await;
 }
 
-#[tokio::test]
-async fn shutdown_waits_for_responses_in_progress() {
+async fn shutdown_waits_for_responses_in_progress<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     // An idle connection and a busy one.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     let busy = get(&client, server.url("/bytes/3000000")).await.unwrap();
@@ -226,7 +231,7 @@ async fn shutdown_waits_for_responses_in_progress() {
 
     let shutdown = {
         let client = client.clone();
-        tokio::spawn(async move { client.shutdown().await })
+        spawn::<R, _>(async move { client.shutdown().await })
     };
     // The idle connection closes at once; the busy one stays for its response.
     client_support::wait_until("the idle connection closes", || {
@@ -265,10 +270,9 @@ async fn shutdown_waits_for_responses_in_progress() {
     assert!(format!("{error}").contains("shut down"), "{error}");
 }
 
-#[tokio::test]
-async fn shutdown_of_an_idle_client_is_immediate() {
+async fn shutdown_of_an_idle_client_is_immediate<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..3 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
     }
@@ -285,10 +289,9 @@ async fn shutdown_of_an_idle_client_is_immediate() {
     .await;
 }
 
-#[tokio::test]
-async fn shutdown_refuses_waiting_requests() {
+async fn shutdown_refuses_waiting_requests<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(1)
         .build()
         .unwrap();
@@ -311,10 +314,9 @@ async fn shutdown_refuses_waiting_requests() {
     .await;
 }
 
-#[tokio::test]
-async fn dropping_the_last_client_closes_its_connections() {
+async fn dropping_the_last_client_closes_its_connections<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let other = client.clone();
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     assert_eq!(get_text(&other, server.url("/")).await, "hello");
@@ -328,3 +330,13 @@ async fn dropping_the_last_client_closes_its_connections() {
     })
     .await;
 }
+
+client_support::conformance!(
+    cancelled_requests_and_dropped_bodies_leak_nothing,
+    cancelled_http2_streams_leak_nothing,
+    cancelled_while_queued_and_while_connecting,
+    shutdown_waits_for_responses_in_progress,
+    shutdown_of_an_idle_client_is_immediate,
+    shutdown_refuses_waiting_requests,
+    dropping_the_last_client_closes_its_connections,
+);

@@ -4,6 +4,8 @@
 
 mod client_support;
 
+use client_support::{spawn, Adapter};
+
 use std::time::Duration;
 
 use client_support::{
@@ -11,13 +13,13 @@ use client_support::{
     within,
 };
 use http::Method;
-use muxpool::{Body, Client, Error, ErrorKind, Timeout};
+use muxpool::client::Client;
+use muxpool::{Body, Error, ErrorKind, Timeout};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
-#[tokio::test]
-async fn connect_refused() {
+async fn connect_refused<R: Adapter>() {
     let port = closed_port();
-    let client = Client::new();
+    let client = Client::<R>::new();
     let error = within(
         Duration::from_secs(3),
         "a refused connect",
@@ -42,19 +44,17 @@ async fn connect_refused() {
     assert_eq!(stats.open, 0);
 }
 
-#[tokio::test]
-async fn connect_refused_by_name() {
+async fn connect_refused_by_name<R: Adapter>() {
     let port = closed_port();
-    let client = Client::new();
+    let client = Client::<R>::new();
     let error = get(&client, format!("http://localhost:{port}/"))
         .await
         .expect_err("nothing listens");
     assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
 }
 
-#[tokio::test]
-async fn unresolvable_name_is_a_connect_error() {
-    let client = Client::builder()
+async fn unresolvable_name_is_a_connect_error<R: Adapter>() {
+    let client = Client::<R>::builder()
         .connect_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
@@ -72,9 +72,8 @@ async fn unresolvable_name_is_a_connect_error() {
     );
 }
 
-#[tokio::test]
-async fn requests_the_client_cannot_send() {
-    let client = Client::new();
+async fn requests_the_client_cannot_send<R: Adapter>() {
+    let client = Client::<R>::new();
     for url in ["ftp://127.0.0.1/file", "ws://127.0.0.1/", "/relative/path"] {
         let error = get(&client, url).await.expect_err(url);
         assert_eq!(error.kind(), ErrorKind::Request, "{url}: {error:#}");
@@ -86,15 +85,14 @@ async fn requests_the_client_cannot_send() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn the_client_timeout() {
+async fn the_client_timeout<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
     assert_eq!(get_text(&client, server.url("/slow/50")).await, "slow");
-    let started = tokio::time::Instant::now();
+    let started = std::time::Instant::now();
     let error = get(&client, server.url("/slow/3000"))
         .await
         .expect_err("slower than the timeout");
@@ -113,10 +111,9 @@ async fn the_client_timeout() {
     assert_eq!(server.accepted(), 2);
 }
 
-#[tokio::test]
-async fn a_request_timeout_overrides_the_client_timeout() {
+async fn a_request_timeout_overrides_the_client_timeout<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -125,7 +122,7 @@ async fn a_request_timeout_overrides_the_client_timeout() {
     let mut req = request(Method::GET, server.url("/slow/3000"), Body::empty());
     req.extensions_mut()
         .insert(Timeout(Duration::from_millis(200)));
-    let started = tokio::time::Instant::now();
+    let started = std::time::Instant::now();
     let error = client.send(req).await.expect_err("the request's timeout");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
     assert!(
@@ -135,7 +132,7 @@ async fn a_request_timeout_overrides_the_client_timeout() {
     );
 
     // Longer than the client's.
-    let short = Client::builder()
+    let short = Client::<R>::builder()
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -152,12 +149,11 @@ async fn a_request_timeout_overrides_the_client_timeout() {
     assert_quiescent(&short).await;
 }
 
-#[tokio::test]
-async fn the_timeout_covers_waiting_for_a_connection() {
+async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
     // One connection, held by a slow request: a second request waits in the
     // queue and times out there.
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(1)
         .timeout(Duration::from_secs(3))
         .build()
@@ -167,7 +163,7 @@ async fn the_timeout_covers_waiting_for_a_connection() {
     let mut req = request(Method::GET, server.url("/"), Body::empty());
     req.extensions_mut()
         .insert(Timeout(Duration::from_millis(200)));
-    let started = tokio::time::Instant::now();
+    let started = std::time::Instant::now();
     let error = client.send(req).await.expect_err("no connection in time");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
     assert!(started.elapsed() < Duration::from_millis(700));
@@ -177,11 +173,10 @@ async fn the_timeout_covers_waiting_for_a_connection() {
     assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_is_pool_exhausted() {
+async fn a_full_queue_is_pool_exhausted<R: Adapter>() {
     const REQUESTS: usize = 12;
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(1)
         .max_waiting_per_origin(2)
         .build()
@@ -190,7 +185,7 @@ async fn a_full_queue_is_pool_exhausted() {
     for _ in 0..REQUESTS {
         let client = client.clone();
         let url = server.url("/slow/500");
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn::<R, _>(async move {
             match get(&client, url).await {
                 Ok(response) => Ok(response.into_body().text().await.unwrap()),
                 Err(e) => Err(e),
@@ -233,11 +228,10 @@ async fn a_full_queue_is_pool_exhausted() {
     assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test]
-async fn errors_are_send_sync_and_std_errors() {
+async fn errors_are_send_sync_and_std_errors<R: Adapter>() {
     fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
     assert_traits::<Error>();
-    let client = Client::new();
+    let client = Client::<R>::new();
     let error = get(&client, "ftp://x/").await.unwrap_err();
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
     assert!(
@@ -248,14 +242,13 @@ async fn errors_are_send_sync_and_std_errors() {
     assert!(debug.contains("Request"), "{debug}");
 }
 
-#[tokio::test]
-async fn invalid_configuration_is_a_config_error() {
-    let error = Client::builder()
+async fn invalid_configuration_is_a_config_error<R: Adapter>() {
+    let error = Client::<R>::builder()
         .timeout(Duration::ZERO)
         .build()
         .expect_err("a zero timeout");
     assert_eq!(error.kind(), ErrorKind::Config);
-    let error = Client::builder()
+    let error = Client::<R>::builder()
         .max_connections_per_origin(0)
         .build()
         .expect_err("a zero limit");
@@ -265,3 +258,16 @@ async fn invalid_configuration_is_a_config_error() {
         "the core's reason is the source"
     );
 }
+
+client_support::conformance!(
+    connect_refused,
+    connect_refused_by_name,
+    unresolvable_name_is_a_connect_error,
+    requests_the_client_cannot_send,
+    the_client_timeout,
+    a_request_timeout_overrides_the_client_timeout,
+    the_timeout_covers_waiting_for_a_connection,
+    a_full_queue_is_pool_exhausted,
+    errors_are_send_sync_and_std_errors,
+    invalid_configuration_is_a_config_error,
+);

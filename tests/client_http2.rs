@@ -4,10 +4,12 @@
 
 mod client_support;
 
+use client_support::Adapter;
+
 use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_concurrently, request};
 use http::{Method, Version};
+use muxpool::client::Client;
 use muxpool::tls::Alpn;
-use muxpool::Client;
 use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
 
@@ -19,17 +21,16 @@ fn h2_server(options: Options) -> HyperServer {
     })
 }
 
-fn h2c_client() -> Client {
-    Client::builder()
+fn h2c_client<R: Adapter>() -> Client<R> {
+    Client::<R>::builder()
         .http2_prior_knowledge(true)
         .build()
         .expect("a valid configuration")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_share_one_h2c_connection() {
+async fn concurrent_requests_share_one_h2c_connection<R: Adapter>() {
     let server = h2_server(Options::default());
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     // The first request learns the protocol; then a burst multiplexes.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     get_text_concurrently(&client, server.url("/slow/50"), 50, "slow").await;
@@ -38,10 +39,9 @@ async fn concurrent_requests_share_one_h2c_connection() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn responses_are_http2_and_bodies_stream_both_ways() {
+async fn responses_are_http2_and_bodies_stream_both_ways<R: Adapter>() {
     let server = h2_server(Options::default());
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     let response = get(&client, server.url("/")).await.expect("a response");
     assert_eq!(response.version(), Version::HTTP_2);
     assert_eq!(response.into_body().text().await.expect("text"), "hello");
@@ -60,8 +60,7 @@ async fn responses_are_http2_and_bodies_stream_both_ways() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn alpn_chooses_http2_over_tls() {
+async fn alpn_chooses_http2_over_tls<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = HyperServer::start(Options {
         tls: Some(certs::server_config(
@@ -71,7 +70,7 @@ async fn alpn_chooses_http2_over_tls() {
         ..Options::default()
     });
     let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
-    let client = Client::builder().tls(tls).build().expect("a client");
+    let client = Client::<R>::builder().tls(tls).build().expect("a client");
     for _ in 0..3 {
         let response = get(&client, server.url("/")).await.expect("a response");
         assert_eq!(response.version(), Version::HTTP_2);
@@ -81,10 +80,9 @@ async fn alpn_chooses_http2_over_tls() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn a_dropped_body_frees_its_stream_not_the_connection() {
+async fn a_dropped_body_frees_its_stream_not_the_connection<R: Adapter>() {
     let server = h2_server(Options::default());
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     let response = get(&client, server.url("/bytes/10000000"))
         .await
         .expect("a response");
@@ -94,8 +92,7 @@ async fn a_dropped_body_frees_its_stream_not_the_connection() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn idle_connections_answer_health_check_pings() {
+async fn idle_connections_answer_health_check_pings<R: Adapter>() {
     // The core pings idle HTTP/2 connections every 50 ms and closes any that
     // does not answer within 200 ms; the connection's driver sends the PING and
     // reports the PONG, so the connection lives on.
@@ -105,13 +102,13 @@ async fn idle_connections_answer_health_check_pings() {
         Some(std::time::Duration::from_millis(50)),
         std::time::Duration::from_millis(200),
     );
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .pool(pool)
         .http2_prior_knowledge(true)
         .build()
         .expect("a valid configuration");
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    client_support::sleep(std::time::Duration::from_millis(600)).await;
     let stats = client.stats();
     assert_eq!(stats.open, 1, "{stats:?}");
     assert_eq!(stats.closes.total(), 0, "{stats:?}");
@@ -119,8 +116,7 @@ async fn idle_connections_answer_health_check_pings() {
     assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test]
-async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
+async fn a_burst_on_a_cold_tls_origin_opens_one_connection<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = HyperServer::start(Options {
         tls: Some(certs::server_config(&ca.leaf(&["127.0.0.1"]), &[b"h2"])),
@@ -128,21 +124,20 @@ async fn a_burst_on_a_cold_tls_origin_opens_one_connection() {
         ..Options::default()
     });
     let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
-    let client = Client::builder().tls(tls).build().expect("a client");
+    let client = Client::<R>::builder().tls(tls).build().expect("a client");
     get_text_concurrently(&client, server.url("/slow/20"), 64, "slow").await;
     assert_eq!(server.accepted(), 1, "one handshake for the whole burst");
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn saturated_connections_spill_to_new_ones() {
+async fn saturated_connections_spill_to_new_ones<R: Adapter>() {
     // The server allows 4 streams per connection; 40 concurrent slow requests
     // spill over about 10 connections instead of queueing on one.
     let server = h2_server(Options {
         max_concurrent_streams: Some(4),
         ..Options::default()
     });
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     // Learn the protocol and the server's limit first.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     get_text_concurrently(&client, server.url("/slow/200"), 40, "slow").await;
@@ -154,14 +149,13 @@ async fn saturated_connections_spill_to_new_ones() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn goaway_drains_and_the_caller_never_sees_it() {
+async fn goaway_drains_and_the_caller_never_sees_it<R: Adapter>() {
     // The server sends GOAWAY on every connection after its third stream.
     let server = h2_server(Options {
         close_after_requests: Some(3),
         ..Options::default()
     });
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     for _ in 0..12 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
     }
@@ -173,10 +167,9 @@ async fn goaway_drains_and_the_caller_never_sees_it() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn response_trailers_arrive_after_the_body() {
+async fn response_trailers_arrive_after_the_body<R: Adapter>() {
     let server = h2_server(Options::default());
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     let response = get(&client, server.url("/trailers"))
         .await
         .expect("a response");
@@ -192,13 +185,12 @@ async fn response_trailers_arrive_after_the_body() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn a_slow_reader_stalls_only_its_own_stream() {
+async fn a_slow_reader_stalls_only_its_own_stream<R: Adapter>() {
     // One response is left unread: its stream window fills and the server
     // waits, but the connection's window has room, and other streams on the
     // same connection go on.
     let server = h2_server(Options::default());
-    let client = h2c_client();
+    let client = h2c_client::<R>();
     let stalled = get(&client, server.url("/bytes/10000000"))
         .await
         .expect("a response");
@@ -213,12 +205,11 @@ async fn a_slow_reader_stalls_only_its_own_stream() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn an_idle_timeout_closes_the_connection_on_the_wire() {
+async fn an_idle_timeout_closes_the_connection_on_the_wire<R: Adapter>() {
     // The core closes an idle HTTP/2 connection; dropping the pool's handle
     // ends the connection (h2 says goodbye), and its driver task with it.
     let server = h2_server(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .http2_prior_knowledge(true)
         .idle_timeout(Some(std::time::Duration::from_millis(100)))
         .build()
@@ -235,3 +226,17 @@ async fn an_idle_timeout_closes_the_connection_on_the_wire() {
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     assert_eq!(server.accepted(), 2);
 }
+
+client_support::conformance!(
+    concurrent_requests_share_one_h2c_connection,
+    responses_are_http2_and_bodies_stream_both_ways,
+    alpn_chooses_http2_over_tls,
+    a_dropped_body_frees_its_stream_not_the_connection,
+    idle_connections_answer_health_check_pings,
+    a_burst_on_a_cold_tls_origin_opens_one_connection,
+    saturated_connections_spill_to_new_ones,
+    goaway_drains_and_the_caller_never_sees_it,
+    response_trailers_arrive_after_the_body,
+    a_slow_reader_stalls_only_its_own_stream,
+    an_idle_timeout_closes_the_connection_on_the_wire,
+);

@@ -3,60 +3,28 @@
 //! caller sees only the answer. The server here, built on the `h2` crate's
 //! server side, refuses every other stream: the first, the third, ...
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod client_support;
 
-use bytes::Bytes;
-use muxpool::{Body, Client};
-use tokio::net::TcpListener;
+use client_support::raw_h2::{ok, RawH2};
+use client_support::Adapter;
+use muxpool::client::Client;
+use muxpool::Body;
 
-struct Refuser {
-    url: String,
-    streams: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Refuser {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn refuse_every_other_stream() -> Refuser {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}/", listener.local_addr().expect("an address"));
-    let streams = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&streams);
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let counted = Arc::clone(&counted);
-            tokio::spawn(async move {
-                let Ok(mut conn) = h2::server::handshake(tcp).await else {
-                    return;
-                };
-                let mut seen = 0;
-                while let Some(Ok((_request, mut respond))) = conn.accept().await {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    seen += 1;
-                    if seen % 2 == 1 {
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
-                        continue;
-                    }
-                    let response = http::Response::new(());
-                    if let Ok(mut send) = respond.send_response(response, false) {
-                        let _ = send.send_data(Bytes::from_static(b"ok"), true);
-                    }
-                }
-            });
+/// Refuses the first, third, ... stream of each connection; answers `ok` to
+/// the others.
+fn refuse_every_other_stream() -> RawH2 {
+    RawH2::start(|seen, _request, mut respond| {
+        if seen % 2 == 1 {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        } else {
+            ok(&mut respond, b"ok");
         }
-    });
-    Refuser { url, streams, task }
+    })
 }
 
-#[tokio::test]
-async fn a_refused_stream_is_sent_again() {
-    let server = refuse_every_other_stream().await;
-    let client = Client::builder()
+async fn a_refused_stream_is_sent_again<R: Adapter>() {
+    let server = refuse_every_other_stream();
+    let client = Client::<R>::builder()
         .http2_prior_knowledge(true)
         .build()
         .expect("a valid configuration");
@@ -65,11 +33,7 @@ async fn a_refused_stream_is_sent_again() {
         .expect("a request");
     let response = client.send(request).await.expect("the retry is answered");
     assert_eq!(response.into_body().text().await.expect("text"), "ok");
-    assert_eq!(
-        server.streams.load(Ordering::SeqCst),
-        2,
-        "refused once, then answered"
-    );
+    assert_eq!(server.streams(), 2, "refused once, then answered");
 
     // An in-memory body is sent again too.
     let request = http::Request::post(&server.url)
@@ -77,5 +41,7 @@ async fn a_refused_stream_is_sent_again() {
         .expect("a request");
     let response = client.send(request).await.expect("the retry is answered");
     assert_eq!(response.into_body().text().await.expect("text"), "ok");
-    assert_eq!(server.streams.load(Ordering::SeqCst), 4);
+    assert_eq!(server.streams(), 4);
 }
+
+client_support::conformance!(a_refused_stream_is_sent_again,);

@@ -5,18 +5,19 @@
 
 mod client_support;
 
+use client_support::{spawn, Adapter};
+
 use std::time::Duration;
 
 use client_support::{assert_quiescent, get, get_bytes, get_text, request};
 use http::Method;
 use http_body_util::BodyExt;
-use muxpool::Client;
+use muxpool::client::Client;
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
 
-#[tokio::test]
-async fn sequential_requests_reuse_one_connection() {
+async fn sequential_requests_reuse_one_connection<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     const N: u64 = 20;
     for _ in 0..N {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
@@ -32,10 +33,9 @@ async fn sequential_requests_reuse_one_connection() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn every_kind_of_body_gives_the_connection_back() {
+async fn every_kind_of_body_gives_the_connection_back<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
 
     // Complete with its head.
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
@@ -74,12 +74,11 @@ async fn every_kind_of_body_gives_the_connection_back() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_stay_within_the_per_origin_limit() {
+async fn concurrent_requests_stay_within_the_per_origin_limit<R: Adapter>() {
     const LIMIT: u32 = 4;
     const REQUESTS: usize = 40;
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(LIMIT)
         .build()
         .unwrap();
@@ -88,7 +87,7 @@ async fn concurrent_requests_stay_within_the_per_origin_limit() {
     for _ in 0..REQUESTS {
         let client = client.clone();
         let url = server.url("/slow/20");
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn::<R, _>(async move {
             let response = get(&client, url).await.expect("GET /slow");
             let stats = client.stats();
             let text = response.into_body().text().await.expect("body");
@@ -113,22 +112,21 @@ async fn concurrent_requests_stay_within_the_per_origin_limit() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_open_connections_up_to_the_limit_when_needed() {
+async fn concurrent_requests_open_connections_up_to_the_limit_when_needed<R: Adapter>() {
     // 4 requests that each hold a connection for a while, with a limit of 4:
     // the pool opens as many as needed, and never more.
     const LIMIT: u32 = 4;
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .max_connections_per_origin(LIMIT)
         .build()
         .unwrap();
-    let started = tokio::time::Instant::now();
+    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..LIMIT * 2 {
         let client = client.clone();
         let url = server.url("/slow/200");
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn::<R, _>(async move {
             get(&client, url).await.unwrap().into_body().text().await
         }));
     }
@@ -149,10 +147,9 @@ async fn concurrent_requests_open_connections_up_to_the_limit_when_needed() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn a_body_dropped_half_read_closes_its_connection() {
+async fn a_body_dropped_half_read_closes_its_connection<R: Adapter>() {
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let mut body = get(&client, server.url("/bytes/4000000"))
         .await
         .unwrap()
@@ -172,12 +169,11 @@ async fn a_body_dropped_half_read_closes_its_connection() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn a_response_that_is_not_read_holds_its_connection() {
+async fn a_response_that_is_not_read_holds_its_connection<R: Adapter>() {
     // While a streamed response is held, its connection is busy: a second
     // request opens another one. After the first is read, both are idle.
     let server = HyperServer::start(Options::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let held = get(&client, server.url("/bytes/2000000")).await.unwrap();
     let stats = client.stats();
     assert_eq!((stats.busy, stats.leases), (1, 1), "{stats:#?}");
@@ -188,3 +184,12 @@ async fn a_response_that_is_not_read_holds_its_connection() {
     assert_quiescent(&client).await;
     assert_eq!(client.stats().idle, 2);
 }
+
+client_support::conformance!(
+    sequential_requests_reuse_one_connection,
+    every_kind_of_body_gives_the_connection_back,
+    concurrent_requests_stay_within_the_per_origin_limit,
+    concurrent_requests_open_connections_up_to_the_limit_when_needed,
+    a_body_dropped_half_read_closes_its_connection,
+    a_response_that_is_not_read_holds_its_connection,
+);

@@ -6,9 +6,11 @@
 
 mod client_support;
 
+use client_support::Adapter;
+
 use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_times, request};
 use http::Method;
-use muxpool::Client;
+use muxpool::client::Client;
 use muxpool_testkit::certs::Ca;
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions, CHUNKED_BODY, HELLO};
 
@@ -16,13 +18,12 @@ fn start(options: NginxOptions) -> Nginx {
     Nginx::start(options).unwrap_or_else(|e| panic!("starting nginx: {e}"))
 }
 
-#[tokio::test]
-async fn keep_alive_reuse() {
+async fn keep_alive_reuse<R: Adapter>() {
     if !nginx::available_or_skip("keep_alive_reuse") {
         return;
     }
     let server = start(NginxOptions::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let url = format!("{}/", server.base_url());
     for _ in 0..20 {
         assert_eq!(get_text(&client, &url).await, HELLO);
@@ -32,8 +33,7 @@ async fn keep_alive_reuse() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn keepalive_requests_limit() {
+async fn keepalive_requests_limit<R: Adapter>() {
     if !nginx::available_or_skip("keepalive_requests_limit") {
         return;
     }
@@ -41,7 +41,7 @@ async fn keepalive_requests_limit() {
         keepalive_requests: Some(3),
         ..NginxOptions::default()
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     let url = format!("{}/", server.base_url());
     get_text_times(&client, &url, 10, HELLO).await;
     // nginx closes after every third response (with `Connection: close`):
@@ -50,13 +50,12 @@ async fn keepalive_requests_limit() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_file() {
+async fn large_file<R: Adapter>() {
     if !nginx::available_or_skip("large_file") {
         return;
     }
     let server = start(NginxOptions::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     for n in nginx::BYTES_SIZES {
         let (status, body) = get_bytes(&client, format!("{}/bytes/{n}", server.base_url())).await;
         assert_eq!(status, 200);
@@ -67,13 +66,12 @@ async fn large_file() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn chunked_and_echo() {
+async fn chunked_and_echo<R: Adapter>() {
     if !nginx::available_or_skip("chunked_and_echo") {
         return;
     }
     let server = start(NginxOptions::default());
-    let client = Client::new();
+    let client = Client::<R>::new();
     let response = get(&client, format!("{}/chunked", server.base_url()))
         .await
         .unwrap();
@@ -107,8 +105,7 @@ async fn chunked_and_echo() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn https_with_a_test_ca() {
+async fn https_with_a_test_ca<R: Adapter>() {
     if !nginx::available_or_skip("https_with_a_test_ca") {
         return;
     }
@@ -122,7 +119,7 @@ async fn https_with_a_test_ca() {
         tls: Some((cert, key)),
         ..NginxOptions::default()
     });
-    let client = client_support::client_trusting(&ca);
+    let client = client_support::client_trusting::<R>(&ca);
     let url = format!("{}/", server.https_base_url());
     for _ in 0..5 {
         assert_eq!(get_text(&client, &url).await, HELLO);
@@ -136,8 +133,16 @@ async fn https_with_a_test_ca() {
     assert_eq!(server.accepted_connections().unwrap(), 1);
 
     // Not trusted without the test CA.
-    let error = get(&Client::new(), &url).await.expect_err("untrusted");
+    let error = get(&Client::<R>::new(), &url).await.expect_err("untrusted");
     assert_eq!(error.kind(), muxpool::ErrorKind::Tls, "{error:#}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+client_support::conformance!(
+    keep_alive_reuse,
+    keepalive_requests_limit,
+    large_file,
+    chunked_and_echo,
+    https_with_a_test_ca,
+);

@@ -7,9 +7,11 @@
 
 mod client_support;
 
+use client_support::Adapter;
+
 use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently};
+use muxpool::client::Client;
 use muxpool::tls::Alpn;
-use muxpool::Client;
 use muxpool_testkit::certs::Ca;
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions, HELLO};
 
@@ -17,12 +19,12 @@ fn start(options: NginxOptions) -> Nginx {
     Nginx::start(options).unwrap_or_else(|e| panic!("starting nginx: {e}"))
 }
 
-fn h2c(options: NginxOptions) -> (Nginx, Client, String) {
+fn h2c<R: Adapter>(options: NginxOptions) -> (Nginx, Client<R>, String) {
     let server = start(NginxOptions {
         h2c: true,
         ..options
     });
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .http2_prior_knowledge(true)
         .build()
         .expect("a valid configuration");
@@ -30,8 +32,7 @@ fn h2c(options: NginxOptions) -> (Nginx, Client, String) {
     (server, client, base)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_h2_multiplexes_on_one_connection() {
+async fn https_h2_multiplexes_on_one_connection<R: Adapter>() {
     if !nginx::available_or_skip("https_h2_multiplexes_on_one_connection") {
         return;
     }
@@ -46,7 +47,7 @@ async fn https_h2_multiplexes_on_one_connection() {
         ..NginxOptions::default()
     });
     let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
-    let client = Client::builder().tls(tls).build().expect("a client");
+    let client = Client::<R>::builder().tls(tls).build().expect("a client");
     let url = format!("{}/", server.https_base_url());
     // A cold burst: one handshake, then streams.
     get_text_concurrently(&client, url.clone(), 64, HELLO).await;
@@ -61,12 +62,11 @@ async fn https_h2_multiplexes_on_one_connection() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h2c_with_a_low_stream_limit_spills() {
+async fn h2c_with_a_low_stream_limit_spills<R: Adapter>() {
     if !nginx::available_or_skip("h2c_with_a_low_stream_limit_spills") {
         return;
     }
-    let (server, client, base) = h2c(NginxOptions {
+    let (server, client, base) = h2c::<R>(NginxOptions {
         http2_max_concurrent_streams: Some(2),
         ..NginxOptions::default()
     });
@@ -80,12 +80,11 @@ async fn h2c_with_a_low_stream_limit_spills() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn goaway_after_keepalive_requests_is_invisible() {
+async fn goaway_after_keepalive_requests_is_invisible<R: Adapter>() {
     if !nginx::available_or_skip("goaway_after_keepalive_requests_is_invisible") {
         return;
     }
-    let (server, client, base) = h2c(NginxOptions {
+    let (server, client, base) = h2c::<R>(NginxOptions {
         keepalive_requests: Some(3),
         ..NginxOptions::default()
     });
@@ -99,3 +98,9 @@ async fn goaway_after_keepalive_requests_is_invisible() {
     );
     assert_quiescent(&client).await;
 }
+
+client_support::conformance!(
+    https_h2_multiplexes_on_one_connection,
+    h2c_with_a_low_stream_limit_spills,
+    goaway_after_keepalive_requests_is_invisible,
+);

@@ -7,13 +7,16 @@
 
 mod client_support;
 
+use client_support::Adapter;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use client_support::scripted::Scripted;
 use client_support::{assert_quiescent, get_text, request, PatternBody};
 use http::Method;
-use muxpool::{Body, Client, ErrorKind};
+use muxpool::client::Client;
+use muxpool::{Body, ErrorKind};
 use muxpool_testkit::hostile::{Behavior, Hostile};
 
 /// The first connection answers one request and closes when the second
@@ -26,10 +29,9 @@ fn first_answers_one(i: usize) -> usize {
     }
 }
 
-#[tokio::test]
-async fn get_on_a_connection_closed_at_the_request_is_retried() {
+async fn get_on_a_connection_closed_at_the_request_is_retried<R: Adapter>() {
     let server = Scripted::start(first_answers_one).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
     // The connection is idle and open; the server closes it when the request
     // arrives, without answering.
@@ -42,8 +44,7 @@ async fn get_on_a_connection_closed_at_the_request_is_retried() {
     assert_eq!(client.stats().open, 1);
 }
 
-#[tokio::test]
-async fn idempotent_methods_and_in_memory_bodies_are_retried() {
+async fn idempotent_methods_and_in_memory_bodies_are_retried<R: Adapter>() {
     for (method, body) in [
         (Method::HEAD, Bytes::new()),
         (Method::PUT, Bytes::from_static(b"put body")),
@@ -52,7 +53,7 @@ async fn idempotent_methods_and_in_memory_bodies_are_retried() {
         (Method::POST, Bytes::from_static(b"post body")),
     ] {
         let server = Scripted::start(first_answers_one).await;
-        let client = Client::new();
+        let client = Client::<R>::new();
         assert_eq!(get_text(&client, server.url("/")).await, "ok");
         let response = client
             .send(request(method.clone(), server.url("/"), body))
@@ -65,10 +66,9 @@ async fn idempotent_methods_and_in_memory_bodies_are_retried() {
     }
 }
 
-#[tokio::test]
-async fn post_with_a_streamed_body_is_not_replayed() {
+async fn post_with_a_streamed_body_is_not_replayed<R: Adapter>() {
     let server = Scripted::start(first_answers_one).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
     let streamed = http::Request::post(server.url("/"))
         .body(PatternBody::new(64 * 1024, 4096, false))
@@ -90,13 +90,12 @@ async fn post_with_a_streamed_body_is_not_replayed() {
     assert_eq!(server.accepted(), 2);
 }
 
-#[tokio::test]
-async fn every_reused_connection_closing_at_the_request() {
+async fn every_reused_connection_closing_at_the_request<R: Adapter>() {
     // Every connection answers one request, then closes at the next one: each
     // request after the first fails on its reused connection and is retried
     // on a new one, which answers.
     let server = Scripted::start(|_| 1).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..4 {
         assert_eq!(get_text(&client, server.url("/")).await, "ok");
     }
@@ -105,13 +104,12 @@ async fn every_reused_connection_closing_at_the_request() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_retry_goes_to_a_fresh_connection() {
+async fn the_retry_goes_to_a_fresh_connection<R: Adapter>() {
     // Two idle connections that both close at their next request: the request
     // fails on one, and its retry does not trust the other (it has been idle at
     // least as long) but closes it unused and opens a new one.
     let server = Scripted::start(|_| 1).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     let (a, b) = tokio::join!(
         get_text(&client, server.url("/slow")),
         get_text(&client, server.url("/slow"))
@@ -136,13 +134,12 @@ async fn the_retry_goes_to_a_fresh_connection() {
     assert_eq!(client.stats().open, 1, "only the fresh connection is left");
 }
 
-#[tokio::test]
-async fn retry_happens_only_once() {
+async fn retry_happens_only_once<R: Adapter>() {
     // The first connection answers one request and closes at the next; every
     // later one closes without answering. The request fails on the reused
     // connection, its retry fails on a fresh one, and there is no third try.
     let server = Scripted::start(|i| usize::from(i == 0)).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
     let error = client_support::get(&client, server.url("/"))
         .await
@@ -154,12 +151,11 @@ async fn retry_happens_only_once() {
     assert_eq!(client.stats().open, 0);
 }
 
-#[tokio::test]
-async fn a_fresh_connection_closed_before_the_response_is_an_error() {
+async fn a_fresh_connection_closed_before_the_response_is_an_error<R: Adapter>() {
     // Closing without answering on a new connection is not the keep-alive race:
     // no retry, a protocol error.
     let server = Scripted::start(|_| 0).await;
-    let client = Client::new();
+    let client = Client::<R>::new();
     let error = client_support::get(&client, server.url("/"))
         .await
         .expect_err("no response");
@@ -172,13 +168,12 @@ async fn a_fresh_connection_closed_before_the_response_is_an_error() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_close_after_one_answer_get_always_succeeds() {
+async fn hostile_close_after_one_answer_get_always_succeeds<R: Adapter>() {
     // The hostile server answers once per connection and closes right after:
     // whether the client notices before reusing the connection or only when
     // the request fails on it, every GET succeeds.
     let server = Hostile::start(Behavior::CloseAfter { requests: 1 });
-    let client = Client::new();
+    let client = Client::<R>::new();
     for i in 0..10 {
         assert_eq!(
             get_text(&client, server.url("/")).await,
@@ -187,17 +182,16 @@ async fn hostile_close_after_one_answer_get_always_succeeds() {
         );
         if i % 2 == 0 {
             // Sometimes give the close time to arrive, sometimes not.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            client_support::sleep(Duration::from_millis(5)).await;
         }
     }
     assert_eq!(server.accepted(), 10);
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn hostile_close_after_zero_answers_fails_without_retry() {
+async fn hostile_close_after_zero_answers_fails_without_retry<R: Adapter>() {
     let server = Hostile::start(Behavior::CloseAfter { requests: 0 });
-    let client = Client::new();
+    let client = Client::<R>::new();
     let error = client
         .send(request(Method::GET, server.url("/"), Body::empty()))
         .await
@@ -206,3 +200,15 @@ async fn hostile_close_after_zero_answers_fails_without_retry() {
     assert_eq!(server.accepted(), 1);
     assert_quiescent(&client).await;
 }
+
+client_support::conformance!(
+    get_on_a_connection_closed_at_the_request_is_retried,
+    idempotent_methods_and_in_memory_bodies_are_retried,
+    post_with_a_streamed_body_is_not_replayed,
+    every_reused_connection_closing_at_the_request,
+    the_retry_goes_to_a_fresh_connection,
+    retry_happens_only_once,
+    a_fresh_connection_closed_before_the_response_is_an_error,
+    hostile_close_after_one_answer_get_always_succeeds,
+    hostile_close_after_zero_answers_fails_without_retry,
+);

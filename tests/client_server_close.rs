@@ -6,20 +6,21 @@
 
 mod client_support;
 
+use client_support::Adapter;
+
 use std::time::Duration;
 
 use client_support::{assert_quiescent, get_text, get_text_times, wait_until, PatternBody};
-use muxpool::Client;
+use muxpool::client::Client;
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
 
-#[tokio::test]
-async fn server_closing_after_n_requests() {
+async fn server_closing_after_n_requests<R: Adapter>() {
     let server = HyperServer::start(Options {
         close_after_requests: Some(3),
         ..Options::default()
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     get_text_times(&client, server.url("/"), 10, "hello").await;
     // 3 + 3 + 3 + 1: the client honours `Connection: close` and opens a new
     // connection exactly when the previous one was closed.
@@ -32,15 +33,14 @@ async fn server_closing_after_n_requests() {
     assert_eq!(client.stats().open, 1, "only the last connection is kept");
 }
 
-#[tokio::test]
-async fn server_closing_after_n_requests_with_streamed_bodies() {
+async fn server_closing_after_n_requests_with_streamed_bodies<R: Adapter>() {
     // The `Connection: close` response is streamed, not complete with its
     // head: the connection must still not go back to the pool.
     let server = HyperServer::start(Options {
         close_after_requests: Some(2),
         ..Options::default()
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     for _ in 0..5 {
         let (status, body) =
             client_support::get_bytes(&client, server.url("/chunked/200000")).await;
@@ -51,13 +51,12 @@ async fn server_closing_after_n_requests_with_streamed_bodies() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn connection_closed_by_the_server_while_idle_is_not_used() {
+async fn connection_closed_by_the_server_while_idle_is_not_used<R: Adapter>() {
     let server = HyperServer::start(Options {
         idle_timeout: Some(Duration::from_millis(100)),
         ..Options::default()
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     assert_eq!(server.accepted(), 1);
     wait_until("the server closes the idle connection", || {
@@ -66,7 +65,7 @@ async fn connection_closed_by_the_server_while_idle_is_not_used() {
     .await;
     // Let the runtime's reactor see the end of stream (one park of this
     // current-thread runtime polls it).
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    client_support::sleep(Duration::from_millis(20)).await;
 
     // A streamed POST cannot be replayed, so it only succeeds if the client did
     // not write it on the dead connection: it noticed the close and opened a
@@ -84,13 +83,12 @@ async fn connection_closed_by_the_server_while_idle_is_not_used() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn idle_timeout_of_the_server_between_bursts() {
+async fn idle_timeout_of_the_server_between_bursts<R: Adapter>() {
     let server = HyperServer::start(Options {
         idle_timeout: Some(Duration::from_millis(200)),
         ..Options::default()
     });
-    let client = Client::new();
+    let client = Client::<R>::new();
     for burst in 1..=3 {
         for _ in 0..3 {
             assert_eq!(get_text(&client, server.url("/")).await, "hello");
@@ -105,12 +103,11 @@ async fn idle_timeout_of_the_server_between_bursts() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn client_idle_timeout_closes_before_the_server() {
+async fn client_idle_timeout_closes_before_the_server<R: Adapter>() {
     // The client's own idle timeout, shorter than the server's: the client
     // closes the connection, the server sees it go.
     let server = HyperServer::start(Options::default());
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .idle_timeout(Some(Duration::from_millis(100)))
         .build()
         .unwrap();
@@ -125,12 +122,11 @@ async fn client_idle_timeout_closes_before_the_server() {
     assert_eq!(server.accepted(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_close_after_each_answer() {
+async fn hostile_close_after_each_answer<R: Adapter>() {
     // Answers one request per connection, without `Connection: close`, and
     // then closes: every request must still succeed.
     let server = Hostile::start(Behavior::CloseAfter { requests: 1 });
-    let client = Client::new();
+    let client = Client::<R>::new();
     get_text_times(&client, server.url("/"), 8, "ok").await;
     assert_eq!(server.accepted(), 8, "one connection per answered request");
     assert_eq!(
@@ -141,11 +137,20 @@ async fn hostile_close_after_each_answer() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn hostile_close_after_three_answers() {
+async fn hostile_close_after_three_answers<R: Adapter>() {
     let server = Hostile::start(Behavior::CloseAfter { requests: 3 });
-    let client = Client::new();
+    let client = Client::<R>::new();
     get_text_times(&client, server.url("/"), 10, "ok").await;
     assert_eq!(server.accepted(), 4);
     assert_quiescent(&client).await;
 }
+
+client_support::conformance!(
+    server_closing_after_n_requests,
+    server_closing_after_n_requests_with_streamed_bodies,
+    connection_closed_by_the_server_while_idle_is_not_used,
+    idle_timeout_of_the_server_between_bursts,
+    client_idle_timeout_closes_before_the_server,
+    hostile_close_after_each_answer,
+    hostile_close_after_three_answers,
+);

@@ -5,11 +5,14 @@
 
 mod client_support;
 
+use client_support::{spawn, Adapter};
+
 use std::time::Duration;
 
 use client_support::{assert_quiescent, client_trusting, get, get_text, tls_trusting};
+use muxpool::client::Client;
 use muxpool::tls::{Alpn, CaCertificates, ClientAuth, Roots, TlsConfig};
-use muxpool::{Client, ErrorKind, Origin};
+use muxpool::{ErrorKind, Origin};
 use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
@@ -24,11 +27,10 @@ fn tls_server(leaf: &certs::Leaf) -> HyperServer {
     })
 }
 
-#[tokio::test]
-async fn https_with_a_trusted_test_ca() {
+async fn https_with_a_trusted_test_ca<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.leaf(&["localhost", "127.0.0.1"]));
-    let client = client_trusting(&ca);
+    let client = client_trusting::<R>(&ca);
     let url = server.url("/");
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     for _ in 0..5 {
@@ -50,8 +52,7 @@ async fn https_with_a_trusted_test_ca() {
     assert_quiescent(&client).await;
 }
 
-#[tokio::test]
-async fn new_connections_resume_the_tls_session() {
+async fn new_connections_resume_the_tls_session<R: Adapter>() {
     // The server closes each connection after its response, so every request
     // opens a new one: the first does a full handshake, the others resume the
     // session its ticket started (one session cache for all connections).
@@ -62,7 +63,7 @@ async fn new_connections_resume_the_tls_session() {
         keep_alive: false,
         ..Options::default()
     });
-    let client = client_trusting(&ca);
+    let client = client_trusting::<R>(&ca);
     for _ in 0..3 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
     }
@@ -70,11 +71,10 @@ async fn new_connections_resume_the_tls_session() {
     assert_eq!(server.resumed_handshakes(), 2, "all but the first resumed");
 }
 
-#[tokio::test]
-async fn https_by_dns_name() {
+async fn https_by_dns_name<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.leaf(&["localhost"]));
-    let client = client_trusting(&ca);
+    let client = client_trusting::<R>(&ca);
     let url = format!("https://localhost:{}/", server.port());
     // `localhost` may resolve to ::1 first, where nothing listens; Happy
     // Eyeballs falls back to 127.0.0.1.
@@ -83,21 +83,20 @@ async fn https_by_dns_name() {
     assert_eq!(server.accepted(), 1);
 }
 
-#[tokio::test]
-async fn https_with_an_intermediate_ca() {
+async fn https_with_an_intermediate_ca<R: Adapter>() {
     let root = Ca::new("muxpool test root");
     let intermediate = root.intermediate("muxpool test intermediate");
     let leaf = intermediate
         .leaf(&["127.0.0.1"])
         .with_intermediate(&intermediate);
     let server = tls_server(&leaf);
-    let client = client_trusting(&root);
+    let client = client_trusting::<R>(&root);
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
 }
 
 /// `GET url`, expecting a TLS error: its text with all its causes, in lower
 /// case.
-async fn tls_error(client: &Client, url: String) -> String {
+async fn tls_error<R: Adapter>(client: &Client<R>, url: String) -> String {
     let error = get(client, &url)
         .await
         .expect_err("the handshake must fail");
@@ -105,12 +104,11 @@ async fn tls_error(client: &Client, url: String) -> String {
     format!("{error:#}").to_ascii_lowercase()
 }
 
-#[tokio::test]
-async fn certificate_for_another_host_is_refused() {
+async fn certificate_for_another_host_is_refused<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.leaf(&["example.com", "10.0.0.1"]));
-    let client = client_trusting(&ca);
-    let text = tls_error(&client, server.url("/")).await;
+    let client = client_trusting::<R>(&ca);
+    let text = tls_error::<R>(&client, server.url("/")).await;
     assert!(
         text.contains("not valid for name") || text.contains("name"),
         "the cause names the mismatch: {text}"
@@ -119,37 +117,34 @@ async fn certificate_for_another_host_is_refused() {
     assert_eq!(client.stats().open, 0);
 }
 
-#[tokio::test]
-async fn expired_certificate_is_refused() {
+async fn expired_certificate_is_refused<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let server = tls_server(&ca.expired_leaf(&["127.0.0.1"]));
-    let client = client_trusting(&ca);
-    let text = tls_error(&client, server.url("/")).await;
+    let client = client_trusting::<R>(&ca);
+    let text = tls_error::<R>(&client, server.url("/")).await;
     assert!(text.contains("expired"), "{text}");
 }
 
-#[tokio::test]
-async fn certificate_from_an_untrusted_ca_is_refused() {
+async fn certificate_from_an_untrusted_ca_is_refused<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let other = Ca::new("some other CA");
     let server = tls_server(&other.leaf(&["127.0.0.1"]));
-    let client = client_trusting(&ca);
-    let text = tls_error(&client, server.url("/")).await;
+    let client = client_trusting::<R>(&ca);
+    let text = tls_error::<R>(&client, server.url("/")).await;
     assert!(
         text.contains("unknownissuer") || text.contains("issuer"),
         "{text}"
     );
 
     // The default client (webpki roots) does not trust a test CA either.
-    let text = tls_error(&Client::new(), server.url("/")).await;
+    let text = tls_error::<R>(&Client::<R>::new(), server.url("/")).await;
     assert!(text.contains("issuer"), "{text}");
 }
 
-#[tokio::test]
-async fn a_plain_server_on_an_https_url_is_a_tls_error() {
+async fn a_plain_server_on_an_https_url_is_a_tls_error<R: Adapter>() {
     let server = HyperServer::start(Options::default());
     let ca = Ca::new("muxpool test CA");
-    let client = client_trusting(&ca);
+    let client = client_trusting::<R>(&ca);
     let url = format!("https://127.0.0.1:{}/", server.port());
     let error = get(&client, &url).await.expect_err("not TLS");
     assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
@@ -157,10 +152,10 @@ async fn a_plain_server_on_an_https_url_is_a_tls_error() {
 
 /// A client whose connects give up after 300 ms, and a server that accepts TCP
 /// and never answers the ClientHello.
-fn stalled_handshake() -> (Hostile, Client, String) {
+fn stalled_handshake<R: Adapter>() -> (Hostile, Client<R>, String) {
     let server = Hostile::start(Behavior::Silent);
     let ca = Ca::new("muxpool test CA");
-    let client = Client::builder()
+    let client = Client::<R>::builder()
         .tls(tls_trusting(&ca))
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_secs(3))
@@ -170,10 +165,9 @@ fn stalled_handshake() -> (Hostile, Client, String) {
     (server, client, url)
 }
 
-#[tokio::test]
-async fn a_tls_handshake_that_never_finishes_hits_the_connect_timeout() {
-    let (_server, client, url) = stalled_handshake();
-    let started = tokio::time::Instant::now();
+async fn a_tls_handshake_that_never_finishes_hits_the_connect_timeout<R: Adapter>() {
+    let (_server, client, url) = stalled_handshake::<R>();
+    let started = std::time::Instant::now();
     let error = get(&client, &url).await.expect_err("no handshake");
     let elapsed = started.elapsed();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
@@ -185,13 +179,12 @@ async fn a_tls_handshake_that_never_finishes_hits_the_connect_timeout() {
     assert_eq!(client.stats().open, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connect_timeout_is_reported_as_a_timeout() {
+async fn a_connect_timeout_is_reported_as_a_timeout<R: Adapter>() {
     // Several at once, so the race shows up on nearly every run.
     let mut attempts = Vec::new();
     for _ in 0..10 {
-        attempts.push(tokio::spawn(async {
-            let (_server, client, url) = stalled_handshake();
+        attempts.push(spawn::<R, _>(async {
+            let (_server, client, url) = stalled_handshake::<R>();
             get(&client, &url).await.expect_err("no handshake")
         }));
     }
@@ -205,8 +198,7 @@ async fn a_connect_timeout_is_reported_as_a_timeout() {
     }
 }
 
-#[tokio::test]
-async fn client_certificates() {
+async fn client_certificates<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let client_ca = Ca::new("muxpool client CA");
     let leaf = ca.leaf(&["127.0.0.1"]);
@@ -227,7 +219,7 @@ async fn client_certificates() {
         .alpn(Alpn::Http1Only)
         .build()
         .unwrap();
-    let client = Client::builder().tls(tls).build().unwrap();
+    let client = Client::<R>::builder().tls(tls).build().unwrap();
     for _ in 0..3 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
     }
@@ -236,7 +228,7 @@ async fn client_certificates() {
     // Without a client certificate the server refuses. With TLS 1.3 the
     // refusal arrives after the client's side of the handshake is done, with
     // the first read.
-    let anonymous = client_trusting(&ca);
+    let anonymous = client_trusting::<R>(&ca);
     let error = get(&anonymous, server.url("/"))
         .await
         .expect_err("the server requires a client certificate");
@@ -246,8 +238,7 @@ async fn client_certificates() {
     assert_quiescent(&anonymous).await;
 }
 
-#[tokio::test]
-async fn missing_client_certificate_is_a_tls_error() {
+async fn missing_client_certificate_is_a_tls_error<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let client_ca = Ca::new("muxpool client CA");
     let server = HyperServer::start(Options {
@@ -259,14 +250,13 @@ async fn missing_client_certificate_is_a_tls_error() {
         protocol: Protocol::Http1,
         ..Options::default()
     });
-    let error = get(&client_trusting(&ca), server.url("/"))
+    let error = get(&client_trusting::<R>(&ca), server.url("/"))
         .await
         .expect_err("the server requires a client certificate");
     assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
 }
 
-#[tokio::test]
-async fn plain_and_tls_origins_never_share_connections() {
+async fn plain_and_tls_origins_never_share_connections<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let tls = tls_trusting(&ca);
     let plain: http::Uri = "http://127.0.0.1:8443/".parse().unwrap();
@@ -291,8 +281,7 @@ async fn plain_and_tls_origins_never_share_connections() {
     assert_eq!(v6.to_string(), "http://[::1]:80");
 }
 
-#[tokio::test]
-async fn different_tls_settings_are_different_origins() {
+async fn different_tls_settings_are_different_origins<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
     let other = Ca::new("another CA");
     let uri: http::Uri = "https://127.0.0.1:8443/".parse().unwrap();
@@ -352,15 +341,14 @@ async fn different_tls_settings_are_different_origins() {
     );
 }
 
-#[tokio::test]
-async fn one_client_keeps_http_and_https_connections_apart() {
+async fn one_client_keeps_http_and_https_connections_apart<R: Adapter>() {
     // The same hyper server can't serve both, so two servers; what matters is
     // that the client's stats count one connection per origin, and a request
     // to each uses its own.
     let ca = Ca::new("muxpool test CA");
     let secure = tls_server(&ca.leaf(&["127.0.0.1"]));
     let plain = HyperServer::start(Options::default());
-    let client = client_trusting(&ca);
+    let client = client_trusting::<R>(&ca);
     for _ in 0..3 {
         assert_eq!(get_text(&client, secure.url("/")).await, "hello");
         assert_eq!(get_text(&client, plain.url("/")).await, "hello");
@@ -369,3 +357,21 @@ async fn one_client_keeps_http_and_https_connections_apart() {
     assert_quiescent(&client).await;
     assert_eq!(client.stats().open, 2);
 }
+
+client_support::conformance!(
+    https_with_a_trusted_test_ca,
+    new_connections_resume_the_tls_session,
+    https_by_dns_name,
+    https_with_an_intermediate_ca,
+    certificate_for_another_host_is_refused,
+    expired_certificate_is_refused,
+    certificate_from_an_untrusted_ca_is_refused,
+    a_plain_server_on_an_https_url_is_a_tls_error,
+    a_tls_handshake_that_never_finishes_hits_the_connect_timeout,
+    a_connect_timeout_is_reported_as_a_timeout,
+    client_certificates,
+    missing_client_certificate_is_a_tls_error,
+    plain_and_tls_origins_never_share_connections,
+    different_tls_settings_are_different_origins,
+    one_client_keeps_http_and_https_connections_apart,
+);

@@ -1,20 +1,186 @@
-//! Helpers shared by the `client_*` integration tests: requests in one line, a
-//! client trusting a test CA, polling for server-side state with a deadline,
-//! checks that the pool holds no leaked lease, a tiny seeded RNG, and a raw
-//! scripted server for the cases no testkit server covers.
+//! Helpers shared by the `client_*` integration tests: the conformance harness
+//! that runs every test on every adapter, requests in one line, a client
+//! trusting a test CA, polling for server-side state with a deadline, checks
+//! that the pool holds no leaked lease, a tiny seeded RNG, and a raw scripted
+//! server for the cases no testkit server covers.
 //!
 //! Every test file includes this module and uses only part of it.
-#![allow(dead_code)]
+//!
+//! # One suite, every runtime
+//!
+//! A test is an `async fn name<R: Adapter>()` that makes its clients with
+//! `Client::<R>` and spawns with [`spawn::<R, _>`](spawn); the file lists its
+//! tests once in [`conformance!`], which runs each on every [`Adapter`]:
+//! `on_tokio::name`, `on_smol::name`. A new adapter joins the whole suite with
+//! one line in that macro (and its `Adapter` impl below).
+//!
+//! The servers (hyper, hostile, raw scripted ones) are built on tokio and run
+//! on the testkit's background runtime whenever the test's own runtime is not
+//! tokio; the helpers here keep time with `async-io`'s timers, which work under
+//! any executor. Nothing on the client's side touches tokio's runtime unless
+//! the adapter is tokio's.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::{AbortHandle, Abortable, Either};
 use http::{Method, Request, Response};
+use muxpool::client::Client;
+use muxpool::runtime::Runtime;
 use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
-use muxpool::{Body, Client, Error, Stats};
+use muxpool::{Body, Error, Stats};
 use muxpool_testkit::certs::Ca;
-use tokio::task::JoinHandle;
+
+/// A runtime the whole client suite runs on.
+pub trait Adapter: Runtime + Default {
+    /// Runs `future` to its end on this runtime, from a test's thread.
+    fn block_on<F: Future>(future: F) -> F::Output;
+}
+
+/// tokio: a multi-thread runtime of two workers for each test, so the client
+/// is driven from several threads at once.
+impl Adapter for muxpool::Tokio {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    }
+}
+
+/// smol: the test on its own thread, the client's tasks on smol's global
+/// executor.
+impl Adapter for muxpool_smol::Smol {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        smol::block_on(future)
+    }
+}
+
+/// Runs every listed test (an `async fn name<R: Adapter>()` of the file) on
+/// every adapter, as `on_tokio::name`, `on_smol::name`, ...
+macro_rules! conformance {
+    (@on $module:ident, $runtime:ty; $($test:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::client_support::run::<$runtime, _>(super::$test::<$runtime>());
+                }
+            )*
+        }
+    };
+    ($($test:ident),* $(,)?) => {
+        $crate::client_support::conformance!(@on on_tokio, muxpool::Tokio; $($test),*);
+        $crate::client_support::conformance!(@on on_smol, muxpool_smol::Smol; $($test),*);
+    };
+}
+pub(crate) use conformance;
+
+/// The longest one test may run before it fails (instead of hanging the suite).
+pub const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs one test on `R`, failing it after [`TEST_LIMIT`].
+pub fn run<R: Adapter, F: Future<Output = ()>>(test: F) {
+    R::block_on(within(TEST_LIMIT, "the test", test));
+}
+
+/// A task spawned by a test on its adapter's runtime: awaiting it gives its
+/// output, or an error if it panicked or was aborted.
+pub struct Task<T> {
+    output: tokio::sync::oneshot::Receiver<T>,
+    abort: AbortHandle,
+    finished: Arc<AtomicBool>,
+}
+
+/// Why a [`Task`] gave no output.
+#[derive(Debug)]
+pub struct TaskError {
+    cancelled: bool,
+}
+
+impl TaskError {
+    /// The task was aborted (rather than having panicked).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+}
+
+impl<T> Task<T> {
+    /// Stops the task: its future is dropped at its next poll.
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// Whether the task has ended: returned, panicked or been aborted.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.output).poll(cx).map(|output| {
+            output.map_err(|_| TaskError {
+                cancelled: self.abort.is_aborted(),
+            })
+        })
+    }
+}
+
+/// Runs `future` on a task of `R`'s.
+pub fn spawn<R: Adapter, T: Send + 'static>(
+    future: impl Future<Output = T> + Send + 'static,
+) -> Task<T> {
+    let (abort, registration) = AbortHandle::new_pair();
+    let (tx, output) = tokio::sync::oneshot::channel();
+    let finished = Arc::new(AtomicBool::new(false));
+    let ended = Finished(Arc::clone(&finished));
+    R::default().spawn(async move {
+        let _ended = ended;
+        if let Ok(out) = Abortable::new(future, registration).await {
+            let _ = tx.send(out);
+        }
+    });
+    Task {
+        output,
+        abort,
+        finished,
+    }
+}
+
+/// Marks a [`Task`] finished when its future is dropped, however it ended.
+struct Finished(Arc<AtomicBool>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits for `duration`, on any runtime.
+pub async fn sleep(duration: Duration) {
+    async_io::Timer::after(duration).await;
+}
+
+/// `future`'s output, or `None` if it takes longer than `limit` (it is then
+/// dropped), on any runtime.
+pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let timer = async_io::Timer::after(limit);
+    match futures_util::future::select(pin!(future), timer).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
 
 /// The longest any helper waits for a condition before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(3);
@@ -29,12 +195,15 @@ pub fn request(method: Method, url: impl AsRef<str>, body: impl Into<Body>) -> R
 }
 
 /// `GET url`.
-pub async fn get(client: &Client, url: impl AsRef<str>) -> Result<Response<Body>, Error> {
+pub async fn get<R: Runtime>(
+    client: &Client<R>,
+    url: impl AsRef<str>,
+) -> Result<Response<Body>, Error> {
     client.send(request(Method::GET, url, Body::empty())).await
 }
 
 /// `GET url`, read whole: the status and the body. Panics on any error.
-pub async fn get_bytes(client: &Client, url: impl AsRef<str>) -> (u16, Bytes) {
+pub async fn get_bytes<R: Runtime>(client: &Client<R>, url: impl AsRef<str>) -> (u16, Bytes) {
     let url = url.as_ref();
     let response = get(client, url)
         .await
@@ -49,7 +218,7 @@ pub async fn get_bytes(client: &Client, url: impl AsRef<str>) -> (u16, Bytes) {
 }
 
 /// `GET url`, expecting 200 and a UTF-8 body, which is returned.
-pub async fn get_text(client: &Client, url: impl AsRef<str>) -> String {
+pub async fn get_text<R: Runtime>(client: &Client<R>, url: impl AsRef<str>) -> String {
     let url = url.as_ref();
     let (status, body) = get_bytes(client, url).await;
     assert_eq!(status, 200, "GET {url}");
@@ -58,7 +227,12 @@ pub async fn get_text(client: &Client, url: impl AsRef<str>) -> String {
 
 /// `GET url` `times` times, one after the other, expecting 200 and `body` each
 /// time.
-pub async fn get_text_times(client: &Client, url: impl AsRef<str>, times: usize, body: &str) {
+pub async fn get_text_times<R: Runtime>(
+    client: &Client<R>,
+    url: impl AsRef<str>,
+    times: usize,
+    body: &str,
+) {
     let url = url.as_ref();
     for i in 0..times {
         assert_eq!(get_text(client, url).await, body, "request {i}");
@@ -66,20 +240,28 @@ pub async fn get_text_times(client: &Client, url: impl AsRef<str>, times: usize,
 }
 
 /// [`get`] on a task of its own, with a clone of `client`.
-pub fn spawn_get(client: &Client, url: String) -> JoinHandle<Result<Response<Body>, Error>> {
+pub fn spawn_get<R: Adapter>(
+    client: &Client<R>,
+    url: String,
+) -> Task<Result<Response<Body>, Error>> {
     let client = client.clone();
-    tokio::spawn(async move { get(&client, url).await })
+    spawn::<R, _>(async move { get(&client, url).await })
 }
 
 /// [`get_text`] on a task of its own, with a clone of `client`.
-pub fn spawn_get_text(client: &Client, url: String) -> JoinHandle<String> {
+pub fn spawn_get_text<R: Adapter>(client: &Client<R>, url: String) -> Task<String> {
     let client = client.clone();
-    tokio::spawn(async move { get_text(&client, url).await })
+    spawn::<R, _>(async move { get_text(&client, url).await })
 }
 
 /// Sends `n` GETs for `url` at once, each on its own task, and checks that
 /// every one answers `expected`.
-pub async fn get_text_concurrently(client: &Client, url: String, n: usize, expected: &str) {
+pub async fn get_text_concurrently<R: Adapter>(
+    client: &Client<R>,
+    url: String,
+    n: usize,
+    expected: &str,
+) {
     let tasks: Vec<_> = (0..n)
         .map(|_| spawn_get_text(client, url.clone()))
         .collect();
@@ -104,8 +286,8 @@ pub fn tls_trusting_with(ca: &Ca, alpn: Alpn) -> TlsConfig {
 }
 
 /// A client trusting only `ca`.
-pub fn client_trusting(ca: &Ca) -> Client {
-    Client::builder()
+pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
+    Client::<R>::builder()
         .tls(tls_trusting(ca))
         .build()
         .expect("a valid client")
@@ -114,13 +296,10 @@ pub fn client_trusting(ca: &Ca) -> Client {
 /// Polls `condition` every few milliseconds until it holds; panics with `what`
 /// after [`DEADLINE`].
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deadline = Instant::now() + DEADLINE;
     while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -137,26 +316,26 @@ pub fn is_quiescent(stats: &Stats) -> bool {
 
 /// Waits until the client's pool is quiescent (see [`is_quiescent`]); panics
 /// with the stats after [`DEADLINE`].
-pub async fn assert_quiescent(client: &Client) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+pub async fn assert_quiescent<R: Runtime>(client: &Client<R>) {
+    let deadline = Instant::now() + DEADLINE;
     loop {
         let stats = client.stats();
         if is_quiescent(&stats) {
             return;
         }
         assert!(
-            tokio::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the pool still holds leases or connects: {stats:#?}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// Runs `future`, failing the test if it takes longer than `limit`.
 pub async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(limit, future).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what} took longer than {limit:?}"),
+    match timeout(limit, future).await {
+        Some(out) => out,
+        None => panic!("{what} took longer than {limit:?}"),
     }
 }
 
@@ -283,6 +462,18 @@ impl http_body::Body for PatternBody {
     }
 }
 
+/// A listening socket on 127.0.0.1 for a raw server, and its port; the server
+/// takes it into tokio on the testkit's [server
+/// runtime](muxpool_testkit::runtime::servers).
+pub fn listen() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let port = listener.local_addr().expect("local address").port();
+    (listener, port)
+}
+
 /// A raw HTTP/1.1 server for exact scenarios: on connection `i` (counted from
 /// 0) it answers `answers(i)` requests with `200 ok` (keep-alive; `GET /slow`
 /// after 100 ms), then reads the head of the next request and closes without
@@ -304,12 +495,12 @@ pub mod scripted {
 
     impl Scripted {
         pub async fn start(answers: fn(usize) -> usize) -> Scripted {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let port = listener.local_addr().expect("address").port();
+            let (listener, port) = super::listen();
             let accepted = Arc::new(AtomicUsize::new(0));
             let answered = Arc::new(AtomicUsize::new(0));
             let (acc, ans) = (Arc::clone(&accepted), Arc::clone(&answered));
-            let task = tokio::spawn(async move {
+            let task = muxpool_testkit::runtime::servers().spawn(async move {
+                let listener = TcpListener::from_std(listener).expect("a tokio listener");
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
@@ -420,11 +611,10 @@ pub mod scripted {
 /// `204`, and returns the request's bytes exactly as they arrived.
 pub async fn capture_one_request() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let task = tokio::spawn(async move {
+    let (listener, port) = listen();
+    let url = format!("http://127.0.0.1:{port}");
+    let task = muxpool_testkit::runtime::servers().spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
         let (mut stream, _) = listener.accept().await.expect("accept");
         let mut buf = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
@@ -462,4 +652,74 @@ pub async fn capture_one_request() -> (String, tokio::task::JoinHandle<Vec<u8>>)
         buf
     });
     (url, task)
+}
+
+/// A raw HTTP/2 server (h2c, prior knowledge) on the `h2` crate's server side,
+/// for exchanges no testkit server makes: each stream goes to `answer` with
+/// its number on its connection (from 1), its request and its respond handle.
+pub mod raw_h2 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use h2::server::SendResponse;
+    use h2::RecvStream;
+
+    /// What a [`RawH2`] server does with one stream.
+    pub type Answer = fn(usize, http::Request<RecvStream>, SendResponse<Bytes>);
+
+    pub struct RawH2 {
+        pub url: String,
+        streams: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl RawH2 {
+        pub fn start(answer: Answer) -> RawH2 {
+            let (listener, port) = super::listen();
+            let streams = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&streams);
+            let task = muxpool_testkit::runtime::servers().spawn(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let counted = Arc::clone(&counted);
+                    tokio::spawn(async move {
+                        let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                            return;
+                        };
+                        let mut seen = 0;
+                        while let Some(Ok((request, respond))) = conn.accept().await {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            seen += 1;
+                            answer(seen, request, respond);
+                        }
+                    });
+                }
+            });
+            RawH2 {
+                url: format!("http://127.0.0.1:{port}/"),
+                streams,
+                task,
+            }
+        }
+
+        /// Streams received, over every connection.
+        pub fn streams(&self) -> usize {
+            self.streams.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for RawH2 {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// Answers `200` with `body` and ends the stream.
+    pub fn ok(respond: &mut SendResponse<Bytes>, body: &'static [u8]) {
+        if let Ok(mut send) = respond.send_response(http::Response::new(()), false) {
+            let _ = send.send_data(Bytes::from_static(body), true);
+        }
+    }
 }

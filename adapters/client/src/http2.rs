@@ -267,27 +267,39 @@ pub(crate) async fn exchange(
     .await
 }
 
+/// Sends the request body. An HTTP/2 error while sending means the server
+/// stopped reading the request (it reset the stream, perhaps right after a
+/// complete response: RFC 9113, section 8.1) or the connection failed; either
+/// way the response side reports what became of the exchange, so sending just
+/// stops. A body that fails to produce its data fails the exchange, and the
+/// stream is reset so the server does not wait for the rest.
 async fn send_body(stream: &mut SendStream<Bytes>, body: &mut Outgoing) -> Result<(), Failure> {
-    let failed = |e: h2::Error| Failure {
-        replayable: false,
-        going_away: e.is_go_away(),
-        error: h2_error(ErrorKind::Body, "sending the request body failed", e),
-    };
-    match body {
-        Outgoing::Empty => stream.send_data(Bytes::new(), true).map_err(failed),
-        Outgoing::Full(data) => send_data(stream, data.clone(), true).await.map_err(failed),
+    let _stopped = match body {
+        Outgoing::Empty => stream.send_data(Bytes::new(), true),
+        Outgoing::Full(data) => send_data(stream, data.clone(), true).await,
         Outgoing::Stream(s) => loop {
-            match s.next_frame().await.map_err(|error| Failure {
-                replayable: false,
-                going_away: false,
-                error,
-            })? {
-                Some(Frame::Data(data)) => send_data(stream, data, false).await.map_err(failed)?,
-                Some(Frame::Trailers(t)) => return stream.send_trailers(t).map_err(failed),
-                None => return stream.send_data(Bytes::new(), true).map_err(failed),
+            let frame = match s.next_frame().await {
+                Ok(frame) => frame,
+                Err(error) => {
+                    stream.send_reset(h2::Reason::CANCEL);
+                    return Err(Failure {
+                        replayable: false,
+                        going_away: false,
+                        error,
+                    });
+                }
+            };
+            let sent = match frame {
+                Some(Frame::Data(data)) => send_data(stream, data, false).await,
+                Some(Frame::Trailers(t)) => break stream.send_trailers(t),
+                None => break stream.send_data(Bytes::new(), true),
+            };
+            if sent.is_err() {
+                break sent;
             }
         },
-    }
+    };
+    Ok(())
 }
 
 /// Sends `data` as the peer's flow control allows: waits for capacity, never
