@@ -13,6 +13,10 @@
 //! a runtime whose sockets speak another I/O trait bridges them once, in its
 //! adapter.
 //!
+//! The repository's `docs/writing-an-adapter.md` walks through writing one,
+//! with smol's adapter as the example and how a new adapter joins the client's
+//! conformance suite.
+//!
 //! # The smallest adapter
 //!
 //! ```
