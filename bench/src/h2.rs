@@ -72,6 +72,8 @@ pub struct Entry {
     pub check: fn(&str) -> Result<http::Version, String>,
     /// [`cold`] for this contender.
     pub cold: fn(&Nginx, &str) -> Result<ColdRow, String>,
+    /// [`crate::idle::run`] for this contender.
+    pub idle: fn(&crate::idle::Params) -> crate::idle::Outcome,
 }
 
 /// The [`Entry`] for contender `C`.
@@ -81,6 +83,7 @@ pub const fn entry<C: Versioned>() -> Entry {
         load: load::run::<C>,
         check: check::<C>,
         cold: cold::<C>,
+        idle: crate::idle::run::<C>,
     }
 }
 
@@ -108,7 +111,7 @@ pub struct ColdRow {
     pub first_error: Option<String>,
 }
 
-/// Runs the mode.
+/// Runs the mode, or with `--h2` the `idle-memory` mode over HTTP/2 and TLS.
 pub fn run(args: &Args) -> Result<(), String> {
     nginx::available().map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("muxpool-bench-h2-{}", std::process::id()));
@@ -123,26 +126,57 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
     let (cert, key) = ca.leaf(&["127.0.0.1", "localhost"]).write_pem(dir);
     crate::h2_contender::set_ca(ca.pem(), ca.der());
     let nginx = start_nginx(cert, key)?;
-    let url = format!("{}/", nginx.https_base_url());
+    if args.h2 {
+        return idle_memory(args, &nginx);
+    }
+    load_and_cold(args, &nginx, dir)
+}
 
+/// `idle-memory --h2`: the idle-memory measurement with this mode's contenders,
+/// each of which must get HTTP/2.
+fn idle_memory(args: &Args, nginx: &Nginx) -> Result<(), String> {
+    let base = nginx.https_base_url();
     let mut failures = 0;
+    let entries: Vec<crate::IdleEntry> = checked(args, &format!("{base}/"), &mut failures)
+        .into_iter()
+        .map(|e| (e.name, e.idle))
+        .collect();
+    crate::idle_memory(args, nginx, &base, &entries)?;
+    if failures > 0 {
+        return Err(format!("{failures} contender(s) skipped"));
+    }
+    Ok(())
+}
+
+/// The selected contenders that get an HTTP/2 response from `url`; each one
+/// that does not is reported and counted in `failures`.
+fn checked(args: &Args, url: &str, failures: &mut usize) -> Vec<&'static Entry> {
     let mut entries = Vec::new();
     for entry in IN_PROCESS.iter().filter(|e| args.selected(e.name)) {
-        match (entry.check)(&url) {
+        match (entry.check)(url) {
             Ok(http::Version::HTTP_2) => entries.push(entry),
             Ok(version) => {
                 eprintln!(
                     "error: {}: got {version:?}, not HTTP/2; skipped",
                     entry.name
                 );
-                failures += 1;
+                *failures += 1;
             }
             Err(e) => {
                 eprintln!("error: {}: {e}; skipped", entry.name);
-                failures += 1;
+                *failures += 1;
             }
         }
     }
+    entries
+}
+
+/// The load table and the cold-pool table.
+fn load_and_cold(args: &Args, nginx: &Nginx, dir: &Path) -> Result<(), String> {
+    let url = format!("{}/", nginx.https_base_url());
+
+    let mut failures = 0;
+    let entries = checked(args, &url, &mut failures);
     let run_h2load = args.selected("h2load") && {
         let there = Path::new(H2LOAD).exists();
         if !there {
@@ -154,7 +188,7 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
     let contenders: Vec<_> = entries.iter().map(|e| (e.name, e.load)).collect();
     let rows = crate::load_table(
         &contenders,
-        &nginx,
+        nginx,
         &url,
         args,
         &mut failures,
@@ -163,7 +197,7 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
                 eprintln!("h2load at concurrency {concurrency}...");
                 (
                     "h2load",
-                    run_h2load_row(&nginx, &url, dir, concurrency, args),
+                    run_h2load_row(nginx, &url, dir, concurrency, args),
                 )
             })
         },
@@ -172,7 +206,7 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
     let mut cold_rows = Vec::new();
     for entry in &entries {
         eprintln!("{}: cold burst of {COLD_BURST}...", entry.name);
-        match (entry.cold)(&nginx, &url) {
+        match (entry.cold)(nginx, &url) {
             Ok(row) => {
                 if let Some(e) = &row.first_error {
                     eprintln!(

@@ -3,8 +3,8 @@
 //! ```text
 //! cargo run --release -p muxpool-bench -- h1 [--duration-secs 5] [--warmup-secs 1]
 //!     [--concurrency 1,16,256] [--only hyper-util,reqwest,wrk] [--json]
-//! cargo run --release -p muxpool-bench -- idle-memory [--connections 100] [--path /bytes/65536]
-//!     [--only hyper-util,reqwest] [--json]
+//! cargo run --release -p muxpool-bench -- idle-memory [--h2] [--connections 100]
+//!     [--path /bytes/65536] [--only hyper-util,reqwest] [--json]
 //! ```
 //!
 //! **h1** starts nginx (one worker pinned to CPU 1, no access log,
@@ -17,7 +17,9 @@
 //! latency p50/p99 and connections nginx accepted.
 //!
 //! **idle-memory** measures the heap bytes each in-process client holds per idle
-//! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]).
+//! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]):
+//! plain HTTP/1.1 against the `h1` mode's nginx, or with `--h2` HTTP/2 over
+//! TLS against the `h2` mode's nginx and contenders ([`h2::idle_memory`]).
 //!
 //! **proxy** (`proxy [--duration-secs 5] [--connections 100]`) runs 10,000
 //! sessions through one muxpool client against an in-process h2c server and
@@ -54,7 +56,9 @@ const USAGE: &str = "\
 usage:
   muxpool-bench h1 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
                    [--only NAME,...] [--json]
-  muxpool-bench idle-memory [--connections N] [--path /bytes/65536] [--only NAME,...] [--json]
+  muxpool-bench idle-memory [--h2] [--connections N] [--path /bytes/65536] [--only NAME,...]
+                            [--json]
+      (--h2: HTTP/2 over TLS, as in the h2 mode)
   muxpool-bench h2 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
                    [--only NAME,...] [--json]
       (HTTP/2 over TLS; h2load as the external reference; then a cold-pool burst)
@@ -74,6 +78,8 @@ struct Args {
     path: String,
     only: Option<Vec<String>>,
     json: bool,
+    /// `idle-memory` over HTTP/2 and TLS.
+    h2: bool,
 }
 
 impl Args {
@@ -92,6 +98,7 @@ impl Args {
             path: "/bytes/65536".to_string(),
             only: None,
             json: false,
+            h2: false,
         };
         while let Some(flag) = raw.next() {
             let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
@@ -120,9 +127,13 @@ impl Args {
                     args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
                 }
                 "--json" => args.json = true,
+                "--h2" => args.h2 = true,
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown flag {flag:?}")),
             }
+        }
+        if args.h2 && args.mode != "idle-memory" {
+            return Err("--h2 is a flag of idle-memory (the h2 mode is HTTP/2 already)".into());
         }
         if args.duration.is_zero() {
             return Err("--duration-secs must be at least 1".into());
@@ -164,7 +175,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if args.mode == "h2" {
+    if args.mode == "h2" || args.h2 {
         return match h2::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -175,7 +186,13 @@ fn main() -> ExitCode {
     }
     let result = start_nginx().and_then(|nginx| match args.mode.as_str() {
         "h1" => h1(&args, &nginx),
-        _ => idle_memory(&args, &nginx),
+        _ => {
+            let entries: Vec<IdleEntry> = contender::IN_PROCESS
+                .iter()
+                .map(|e| (e.name, e.idle))
+                .collect();
+            idle_memory(&args, &nginx, &nginx.base_url(), &entries)
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -308,27 +325,35 @@ fn record(rows: &mut Vec<report::Row>, failures: &mut usize, name: &str, row: lo
     }
 }
 
-fn idle_memory(args: &Args, nginx: &Nginx) -> Result<(), String> {
+/// A contender of the idle-memory table: its name and its runner.
+type IdleEntry = (&'static str, fn(&idle::Params) -> idle::Outcome);
+
+/// Measures the idle memory of every selected contender of `entries` against
+/// `base_url` (nginx's, plain or TLS), and prints the table.
+fn idle_memory(
+    args: &Args,
+    nginx: &Nginx,
+    base_url: &str,
+    entries: &[IdleEntry],
+) -> Result<(), String> {
     let mut rows = Vec::new();
-    for entry in contender::IN_PROCESS
-        .iter()
-        .filter(|e| args.selected(e.name))
-    {
-        eprintln!("{} with {} connections...", entry.name, args.connections);
+    for &(name, idle) in entries.iter().filter(|(name, _)| args.selected(name)) {
+        eprintln!("{name} with {} connections...", args.connections);
         // By default a 64 KiB body: it does not arrive with its head, so every
         // response holds its connection until its body is read, whichever client
         // reads it. (muxpool gives a connection back as soon as a response is
         // complete, so with a small body it opens fewer connections.)
         let params = idle::Params {
             nginx,
-            url: format!("{}{}", nginx.base_url(), args.path),
+            url: format!("{base_url}{}", args.path),
             connections: args.connections,
+            client_per_connection: args.h2,
         };
-        let row = (entry.idle)(&params).map_err(|e| format!("{}: {e}", entry.name))?;
+        let row = idle(&params).map_err(|e| format!("{name}: {e}"))?;
         if row.server_idle != row.connections {
             eprintln!(
-                "warning: {}: nginx sees {} idle connections after round one, not {}",
-                entry.name, row.server_idle, row.connections
+                "warning: {name}: nginx sees {} idle connections after round one, not {}",
+                row.server_idle, row.connections
             );
         }
         rows.push(row);

@@ -81,10 +81,15 @@ pub fn idle_markdown(rows: &[IdleRow]) -> String {
     out.push_str("| contender | connections | bytes/idle conn | marginal bytes/conn |\n");
     out.push_str("|---|---:|---:|---:|\n");
     for r in rows {
+        let marginal = if r.marginal_bytes_per_conn.is_finite() {
+            format!("{:.0}", r.marginal_bytes_per_conn)
+        } else {
+            "-".to_string()
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.0} |",
-            r.contender, r.connections, r.bytes_per_conn, r.marginal_bytes_per_conn
+            "| {} | {} | {:.0} | {marginal} |",
+            r.contender, r.connections, r.bytes_per_conn
         );
     }
     out
