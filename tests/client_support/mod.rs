@@ -676,6 +676,17 @@ pub mod raw_h2 {
 
     impl RawH2 {
         pub fn start(answer: Answer) -> RawH2 {
+            RawH2::serve(answer, usize::MAX)
+        }
+
+        /// A server that answers `streams` streams on each connection, then
+        /// stops reading it (no more frames handled, PINGs unanswered) while
+        /// keeping its socket open: a peer that hangs.
+        pub fn stalling_after(streams: usize, answer: Answer) -> RawH2 {
+            RawH2::serve(answer, streams)
+        }
+
+        fn serve(answer: Answer, stall_after: usize) -> RawH2 {
             let (listener, port) = super::listen();
             let streams = Arc::new(AtomicUsize::new(0));
             let counted = Arc::clone(&streams);
@@ -693,6 +704,15 @@ pub mod raw_h2 {
                             counted.fetch_add(1, Ordering::SeqCst);
                             seen += 1;
                             answer(seen, request, respond);
+                            if seen == stall_after {
+                                // Long enough to send the answer, then never
+                                // again.
+                                let flush = std::time::Duration::from_millis(20);
+                                let _ = tokio::time::timeout(flush, conn.accept()).await;
+                                let _held = conn;
+                                std::future::pending::<()>().await;
+                                return;
+                            }
                         }
                     });
                 }
