@@ -519,12 +519,27 @@ struct ConnState {
     goaway: Notify,
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    options: Arc<Options>,
-    stats: Arc<Stats>,
-    tasks: Tasks,
-) {
+/// Serves one connection accepted elsewhere, over any byte stream (a simulated
+/// network's, say), with the routes and [`Options`] of a [`HyperServer`], on the
+/// current tokio runtime; returns when the connection ends. Tasks it spawns (the
+/// HTTP/2 streams) end with it.
+///
+/// A [`HyperServer`] owns its listener, counts what it serves and binds a real
+/// socket; this is the same server for one connection of a listener of your own.
+///
+/// Panics if called outside a tokio runtime.
+pub async fn serve_io<I>(io: I, options: Arc<Options>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tasks = Tasks::new(Handle::current());
+    serve_connection(io, options, Arc::new(Stats::default()), tasks).await;
+}
+
+async fn serve_connection<I>(stream: I, options: Arc<Options>, stats: Arc<Stats>, tasks: Tasks)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     activity.touch();
     let io = Watched {

@@ -14,6 +14,8 @@
 //!   truncated bodies, resets, silence).
 //! - [`runtime`]: where they run: the caller's tokio runtime, or the testkit's
 //!   own in the background, so clients on any runtime can use them.
+//! - [`rng`]: a small seeded generator, so a randomized test replays from its
+//!   seed.
 
 #![deny(missing_docs)]
 
@@ -21,4 +23,5 @@ pub mod certs;
 pub mod hostile;
 pub mod hyper_server;
 pub mod nginx;
+pub mod rng;
 pub mod runtime;
