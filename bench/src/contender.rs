@@ -12,13 +12,22 @@
 //! 2. Add `entry::<It>()` to [`IN_PROCESS`].
 //!
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use muxpool::client::ClientBuilder;
+use muxpool::runtime::Runtime;
 
 /// Any error a contender reports; the runners only count and print them.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -47,6 +56,35 @@ pub trait Contender: 'static {
 
     /// Reads the whole body of `response`.
     fn body(response: Self::Response) -> impl Future<Output = Result<Bytes, Error>>;
+
+    /// Runs `future` (a whole run: the contender is created, used and dropped
+    /// inside it) to completion on this contender's single-threaded runtime:
+    /// by default a current-thread tokio runtime ([`run_local`]).
+    fn block_on<F: Future>(future: F) -> Result<F::Output, String> {
+        run_local(future)
+    }
+
+    /// Spawns one of a run's tasks on the thread of [`block_on`](Contender::block_on);
+    /// the returned future gives its output, or why it failed.
+    fn spawn_local<T: 'static>(
+        task: impl Future<Output = T> + 'static,
+    ) -> impl Future<Output = Result<T, String>> {
+        let task = tokio::task::spawn_local(task);
+        async move { task.await.map_err(|e| e.to_string()) }
+    }
+
+    /// Waits `duration` on this contender's runtime.
+    fn sleep(duration: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(duration)
+    }
+}
+
+/// `future`'s output, or `None` after `limit`, timed on `C`'s runtime.
+pub async fn timeout<C: Contender, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    match futures_util::future::select(pin!(future), pin!(C::sleep(limit))).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
 }
 
 /// Runs `future` to completion in a `LocalSet` on a fresh current-thread tokio
@@ -81,7 +119,12 @@ pub const fn entry<C: Contender>() -> Entry {
 }
 
 /// Every in-process contender, in the order they run.
-pub const IN_PROCESS: &[Entry] = &[entry::<HyperUtil>(), entry::<Reqwest>(), entry::<Muxpool>()];
+pub const IN_PROCESS: &[Entry] = &[
+    entry::<HyperUtil>(),
+    entry::<Reqwest>(),
+    entry::<Muxpool>(),
+    entry::<MuxpoolSmol>(),
+];
 
 /// hyper-util's legacy pooled client over plain HTTP/1.1:
 /// `Client::builder(TokioExecutor::new()).build_http()`.
@@ -139,33 +182,129 @@ impl Contender for Reqwest {
     }
 }
 
-/// muxpool's client, with the per-origin limit raised to match the peers.
-pub struct Muxpool {
-    client: muxpool::Client,
-    uri: http::Uri,
+/// How a muxpool contender's client is configured for a mode (plain HTTP/1.1
+/// here; HTTP/2 over TLS in [`crate::h2_contender`]), whatever its runtime.
+pub trait Setup: 'static {
+    /// `builder`, configured for the mode.
+    fn configure<R: Runtime>(builder: ClientBuilder<R>) -> ClientBuilder<R>;
 }
 
-impl Contender for Muxpool {
+/// muxpool's client on runtime `R`, configured by `S`.
+pub struct MuxpoolOn<R: Runtime, S> {
+    client: muxpool::client::Client<R>,
+    uri: http::Uri,
+    setup: PhantomData<S>,
+}
+
+impl<R: Runtime, S: Setup> MuxpoolOn<R, S> {
+    fn with_runtime(runtime: R, url: &str) -> Self {
+        let uri = url.parse().expect("a valid URL");
+        let client = S::configure(ClientBuilder::with_runtime(runtime))
+            .build()
+            .expect("a valid configuration");
+        MuxpoolOn {
+            client,
+            uri,
+            setup: PhantomData,
+        }
+    }
+
+    async fn get(&self) -> Result<http::Response<muxpool::Body>, Error> {
+        let request = http::Request::get(self.uri.clone()).body(muxpool::Body::empty())?;
+        Ok(self.client.send(request).await?)
+    }
+}
+
+/// Plain HTTP/1.1 with the per-origin limit raised to match the peers.
+pub struct Plain;
+
+impl Setup for Plain {
+    fn configure<R: Runtime>(builder: ClientBuilder<R>) -> ClientBuilder<R> {
+        // As many connections as the peers (which have no limit) open, so the
+        // comparison is like for like; muxpool's default is 100 per origin.
+        builder.max_connections_per_origin(1024)
+    }
+}
+
+/// muxpool's client on tokio.
+pub type Muxpool = MuxpoolOn<muxpool::Tokio, Plain>;
+
+impl<S: Setup> Contender for MuxpoolOn<muxpool::Tokio, S> {
     const NAME: &'static str = "muxpool";
     type Response = http::Response<muxpool::Body>;
 
     fn new(url: &str) -> Self {
-        let uri = url.parse().expect("a valid URL");
-        // As many connections as the peers (which have no limit) open, so the
-        // comparison is like for like; muxpool's default is 100 per origin.
-        let client = muxpool::Client::builder()
-            .max_connections_per_origin(1024)
-            .build()
-            .expect("a valid configuration");
-        Muxpool { client, uri }
+        MuxpoolOn::with_runtime(muxpool::Tokio, url)
     }
 
     async fn send(&self) -> Result<Self::Response, Error> {
-        let request = http::Request::get(self.uri.clone()).body(muxpool::Body::empty())?;
-        Ok(self.client.send(request).await?)
+        self.get().await
     }
 
     async fn body(response: Self::Response) -> Result<Bytes, Error> {
         Ok(response.into_body().bytes().await?)
+    }
+}
+
+/// muxpool's client on smol: the run's tasks on a local executor and the
+/// client's own tasks (the pool's timer, connects, HTTP/2 drivers) on an
+/// executor of the client's, both driven by the one thread of
+/// [`Contender::block_on`], as tokio's current-thread runtime drives the
+/// other contenders.
+pub type MuxpoolSmol = MuxpoolOn<muxpool_smol::Smol, Plain>;
+
+thread_local! {
+    /// The executors of the smol run in progress on this thread.
+    static SMOL: RefCell<Option<SmolExecutors>> = const { RefCell::new(None) };
+}
+
+/// A smol run's executors: the local one for the run's tasks, the shared one
+/// for the client's.
+type SmolExecutors = (
+    Rc<smol::LocalExecutor<'static>>,
+    Arc<smol::Executor<'static>>,
+);
+
+fn smol_executors() -> SmolExecutors {
+    SMOL.with(|s| s.borrow().clone())
+        .expect("a smol contender runs inside its block_on")
+}
+
+impl<S: Setup> Contender for MuxpoolOn<muxpool_smol::Smol, S> {
+    const NAME: &'static str = "muxpool-smol";
+    type Response = http::Response<muxpool::Body>;
+
+    fn new(url: &str) -> Self {
+        let (_, executor) = smol_executors();
+        MuxpoolOn::with_runtime(muxpool_smol::Smol::on(executor), url)
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        self.get().await
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        Ok(response.into_body().bytes().await?)
+    }
+
+    fn block_on<F: Future>(future: F) -> Result<F::Output, String> {
+        let local = Rc::new(smol::LocalExecutor::new());
+        let executor = Arc::new(smol::Executor::new());
+        SMOL.with(|s| *s.borrow_mut() = Some((Rc::clone(&local), Arc::clone(&executor))));
+        let out = smol::block_on(executor.run(local.run(future)));
+        SMOL.with(|s| *s.borrow_mut() = None);
+        Ok(out)
+    }
+
+    fn spawn_local<T: 'static>(
+        task: impl Future<Output = T> + 'static,
+    ) -> impl Future<Output = Result<T, String>> {
+        let (local, _) = smol_executors();
+        let task = local.spawn(task);
+        async move { Ok(task.await) }
+    }
+
+    async fn sleep(duration: Duration) {
+        smol::Timer::after(duration).await;
     }
 }

@@ -37,8 +37,8 @@ use std::time::Duration;
 use muxpool_testkit::certs::Ca;
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions};
 
-use crate::contender::run_local;
-use crate::h2_contender::{HyperUtilTls, MuxpoolTls, ReqwestTls, Versioned};
+use crate::contender::timeout;
+use crate::h2_contender::{HyperUtilTls, MuxpoolSmolTls, MuxpoolTls, ReqwestTls, Versioned};
 use crate::report;
 use crate::sys;
 use crate::{load, Args};
@@ -92,6 +92,7 @@ pub const IN_PROCESS: &[Entry] = &[
     entry::<HyperUtilTls>(),
     entry::<ReqwestTls>(),
     entry::<MuxpoolTls>(),
+    entry::<MuxpoolSmolTls>(),
 ];
 
 /// One contender's line in the cold-pool table.
@@ -276,7 +277,7 @@ fn start_nginx(cert: PathBuf, key: PathBuf) -> Result<Nginx, String> {
 
 /// One request with a fresh `C`: the HTTP version of its response.
 pub fn check<C: Versioned>(url: &str) -> Result<http::Version, String> {
-    run_local(async {
+    C::block_on(async {
         let client = C::new(url);
         let response = client.send().await.map_err(|e| e.to_string())?;
         let version = C::version(&response);
@@ -289,12 +290,12 @@ pub fn check<C: Versioned>(url: &str) -> Result<http::Version, String> {
 /// accepted meanwhile.
 pub fn cold<C: Versioned>(nginx: &Nginx, url: &str) -> Result<ColdRow, String> {
     let before = nginx.accepted_connections().map_err(|e| e.to_string())?;
-    let mut row = run_local(async {
+    let mut row = C::block_on(async {
         let client = Rc::new(C::new(url));
         let tasks: Vec<_> = (0..COLD_BURST)
             .map(|_| {
                 let client = Rc::clone(&client);
-                tokio::task::spawn_local(async move {
+                C::spawn_local(async move {
                     let response = client.send().await?;
                     let h2 = C::version(&response) == http::Version::HTTP_2;
                     let body = C::body(response).await?;
@@ -308,22 +309,22 @@ pub fn cold<C: Versioned>(nginx: &Nginx, url: &str) -> Result<ColdRow, String> {
             ..ColdRow::default()
         };
         for task in tasks {
-            let outcome = match tokio::time::timeout(COLD_TIMEOUT, task).await {
-                Ok(Ok(Ok((h2, body)))) if body == nginx::HELLO.as_bytes() => {
+            let outcome = match timeout::<C, _>(COLD_TIMEOUT, task).await {
+                Some(Ok(Ok((h2, body)))) if body == nginx::HELLO.as_bytes() => {
                     row.ok += 1;
                     row.h2 += usize::from(h2);
                     continue;
                 }
-                Ok(Ok(Ok((_, body)))) => format!("unexpected body {body:?}"),
-                Ok(Ok(Err(e))) => e.to_string(),
-                Ok(Err(e)) => format!("task failed: {e}"),
-                Err(_) => format!("no answer within {COLD_TIMEOUT:?}"),
+                Some(Ok(Ok((_, body)))) => format!("unexpected body {body:?}"),
+                Some(Ok(Err(e))) => e.to_string(),
+                Some(Err(e)) => format!("task failed: {e}"),
+                None => format!("no answer within {COLD_TIMEOUT:?}"),
             };
             row.first_error.get_or_insert(outcome);
         }
         // Let nginx accept whatever is still in its backlog before it is
         // counted.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        C::sleep(Duration::from_millis(100)).await;
         row
     })?;
     let after = nginx.accepted_connections().map_err(|e| e.to_string())?;

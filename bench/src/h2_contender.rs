@@ -15,11 +15,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use muxpool::client::ClientBuilder;
+use muxpool::runtime::Runtime;
 use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::contender::{Contender, Error};
+use crate::contender::{Contender, Error, MuxpoolOn, Setup};
 
 /// The CA that issued nginx's certificate, the only root the contenders trust.
 struct Ca {
@@ -136,41 +138,29 @@ impl Versioned for ReqwestTls {
 
 /// muxpool's client with default settings and a TLS configuration trusting
 /// only the test CA, offering `h2` then `http/1.1`.
-pub struct MuxpoolTls {
-    client: muxpool::Client,
-    uri: http::Uri,
-}
+pub struct Tls;
 
-impl Contender for MuxpoolTls {
-    const NAME: &'static str = "muxpool";
-    type Response = http::Response<muxpool::Body>;
-
-    fn new(url: &str) -> Self {
-        let uri = url.parse().expect("a valid URL");
+impl Setup for Tls {
+    fn configure<R: Runtime>(builder: ClientBuilder<R>) -> ClientBuilder<R> {
         let tls = TlsConfig::builder()
             .roots(Roots::CustomOnly)
             .add_ca(CaCertificates::from_pem(&ca().pem).expect("a valid CA"))
             .alpn(Alpn::Http1AndHttp2)
             .build()
             .expect("a valid TLS configuration");
-        let client = muxpool::Client::builder()
-            .tls(tls)
-            .build()
-            .expect("a valid configuration");
-        MuxpoolTls { client, uri }
-    }
-
-    async fn send(&self) -> Result<Self::Response, Error> {
-        let request = http::Request::get(self.uri.clone()).body(muxpool::Body::empty())?;
-        Ok(self.client.send(request).await?)
-    }
-
-    async fn body(response: Self::Response) -> Result<Bytes, Error> {
-        Ok(response.into_body().bytes().await?)
+        builder.tls(tls)
     }
 }
 
-impl Versioned for MuxpoolTls {
+/// muxpool over TLS on tokio.
+pub type MuxpoolTls = MuxpoolOn<muxpool::Tokio, Tls>;
+/// muxpool over TLS on smol.
+pub type MuxpoolSmolTls = MuxpoolOn<muxpool_smol::Smol, Tls>;
+
+impl<R: Runtime> Versioned for MuxpoolOn<R, Tls>
+where
+    Self: Contender<Response = http::Response<muxpool::Body>>,
+{
     fn version(response: &Self::Response) -> http::Version {
         response.version()
     }

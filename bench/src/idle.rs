@@ -34,7 +34,7 @@ use muxpool_testkit::nginx::Nginx;
 use tokio::sync::Barrier;
 
 use crate::alloc::live_bytes;
-use crate::contender::{run_local, Contender};
+use crate::contender::{timeout, Contender};
 use crate::report::IdleRow;
 
 /// What one idle-memory measurement does.
@@ -61,7 +61,7 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Measures contender `C` as `params` says.
 pub fn run<C: Contender>(params: &Params) -> Outcome {
-    run_local(measure::<C>(params))?
+    C::block_on(measure::<C>(params))?
 }
 
 async fn measure<C: Contender>(params: &Params<'_>) -> Outcome {
@@ -72,18 +72,28 @@ async fn measure<C: Contender>(params: &Params<'_>) -> Outcome {
         1
     };
     let clients: Vec<Rc<C>> = (0..count).map(|_| Rc::new(C::new(&params.url))).collect();
-    tokio::time::sleep(SETTLE).await;
+    C::sleep(SETTLE).await;
     let baseline = live_bytes();
     let accepted0 = accepted(params.nginx)?;
 
     round(&clients, n).await?;
-    tokio::time::sleep(SETTLE).await;
+    C::sleep(SETTLE).await;
     let after_one = live_bytes();
+    if std::env::var_os("XX_EXIT_IDLE").is_some() {
+        eprintln!(
+            "XX {} tasks {}",
+            after_one - baseline,
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        );
+        std::process::exit(0);
+    }
     let accepted1 = accepted(params.nginx)?;
     let server_idle = params.nginx.status().map_err(|e| e.to_string())?.waiting;
 
     round(&clients, 2 * n).await?;
-    tokio::time::sleep(SETTLE).await;
+    C::sleep(SETTLE).await;
     let after_two = live_bytes();
     let accepted2 = accepted(params.nginx)?;
 
@@ -124,7 +134,7 @@ async fn round<C: Contender>(clients: &[Rc<C>], k: usize) -> Result<(), String> 
         .map(|i| {
             let client = Rc::clone(&clients[i % clients.len()]);
             let barrier = Rc::clone(&barrier);
-            tokio::task::spawn_local(async move {
+            C::spawn_local(async move {
                 let response = client.send().await;
                 barrier.wait().await;
                 match response {
@@ -137,11 +147,11 @@ async fn round<C: Contender>(clients: &[Rc<C>], k: usize) -> Result<(), String> 
         .collect();
     let all = async {
         for task in tasks {
-            task.await.map_err(|e| e.to_string())??;
+            task.await??;
         }
         Ok::<(), String>(())
     };
-    tokio::time::timeout(ROUND_TIMEOUT, all)
+    timeout::<C, _>(ROUND_TIMEOUT, all)
         .await
-        .map_err(|_| format!("a round of {k} requests did not finish in {ROUND_TIMEOUT:?}"))?
+        .ok_or_else(|| format!("a round of {k} requests did not finish in {ROUND_TIMEOUT:?}"))?
 }

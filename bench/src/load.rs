@@ -1,6 +1,7 @@
 //! The closed-loop load run for in-process contenders.
 //!
-//! `concurrency` tasks on one current-thread tokio runtime each loop `GET url`
+//! `concurrency` tasks on one thread (the contender's runtime: a current-thread
+//! tokio runtime, or smol's executors on one thread) each loop `GET url`
 //! and read the whole body, back to back, for a warm-up and then a measured
 //! window. Within the window the run counts completed requests, records each
 //! one's latency (from just before `send` to the last body byte) in an HDR
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use muxpool_testkit::nginx::Nginx;
 
-use crate::contender::{run_local, Contender};
+use crate::contender::Contender;
 use crate::report::Row;
 use crate::sys::{cpu_time, Who};
 
@@ -75,7 +76,7 @@ pub fn run<C: Contender>(params: &Params) -> Outcome {
         .nginx
         .accepted_connections()
         .map_err(|e| e.to_string())?;
-    let row = run_local(drive::<C>(params))??;
+    let row = C::block_on(drive::<C>(params))??;
     let accepted_after = params
         .nginx
         .accepted_connections()
@@ -100,14 +101,14 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
         expected_body: params.expected_body.to_vec(),
     });
     let tasks: Vec<_> = (0..params.concurrency)
-        .map(|_| tokio::task::spawn_local(worker(Rc::clone(&shared))))
+        .map(|_| C::spawn_local(worker(Rc::clone(&shared))))
         .collect();
 
-    tokio::time::sleep(params.warmup).await;
+    C::sleep(params.warmup).await;
     let cpu_start = cpu_time(Who::SelfProcess);
     let start = Instant::now();
     shared.phase.set(Phase::Measure);
-    tokio::time::sleep(params.duration).await;
+    C::sleep(params.duration).await;
     shared.phase.set(Phase::Done);
     let elapsed = start.elapsed();
     let cpu = cpu_time(Who::SelfProcess) - cpu_start;
@@ -164,7 +165,7 @@ async fn worker<C: Contender>(shared: Rc<Shared<C>>) {
             Err(e) => {
                 shared.error(e.to_string());
                 // Do not spin on a dead server.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                C::sleep(Duration::from_millis(10)).await;
             }
         }
     }

@@ -66,7 +66,7 @@ usage:
       (10,000 sessions over one muxpool client against an in-process h2c server;
        prints measured vs targets and exits 1 if one is missed)
 
-Contenders: hyper-util, reqwest, muxpool (in process), wrk (h1 only), h2load (h2 only).";
+Contenders: hyper-util, reqwest, muxpool, muxpool-smol (in process), wrk (h1 only), h2load (h2 only).";
 
 /// The command line.
 struct Args {
