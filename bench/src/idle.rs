@@ -79,16 +79,6 @@ async fn measure<C: Contender>(params: &Params<'_>) -> Outcome {
     round(&clients, n).await?;
     C::sleep(SETTLE).await;
     let after_one = live_bytes();
-    if std::env::var_os("XX_EXIT_IDLE").is_some() {
-        eprintln!(
-            "XX {} tasks {}",
-            after_one - baseline,
-            tokio::runtime::Handle::current()
-                .metrics()
-                .num_alive_tasks()
-        );
-        std::process::exit(0);
-    }
     let accepted1 = accepted(params.nginx)?;
     let server_idle = params.nginx.status().map_err(|e| e.to_string())?.waiting;
 
