@@ -9,13 +9,15 @@
 
 #![allow(dead_code)] // Each test file uses a part of this.
 
+pub mod soak;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use muxpool_testkit::certs::{self, Ca, Leaf};
 use muxpool_testkit::hyper_server::{serve_io, Options, Protocol};
 use muxpool_turmoil::tls::{CaCertificates, Roots, TlsConfig};
-use muxpool_turmoil::{Body, ClientBuilder, ErrorKind, PoolConfig, Stats};
+use muxpool_turmoil::{Body, ClientBuilder, PoolConfig, Stats};
 use turmoil::Sim;
 
 /// The port every server host listens on.
@@ -138,19 +140,6 @@ pub async fn exchange(
     let status = response.status();
     let body = response.into_body().bytes().await?;
     Ok((status, body.len()))
-}
-
-/// True for the kinds of error a network fault may cause.
-pub fn is_fault_error(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::Connect
-            | ErrorKind::Timeout
-            | ErrorKind::Tls
-            | ErrorKind::Protocol
-            | ErrorKind::Body
-            | ErrorKind::CircuitOpen
-    )
 }
 
 /// Panics unless nothing is in use: no lease, no waiter, no connect, no busy
