@@ -75,6 +75,8 @@ pub(crate) enum Report {
     MaxStreams(u32),
     /// A PING was answered.
     Pong,
+    /// The connection ended; nothing follows.
+    Closed,
 }
 
 fn h2_error(kind: ErrorKind, message: &'static str, e: h2::Error) -> Error {
@@ -123,6 +125,17 @@ pub(crate) async fn handshake(io: Transport, settings: H2Settings) -> Result<Han
             })
         })
         .await?;
+        // The connection goes on in a task of its own (see `drive`); the pong
+        // waiter registered here would otherwise keep this task's waker, and
+        // with it the finished task's memory, until the next health check.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(Err(e)) = pings.poll_pong(&mut cx) {
+            return Err(h2_error(
+                ErrorKind::Protocol,
+                "the HTTP/2 handshake failed",
+                e,
+            ));
+        }
     }
     Ok(Handshaken {
         conn: H2Conn {
@@ -139,17 +152,23 @@ pub(crate) fn max_streams(connection: &Connection<Transport, Bytes>) -> u32 {
     u32::try_from(connection.max_concurrent_send_streams()).unwrap_or(u32::MAX)
 }
 
-/// Drives `connection` to its end, calling `report` with what it learns.
-pub(crate) async fn drive(
+/// Drives `connection` to its end, calling `report` with what it learns and,
+/// last, [`Report::Closed`].
+///
+/// The future owns the connection and is no bigger than it and a few fields:
+/// it is the connection's task for as long as the connection lives (an `async
+/// fn` would hold its arguments and their moved copies side by side).
+pub(crate) fn drive(
     mut connection: Connection<Transport, Bytes>,
     mut pings: Option<PingPong>,
     ping: Arc<PingRequest>,
     mut report: impl FnMut(Report) + Send,
-) {
+) -> impl Future<Output = ()> + Send {
     let mut limit = max_streams(&connection);
     let mut awaiting_pong = false;
-    std::future::poll_fn(|cx| {
+    std::future::poll_fn(move |cx| {
         if Pin::new(&mut connection).poll(cx).is_ready() {
+            report(Report::Closed);
             return Poll::Ready(());
         }
         let now = max_streams(&connection);
@@ -178,7 +197,6 @@ pub(crate) async fn drive(
         }
         Poll::Pending
     })
-    .await
 }
 
 /// Fields that mean something only to an HTTP/1.1 connection, which HTTP/2

@@ -522,23 +522,26 @@ impl<R: Runtime> Inner<R> {
         });
         drop(dropped);
         if let Some((connection, pings, ping)) = driver {
-            // This task becomes the connection's driver.
+            // The connection's driver is a task of its own, and this one ends:
+            // the driver lives as long as the connection, and this task's
+            // future keeps room for the connect's state (resolution, Happy
+            // Eyeballs, the TLS and HTTP/2 handshakes), a few KB.
             let me = Arc::clone(&self);
-            crate::http2::drive(connection, pings, ping, move |report| {
-                me.with_state(|st, now| {
-                    let _ = match report {
-                        crate::http2::Report::MaxStreams(n) => {
-                            st.pool.peer_max_streams(conn, now, n)
-                        }
-                        crate::http2::Report::Pong => st.pool.health_ok(conn, now),
-                    };
+            let driver = crate::http2::drive(connection, pings, ping, move |report| {
+                me.with_state(|st, now| match report {
+                    crate::http2::Report::MaxStreams(n) => {
+                        let _ = st.pool.peer_max_streams(conn, now, n);
+                    }
+                    crate::http2::Report::Pong => {
+                        let _ = st.pool.health_ok(conn, now);
+                    }
+                    crate::http2::Report::Closed => {
+                        let _ = st.pool.transport_closed(conn, now);
+                        let _ = take(&mut st.conns, conn.index(), conn);
+                    }
                 });
-            })
-            .await;
-            self.with_state(|st, now| {
-                let _ = st.pool.transport_closed(conn, now);
-                let _ = take(&mut st.conns, conn.index(), conn);
             });
+            self.runtime.spawn(driver);
         }
     }
 }
