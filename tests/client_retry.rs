@@ -151,6 +151,37 @@ async fn retry_happens_only_once<R: Adapter>() {
     assert_eq!(client.stats().open, 0);
 }
 
+async fn a_connection_that_waited_unused_is_treated_as_reused<R: Adapter>() {
+    // Pre-warming opens connections nobody asked for; they wait in the pool,
+    // where the server may drop them as it may drop any idle connection. Here
+    // the second and third connections close as their first request arrives:
+    // that request goes again, on a fresh connection, as on any connection
+    // that waited.
+    let server = Scripted::start(|i| if i == 1 || i == 2 { 0 } else { 100 }).await;
+    let mut pool = muxpool::PoolConfig::default();
+    pool.min_idle_per_key = 2;
+    let client = Client::<R>::builder()
+        .pool(pool)
+        .build()
+        .expect("a valid configuration");
+    assert_eq!(get_text(&client, server.url("/")).await, "ok");
+    client_support::wait_until("two more connections wait, unused", || {
+        client.stats().idle == 3
+    })
+    .await;
+    // The used connection (most recently idle) goes to a slow request; the
+    // next request gets one that never served.
+    let slow = client_support::spawn_get_text(&client, server.url("/slow"));
+    client_support::wait_until("the slow request holds its connection", || {
+        client.stats().busy == 1
+    })
+    .await;
+    assert_eq!(get_text(&client, server.url("/")).await, "ok");
+    assert_eq!(slow.await.expect("the slow request"), "ok");
+    assert_eq!(server.answered(), 3);
+    assert_quiescent(&client).await;
+}
+
 async fn a_fresh_connection_closed_before_the_response_is_an_error<R: Adapter>() {
     // Closing without answering on a new connection is not the keep-alive race:
     // no retry, a protocol error.
@@ -209,6 +240,7 @@ client_support::conformance!(
     the_retry_goes_to_a_fresh_connection,
     retry_happens_only_once,
     a_fresh_connection_closed_before_the_response_is_an_error,
+    a_connection_that_waited_unused_is_treated_as_reused,
     hostile_close_after_one_answer_get_always_succeeds,
     hostile_close_after_zero_answers_fails_without_retry,
 );

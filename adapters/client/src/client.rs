@@ -270,7 +270,7 @@ async fn execute<R: Runtime>(
                 }
             }
         };
-        let reused = conn.served > 0;
+        let reused = conn.waited;
         // A retry goes to a fresh connection. The failure showed that this
         // server drops idle connections, and the pool offers the most recently
         // used first, so any idle one it offers now has waited at least as long

@@ -75,7 +75,6 @@ pub(crate) async fn exchange(
     body: &mut Outgoing,
     parser: &mut ResponseParser,
 ) -> Result<(ResponseHead, BytesMut), Failure> {
-    conn.served += 1;
     let sent = write_body(conn, &mut head, encoder, body).await;
     let mut buf = BytesMut::new();
     if let Err(error) = sent {

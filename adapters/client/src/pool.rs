@@ -41,8 +41,9 @@ use crate::tls::Negotiated;
 /// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
 pub(crate) struct H1Conn {
     pub(crate) io: Transport,
-    /// Requests this connection has carried.
-    pub(crate) served: u64,
+    /// It has waited in the pool (after a request, or since it came up with no
+    /// request to take it): the server may have closed it meanwhile.
+    pub(crate) waited: bool,
 }
 
 /// What the client holds for one connection the core knows.
@@ -380,7 +381,7 @@ impl<R: Runtime> Inner<R> {
                 |st, now| match st.pool.release(lease, now, Release::Reuse) {
                     Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
                         Some(slot) => {
-                            *slot = Slot::Idle(c);
+                            *slot = Slot::Idle(H1Conn { waited: true, ..c });
                             None
                         }
                         None => Some(c),
@@ -484,8 +485,16 @@ impl<R: Runtime> Inner<R> {
         let mut driver = None;
         let dropped = self.with_state(|st, now| match result {
             Ok(opened) => {
+                // With nobody waiting, the new connection goes idle, unused.
+                let unclaimed = st.pool.key_stats(&origin).is_none_or(|s| s.waiting == 0);
                 let (info, slot) = match opened {
-                    Opened::H1(io) => (Connected::http1(), Slot::Idle(H1Conn { io, served: 0 })),
+                    Opened::H1(io) => (
+                        Connected::http1(),
+                        Slot::Idle(H1Conn {
+                            io,
+                            waited: unclaimed,
+                        }),
+                    ),
                     Opened::H2(h2) => {
                         let crate::http2::Handshaken {
                             conn: h2,
