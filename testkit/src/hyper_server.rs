@@ -571,7 +571,10 @@ where
     match idle_timeout {
         None => serve.await,
         // Dropping `serve` drops the socket: the connection closes.
+        // Biased: polled in order, never in a random one, so a simulated run
+        // replays exactly.
         Some(timeout) => tokio::select! {
+            biased;
             _ = serve => {}
             _ = activity.idle_for(timeout) => {}
         },
@@ -607,6 +610,7 @@ where
     let mut shutting_down = false;
     loop {
         tokio::select! {
+            biased;
             // An error (protocol, I/O) just ends the connection.
             _ = connection.as_mut() => return,
             _ = conn.goaway.notified(), if !shutting_down => {
