@@ -373,28 +373,8 @@ pub fn has_io_cause(error: &(dyn std::error::Error + 'static), kind: std::io::Er
     false
 }
 
-/// A small deterministic RNG (xorshift64*), so a failing seed can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The small seeded RNG of the testkit, so a failing seed can be replayed.
+pub use muxpool_testkit::rng::Rng;
 
 /// A request body streamed in frames of `frame` bytes of
 /// [`content`](muxpool_testkit::hyper_server::content), `len` bytes in all,
