@@ -191,10 +191,17 @@ impl<H: Handle, T> Arena<H, T> {
     }
 
     pub(crate) fn remove(&mut self, h: H) -> Option<T> {
-        if self.contains(h) {
-            Some(self.slots.remove(h.index() as usize).value)
-        } else {
-            None
+        self.remove_if(h, |_| true)
+    }
+
+    /// Removes the entry `h` names if `pred` holds for it.
+    pub(crate) fn remove_if(&mut self, h: H, pred: impl FnOnce(&T) -> bool) -> Option<T> {
+        let index = h.index() as usize;
+        match self.slots.get(index) {
+            Some(slot) if slot.generation == h.generation() && pred(&slot.value) => {
+                Some(self.slots.remove(index).value)
+            }
+            _ => None,
         }
     }
 

@@ -384,7 +384,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = &self.keys.get(kid).expect("indexed keys are live");
         if k.waiters.is_empty() {
             if let Some(conn) = self.pick(kid) {
-                let lease = self.grant(conn);
+                let lease = self.grant(conn, false);
                 if self.config.min_idle_per_key > 0 {
                     self.mark_dirty(kid);
                     self.settle();
@@ -446,23 +446,49 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// lease and is closed once its last lease is back.
     pub fn release(&mut self, lease: Lease, now: Instant, how: Release) -> Result<(), EventError> {
         let now = self.tick(now);
-        let cid = match self.leases.get(lease.id()) {
-            Some(&cid) if cid == lease.conn() => cid,
-            _ => return Err(EventError::Stale(HandleKind::Lease)),
-        };
-        self.leases.remove(lease.id());
-        let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
+        let cid = lease.conn();
+        if self.leases.remove_if(lease.id(), |&c| c == cid).is_none() {
+            return Err(EventError::Stale(HandleKind::Lease));
+        }
+        let conn = self.conns.get(cid).expect("a lease's connection lives");
         let kid = conn.key;
-        if matches!(conn.state, State::Closed) {
-            conn.leases -= 1;
-            let gone = conn.leases == 0;
-            self.count(kid, |s| s.leases -= 1);
-            if gone {
-                self.conns.remove(cid);
-                self.mark_dirty(kid);
-                self.settle();
+        // What the rest needs of the key, which releasing the lease does not change.
+        let k = self.keys.get(kid).expect("a connection's key lives");
+        let head = k.waiters.front(&self.waiters);
+        let armed = k.timer.map(|(_, at)| at);
+        match (head, conn.state) {
+            (Some(waiter), State::Ready)
+                if how == Release::Reuse && conn.leases <= conn.capacity =>
+            {
+                // Hot path: the freed capacity goes straight to the head waiter. A
+                // key with waiters has no other free capacity (each input settles
+                // it), so this is the connection `pick` would choose; it never
+                // passes through the idle list, and nothing else about the key
+                // changes unless this grant meets the connection's request limit.
+                self.grant_waiter(waiter, cid, true);
+                if self
+                    .conns
+                    .get(cid)
+                    .is_some_and(|c| matches!(c.state, State::Draining))
+                {
+                    self.mark_dirty(kid);
+                    self.settle();
+                }
+                return Ok(());
             }
-            return Ok(());
+            (_, State::Closed) => {
+                let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
+                conn.leases -= 1;
+                let gone = conn.leases == 0;
+                self.count(kid, |s| s.leases -= 1);
+                if gone {
+                    self.conns.remove(cid);
+                    self.mark_dirty(kid);
+                    self.settle();
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         self.update_counting(
             cid,
@@ -492,21 +518,18 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return Ok(());
         }
         let went_idle = conn.leases == 0;
-        let due = if went_idle {
-            self.conn_deadline(conn)
-        } else {
-            None
-        };
-        // Hot path: the key's timer usually fires early enough already; hand the
-        // freed capacity straight to the head waiter, if any; a connection gone
-        // idle may also be evicted for a key blocked at the global limit.
-        let k = self.keys.get(kid).expect("a connection's key lives");
-        let needs_timer = due.is_some_and(|at| k.timer.is_none_or(|(_, armed)| armed > at));
-        let needs_settle = !k.waiters.is_empty() || (went_idle && !self.blocked.is_empty());
-        if let (true, Some(at)) = (needs_timer, due) {
-            self.arm(kid, at);
+        // The key's timer usually fires early enough already. Freed capacity the
+        // head waiter could not take (a lease the peer's lowered limit left over)
+        // still wakes the key, and a connection gone idle may be evicted for a key
+        // blocked at the global limit.
+        if went_idle {
+            if let Some(at) = self.conn_deadline(conn) {
+                if armed.is_none_or(|armed| armed > at) {
+                    self.arm(kid, at);
+                }
+            }
         }
-        if needs_settle {
+        if head.is_some() || (went_idle && !self.blocked.is_empty()) {
             self.mark_dirty(kid);
             self.settle();
         }
@@ -870,14 +893,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .and_then(|k| k.waiters.front(&self.waiters))
         {
             let Some(conn) = self.pick(kid) else { break };
-            let (_, since) = self.remove_waiter(waiter).expect("the head waiter is live");
-            let lease = self.grant(conn);
-            let waited = self.now.saturating_duration_since(since);
-            self.count(kid, |s| {
-                s.waited_grants += 1;
-                s.wait_time += waited;
-            });
-            self.actions.push_back(Action::Grant { waiter, lease });
+            self.grant_waiter(waiter, conn, false);
         }
         self.open_as_needed(kid);
         self.note_emptiness(kid);
@@ -893,13 +909,28 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .or_else(|| k.idle.front(&self.conns))
     }
 
-    fn grant(&mut self, cid: ConnId) -> Lease {
+    /// Answers a waiting request with a lease on `cid` (see [`Pool::grant`]).
+    fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: bool) {
+        let (kid, since) = self.remove_waiter(waiter).expect("granted waiters live");
+        let lease = self.grant(cid, handed_on);
+        let waited = self.now.saturating_duration_since(since);
+        self.count(kid, |s| {
+            s.waited_grants += 1;
+            s.wait_time += waited;
+        });
+        self.actions.push_back(Action::Grant { waiter, lease });
+    }
+
+    /// A new lease on `cid`. `handed_on`: it takes over the capacity of a lease
+    /// just released on the same connection, which is not counted back first.
+    fn grant(&mut self, cid: ConnId, handed_on: bool) -> Lease {
         let lease = Lease::new(self.leases.insert(cid), cid);
         let max_requests = self.config.max_requests_per_connection;
+        let added = u32::from(!handed_on);
         self.update_counting(
             cid,
             |c| {
-                c.leases += 1;
+                c.leases += added;
                 c.requests += 1;
                 if max_requests.is_some_and(|max| c.requests >= max) {
                     c.state = State::Draining;
@@ -909,7 +940,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             |s, c| {
                 s.grants += 1;
                 s.reused_grants += u64::from(c.requests > 1);
-                s.leases += 1;
+                s.leases += added;
             },
         );
         lease
