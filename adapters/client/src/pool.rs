@@ -119,6 +119,15 @@ pub(crate) struct Inner<R: Runtime> {
 /// Keep at most this many remembered connect failures.
 const MAX_CONNECT_ERRORS: usize = 1024;
 
+/// The table of waiting requests, once empty, is given back down to room for
+/// this many if it grew past [`WAITERS_SHRINK_ABOVE`]: a burst (10,000 waiting
+/// requests take about 1 MB) does not stay allocated for the client's life.
+const WAITERS_KEPT: usize = 64;
+
+/// See [`WAITERS_KEPT`]; the gap between the two keeps a queue that comes and
+/// goes in the hundreds from reallocating each time it empties.
+const WAITERS_SHRINK_ABOVE: usize = 1024;
+
 fn slot_mut<I: Copy + PartialEq, T>(
     table: &mut [Option<(I, T)>],
     index: u32,
@@ -147,6 +156,16 @@ fn take<I: Copy + PartialEq, T>(table: &mut [Option<(I, T)>], index: u32, id: I)
 }
 
 impl State {
+    /// Forgets a waiting request, giving back the table's room once it empties
+    /// after a burst.
+    fn take_waiter(&mut self, waiter: WaiterId) -> Option<Waiting> {
+        let taken = self.waiters.remove(&waiter);
+        if self.waiters.is_empty() && self.waiters.capacity() > WAITERS_SHRINK_ABOVE {
+            self.waiters.shrink_to(WAITERS_KEPT);
+        }
+        taken
+    }
+
     /// Carries out the core's queued actions; returns what must happen after the
     /// lock is released.
     fn drain(&mut self) -> Effects {
@@ -618,7 +637,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                     Waiting::Granted(_) | Waiting::Rejected(_) => {}
                 }
                 self.waiter = None;
-                match st.waiters.remove(&waiter) {
+                match st.take_waiter(waiter) {
                     Some(Waiting::Granted(lease)) => lease,
                     Some(Waiting::Rejected(reason)) => {
                         return Poll::Ready(Err(st.rejection(self.origin, reason)))
@@ -665,7 +684,7 @@ impl<R: Runtime> Drop for Checkout<'_, R> {
             return;
         };
         self.inner.with_state(|st, now| {
-            match st.waiters.remove(&waiter) {
+            match st.take_waiter(waiter) {
                 Some(Waiting::Queued(_)) => {
                     let _ = st.pool.cancel(waiter, now);
                 }
