@@ -208,6 +208,18 @@ fn waiter_link(w: &mut Waiter) -> &mut Link {
     &mut w.link
 }
 
+/// How a lease comes to be granted.
+#[derive(Debug, Clone, Copy)]
+enum Granted {
+    /// At once, to the request that asked for it.
+    AtOnce,
+    /// To a request that waited this long, on free capacity.
+    Waited(Duration),
+    /// To a request that waited this long, on the capacity of a lease just
+    /// released on the same connection, which is not counted back first.
+    HandedOn(Duration),
+}
+
 #[derive(Debug)]
 struct Waiter {
     key: KeyId,
@@ -384,10 +396,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = &self.keys.get(kid).expect("indexed keys are live");
         if k.waiters.is_empty() {
             if let Some(conn) = self.pick(kid) {
-                let lease = self.grant(conn, false);
+                let lease = self.grant(conn, Granted::AtOnce);
                 if self.config.min_idle_per_key > 0 {
-                    self.mark_dirty(kid);
-                    self.settle();
+                    self.settle_key(kid);
                 }
                 return Ok(Acquire::Ready(lease));
             }
@@ -405,8 +416,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if let Some(reason) = reason {
             let reason = self.refuse(Some(kid), reason);
             // A key created only to refuse a request must still be forgotten.
-            self.mark_dirty(kid);
-            self.settle();
+            self.settle_key(kid);
             return Err(reason);
         }
         let deadline = options
@@ -423,8 +433,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get_mut(kid).expect("indexed keys are live");
         k.waiters.push_back(&mut self.waiters, waiter, waiter_link);
         k.stats.waiting += 1;
-        self.mark_dirty(kid);
-        self.settle();
+        self.settle_key(kid);
         Ok(Acquire::Queued(waiter))
     }
 
@@ -436,8 +445,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.tick(now);
         let (kid, _) = self.remove_waiter(waiter)?;
         self.count(kid, |s| s.cancelled += 1);
-        self.mark_dirty(kid);
-        self.settle();
+        self.settle_key(kid);
         Ok(())
     }
 
@@ -471,8 +479,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     .get(cid)
                     .is_some_and(|c| matches!(c.state, State::Draining))
                 {
-                    self.mark_dirty(kid);
-                    self.settle();
+                    self.settle_key(kid);
                 }
                 return Ok(());
             }
@@ -483,8 +490,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.count(kid, |s| s.leases -= 1);
                 if gone {
                     self.conns.remove(cid);
-                    self.mark_dirty(kid);
-                    self.settle();
+                    self.settle_key(kid);
                 }
                 return Ok(());
             }
@@ -513,8 +519,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.close(cid, reason);
             }
             // Its key lost capacity: it may need another connection.
-            self.mark_dirty(kid);
-            self.settle();
+            self.settle_key(kid);
             return Ok(());
         }
         let went_idle = conn.leases == 0;
@@ -530,8 +535,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
         }
         if head.is_some() || (went_idle && !self.blocked.is_empty()) {
-            self.mark_dirty(kid);
-            self.settle();
+            self.settle_key(kid);
         }
         Ok(())
     }
@@ -579,8 +583,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         k.backoff_until = None;
         k.circuit = Circuit::Closed;
         self.arm_for_conn(conn);
-        self.mark_dirty(kid);
-        self.settle();
+        self.settle_key(kid);
         Ok(())
     }
 
@@ -620,8 +623,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if let Some(k) = self.keys.get_mut(kid) {
             k.learned = Learned::Multiplexed { capacity };
         }
-        self.mark_dirty(kid);
-        self.settle();
+        self.settle_key(kid);
         Ok(())
     }
 
@@ -672,8 +674,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             c.seen_at = now;
         });
         self.arm_for_conn(conn);
-        self.mark_dirty(kid);
-        self.settle();
+        self.settle_key(kid);
         Ok(())
     }
 
@@ -854,6 +855,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
     }
 
+    /// [`Pool::mark_dirty`], then [`Pool::settle`]; when no other key is dirty,
+    /// `kid` is driven at once, without the round trip through the queue.
+    fn settle_key(&mut self, kid: KeyId) {
+        if self.dirty.is_empty() && self.keys.contains(kid) {
+            self.drive(kid);
+        } else {
+            self.mark_dirty(kid);
+        }
+        self.settle();
+    }
+
     /// Drives dirty keys, then keys blocked on the global limit while there is
     /// room or an idle connection to evict.
     fn settle(&mut self) {
@@ -909,40 +921,59 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .or_else(|| k.idle.front(&self.conns))
     }
 
-    /// Answers a waiting request with a lease on `cid` (see [`Pool::grant`]).
+    /// Answers a waiting request with a lease on `cid`; `handed_on`: on the
+    /// capacity of a lease just released on the same connection (see [`Granted`]).
     fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: bool) {
-        let (kid, since) = self.remove_waiter(waiter).expect("granted waiters live");
-        let lease = self.grant(cid, handed_on);
+        let (_, since) = self.remove_waiter(waiter).expect("granted waiters live");
         let waited = self.now.saturating_duration_since(since);
-        self.count(kid, |s| {
-            s.waited_grants += 1;
-            s.wait_time += waited;
-        });
+        let how = if handed_on {
+            Granted::HandedOn(waited)
+        } else {
+            Granted::Waited(waited)
+        };
+        let lease = self.grant(cid, how);
         self.actions.push_back(Action::Grant { waiter, lease });
     }
 
-    /// A new lease on `cid`. `handed_on`: it takes over the capacity of a lease
-    /// just released on the same connection, which is not counted back first.
-    fn grant(&mut self, cid: ConnId, handed_on: bool) -> Lease {
+    /// A new lease on `cid`.
+    #[inline(always)]
+    fn grant(&mut self, cid: ConnId, how: Granted) -> Lease {
         let lease = Lease::new(self.leases.insert(cid), cid);
         let max_requests = self.config.max_requests_per_connection;
-        let added = u32::from(!handed_on);
-        self.update_counting(
-            cid,
-            |c| {
-                c.leases += added;
-                c.requests += 1;
-                if max_requests.is_some_and(|max| c.requests >= max) {
-                    c.state = State::Draining;
-                    c.drain_reason = CloseReason::RequestLimit;
-                }
-            },
-            |s, c| {
-                s.grants += 1;
-                s.reused_grants += u64::from(c.requests > 1);
-                s.leases += added;
-            },
-        );
+        let (added, waited) = match how {
+            Granted::AtOnce => (1, None),
+            Granted::Waited(waited) => (1, Some(waited)),
+            Granted::HandedOn(waited) => (0, Some(waited)),
+        };
+        let f = |c: &mut Conn| {
+            c.leases += added;
+            c.requests += 1;
+            if max_requests.is_some_and(|max| c.requests >= max) {
+                c.state = State::Draining;
+                c.drain_reason = CloseReason::RequestLimit;
+            }
+        };
+        let g = |s: &mut Stats, c: &Conn| {
+            s.grants += 1;
+            s.reused_grants += u64::from(c.requests > 1);
+            s.leases += added;
+            if let Some(waited) = waited {
+                s.waited_grants += 1;
+                s.wait_time += waited;
+            }
+        };
+        if let Granted::HandedOn(_) = how {
+            let c = self.conns.get_mut(cid).expect("granted connections live");
+            if max_requests.is_none_or(|max| c.requests + 1 < max) {
+                // Its leases, state and capacity stay as they are, and so do its
+                // counts and lists: no need to bring them in line.
+                f(c);
+                let k = self.keys.get_mut(c.key).expect("a connection's key lives");
+                g(&mut k.stats, c);
+                return lease;
+            }
+        }
+        self.update_counting(cid, f, g);
         lease
     }
 
