@@ -141,25 +141,37 @@ struct Slot<T> {
 }
 
 /// A slab whose entries are named by generation-tagged handles.
+///
+/// An arena that empties after growing past [`SHRINK_ABOVE`] slots gives its
+/// room back, down to what it was made with (at least [`KEPT_SLOTS`]): a burst
+/// (10,000 waiting requests, 10,000 leased streams) does not stay allocated for
+/// the pool's life. Generations come from one counter per arena, never reset,
+/// so a handle from before the shrink names nothing after it.
 pub(crate) struct Arena<H, T> {
     slots: Slab<Slot<T>>,
     next_generation: u64,
+    /// The capacity an emptied arena goes back to.
+    kept: usize,
     _handle: core::marker::PhantomData<H>,
 }
 
+/// See [`Arena`]: an empty arena with more room than this shrinks.
+const SHRINK_ABOVE: usize = 1024;
+
+/// See [`Arena`]: the least room an arena keeps when it shrinks, so that the
+/// usual few entries never reallocate.
+const KEPT_SLOTS: usize = 64;
+
 impl<H: Handle, T> Arena<H, T> {
     pub(crate) fn new() -> Self {
-        Arena {
-            slots: Slab::new(),
-            next_generation: 1,
-            _handle: core::marker::PhantomData,
-        }
+        Arena::with_capacity(0)
     }
 
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Arena {
             slots: Slab::with_capacity(capacity),
             next_generation: 1,
+            kept: capacity.max(KEPT_SLOTS),
             _handle: core::marker::PhantomData,
         }
     }
@@ -199,7 +211,11 @@ impl<H: Handle, T> Arena<H, T> {
         let index = h.index() as usize;
         match self.slots.get(index) {
             Some(slot) if slot.generation == h.generation() && pred(&slot.value) => {
-                Some(self.slots.remove(index).value)
+                let value = self.slots.remove(index).value;
+                if self.slots.is_empty() && self.slots.capacity() > SHRINK_ABOVE.max(self.kept) {
+                    self.slots = Slab::with_capacity(self.kept);
+                }
+                Some(value)
             }
             _ => None,
         }
@@ -246,6 +262,30 @@ mod tests {
         assert_eq!(arena.get(b), Some(&"b"));
         assert_eq!(arena.remove(a), None);
         assert_eq!(arena.len(), 1);
+    }
+
+    #[test]
+    fn an_emptied_arena_gives_back_a_burst_and_old_handles_stay_stale() {
+        let mut arena: Arena<LeaseId, u32> = Arena::with_capacity(8);
+        let burst: Vec<LeaseId> = (0..5000).map(|i| arena.insert(i)).collect();
+        assert!(arena.slots.capacity() >= 5000);
+        for (i, h) in burst.iter().enumerate() {
+            assert_eq!(arena.remove(*h), Some(i as u32));
+        }
+        assert_eq!(arena.slots.capacity(), KEPT_SLOTS);
+        let fresh = arena.insert(7);
+        assert!(burst.iter().all(|h| arena.get(*h).is_none()));
+        assert_eq!(arena.get(fresh), Some(&7));
+    }
+
+    #[test]
+    fn a_small_arena_keeps_its_room() {
+        let mut arena: Arena<LeaseId, u32> = Arena::with_capacity(1024);
+        let handles: Vec<LeaseId> = (0..1000).map(|i| arena.insert(i)).collect();
+        for h in handles {
+            arena.remove(h);
+        }
+        assert_eq!(arena.slots.capacity(), 1024);
     }
 
     #[test]
