@@ -213,12 +213,20 @@ impl<H: Handle, T> Arena<H, T> {
             Some(slot) if slot.generation == h.generation() && pred(&slot.value) => {
                 let value = self.slots.remove(index).value;
                 if self.slots.is_empty() && self.slots.capacity() > SHRINK_ABOVE.max(self.kept) {
-                    self.slots = Slab::with_capacity(self.kept);
+                    self.shrink();
                 }
                 Some(value)
             }
             _ => None,
         }
+    }
+
+    /// Gives the room of an emptied arena back (see [`Arena`]). Kept out of line:
+    /// removal is on the hot path, shrinking is rare.
+    #[cold]
+    #[inline(never)]
+    fn shrink(&mut self) {
+        self.slots = Slab::with_capacity(self.kept);
     }
 
     /// The entry in slot `index`, whatever its generation (for intrusive links).
