@@ -152,16 +152,21 @@ async fn truncated_chunked_body_is_an_error<R: Adapter>() {
     still_usable::<R>(&client).await;
 }
 
+/// `error` says the connection was reset, or closed.
+fn assert_reset_or_closed(error: &muxpool::Error) {
+    assert!(
+        client_support::has_io_cause(error, std::io::ErrorKind::ConnectionReset)
+            || format!("{error:#}").contains("closed"),
+        "{error:#}"
+    );
+}
+
 async fn reset_is_an_error<R: Adapter>() {
     let server = Hostile::start(Behavior::Reset);
     let client = Client::<R>::new();
     let error = get(&client, server.url("/")).await.expect_err("reset");
     assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
-    assert!(
-        client_support::has_io_cause(&error, std::io::ErrorKind::ConnectionReset)
-            || format!("{error:#}").contains("closed"),
-        "{error:#}"
-    );
+    assert_reset_or_closed(&error);
     still_usable::<R>(&client).await;
 }
 
@@ -182,11 +187,7 @@ async fn reset_before_the_request_is_an_error<R: Adapter>() {
         matches!(error.kind(), ErrorKind::Protocol | ErrorKind::Connect),
         "{error:#}"
     );
-    assert!(
-        client_support::has_io_cause(&error, std::io::ErrorKind::ConnectionReset)
-            || format!("{error:#}").contains("closed"),
-        "{error:#}"
-    );
+    assert_reset_or_closed(&error);
     still_usable::<R>(&client).await;
 }
 
