@@ -1,13 +1,18 @@
 //! One seed, one run: the soak's trace (every fault as applied, every request's
 //! end time and outcome, the final statistics) is the same each time a seed is
 //! run, and another seed gives another trace.
+//!
+//! One test, so that the simulations run one after the other: two simulations
+//! running at once on two threads of this process have been seen to differ by
+//! some milliseconds of virtual time (a shared, time-dependent state not yet
+//! found), which would make this check fail for a reason outside the seed.
 
 mod support;
 
 use support::soak;
 
 #[test]
-fn a_seed_replays_exactly() {
+fn a_seed_replays_exactly_and_another_seed_differs() {
     for seed in [3, 11] {
         let first = soak::run(seed).trace();
         let second = soak::run(seed).trace();
@@ -21,9 +26,5 @@ fn a_seed_replays_exactly() {
             );
         }
     }
-}
-
-#[test]
-fn another_seed_gives_another_run() {
     assert_ne!(soak::run(3).trace(), soak::run(4).trace());
 }
