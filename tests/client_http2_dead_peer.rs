@@ -7,21 +7,18 @@ mod client_support;
 use std::time::Duration;
 
 use client_support::raw_h2::{ok, RawH2};
-use client_support::{assert_quiescent, get_text, wait_until, within, Adapter};
-use muxpool::client::Client;
+use client_support::{
+    assert_quiescent, get_text, h2c_client_checking, wait_until, within, Adapter,
+};
 use muxpool::core::{CloseReason, HealthCheck};
 
 async fn a_peer_that_stops_answering_pings_is_closed<R: Adapter>() {
     // Answers the first stream of each connection, then hangs.
     let server = RawH2::stalling_after(1, |_, _request, mut respond| ok(&mut respond, b"ok"));
-    let mut pool = muxpool::PoolConfig::default();
-    pool.health_check =
-        HealthCheck::new(Some(Duration::from_millis(50)), Duration::from_millis(200));
-    let client = Client::<R>::builder()
-        .pool(pool)
-        .http2_prior_knowledge(true)
-        .build()
-        .expect("a valid configuration");
+    let client = h2c_client_checking::<R>(HealthCheck::new(
+        Some(Duration::from_millis(50)),
+        Duration::from_millis(200),
+    ));
 
     assert_eq!(get_text(&client, &server.url).await, "ok");
     wait_until("the hung connection is closed", || client.stats().open == 0).await;

@@ -43,9 +43,11 @@ pub enum Action {
         /// Why.
         reason: RejectReason,
     },
-    /// Send a health check (a ping) on an idle connection, then report
+    /// Send a health check (a ping) on a connection, then report
     /// [`Pool::health_ok`](crate::Pool::health_ok) when it is answered. No answer in
-    /// time closes the connection.
+    /// time closes the connection. Asked for on idle connections at the health
+    /// check interval, and at once on one reported by
+    /// [`Pool::suspect`](crate::Pool::suspect), leases out or not.
     HealthCheck {
         /// The connection.
         conn: ConnId,

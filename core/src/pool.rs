@@ -678,6 +678,33 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         Ok(())
     }
 
+    /// Reports that a connection may have died without a sign: a request on it
+    /// got no answer in time, as when the peer's host vanished without a reset
+    /// and the transport cannot tell. If its protocol has a health check, one is
+    /// asked for at once ([`Action::HealthCheck`]), leases out or not; no new
+    /// lease is granted on it until [`Pool::health_ok`] answers, and it closes
+    /// ([`CloseReason::HealthCheckFailed`]) if no answer comes within the health
+    /// check's timeout. Leases out on it stay valid and are released as usual.
+    ///
+    /// A connection already being checked, draining, or whose protocol has no
+    /// health check is left as it is (an exclusive connection whose request
+    /// failed is closed by its lease's release instead).
+    pub fn suspect(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        let now = self.tick(now);
+        let c = self.live(conn)?;
+        match c.state {
+            State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
+            State::Ready if c.health_checks => {}
+            State::Ready | State::Checking { .. } | State::Draining => return Ok(()),
+        }
+        let kid = c.key;
+        let deadline = now.saturating_add(self.config.health_check.timeout);
+        self.update(conn, |c| c.state = State::Checking { deadline });
+        self.actions.push_back(Action::HealthCheck { conn });
+        self.arm(kid, deadline);
+        Ok(())
+    }
+
     /// Tells the core the time: whatever was due by `now` happens (requests time
     /// out, connects time out, idle and expired connections close, health checks
     /// are sent, backoff ends, circuits half-open).

@@ -293,6 +293,17 @@ pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
         .expect("a valid client")
 }
 
+/// An h2c (prior knowledge) client with these health checks.
+pub fn h2c_client_checking<R: Adapter>(health: muxpool::core::HealthCheck) -> Client<R> {
+    let mut pool = muxpool::PoolConfig::default();
+    pool.health_check = health;
+    Client::<R>::builder()
+        .pool(pool)
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("a valid configuration")
+}
+
 /// Polls `condition` every few milliseconds until it holds; panics with `what`
 /// after [`DEADLINE`].
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{request, Method, Request, Response};
-use muxpool_core::{Lease, Release, Shutdown, Stats};
+use muxpool_core::{ConnId, Lease, Release, Shutdown, Stats};
 use tokio::io::ReadBuf;
 
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
@@ -131,15 +132,25 @@ impl<R: Runtime> Client<R> {
             .map_or(inner.settings.request_timeout, |t| t.0);
         let deadline = inner.runtime.now() + timeout;
         let body = Outgoing::new(body)?;
+        let awaiting = Awaiting::default();
         match with_deadline(
             &inner.runtime,
             deadline,
-            execute(inner, parts, body, deadline),
+            execute(inner, parts, body, deadline, &awaiting),
         )
         .await
         {
             Ok(result) => result,
-            Err(_) => Err(Error::new(ErrorKind::Timeout).with_message("the request timed out")),
+            Err(_) => {
+                // The peer of a multiplexed connection that gave no answer in
+                // time may be gone without a sign (its host vanished, no reset
+                // came): the core checks it at once and closes it unanswered,
+                // rather than hand it to every later request.
+                if let Some(conn) = awaiting.get() {
+                    inner.suspect(conn);
+                }
+                Err(Error::new(ErrorKind::Timeout).with_message("the request timed out"))
+            }
         }
     }
 
@@ -160,6 +171,32 @@ impl<R: Runtime> Client<R> {
     /// their holders let go of them.
     pub fn shutdown_now(&self) {
         self.handle.inner.shutdown(Shutdown::Immediate, false);
+    }
+}
+
+/// The HTTP/2 connection a request waits on for its answer, if any: read after
+/// the request timed out. Atomics only because the request's future is `Send`;
+/// one task writes and reads it.
+#[derive(Default)]
+struct Awaiting {
+    /// The connection's slot index plus one; 0 when none.
+    index: AtomicU32,
+    generation: AtomicU64,
+}
+
+impl Awaiting {
+    fn set(&self, conn: Option<ConnId>) {
+        let (index, generation) = conn.map_or((0, 0), |c| (c.index() + 1, c.generation()));
+        self.generation.store(generation, Ordering::Relaxed);
+        self.index.store(index, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<ConnId> {
+        let index = self.index.load(Ordering::Relaxed).checked_sub(1)?;
+        Some(ConnId::from_parts(
+            index,
+            self.generation.load(Ordering::Relaxed),
+        ))
     }
 }
 
@@ -220,6 +257,7 @@ async fn execute<R: Runtime>(
     parts: request::Parts,
     mut body: Outgoing,
     deadline: std::time::Instant,
+    awaiting: &Awaiting,
 ) -> Result<Response<Body>, Error> {
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
     let (mut head, mut encoded) = encode(&parts, &body)?;
@@ -235,7 +273,10 @@ async fn execute<R: Runtime>(
                     lease: Some(lease),
                     how: Release::Reuse,
                 };
-                match crate::http2::exchange(&h2, &parts, &mut body).await {
+                awaiting.set(Some(lease.conn()));
+                let exchanged = crate::http2::exchange(&h2, &parts, &mut body).await;
+                awaiting.set(None);
+                match exchanged {
                     Ok((response, upload)) => {
                         let mut guard = guard;
                         guard.lease = None;

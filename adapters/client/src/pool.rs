@@ -418,6 +418,14 @@ impl<R: Runtime> Inner<R> {
         });
     }
 
+    /// A request on `conn` got no answer in time: the core checks the
+    /// connection at once (see [`muxpool_core::Pool::suspect`]).
+    pub(crate) fn suspect(&self, conn: muxpool_core::ConnId) {
+        self.with_state(|st, now| {
+            let _ = st.pool.suspect(conn, now);
+        });
+    }
+
     /// Gives back a lease without its transport: an HTTP/2 stream slot
     /// (`Reuse`), or an HTTP/1.1 connection that must be closed (`Close`).
     pub(crate) fn release(&self, lease: Lease, how: Release) {

@@ -18,7 +18,7 @@ use std::time::Instant;
 use support::soak;
 
 /// Seeds CI runs (each is a few seconds of virtual time under faults).
-const CI_SEEDS: u64 = 4;
+const CI_SEEDS: u64 = 16;
 
 /// Prints how to replay a seed if the check of its run panics.
 struct Replay(u64);

@@ -119,6 +119,9 @@ struct ConnModel {
     /// When it was last known alive: health checks are due this long after.
     seen_at: Instant,
     pinged_at: Option<Instant>,
+    /// Reported by `suspect` in this step: a health check may go out at once,
+    /// leases out or not.
+    suspected: bool,
     going_away: bool,
     not_reusable: bool,
 }
@@ -568,6 +571,32 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
+    /// [`Pool::suspect`], checked.
+    pub fn suspect(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<Result<(), EventError>, Violation> {
+        let got = self.conn_event(
+            now,
+            format_args!("suspect({conn:?})"),
+            conn,
+            |pool| pool.suspect(conn, now),
+            |c| c.up.is_some(),
+            |this| {
+                let c = this
+                    .conns
+                    .get_mut(&conn)
+                    .expect("expected Ok only for a known connection");
+                c.suspected = true;
+            },
+        );
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.suspected = false;
+        }
+        got
+    }
+
     /// [`Pool::handle_timeout`], checked; also checks that everything due by `now`
     /// has happened.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Violation> {
@@ -736,11 +765,12 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
                         Some(up) if !up.info.health_checks => {
                             Some("its protocol has no health check".into())
                         }
-                        Some(_) if c.leases > 0 => {
-                            Some(format!("{} leases are out on it", c.leases))
-                        }
                         Some(_) if c.pinged_at.is_some() => {
                             Some("a health check is already out".into())
+                        }
+                        Some(_) if c.suspected => None,
+                        Some(_) if c.leases > 0 => {
+                            Some(format!("{} leases are out on it", c.leases))
                         }
                         Some(_) if interval.is_none_or(|i| c.seen_at.saturating_add(i) > now) => {
                             Some(format!("it was seen alive at {:?}", c.seen_at))
@@ -784,6 +814,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
                 idle_since: self.now,
                 seen_at: self.now,
                 pinged_at: None,
+                suspected: false,
                 going_away: false,
                 not_reusable: false,
             },

@@ -117,6 +117,7 @@ enum ConnEvent {
     GoingAway,
     TransportClosed,
     HealthOk,
+    Suspect,
 }
 
 /// One input.
@@ -226,6 +227,7 @@ fn apply(checker: &mut Checker<u8>, u: &mut Unstructured<'_>) -> Result<(), Viol
                     ConnEvent::GoingAway => checker.going_away(conn, at)?,
                     ConnEvent::TransportClosed => checker.transport_closed(conn, at)?,
                     ConnEvent::HealthOk => checker.health_ok(conn, at)?,
+                    ConnEvent::Suspect => checker.suspect(conn, at)?,
                 };
             }
             Op::Advance(by) => {

@@ -114,6 +114,7 @@ pub enum Misuse {
     GoingAway,
     TransportClosed,
     HealthOk,
+    Suspect,
 }
 
 /// One generated operation. Handles are named by index into the model's live sets.
@@ -137,6 +138,8 @@ pub enum Op {
     TransportClosed(Index),
     /// A health check is answered.
     HealthOk(Index),
+    /// A request on a connection got no answer in time.
+    Suspect(Index),
     /// Time passes by this many milliseconds; `handle_timeout` is called.
     Advance(u64),
     /// Time jumps to the core's own next deadline; `handle_timeout` is called.
@@ -304,6 +307,7 @@ fn misuse() -> BoxedStrategy<(Misuse, Pick)> {
         Just(Misuse::GoingAway),
         Just(Misuse::TransportClosed),
         Just(Misuse::HealthOk),
+        Just(Misuse::Suspect),
     ];
     let pick = prop_oneof![
         3 => any::<Index>().prop_map(Pick::Dead),
@@ -350,6 +354,7 @@ pub fn op(profile: Profile) -> BoxedStrategy<Op> {
         w[6] => any::<Index>().prop_map(Op::GoingAway),
         w[7] => any::<Index>().prop_map(Op::TransportClosed),
         w[8] => any::<Index>().prop_map(Op::HealthOk),
+        w[8] / 2 + 1 => any::<Index>().prop_map(Op::Suspect),
         w[9] => advance().prop_map(Op::Advance),
         w[10] => Just(Op::AdvanceToDeadline),
         w[11] => prop_oneof![Just(Shutdown::Graceful), Just(Shutdown::Immediate)].prop_map(Op::Shutdown),
@@ -429,6 +434,8 @@ struct MConn {
     idle_since: Instant,
     seen_at: Instant,
     check_sent_at: Instant,
+    /// `suspect` was accepted on it in this step: a health check is due at once.
+    suspected: bool,
     drain_reason: Option<CloseReason>,
     going_away: bool,
     not_reusable: bool,
@@ -1242,6 +1249,7 @@ impl Model {
                 idle_since: now,
                 seen_at: now,
                 check_sent_at: now,
+                suspected: false,
                 drain_reason: None,
                 going_away: false,
                 not_reusable: false,
@@ -1296,8 +1304,11 @@ impl Model {
             "Close {conn:?} ({reason:?}) of a connection already closed"
         );
         if !c.leases.is_empty() {
+            // Only an immediate shutdown, or an unanswered check on a connection
+            // a request suspected, closes one under its leases.
             ensure!(
-                reason == CloseReason::Shutdown && self.shutdown == Some(Shutdown::Immediate),
+                (reason == CloseReason::Shutdown && self.shutdown == Some(Shutdown::Immediate))
+                    || (reason == CloseReason::HealthCheckFailed && c.state == MState::Checking),
                 "Close {conn:?} ({reason:?}) while {} leases are out on it",
                 c.leases.len()
             );
@@ -1407,6 +1418,34 @@ impl Model {
         })
     }
 
+    fn on_suspect(&mut self, conn: ConnId, res: Result<(), EventError>) -> Result<(), String> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            ensure!(
+                res == Err(EventError::Stale(HandleKind::Connection)),
+                "suspect on a dead connection answered {res:?}"
+            );
+            return Ok(());
+        };
+        match c.state {
+            MState::Closed => ensure!(
+                res == Err(EventError::Stale(HandleKind::Connection)),
+                "suspect on a closed connection answered {res:?}"
+            ),
+            MState::Connecting => ensure!(
+                res == Err(EventError::WrongState),
+                "suspect on a connecting connection answered {res:?}"
+            ),
+            state => {
+                ensure!(
+                    res.is_ok(),
+                    "suspect on a {state:?} connection refused: {res:?}"
+                );
+                c.suspected = state == MState::Ready && c.health_checks;
+            }
+        }
+        Ok(())
+    }
+
     fn on_health_check(&mut self, conn: ConnId) -> Result<(), String> {
         let now = self.now;
         let interval = self.cfg.health_check.interval;
@@ -1414,6 +1453,17 @@ impl Model {
             .conns
             .get_mut(&conn)
             .ok_or_else(|| format!("HealthCheck {conn:?} names a connection that is not open"))?;
+        if c.suspected {
+            ensure!(
+                c.state == MState::Ready,
+                "HealthCheck {conn:?} on a suspected connection that is {:?}",
+                c.state
+            );
+            c.suspected = false;
+            c.state = MState::Checking;
+            c.check_sent_at = now;
+            return Ok(());
+        }
         ensure!(
             c.state == MState::Ready && c.leases.is_empty(),
             "HealthCheck {conn:?} on a connection that is {:?} with {} leases",
@@ -2031,6 +2081,7 @@ pub enum Input {
     GoingAway(ConnId),
     TransportClosed(ConnId),
     HealthOk(ConnId),
+    Suspect(ConnId),
     HandleTimeout,
     Shutdown(Shutdown),
 }
@@ -2176,6 +2227,11 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             Op::HealthOk(i) => {
                 pick(self.conns_where(|c| c.state == MState::Checking), i).map(Input::HealthOk)
             }
+            Op::Suspect(i) => pick(
+                self.conns_where(|c| c.connected && c.state != MState::Closed),
+                i,
+            )
+            .map(Input::Suspect),
             Op::Advance(d) => {
                 self.now = self.now.saturating_add(ms(*d));
                 Some(Input::HandleTimeout)
@@ -2210,6 +2266,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             Input::GoingAway(c) => Outcome::Event(p.going_away(c, now)),
             Input::TransportClosed(c) => Outcome::Event(p.transport_closed(c, now)),
             Input::HealthOk(c) => Outcome::Event(p.health_ok(c, now)),
+            Input::Suspect(c) => Outcome::Event(p.suspect(c, now)),
             Input::HandleTimeout => {
                 p.handle_timeout(now);
                 Outcome::Unit
@@ -2243,11 +2300,15 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             (Input::GoingAway(c), Outcome::Event(res)) => m.on_going_away(*c, res)?,
             (Input::TransportClosed(c), Outcome::Event(res)) => m.on_transport_closed(*c, res)?,
             (Input::HealthOk(c), Outcome::Event(res)) => m.on_health_ok(*c, res)?,
+            (Input::Suspect(c), Outcome::Event(res)) => m.on_suspect(*c, res)?,
             (Input::HandleTimeout, Outcome::Unit) => {}
             (Input::Shutdown(how), Outcome::Unit) => m.on_shutdown(*how),
             (input, outcome) => return Err(format!("{input:?} answered {outcome:?}")),
         }
         self.drain()?;
+        if let Some((c, _)) = self.model.conns.iter().find(|(_, c)| c.suspected) {
+            return Err(format!("suspect({c:?}) asked for no health check"));
+        }
         // A caller wakes the core whenever its deadline has come.
         let mut rounds = 0;
         while let Some(t) = self.pool.poll_timeout() {
@@ -2384,6 +2445,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             }
             Misuse::HealthOk => {
                 conn(&|c| c.state != MState::Checking).map(|(c, e)| (Input::HealthOk(c), e))
+            }
+            Misuse::Suspect => {
+                conn(&|c| c.state == MState::Connecting).map(|(c, e)| (Input::Suspect(c), e))
             }
         }
     }
@@ -2672,6 +2736,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
                 (Input::GoingAway(c), conn),
                 (Input::TransportClosed(c), conn),
                 (Input::HealthOk(c), conn),
+                (Input::Suspect(c), conn),
             ]);
         }
         for w in waiters {
