@@ -2,10 +2,13 @@
 //! end time and outcome, the final statistics) is the same each time a seed is
 //! run, and another seed gives another trace.
 //!
-//! One test, so that the simulations run one after the other: two simulations
-//! running at once on two threads of this process have been seen to differ by
-//! some milliseconds of virtual time (a shared, time-dependent state not yet
-//! found), which would make this check fail for a reason outside the seed.
+//! One test, so that the simulations run one after the other. Two simulations
+//! running at once on two threads of one process can still differ, now and then,
+//! by some milliseconds of virtual time: some state is shared between them, or
+//! read off the real clock, and it has not been found yet. That would make this
+//! check fail for a reason outside the seed. (One such cause is known and fixed:
+//! a client built outside its host takes its clock's origin from the real clock,
+//! so the soak builds its client inside the client's host.)
 
 mod support;
 

@@ -13,8 +13,9 @@ fn cut_then_heal(proto: Proto, hold: bool) {
     let certs = Certs::new(&["server.sim"]);
     let mut sim = support::sim(5, Duration::from_millis(5));
     server_host(&mut sim, "server.sim", proto, &certs);
-    let client = client_builder(5, &certs).build().expect("a client");
+    let builder = client_builder(5, &certs);
     sim.client(CLIENT, async move {
+        let client = builder.build().expect("a client");
         let target = url("server.sim", "/bytes/1000");
         assert_eq!(
             support::outcome(exchange(&client, get(&target)).await),

@@ -16,8 +16,9 @@ fn a_name_no_host_has_is_a_connect_error() {
     let certs = Certs::new(&["h1.sim"]);
     let mut sim = support::sim(1, Duration::from_millis(5));
     server_host(&mut sim, "h1.sim", Proto::H1, &certs);
-    let client = client_builder(1, &certs).build().expect("a client");
+    let builder = client_builder(1, &certs);
     sim.client(CLIENT, async move {
+        let client = builder.build().expect("a client");
         let error = client
             .send(get(&url("nowhere.sim", "/")))
             .await

@@ -13,8 +13,9 @@ fn http1_and_http2_hosts_through_one_client() {
     let mut sim = support::sim(1, Duration::from_millis(10));
     server_host(&mut sim, "h1.sim", Proto::H1, &certs);
     server_host(&mut sim, "h2.sim", Proto::H2, &certs);
-    let client = client_builder(1, &certs).build().expect("a client");
+    let builder = client_builder(1, &certs);
     sim.client(CLIENT, async move {
+        let client = builder.build().expect("a client");
         for _ in 0..3 {
             for host in ["h1.sim", "h2.sim"] {
                 let response = client.send(get(&url(host, "/"))).await?;
