@@ -10,6 +10,8 @@
 //!   TLS, HTTP/2, keep-alive limits), and its count of accepted connections.
 //! - [`hyper_server`]: in-process HTTP/1.1 and HTTP/2 servers built on hyper, that
 //!   count the connections they accept.
+//! - [`ws_server`]: an in-process WebSocket server on tungstenite that echoes,
+//!   closes, drops or stalls on demand, and records its handshakes.
 //! - [`hostile`]: servers that misbehave on purpose (garbage, huge headers,
 //!   truncated bodies, resets, silence).
 //! - [`runtime`]: where they run: the caller's tokio runtime, or the testkit's
@@ -25,3 +27,4 @@ pub mod hyper_server;
 pub mod nginx;
 pub mod rng;
 pub mod runtime;
+pub mod ws_server;

@@ -154,6 +154,29 @@ impl<R: Runtime> Client<R> {
         }
     }
 
+    /// Opens a WebSocket for `request` (a `ws://` or `wss://` URI, and any
+    /// headers the handshake should carry: credentials, the subprotocols
+    /// asked for), or takes an idle one opened for the same URI and headers
+    /// from the pool.
+    ///
+    /// The returned [`WebSocket`](crate::WebSocket) is exclusively the
+    /// caller's until it is dropped; dropped clean it goes back to the pool.
+    /// `wss` uses the client's TLS configuration, offering only `http/1.1`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Client::send) for the connection; a refused handshake is
+    /// [`ErrorKind::WebSocket`]. The request's [`Timeout`] (or the client's)
+    /// bounds the whole call.
+    pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
+        let inner = &self.handle.inner;
+        let timeout = request
+            .extensions()
+            .get::<Timeout>()
+            .map_or(inner.settings.request_timeout, |t| t.0);
+        crate::websocket::connect(inner, request, timeout).await
+    }
+
     /// The pool's counters, summed over every origin.
     pub fn stats(&self) -> Stats {
         self.handle.inner.stats()
@@ -267,6 +290,12 @@ async fn execute<R: Runtime>(
         let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
         let mut conn = match checked {
             Checked::H1(conn) => conn,
+            Checked::Ws(_) => {
+                // An HTTP origin's key never names a WebSocket.
+                inner.release(lease, Release::Close);
+                return Err(Error::new(ErrorKind::Protocol)
+                    .with_message("the pool granted a WebSocket for an HTTP request"));
+            }
             Checked::H2(h2) => {
                 let guard = LeaseGuard {
                     inner,
@@ -411,6 +440,7 @@ pub struct ClientBuilder<R> {
     max_collect: usize,
     h2: H2Settings,
     h2_prior_knowledge: bool,
+    max_websocket_message: usize,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -427,6 +457,7 @@ impl<R: Runtime> ClientBuilder<R> {
             max_collect: DEFAULT_MAX_COLLECT,
             h2: H2Settings::default(),
             h2_prior_knowledge: false,
+            max_websocket_message: crate::websocket::DEFAULT_MAX_MESSAGE,
         }
     }
 
@@ -541,6 +572,15 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// The largest WebSocket message sent or accepted, in bytes. Default
+    /// 64 MiB. A larger one to send is refused with
+    /// [`WebSocketError::MessageTooLarge`](crate::WebSocketError::MessageTooLarge);
+    /// a larger one from the server ends its WebSocket with that error.
+    pub fn max_websocket_message(mut self, bytes: usize) -> Self {
+        self.max_websocket_message = bytes;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -565,7 +605,9 @@ impl<R: Runtime> ClientBuilder<R> {
             hasher.write_u64(pool.seed);
             pool.seed = hasher.finish();
         }
+        let ws = crate::websocket::WsSettings::new(&tls, self.max_websocket_message);
         let settings = Settings {
+            ws,
             pool,
             tls,
             h1_limits: self.h1_limits,

@@ -49,6 +49,10 @@ pub enum ErrorKind {
     /// Reading or writing a body failed: the response body was truncated or
     /// malformed, the request body's stream failed, a body exceeded its limit.
     Body,
+    /// A WebSocket failed: its handshake was refused, the server closed it or
+    /// it dropped, a message exceeded its limit, a reconnecting WebSocket's
+    /// buffer is full. [`Error::websocket`] says which.
+    WebSocket,
 }
 
 impl ErrorKind {
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::ShutDown => "client shut down",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Body => "body error",
+            ErrorKind::WebSocket => "WebSocket error",
         }
     }
 }
@@ -113,6 +118,12 @@ impl Error {
     /// Whether a deadline passed.
     pub fn is_timeout(&self) -> bool {
         self.kind == ErrorKind::Timeout
+    }
+
+    /// What went wrong with a WebSocket, for an error of kind
+    /// [`ErrorKind::WebSocket`].
+    pub fn websocket(&self) -> Option<&crate::websocket::WebSocketError> {
+        self.source.as_deref()?.downcast_ref()
     }
 
     /// The error for a request the pool refused.

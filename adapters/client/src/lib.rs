@@ -41,10 +41,12 @@ pub mod runtime;
 mod settings;
 mod timeout;
 pub mod tls;
+pub mod websocket;
 
 pub use body::{Body, DEFAULT_MAX_COLLECT};
 pub use client::{Client, ClientBuilder, Timeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
 pub use connect::ATTEMPT_DELAY;
 pub use error::{Error, ErrorKind, Result};
 pub use muxpool_core::{Config as PoolConfig, Stats};
-pub use origin::{Origin, Security};
+pub use origin::{Origin, Security, WsTarget};
+pub use websocket::{Message, WebSocket, WebSocketError};

@@ -5,11 +5,22 @@
 //! [`TlsIdentity`] of the TLS settings for `https`, so a connection verified
 //! against one set of roots, or authenticated with one client certificate, is
 //! never handed to a request configured with another.
+//!
+//! A WebSocket is a connection given over to one conversation, opened by a
+//! handshake that names a path and carries headers (credentials, the
+//! subprotocols asked for). Its key is the origin plus that [`WsTarget`]: a
+//! pooled WebSocket is handed out again only to a caller who would have opened
+//! exactly the same one.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use http::uri::{Scheme, Uri};
+use http::HeaderMap;
 
 use crate::error::{Error, ErrorKind};
 use crate::tls::TlsIdentity;
@@ -31,6 +42,40 @@ pub struct Origin {
     /// Lowercase; an IPv6 literal without brackets.
     host: Box<str>,
     port: u16,
+    /// For a WebSocket: the handshake's path and headers.
+    websocket: Option<Arc<WsTarget>>,
+}
+
+/// What a WebSocket handshake asks for beyond its origin: the request target
+/// and the caller's headers, which together decide what the server opens.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct WsTarget {
+    /// The path and query, `/` when the URI has none.
+    path: Box<str>,
+    /// The caller's headers, sorted by name then value (their order does not
+    /// change what is asked for); those the handshake itself sets are left out.
+    headers: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl WsTarget {
+    /// The request target: the path and query.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The caller's handshake headers, in a canonical order.
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers.iter().map(|(n, v)| (n, v))
+    }
+}
+
+/// Headers every handshake sets itself: the caller's values are not used.
+fn is_handshake_header(name: &HeaderName) -> bool {
+    name == HOST
+        || name == CONNECTION
+        || name == UPGRADE
+        || name == SEC_WEBSOCKET_KEY
+        || name == SEC_WEBSOCKET_VERSION
 }
 
 impl Origin {
@@ -43,11 +88,48 @@ impl Origin {
             Some(_) => {
                 return Err(Error::new(ErrorKind::Request).with_message("unsupported URI scheme"))
             }
-            None => {
-                return Err(Error::new(ErrorKind::Request)
-                    .with_message("the URI is not absolute (no scheme)"))
-            }
+            None => return Err(not_absolute()),
         };
+        Origin::new(uri, https, tls)
+    }
+
+    /// The key of a WebSocket to `uri` (`ws` or `wss`) opened with `headers`,
+    /// secured with `tls` when it is `wss`.
+    pub fn websocket(uri: &Uri, headers: &HeaderMap, tls: TlsIdentity) -> Result<Origin, Error> {
+        let secure = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("wss") => true,
+            Some(s) if s.eq_ignore_ascii_case("ws") => false,
+            Some(_) => {
+                return Err(Error::new(ErrorKind::Request)
+                    .with_message("a WebSocket URI is ws:// or wss://"))
+            }
+            None => return Err(not_absolute()),
+        };
+        let mut origin = Origin::new(uri, secure, tls)?;
+        let mut fields: Vec<(HeaderName, HeaderValue)> = headers
+            .iter()
+            .filter(|(name, _)| !is_handshake_header(name))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        fields.sort_by(|a, b| (a.0.as_str(), a.1.as_bytes()).cmp(&(b.0.as_str(), b.1.as_bytes())));
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        origin.websocket = Some(Arc::new(WsTarget {
+            path: if path.is_empty() { "/" } else { path }.into(),
+            headers: fields.into_boxed_slice(),
+        }));
+        Ok(origin)
+    }
+
+    /// The same scheme, host, port and TLS settings, without a WebSocket
+    /// target: the key of the HTTP connections to this origin.
+    pub fn http(&self) -> Origin {
+        Origin {
+            websocket: None,
+            ..self.clone()
+        }
+    }
+
+    fn new(uri: &Uri, https: bool, tls: TlsIdentity) -> Result<Origin, Error> {
         let authority = uri
             .authority()
             .ok_or_else(|| Error::new(ErrorKind::Request).with_message("the URI has no host"))?;
@@ -73,7 +155,13 @@ impl Origin {
             },
             host,
             port,
+            websocket: None,
         })
+    }
+
+    /// The handshake's target when this is the key of a WebSocket.
+    pub fn websocket_target(&self) -> Option<&WsTarget> {
+        self.websocket.as_deref()
     }
 
     /// The host: a lowercase DNS name, or an IP address literal (without brackets).
@@ -110,11 +198,24 @@ impl fmt::Debug for Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.is_tls() { "https" } else { "http" };
+        let scheme = match (self.is_tls(), self.websocket.is_some()) {
+            (true, false) => "https",
+            (false, false) => "http",
+            (true, true) => "wss",
+            (false, true) => "ws",
+        };
         if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)?;
         } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)?;
         }
+        if let Some(target) = &self.websocket {
+            f.write_str(&target.path)?;
+        }
+        Ok(())
     }
+}
+
+fn not_absolute() -> Error {
+    Error::new(ErrorKind::Request).with_message("the URI is not absolute (no scheme)")
 }

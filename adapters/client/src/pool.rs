@@ -37,6 +37,7 @@ use crate::origin::Origin;
 use crate::runtime::{Runtime, Timer};
 use crate::settings::Settings;
 use crate::tls::Negotiated;
+use crate::websocket::{Pinger, WsConn};
 
 /// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
 pub(crate) struct H1Conn {
@@ -56,6 +57,8 @@ enum Slot {
     Leased,
     /// An HTTP/2 connection: shared by its leases, each a stream.
     H2(H2Conn),
+    /// A WebSocket, idle: its driver task owns the socket.
+    Ws(WsConn),
 }
 
 /// What a granted lease is used through.
@@ -64,6 +67,8 @@ pub(crate) enum Checked {
     H1(H1Conn),
     /// A stream on an HTTP/2 connection.
     H2(H2Conn),
+    /// A WebSocket, exclusively.
+    Ws(WsConn),
 }
 
 /// Where a waiting request stands.
@@ -81,6 +86,7 @@ pub(crate) struct Effects {
     open: Vec<(ConnId, Origin)>,
     drop: Vec<Slot>,
     ping: Vec<Arc<PingRequest>>,
+    ws_ping: Vec<Pinger>,
     start_timer: bool,
 }
 
@@ -184,7 +190,7 @@ impl State {
                     }
                 }
                 Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
-                    Some(slot @ (Slot::Idle(_) | Slot::H2(_))) => fx.drop.push(slot),
+                    Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => fx.drop.push(slot),
                     Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
                         // The core's deadline came first; the connect task will
                         // find its connection forgotten.
@@ -202,10 +208,13 @@ impl State {
                     self.answer(waiter, Waiting::Rejected(reason), &mut fx);
                 }
                 Action::HealthCheck { conn } => {
-                    // Only HTTP/2 connections declare health checks; on any other
-                    // the core's deadline closes the connection.
-                    if let Some(Slot::H2(c)) = slot_mut(&mut self.conns, conn.index(), conn) {
-                        fx.ping.push(Arc::clone(&c.ping));
+                    // Only HTTP/2 connections and WebSockets declare health
+                    // checks; on any other the core's deadline closes the
+                    // connection.
+                    match slot_mut(&mut self.conns, conn.index(), conn) {
+                        Some(Slot::H2(c)) => fx.ping.push(Arc::clone(&c.ping)),
+                        Some(Slot::Ws(c)) => fx.ws_ping.push(c.pinger()),
+                        _ => {}
                     }
                 }
                 _ => {}
@@ -275,11 +284,12 @@ impl State {
         let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
         match slot {
             Slot::H2(c) => return Some(Checked::H2(c.clone())),
-            Slot::Idle(_) => {}
+            Slot::Idle(_) | Slot::Ws(_) => {}
             _ => return None,
         }
         match std::mem::replace(slot, Slot::Leased) {
             Slot::Idle(c) => Some(Checked::H1(c)),
+            Slot::Ws(c) => Some(Checked::Ws(c)),
             _ => None,
         }
     }
@@ -291,6 +301,7 @@ impl Effects {
             && self.open.is_empty()
             && self.drop.is_empty()
             && self.ping.is_empty()
+            && self.ws_ping.is_empty()
             && !self.start_timer
         {
             return;
@@ -298,6 +309,9 @@ impl Effects {
         drop(self.drop);
         for ping in self.ping {
             ping.request();
+        }
+        for ping in self.ws_ping {
+            ping.ping();
         }
         for waker in self.wake {
             waker.wake();
@@ -392,20 +406,34 @@ impl<R: Runtime> Inner<R> {
     /// Gives a lease back: with its connection when the connection is clean and
     /// may carry another request, without it (closing it) otherwise.
     pub(crate) fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
-        let Some(c) = conn else {
-            return self.release(lease, Release::Close);
-        };
+        match conn {
+            Some(c) => self.put_back(lease, Slot::Idle(H1Conn { waited: true, ..c })),
+            None => self.release(lease, Release::Close),
+        }
+    }
+
+    /// Gives a WebSocket lease back: with its WebSocket when it may be used
+    /// again, without it (closing it) otherwise.
+    pub(crate) fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>) {
+        match conn {
+            Some(c) => self.put_back(lease, Slot::Ws(c)),
+            None => self.release(lease, Release::Close),
+        }
+    }
+
+    /// Returns an exclusive lease as reusable, its connection to its slot.
+    fn put_back(&self, lease: Lease, idle: Slot) {
         let dropped =
             self.with_state(
                 |st, now| match st.pool.release(lease, now, Release::Reuse) {
                     Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
                         Some(slot) => {
-                            *slot = Slot::Idle(H1Conn { waited: true, ..c });
+                            *slot = idle;
                             None
                         }
-                        None => Some(c),
+                        None => Some(idle),
                     },
-                    Err(_) => Some(c),
+                    Err(_) => Some(idle),
                 },
             );
         drop(dropped);
@@ -484,32 +512,37 @@ impl<R: Runtime> Inner<R> {
         }
         let mut unreported = Unreported(&self, Some(conn));
         let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
-        let result = crate::timeout::with_deadline(
-            &self.runtime,
-            deadline,
-            connect(
-                &self.runtime,
-                &origin,
-                &self.settings.tls,
-                self.settings.h2_prior_knowledge,
-            ),
-        )
+        let websocket = origin.websocket_target().is_some();
+        let (tls, h2_prior_knowledge) = match websocket {
+            true => (&self.settings.ws.tls, false),
+            false => (&self.settings.tls, self.settings.h2_prior_knowledge),
+        };
+        let result = crate::timeout::with_deadline(&self.runtime, deadline, async {
+            let c = connect(&self.runtime, &origin, tls, h2_prior_knowledge).await?;
+            if !websocket {
+                return Ok(Ok(c));
+            }
+            let ws = crate::websocket::handshake(c.io, &origin, &self.settings.ws).await?;
+            Ok(Err(ws))
+        })
         .await
         .unwrap_or_else(|_| {
             Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
         });
         unreported.1 = None;
         let result = match result {
-            Ok(c) if c.protocol == Negotiated::Http2 => {
+            Ok(Err(ws)) => Ok(Opened::Ws(Box::new(ws))),
+            Ok(Ok(c)) if c.protocol == Negotiated::Http2 => {
                 match crate::http2::handshake(c.io, self.settings.h2).await {
                     Ok(h2) => Ok(Opened::H2(Box::new(h2))),
                     Err(e) => Err(e),
                 }
             }
-            Ok(c) => Ok(Opened::H1(c.io)),
+            Ok(Ok(c)) => Ok(Opened::H1(c.io)),
             Err(e) => Err(e),
         };
         let mut driver = None;
+        let mut ws_driver = None;
         let dropped = self.with_state(|st, now| match result {
             Ok(opened) => {
                 // With nobody waiting, the new connection goes idle, unused.
@@ -533,6 +566,11 @@ impl<R: Runtime> Inner<R> {
                         driver = Some((connection, pings, ping));
                         (info, Slot::H2(h2))
                     }
+                    Opened::Ws(ws) => {
+                        let crate::websocket::Opened { conn, driver } = *ws;
+                        ws_driver = Some(driver);
+                        (Connected::websocket(), Slot::Ws(conn))
+                    }
                 };
                 match st.pool.connected(conn, now, info) {
                     Ok(()) => {
@@ -542,6 +580,7 @@ impl<R: Runtime> Inner<R> {
                     }
                     Err(_) => {
                         driver = None;
+                        ws_driver = None;
                         Some(slot)
                     }
                 }
@@ -564,21 +603,32 @@ impl<R: Runtime> Inner<R> {
             // Eyeballs, the TLS and HTTP/2 handshakes), a few KB.
             let me = Arc::clone(&self);
             let driver = crate::http2::drive(connection, pings, ping, move |report| {
-                me.with_state(|st, now| match report {
-                    crate::http2::Report::MaxStreams(n) => {
-                        let _ = st.pool.peer_max_streams(conn, now, n);
-                    }
-                    crate::http2::Report::Pong => {
-                        let _ = st.pool.health_ok(conn, now);
-                    }
-                    crate::http2::Report::Closed => {
-                        let _ = st.pool.transport_closed(conn, now);
-                        let _ = take(&mut st.conns, conn.index(), conn);
-                    }
-                });
+                me.report(conn, report);
             });
             self.runtime.spawn(driver);
         }
+        if let Some(driver) = ws_driver {
+            let me = Arc::clone(&self);
+            let pool = Arc::clone(&self) as Arc<dyn crate::websocket::WsPool>;
+            self.runtime
+                .spawn(driver.drive(pool, move |report| me.report(conn, report)));
+        }
+    }
+
+    /// What a connection's driver task learned, for the core.
+    fn report(&self, conn: ConnId, report: crate::http2::Report) {
+        self.with_state(|st, now| match report {
+            crate::http2::Report::MaxStreams(n) => {
+                let _ = st.pool.peer_max_streams(conn, now, n);
+            }
+            crate::http2::Report::Pong => {
+                let _ = st.pool.health_ok(conn, now);
+            }
+            crate::http2::Report::Closed => {
+                let _ = st.pool.transport_closed(conn, now);
+                let _ = take(&mut st.conns, conn.index(), conn);
+            }
+        });
     }
 }
 
@@ -586,6 +636,7 @@ impl<R: Runtime> Inner<R> {
 enum Opened {
     H1(crate::connect::Transport),
     H2(Box<crate::http2::Handshaken>),
+    Ws(Box<crate::websocket::Opened>),
 }
 
 /// A request waiting for a connection. Dropping it at any point gives back what

@@ -24,4 +24,6 @@ pub(crate) struct Settings {
     pub(crate) h2: crate::http2::H2Settings,
     /// Speak HTTP/2 at once on `http://` origins (h2c with prior knowledge).
     pub(crate) h2_prior_knowledge: bool,
+    /// WebSockets: their TLS and message limit.
+    pub(crate) ws: crate::websocket::WsSettings,
 }

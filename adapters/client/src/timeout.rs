@@ -18,8 +18,16 @@ pub(crate) async fn with_deadline<R: Runtime, F: Future>(
     deadline: Instant,
     future: F,
 ) -> Result<F::Output, Elapsed> {
+    until(runtime.timer(deadline), future).await
+}
+
+/// Runs `future` until `timer` fires; `Err(Elapsed)` if it fires first.
+pub(crate) async fn until<F: Future>(
+    timer: impl Future<Output = ()>,
+    future: F,
+) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
-    let mut timer = pin!(runtime.timer(deadline));
+    let mut timer = pin!(timer);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(out));

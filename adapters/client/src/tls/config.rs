@@ -279,6 +279,27 @@ impl TlsConfig {
         self.alpn
     }
 
+    /// The same configuration offering only `http/1.1`, for WebSocket
+    /// handshakes (RFC 6455 upgrades an HTTP/1.1 request). It shares the
+    /// session cache, and keeps the identity: a WebSocket's pool key tells it
+    /// apart already.
+    pub(crate) fn http1_only(&self) -> TlsConfig {
+        if self.alpn == Alpn::Http1Only {
+            return self.clone();
+        }
+        let mut config = ClientConfig::clone(&self.config);
+        config.alpn_protocols = Alpn::Http1Only
+            .protocols()
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        TlsConfig {
+            config: Arc::new(config),
+            alpn: Alpn::Http1Only,
+            ..self.clone()
+        }
+    }
+
     /// Problems met while loading [`Roots::Native`] that did not stop the build
     /// (some certificates loaded, some did not), for the caller to log. Empty for
     /// other roots.

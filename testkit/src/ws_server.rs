@@ -1,0 +1,300 @@
+//! An in-process WebSocket server built on tungstenite.
+//!
+//! The WebSocket tests need a real server that does on demand what production
+//! servers do by accident: close after a number of messages, close a
+//! connection idle too long, drop the TCP connection without a close frame,
+//! stop reading (so pings go unanswered). A [`WsServer`] runs on the testkit's
+//! server runtime, on `127.0.0.1` and an ephemeral port, plain or over TLS,
+//! counts the connections it accepts and the pings it receives, records every
+//! handshake's path and headers, and stops when it is dropped.
+//!
+//! Every behaviour echoes text and binary messages as they come, except one
+//! request: the text `send {n}` is answered with a binary message of
+//! [`content`]`(n)`, so a test can make the server send more than it received.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::HeaderMap;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Handle;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::hyper_server::{content, Listener};
+
+/// What a [`WsServer`] does on each connection, besides echoing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Behavior {
+    /// Echo every message, for as long as the client likes.
+    #[default]
+    Echo,
+    /// Echo `n` messages, then close with code 4000 and reason `enough`.
+    CloseAfter(usize),
+    /// Echo; close (code 1001, reason `idle`) a connection that has received
+    /// nothing for this long.
+    IdleClose(Duration),
+    /// Echo `n` messages, then drop the TCP connection without a close frame.
+    DropAfter(usize),
+    /// Echo `n` messages, then stop reading while keeping the socket open:
+    /// pings go unanswered, close frames too.
+    StallAfter(usize),
+}
+
+/// How a [`WsServer`] serves.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Serve `wss` with this TLS configuration
+    /// ([`certs::server_config`](crate::certs::server_config) with ALPN
+    /// `http/1.1`). `None`: plain `ws`.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// What to do besides echoing.
+    pub behavior: Behavior,
+}
+
+/// One handshake the server accepted: the request's path (with its query)
+/// and headers.
+#[derive(Clone, Debug)]
+pub struct Handshake {
+    /// The request target.
+    pub path: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+    messages: AtomicUsize,
+    pings: AtomicUsize,
+    handshakes: Mutex<Vec<Handshake>>,
+    alpn: Mutex<Vec<Option<Vec<u8>>>>,
+}
+
+/// An in-process WebSocket server on `127.0.0.1` and an ephemeral port,
+/// stopped (its listener and every connection closed) when dropped.
+#[derive(Debug)]
+pub struct WsServer {
+    addr: SocketAddr,
+    tls: bool,
+    stats: Arc<Stats>,
+    _listener: Listener,
+}
+
+/// The largest message the server accepts: above anything a test sends.
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+impl WsServer {
+    /// Starts a server on the current tokio runtime, or outside one on the
+    /// testkit's [background](crate::runtime::background) runtime; it accepts
+    /// as soon as this returns.
+    pub fn start(options: Options) -> WsServer {
+        WsServer::start_on(&crate::runtime::servers(), options)
+    }
+
+    /// Starts a server on the runtime behind `handle`.
+    pub fn start_on(handle: &Handle, options: Options) -> WsServer {
+        let stats = Arc::new(Stats::default());
+        let tls = options.tls.is_some();
+        let options = Arc::new(options);
+        let conn_stats = Arc::clone(&stats);
+        let listener = Listener::spawn(handle, move |stream, _tasks| {
+            conn_stats.accepted.fetch_add(1, Ordering::SeqCst);
+            let stats = Arc::clone(&conn_stats);
+            let options = Arc::clone(&options);
+            async move {
+                match &options.tls {
+                    Some(config) => {
+                        let acceptor = TlsAcceptor::from(Arc::clone(config));
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                            stats
+                                .alpn
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(alpn);
+                            serve(stream, options.behavior, &stats).await;
+                        }
+                    }
+                    None => serve(stream, options.behavior, &stats).await,
+                }
+            }
+        });
+        WsServer {
+            addr: listener.addr,
+            tls,
+            stats,
+            _listener: listener,
+        }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `ws://127.0.0.1:port{path}`, or `wss://…` with TLS.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.stats.accepted.load(Ordering::SeqCst)
+    }
+
+    /// WebSockets open now (handshake done, not yet ended).
+    pub fn open(&self) -> usize {
+        self.stats.open.load(Ordering::SeqCst)
+    }
+
+    /// Text and binary messages received, over every connection.
+    pub fn messages(&self) -> usize {
+        self.stats.messages.load(Ordering::SeqCst)
+    }
+
+    /// Pings received, over every connection.
+    pub fn pings(&self) -> usize {
+        self.stats.pings.load(Ordering::SeqCst)
+    }
+
+    /// The ALPN protocol each TLS connection settled on, in order (`None`
+    /// where none was).
+    pub fn alpn(&self) -> Vec<Option<Vec<u8>>> {
+        self.stats
+            .alpn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every handshake accepted so far, in order.
+    pub fn handshakes(&self) -> Vec<Handshake> {
+        self.stats
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The server's protocol settings: room for the largest test message.
+pub fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
+async fn serve<S>(stream: S, behavior: Behavior, stats: &Stats)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // The callback's error type is tungstenite's, fixed by its signature.
+    #[allow(clippy::result_large_err)]
+    let record = |request: &Request, response: Response| {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        stats
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Handshake {
+                path,
+                headers: request.headers().clone(),
+            });
+        Ok(response)
+    };
+    let Ok(ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, record, Some(config())).await
+    else {
+        return;
+    };
+    stats.open.fetch_add(1, Ordering::SeqCst);
+    let _ = converse(ws, behavior, stats).await;
+    stats.open.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn converse<S>(
+    mut ws: WebSocketStream<S>,
+    behavior: Behavior,
+    stats: &Stats,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut echoed = 0;
+    loop {
+        let next = match behavior {
+            Behavior::IdleClose(idle) => match tokio::time::timeout(idle, ws.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    return close(ws, CloseCode::Away, "idle").await;
+                }
+            },
+            _ => ws.next().await,
+        };
+        let message = match next {
+            None => return Ok(()),
+            Some(message) => message?,
+        };
+        let answer = match message {
+            Message::Ping(_) => {
+                stats.pings.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            Message::Text(text) => match text.as_str().strip_prefix("send ") {
+                Some(n) => Message::Binary(content(n.trim().parse().unwrap_or(0)).into()),
+                None => Message::Text(text),
+            },
+            Message::Binary(data) => Message::Binary(data),
+            Message::Pong(_) | Message::Frame(_) | Message::Close(_) => continue,
+        };
+        stats.messages.fetch_add(1, Ordering::SeqCst);
+        ws.send(answer).await?;
+        echoed += 1;
+        match behavior {
+            Behavior::CloseAfter(n) if echoed == n => {
+                return close(ws, CloseCode::Library(4000), "enough").await;
+            }
+            Behavior::DropAfter(n) if echoed == n => return Ok(()),
+            Behavior::StallAfter(n) if echoed == n => {
+                // The socket stays open, unread, until the server stops.
+                return std::future::pending().await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sends a close frame and reads until the client's answer ends the stream.
+async fn close<S>(
+    mut ws: WebSocketStream<S>,
+    code: CloseCode,
+    reason: &str,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+    .await?;
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    Ok(())
+}
