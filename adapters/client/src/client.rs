@@ -170,11 +170,27 @@ impl<R: Runtime> Client<R> {
     /// bounds the whole call.
     pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
         let inner = &self.handle.inner;
-        let timeout = request
-            .extensions()
-            .get::<Timeout>()
-            .map_or(inner.settings.request_timeout, |t| t.0);
+        let timeout = inner.timeout_of(request.extensions());
         crate::websocket::connect(inner, request, timeout).await
+    }
+
+    /// Opens a WebSocket for `request` as [`websocket`](Client::websocket)
+    /// does, and reopens it through the pool whenever it drops, buffering
+    /// what is sent meanwhile: see
+    /// [`ReconnectingWebSocket`](crate::websocket::ReconnectingWebSocket).
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Client::websocket), for the first WebSocket;
+    /// [`ErrorKind::Config`] for a buffer of no room.
+    pub async fn reconnecting_websocket(
+        &self,
+        request: Request<()>,
+        options: crate::websocket::Reconnect,
+    ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
+        let inner = &self.handle.inner;
+        let timeout = inner.timeout_of(request.extensions());
+        crate::websocket::reconnect::open(inner, request, timeout, options).await
     }
 
     /// The pool's counters, summed over every origin.
@@ -404,6 +420,15 @@ fn respond<R: Runtime>(
         None => Body::h1(h1, inner.settings.max_collect),
     };
     Ok(Response::from_parts(parts, body))
+}
+
+impl<R: Runtime> Inner<R> {
+    /// A request's [`Timeout`], or the client's.
+    fn timeout_of(&self, extensions: &http::Extensions) -> Duration {
+        extensions
+            .get::<Timeout>()
+            .map_or(self.settings.request_timeout, |t| t.0)
+    }
 }
 
 impl<R: Runtime> CheckIn for Inner<R> {

@@ -158,7 +158,7 @@ impl<F: FnMut(Report) + Send + Unpin + 'static> Driver<F> {
             Poll::Pending => return Ok(false),
         }
         let frame = match self.commands.poll_recv(cx) {
-            Poll::Ready(Some(Command::Send(frame))) => frame,
+            Poll::Ready(Some(Command::Send(message))) => message.into_frame(),
             Poll::Ready(Some(Command::Ping)) => {
                 if self.awaiting_pong {
                     return Ok(true);

@@ -40,6 +40,9 @@
 //! A WebSocket that ends, idle or leased, leaves the pool at once.
 
 mod driver;
+pub(crate) mod reconnect;
+
+pub use reconnect::{Reconnect, ReconnectingWebSocket};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,7 +117,7 @@ impl Message {
         }
     }
 
-    fn into_frame(self) -> tungstenite::Message {
+    pub(crate) fn into_frame(self) -> tungstenite::Message {
         match self {
             Message::Text(t) => tungstenite::Message::Text(t.into()),
             Message::Binary(b) => tungstenite::Message::Binary(b),
@@ -287,7 +290,7 @@ impl WsSettings {
 
 /// What the holder (or the pool) asks a driver to do.
 pub(crate) enum Command {
-    Send(tungstenite::Message),
+    Send(Message),
     /// A health-check ping from the pool.
     Ping,
     /// Start the closing handshake.
@@ -530,16 +533,18 @@ impl WebSocket {
             }
             .into_error());
         }
+        self.send_or_return(message).await.map_err(|(_, e)| e)
+    }
+
+    /// Sends `message`, or gives it back with the reason the WebSocket ended.
+    async fn send_or_return(&mut self, message: Message) -> Result<(), (Message, Error)> {
         let Some(conn) = self.conn.as_ref().filter(|_| !self.closed) else {
-            return Err(WebSocketError::ClosedLocally.into_error());
+            return Err((message, WebSocketError::ClosedLocally.into_error()));
         };
-        match conn
-            .commands
-            .send(Command::Send(message.into_frame()))
-            .await
-        {
+        match conn.commands.send(Command::Send(message)).await {
             Ok(()) => Ok(()),
-            Err(_) => Err(self.ended()),
+            Err(mpsc::error::SendError(Command::Send(message))) => Err((message, self.ended())),
+            Err(_) => unreachable!("a failed send gives back the command it was given"),
         }
     }
 
