@@ -252,14 +252,19 @@ async fn answered_pings_keep_an_idle_websocket<R: Adapter>() {
         server.pings() >= 3
     })
     .await;
+    // Alive through every check, on both sides.
     let stats = client.stats();
     assert_eq!(stats.open, 1, "{stats:#?}");
     assert_eq!(stats.closes.total(), 0, "{stats:#?}");
+    assert_eq!(server.open(), 1);
+    assert_eq!(server.accepted(), 1);
+    // Still usable. (A caller that comes while a check is out gets a new
+    // WebSocket rather than wait: the core grants no connection mid-check.)
     let mut ws = open(&client, &server.url("/")).await;
     echo(&mut ws, "still here".into()).await;
-    assert_eq!(server.accepted(), 1);
     drop(ws);
     assert_quiescent(&client).await;
+    assert_eq!(client.stats().closes.total(), 0);
 }
 
 async fn wss_with_a_test_ca_offers_only_http1<R: Adapter>() {
@@ -272,6 +277,7 @@ async fn wss_with_a_test_ca_offers_only_http1<R: Adapter>() {
             &[b"h2", b"http/1.1"],
         )),
         behavior: Behavior::Echo,
+        ..Options::default()
     });
     let client = Client::<R>::builder()
         .tls(tls_trusting_with(&ca, Alpn::Http1AndHttp2))

@@ -8,6 +8,10 @@
 //! counts the connections it accepts and the pings it receives, records every
 //! handshake's path and headers, and stops when it is dropped.
 //!
+//! With [`Options::http2`] the same port also speaks HTTP/2 in clear text
+//! (prior knowledge) and, with [`Options::extended_connect`], serves
+//! WebSockets over HTTP/2 streams (RFC 8441): many on one connection.
+//!
 //! Every behaviour echoes text and binary messages as they come, except one
 //! request: the text `send {n}` is answered with a binary message of
 //! [`content`]`(n)`, so a test can make the server send more than it received.
@@ -25,7 +29,7 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -59,6 +63,12 @@ pub struct Options {
     pub tls: Option<Arc<ServerConfig>>,
     /// What to do besides echoing.
     pub behavior: Behavior,
+    /// Also speak HTTP/2 with prior knowledge (plain text only): a
+    /// connection that starts with the HTTP/2 preface is served by `h2`.
+    pub http2: bool,
+    /// With [`http2`](Self::http2): announce extended CONNECT and serve
+    /// WebSockets on HTTP/2 streams. Without it, a CONNECT is refused.
+    pub extended_connect: bool,
 }
 
 /// One handshake the server accepted: the request's path (with its query)
@@ -79,6 +89,17 @@ struct Stats {
     pings: AtomicUsize,
     handshakes: Mutex<Vec<Handshake>>,
     alpn: Mutex<Vec<Option<Vec<u8>>>>,
+    h2_connections: AtomicUsize,
+    h2_websockets: AtomicUsize,
+}
+
+impl Stats {
+    fn record(&self, uri: &http::Uri, headers: &HeaderMap) {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let headers = headers.clone();
+        let mut handshakes = self.handshakes.lock().unwrap_or_else(|p| p.into_inner());
+        handshakes.push(Handshake { path, headers });
+    }
 }
 
 /// An in-process WebSocket server on `127.0.0.1` and an ephemeral port,
@@ -108,7 +129,7 @@ impl WsServer {
         let tls = options.tls.is_some();
         let options = Arc::new(options);
         let conn_stats = Arc::clone(&stats);
-        let listener = Listener::spawn(handle, move |stream, _tasks| {
+        let listener = Listener::spawn(handle, move |stream, tasks| {
             conn_stats.accepted.fetch_add(1, Ordering::SeqCst);
             let stats = Arc::clone(&conn_stats);
             let options = Arc::clone(&options);
@@ -125,6 +146,9 @@ impl WsServer {
                                 .push(alpn);
                             serve(stream, options.behavior, &stats).await;
                         }
+                    }
+                    None if options.http2 && is_h2(&stream).await => {
+                        serve_h2(stream, &options, stats, tasks).await;
                     }
                     None => serve(stream, options.behavior, &stats).await,
                 }
@@ -179,6 +203,16 @@ impl WsServer {
             .clone()
     }
 
+    /// HTTP/2 connections served so far.
+    pub fn h2_connections(&self) -> usize {
+        self.stats.h2_connections.load(Ordering::SeqCst)
+    }
+
+    /// WebSockets opened on HTTP/2 streams so far.
+    pub fn h2_websockets(&self) -> usize {
+        self.stats.h2_websockets.load(Ordering::SeqCst)
+    }
+
     /// Every handshake accepted so far, in order.
     pub fn handshakes(&self) -> Vec<Handshake> {
         self.stats
@@ -196,6 +230,62 @@ pub fn config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE))
 }
 
+/// Whether the client opened with the HTTP/2 connection preface.
+async fn is_h2(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; 4];
+    loop {
+        match stream.peek(&mut head).await {
+            Ok(n) if n >= 4 || n == 0 => return &head[..n] == b"PRI ",
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Serves HTTP/2: each extended CONNECT for `websocket` becomes a WebSocket
+/// on its stream, in a task of its own.
+async fn serve_h2(
+    stream: tokio::net::TcpStream,
+    options: &Options,
+    stats: Arc<Stats>,
+    tasks: crate::hyper_server::Tasks,
+) {
+    let mut builder = h2::server::Builder::new();
+    if options.extended_connect {
+        builder.enable_connect_protocol();
+    }
+    let Ok(mut conn) = builder.handshake::<_, bytes::Bytes>(stream).await else {
+        return;
+    };
+    stats.h2_connections.fetch_add(1, Ordering::SeqCst);
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        let websocket = request.method() == http::Method::CONNECT
+            && request
+                .extensions()
+                .get::<h2::ext::Protocol>()
+                .is_some_and(|p| p.as_str() == "websocket");
+        if !websocket || !options.extended_connect {
+            let mut refused = http::Response::new(());
+            *refused.status_mut() = http::StatusCode::NOT_FOUND;
+            let _ = respond.send_response(refused, true);
+            continue;
+        }
+        stats.record(request.uri(), request.headers());
+        let Ok(send) = respond.send_response(http::Response::new(()), false) else {
+            continue;
+        };
+        let io = muxpool_client::websocket::H2Stream::new(send, request.into_body());
+        let (stats, behavior) = (Arc::clone(&stats), options.behavior);
+        tasks.spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
+            stats.h2_websockets.fetch_add(1, Ordering::SeqCst);
+            stats.open.fetch_add(1, Ordering::SeqCst);
+            let _ = converse(ws, behavior, &stats).await;
+            stats.open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
 async fn serve<S>(stream: S, behavior: Behavior, stats: &Stats)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -203,19 +293,7 @@ where
     // The callback's error type is tungstenite's, fixed by its signature.
     #[allow(clippy::result_large_err)]
     let record = |request: &Request, response: Response| {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        stats
-            .handshakes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Handshake {
-                path,
-                headers: request.headers().clone(),
-            });
+        stats.record(request.uri(), request.headers());
         Ok(response)
     };
     let Ok(ws) =

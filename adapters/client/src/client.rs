@@ -466,6 +466,7 @@ pub struct ClientBuilder<R> {
     h2: H2Settings,
     h2_prior_knowledge: bool,
     max_websocket_message: usize,
+    websocket_over_http2: bool,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -483,6 +484,7 @@ impl<R: Runtime> ClientBuilder<R> {
             h2: H2Settings::default(),
             h2_prior_knowledge: false,
             max_websocket_message: crate::websocket::DEFAULT_MAX_MESSAGE,
+            websocket_over_http2: false,
         }
     }
 
@@ -606,6 +608,16 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// Open WebSockets as streams of the origin's HTTP/2 connection (RFC
+    /// 8441, extended CONNECT) when its server offers that, so that many
+    /// WebSockets share one connection; otherwise, and for `ws://` without
+    /// [`http2_prior_knowledge`](Self::http2_prior_knowledge), they fall back
+    /// to the HTTP/1.1 upgrade. Off by default.
+    pub fn websocket_over_http2(mut self, enabled: bool) -> Self {
+        self.websocket_over_http2 = enabled;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -630,7 +642,11 @@ impl<R: Runtime> ClientBuilder<R> {
             hasher.write_u64(pool.seed);
             pool.seed = hasher.finish();
         }
-        let ws = crate::websocket::WsSettings::new(&tls, self.max_websocket_message);
+        let ws = crate::websocket::WsSettings::new(
+            &tls,
+            self.max_websocket_message,
+            self.websocket_over_http2,
+        );
         let settings = Settings {
             ws,
             pool,

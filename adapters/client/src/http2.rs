@@ -201,7 +201,7 @@ pub(crate) fn drive(
 
 /// Fields that mean something only to an HTTP/1.1 connection, which HTTP/2
 /// forbids (RFC 9113 section 8.2.2); `Host` is carried by `:authority`.
-fn h2_headers(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn h2_headers(headers: &HeaderMap) -> HeaderMap {
     let keep_alive = HeaderName::from_static("keep-alive");
     let proxy_connection = HeaderName::from_static("proxy-connection");
     let mut out = HeaderMap::with_capacity(headers.len());

@@ -40,8 +40,11 @@
 //! A WebSocket that ends, idle or leased, leaves the pool at once.
 
 mod driver;
+mod h2_stream;
+mod over_h2;
 pub(crate) mod reconnect;
 
+pub use h2_stream::H2Stream;
 pub use reconnect::{Reconnect, ReconnectingWebSocket};
 
 use std::fmt;
@@ -271,13 +274,17 @@ pub(crate) struct WsSettings {
     pub(crate) max_message: usize,
     /// TLS for `wss`: the client's, offering only `http/1.1`.
     pub(crate) tls: TlsConfig,
+    /// Open WebSockets as streams of the origin's HTTP/2 connection when its
+    /// server offers extended CONNECT (RFC 8441).
+    pub(crate) over_http2: bool,
 }
 
 impl WsSettings {
-    pub(crate) fn new(tls: &TlsConfig, max_message: usize) -> WsSettings {
+    pub(crate) fn new(tls: &TlsConfig, max_message: usize, over_http2: bool) -> WsSettings {
         WsSettings {
             max_message,
             tls: tls.http1_only(),
+            over_http2,
         }
     }
 
@@ -455,6 +462,11 @@ pub(crate) async fn connect<R: Runtime>(
     )?;
     let deadline = inner.runtime.now() + timeout;
     let checkout = async {
+        if inner.settings.ws.over_http2 {
+            if let Some(ws) = over_h2::open(inner, &origin, &request, deadline).await? {
+                return Ok(ws);
+            }
+        }
         loop {
             let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
             let Checked::Ws(conn) = checked else {
