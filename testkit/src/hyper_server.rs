@@ -123,6 +123,7 @@ impl Default for Options {
 /// | `/slow/{ms}` | 200 `slow` after `ms` milliseconds |
 /// | `/headers` | 200, the request headers as `name: value\n` lines, in order |
 /// | `/method` | 200, the request method's name |
+/// | `/lines/{n}` | 200, `n` lines `event {i}` (from 0), one message a line |
 ///
 /// A server task that fails (a TLS handshake, an I/O error, a protocol error)
 /// just ends its connection.
@@ -713,6 +714,13 @@ async fn route(request: Request<Incoming>) -> Response<RouteBody> {
         },
         ("headers", None) => text(StatusCode::OK, &headers_text(request.headers())),
         ("method", None) => text(StatusCode::OK, request.method().as_str()),
+        ("lines", Some(n)) => match n.parse::<usize>() {
+            Ok(n) => {
+                let lines: String = (0..n).map(|i| format!("event {i}\n")).collect();
+                text(StatusCode::OK, &lines)
+            }
+            Err(_) => text(StatusCode::BAD_REQUEST, "bad count"),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
 }

@@ -52,6 +52,11 @@ pub enum Behavior {
     /// Echo `n` messages, then stop reading while keeping the socket open:
     /// pings go unanswered, close frames too.
     StallAfter(usize),
+    /// A message protocol whose server finishes requests out of order: each
+    /// text `req {id} {body}` is held until `n` are held, then all are
+    /// answered `res {id} {body}`, the last first; a notification
+    /// `note {body}` is answered by a server-initiated `push {body}`.
+    Rpc(usize),
 }
 
 /// How a [`WsServer`] serves.
@@ -315,6 +320,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut echoed = 0;
+    let mut held: Vec<String> = Vec::new();
     loop {
         let next = match behavior {
             Behavior::IdleClose(idle) => match tokio::time::timeout(idle, ws.next()).await {
@@ -332,6 +338,25 @@ where
         let answer = match message {
             Message::Ping(_) => {
                 stats.pings.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            Message::Text(text) if matches!(behavior, Behavior::Rpc(_)) => {
+                stats.messages.fetch_add(1, Ordering::SeqCst);
+                let Behavior::Rpc(batch) = behavior else {
+                    continue;
+                };
+                if let Some(request) = text.as_str().strip_prefix("req ") {
+                    held.push(request.to_owned());
+                    if held.len() >= batch {
+                        while let Some(request) = held.pop() {
+                            ws.send(Message::Text(format!("res {request}").into()))
+                                .await?;
+                        }
+                    }
+                } else if let Some(note) = text.as_str().strip_prefix("note ") {
+                    ws.send(Message::Text(format!("push {note}").into()))
+                        .await?;
+                }
                 continue;
             }
             Message::Text(text) => match text.as_str().strip_prefix("send ") {

@@ -193,6 +193,40 @@ impl<R: Runtime> Client<R> {
         crate::websocket::reconnect::open(inner, request, timeout, options).await
     }
 
+    /// A [`Connection`](crate::connection::Connection) for a message protocol
+    /// over a WebSocket opened (or taken from the pool) for `request`: many
+    /// concurrent requests share it, their responses found by the id `codec`
+    /// reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Client::websocket).
+    pub async fn messages_over_websocket<C: crate::connection::Codec>(
+        &self,
+        request: Request<()>,
+        codec: C,
+        options: crate::connection::ConnectionOptions,
+    ) -> Result<crate::connection::Connection<C>, Error> {
+        let inner = &self.handle.inner;
+        let timeout = inner.timeout_of(request.extensions());
+        let ws = crate::websocket::connect(inner, request, timeout).await?;
+        crate::connection::Connection::over_websocket(&inner.runtime, ws, codec, &options, timeout)
+    }
+
+    /// A [`Connection`](crate::connection::Connection) for a message protocol
+    /// over HTTP: each message is a `POST` to `url` (over HTTP/2 where the
+    /// origin speaks it, a stream each), server-initiated messages come from
+    /// `options.events`.
+    pub fn messages_over_http<C: crate::connection::Codec>(
+        &self,
+        url: http::Uri,
+        codec: C,
+        options: crate::connection::ConnectionOptions,
+    ) -> crate::connection::Connection<C> {
+        let timeout = self.handle.inner.settings.request_timeout;
+        crate::connection::Connection::over_http(self, url, codec, &options, timeout)
+    }
+
     /// The pool's counters, summed over every origin.
     pub fn stats(&self) -> Stats {
         self.handle.inner.stats()

@@ -30,6 +30,7 @@
 mod body;
 mod client;
 mod connect;
+pub mod connection;
 mod error;
 pub mod h1;
 mod http1;

@@ -603,6 +603,27 @@ impl WebSocket {
         Ok(())
     }
 
+    /// A sender of commands to the driver, for a [`Connection`](crate::connection::Connection)
+    /// that sends from many tasks at once.
+    pub(crate) fn sender(&self) -> Option<mpsc::Sender<Command>> {
+        self.conn.as_ref().map(|c| c.commands.clone())
+    }
+
+    /// The pool, for its timers.
+    pub(crate) fn pool(&self) -> &Arc<dyn WsPool> {
+        &self.pool
+    }
+
+    /// The largest message this WebSocket sends.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Why the WebSocket ended (once it has).
+    pub(crate) fn end_error(&self) -> Error {
+        self.ended()
+    }
+
     /// Whether this WebSocket has ended (closed by either side, or dropped).
     pub fn is_closed(&self) -> bool {
         self.closed
