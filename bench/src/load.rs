@@ -127,19 +127,17 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
     }
     let first_error = shared.first_error.borrow().clone();
     let latency = shared.latency.borrow();
-    let micros = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let row = Row {
-        contender: C::NAME.to_string(),
-        concurrency: params.concurrency,
-        requests,
-        seconds: elapsed.as_secs_f64(),
-        requests_per_sec: requests as f64 / elapsed.as_secs_f64(),
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests as f64,
-        p50_us: micros(0.50),
-        p99_us: micros(0.99),
-        conns_opened: None,
         errors: shared.errors.get(),
         first_error,
+        ..Row::measured(
+            C::NAME,
+            params.concurrency,
+            requests,
+            elapsed,
+            cpu,
+            &latency,
+        )
     };
     Ok(row)
 }

@@ -30,6 +30,11 @@
 //! external reference, plus a table of connections each client opens for a
 //! burst of requests on a cold pool ([`h2`]).
 //!
+//! **messages** (`messages [--duration-secs 5] [--concurrency 1,16,256]`)
+//! measures request/response messages over one muxpool `Connection`: over one
+//! pooled WebSocket and over HTTP/2 streams, against in-process servers, with
+//! the client's own CPU per message ([`messages`]).
+//!
 //! Progress and warnings go to stderr; the table alone goes to stdout.
 
 mod alloc;
@@ -39,6 +44,7 @@ mod h2;
 mod h2_contender;
 mod idle;
 mod load;
+mod messages;
 mod proxy;
 mod report;
 mod sys;
@@ -66,6 +72,9 @@ usage:
       (10,000 sessions over one muxpool client against an in-process h2c server;
        prints measured vs targets and exits 1 if one is missed)
 
+  muxpool-bench messages [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256] [--json]
+      (request/response over one pooled WebSocket and over HTTP/2 streams, in-process servers)
+
 Contenders: hyper-util, reqwest, muxpool, muxpool-smol (in process), wrk (h1 only), h2load (h2 only).";
 
 /// The command line.
@@ -86,7 +95,7 @@ impl Args {
     fn parse() -> Result<Args, String> {
         let mut raw = std::env::args().skip(1);
         let mode = raw.next().ok_or("no mode given")?;
-        if mode != "h1" && mode != "h2" && mode != "idle-memory" && mode != "proxy" {
+        if !["h1", "h2", "idle-memory", "proxy", "messages"].contains(&mode.as_str()) {
             return Err(format!("unknown mode {mode:?}"));
         }
         let mut args = Args {
@@ -173,6 +182,19 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
+        };
+    }
+    if args.mode == "messages" {
+        let rows = messages::run(&args.concurrency, args.warmup, args.duration);
+        if args.json {
+            println!("{}", report::json(&rows));
+        } else {
+            print!("{}", report::markdown(&rows));
+        }
+        return if rows.len() == 2 * args.concurrency.len() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         };
     }
     if args.mode == "h2" || args.h2 {

@@ -31,6 +31,32 @@ pub struct Row {
     pub first_error: Option<String>,
 }
 
+impl Row {
+    /// The row of a measured window: `requests` answered in `elapsed`, using
+    /// `cpu` of the client's time, with their `latency` in nanoseconds.
+    pub fn measured(
+        contender: &str,
+        concurrency: usize,
+        requests: u64,
+        elapsed: std::time::Duration,
+        cpu: std::time::Duration,
+        latency: &hdrhistogram::Histogram<u64>,
+    ) -> Row {
+        let micros = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        Row {
+            contender: contender.to_string(),
+            concurrency,
+            requests,
+            seconds: elapsed.as_secs_f64(),
+            requests_per_sec: requests as f64 / elapsed.as_secs_f64(),
+            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests as f64,
+            p50_us: micros(0.50),
+            p99_us: micros(0.99),
+            ..Row::default()
+        }
+    }
+}
+
 /// One contender in `idle-memory` mode.
 #[derive(Clone, Debug, Default)]
 pub struct IdleRow {
