@@ -852,9 +852,12 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             after.is_some_and(|d| from.saturating_add(d) <= now)
         };
         let holds = match reason {
+            // Under its leases only by an immediate shutdown, or by a check
+            // (asked for by `suspect`) that went unanswered.
             _ if c.leases > 0
                 && !(reason == CloseReason::Shutdown
-                    && self.shutdown == Some(Shutdown::Immediate)) =>
+                    && self.shutdown == Some(Shutdown::Immediate))
+                && reason != CloseReason::HealthCheckFailed =>
             {
                 false
             }
