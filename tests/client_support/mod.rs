@@ -588,11 +588,13 @@ pub mod scripted {
             if head.starts_with("get /slow") {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+            // Counted before it is written: a client may read the answer and
+            // look at the count before this task runs again.
+            served += 1;
+            answered.fetch_add(1, Ordering::SeqCst);
             stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .await?;
-            served += 1;
-            answered.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
