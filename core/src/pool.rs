@@ -134,7 +134,8 @@ struct Conn {
     seen_at: Instant,
     expires_at: Option<Instant>,
     drain_reason: CloseReason,
-    slot: Slot,
+    /// Where it is counted and listed now (see [`Place`]).
+    place: Place,
     /// When it last became evictable, in a pool-wide sequence: the least recently
     /// used idle connection has the smallest.
     idle_seq: u64,
@@ -142,35 +143,71 @@ struct Conn {
     all_link: Link,
 }
 
-impl Conn {
-    fn class(&self) -> Option<Class> {
-        match self.state {
-            State::Connecting { .. } => Some(Class::Connecting),
-            State::Ready | State::Checking { .. } if self.leases == 0 => Some(Class::Idle),
-            State::Ready | State::Checking { .. } => Some(Class::Busy),
-            State::Draining => Some(Class::Draining),
-            State::Closed => None,
-        }
-    }
-
-    fn wanted_slot(&self) -> Slot {
-        if !matches!(self.state, State::Ready) || self.leases >= self.capacity {
-            Slot::None
-        } else if self.leases == 0 {
-            Slot::Idle
-        } else {
-            Slot::Partial
-        }
-    }
-
-    /// Up, not draining, with capacity: it can serve the key now or soon.
-    fn usable(&self) -> bool {
-        matches!(self.state, State::Ready | State::Checking { .. }) && self.capacity > 0
-    }
-
+/// Where a connection is counted and listed: everything [`Pool::update`] keeps
+/// in line with its state. Each connection caches its place, so an update only
+/// works out the new one, and does nothing more when it is the same (a stream
+/// taken or returned on a busy multiplexed connection changes no place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    /// Its gauge; `None` once closed.
+    class: Option<Class>,
+    /// Up, not draining, and with capacity: it can serve the key now or soon.
+    usable: bool,
     /// Idle and up: a connection another key may take the room of.
-    fn evictable(&self) -> bool {
-        matches!(self.state, State::Ready) && self.leases == 0
+    evictable: bool,
+    /// The grant list it is on.
+    slot: Slot,
+}
+
+impl Place {
+    const CONNECTING: Place = Place {
+        class: Some(Class::Connecting),
+        usable: false,
+        evictable: false,
+        slot: Slot::None,
+    };
+    const CLOSED: Place = Place {
+        class: None,
+        usable: false,
+        evictable: false,
+        slot: Slot::None,
+    };
+}
+
+impl Conn {
+    /// The place the connection's state calls for, in one look at the state.
+    #[inline]
+    fn place(&self) -> Place {
+        let up = self.capacity > 0;
+        let (class, usable, evictable, slot) = match self.state {
+            State::Connecting { .. } => return Place::CONNECTING,
+            State::Ready if self.leases == 0 => (
+                Class::Idle,
+                up,
+                true,
+                if up { Slot::Idle } else { Slot::None },
+            ),
+            State::Ready => (
+                Class::Busy,
+                up,
+                false,
+                if self.leases < self.capacity {
+                    Slot::Partial
+                } else {
+                    Slot::None
+                },
+            ),
+            State::Checking { .. } if self.leases == 0 => (Class::Idle, up, false, Slot::None),
+            State::Checking { .. } => (Class::Busy, up, false, Slot::None),
+            State::Draining => (Class::Draining, false, false, Slot::None),
+            State::Closed => return Place::CLOSED,
+        };
+        Place {
+            class: Some(class),
+            usable,
+            evictable,
+            slot,
+        }
     }
 
     fn info(&self) -> ConnInfo {
@@ -1083,7 +1120,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let oldest = self
             .conns
             .iter()
-            .filter(|(_, c)| c.evictable() && c.key != kid)
+            .filter(|(_, c)| c.place.evictable && c.key != kid)
             .min_by_key(|(_, c)| c.idle_seq)
             .map(|(cid, _)| cid);
         match oldest {
@@ -1119,7 +1156,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             seen_at: self.now,
             expires_at: None,
             drain_reason: CloseReason::Surplus,
-            slot: Slot::None,
+            place: Place::CONNECTING,
             idle_seq: 0,
 
             slot_link: Link::default(),
@@ -1304,39 +1341,36 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let Some(c) = self.conns.get_mut(cid) else {
             return;
         };
-        let before = c.class();
-        let usable_before = c.usable();
-        let evictable_before = c.evictable();
+        let before = c.place;
         f(c);
-        if !evictable_before && c.evictable() {
-            c.idle_seq = self.idle_seq;
-            self.idle_seq += 1;
-        }
-        let after = c.class();
-        let usable_after = c.usable();
-        let (slot_before, slot_after) = (c.slot, c.wanted_slot());
-
-        c.slot = slot_after;
-
+        let after = c.place();
         let kid = c.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         g(&mut k.stats, c);
-        if usable_before != usable_after {
-            if usable_after {
+        if before == after {
+            return;
+        }
+        c.place = after;
+        if after.evictable && !before.evictable {
+            c.idle_seq = self.idle_seq;
+            self.idle_seq += 1;
+        }
+        if before.usable != after.usable {
+            if after.usable {
                 k.usable += 1;
             } else {
                 k.usable -= 1;
             }
         }
-        if before != after {
-            if let Some(class) = before {
+        if before.class != after.class {
+            if let Some(class) = before.class {
                 *k.gauge(class) -= 1;
             }
-            if let Some(class) = after {
+            if let Some(class) = after.class {
                 *k.gauge(class) += 1;
             }
-            if before.is_some() != after.is_some() {
-                if after.is_some() {
+            if before.class.is_some() != after.class.is_some() {
+                if after.class.is_some() {
                     k.stats.open += 1;
                     self.open_total += 1;
                 } else {
@@ -1345,13 +1379,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
             }
         }
-        if slot_before != slot_after {
-            match slot_before {
+        if before.slot != after.slot {
+            match before.slot {
                 Slot::Idle => k.idle.remove(&mut self.conns, cid, slot_link),
                 Slot::Partial => k.partial.remove(&mut self.conns, cid, slot_link),
                 Slot::None => {}
             }
-            match slot_after {
+            match after.slot {
                 Slot::Idle => k.idle.push_front(&mut self.conns, cid, slot_link),
                 Slot::Partial => k.partial.push_front(&mut self.conns, cid, slot_link),
                 Slot::None => {}

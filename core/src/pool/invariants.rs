@@ -61,8 +61,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             let r = per_key.entry(c.key.index()).or_default();
             r.leases += c.leases;
-            r.usable += u32::from(c.usable());
-            match c.class() {
+            let place = c.place();
+            r.usable += u32::from(place.usable);
+            match place.class {
                 Some(Class::Connecting) => r.connecting += 1,
                 Some(Class::Idle) => r.idle += 1,
                 Some(Class::Busy) => r.busy += 1,
@@ -88,10 +89,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 ensure!(c.leases == 0, "{cid:?} is leased while {:?}", c.state);
             }
             ensure!(
-                c.slot == c.wanted_slot(),
-                "{cid:?} sits in {:?}, belongs in {:?}",
-                c.slot,
-                c.wanted_slot()
+                c.place == place,
+                "{cid:?} is placed as {:?}, belongs as {place:?}",
+                c.place
             );
 
             if self.shutdown.is_some() {
@@ -167,7 +167,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 let evictable = self
                     .conns
                     .iter()
-                    .any(|(_, c)| c.evictable() && c.key != kid);
+                    .any(|(_, c)| c.place().evictable && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
                     || (self.open_total >= cfg.max_connections && k.blocked && !evictable);
@@ -231,8 +231,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             Ok(())
         };
-        members(&k.idle, &|c| c.slot == Slot::Idle, "idle")?;
-        members(&k.partial, &|c| c.slot == Slot::Partial, "partial")?;
+        members(&k.idle, &|c| c.place.slot == Slot::Idle, "idle")?;
+        members(&k.partial, &|c| c.place.slot == Slot::Partial, "partial")?;
         members(&k.all, &|c| !matches!(c.state, State::Closed), "all")?;
         Ok(())
     }
