@@ -520,10 +520,10 @@ impl<R: Runtime> Inner<R> {
         let result = crate::timeout::with_deadline(&self.runtime, deadline, async {
             let c = connect(&self.runtime, &origin, tls, h2_prior_knowledge).await?;
             if !websocket {
-                return Ok(Ok(c));
+                return Ok(Dialed::Http(c));
             }
             let ws = crate::websocket::handshake(c.io, &origin, &self.settings.ws).await?;
-            Ok(Err(ws))
+            Ok(Dialed::Ws(ws))
         })
         .await
         .unwrap_or_else(|_| {
@@ -531,14 +531,14 @@ impl<R: Runtime> Inner<R> {
         });
         unreported.1 = None;
         let result = match result {
-            Ok(Err(ws)) => Ok(Opened::Ws(Box::new(ws))),
-            Ok(Ok(c)) if c.protocol == Negotiated::Http2 => {
+            Ok(Dialed::Ws(ws)) => Ok(Opened::Ws(Box::new(ws))),
+            Ok(Dialed::Http(c)) if c.protocol == Negotiated::Http2 => {
                 match crate::http2::handshake(c.io, self.settings.h2).await {
                     Ok(h2) => Ok(Opened::H2(Box::new(h2))),
                     Err(e) => Err(e),
                 }
             }
-            Ok(Ok(c)) => Ok(Opened::H1(c.io)),
+            Ok(Dialed::Http(c)) => Ok(Opened::H1(c.io)),
             Err(e) => Err(e),
         };
         let mut driver = None;
@@ -630,6 +630,13 @@ impl<R: Runtime> Inner<R> {
             }
         });
     }
+}
+
+/// A connect that finished: an HTTP connection, or a WebSocket after its
+/// handshake.
+enum Dialed {
+    Http(crate::connect::Connection),
+    Ws(crate::websocket::Opened),
 }
 
 /// A connection that came up.
