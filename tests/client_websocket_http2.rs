@@ -7,9 +7,11 @@ mod client_support;
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, spawn, wait_until, within, Adapter};
+use client_support::{assert_quiescent, spawn, tls_trusting_with, wait_until, within, Adapter};
 use muxpool::client::Client;
+use muxpool::tls::Alpn;
 use muxpool::{Message, WebSocketError};
+use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::ws_server::{Behavior, Options, WsServer};
 
 fn h2_server(extended_connect: bool, behavior: Behavior) -> WsServer {
@@ -175,8 +177,43 @@ async fn clear_text_without_prior_knowledge_goes_straight_to_the_upgrade<R: Adap
     assert_quiescent(&client).await;
 }
 
+async fn wss_shares_the_origins_tls_http2_connection<R: Adapter>() {
+    let ca = Ca::new("muxpool test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let server = WsServer::start(Options {
+        http2: true,
+        extended_connect: true,
+        tls: Some(certs::server_config(&leaf, &[b"h2", b"http/1.1"])),
+        ..Options::default()
+    });
+    let client = Client::<R>::builder()
+        .tls(tls_trusting_with(&ca, Alpn::Http1AndHttp2))
+        .websocket_over_http2(true)
+        .build()
+        .expect("a client");
+    let url = server.url("/rpc");
+    assert!(url.starts_with("wss://"), "{url}");
+    let mut sockets = Vec::new();
+    for i in 0..5 {
+        let mut ws = client.websocket(request(&url)).await.expect("open");
+        let text = format!("secure {i}");
+        ws.send(text.as_str()).await.expect("send");
+        assert_eq!(ws.recv().await.expect("recv"), Message::Text(text));
+        sockets.push(ws);
+    }
+    // One TLS connection, ALPN h2, five WebSockets on its streams.
+    assert_eq!(server.accepted(), 1);
+    assert_eq!(server.alpn(), [Some(b"h2".to_vec())]);
+    assert_eq!(server.h2_connections(), 1);
+    assert_eq!(server.h2_websockets(), 5);
+    assert_eq!(client.stats().open, 1, "{:#?}", client.stats());
+    drop(sockets);
+    assert_quiescent(&client).await;
+}
+
 client_support::conformance!(
     many_websockets_share_one_http2_connection,
+    wss_shares_the_origins_tls_http2_connection,
     a_close_by_the_server_ends_only_its_stream,
     without_extended_connect_websockets_fall_back_to_http1,
     clear_text_without_prior_knowledge_goes_straight_to_the_upgrade,

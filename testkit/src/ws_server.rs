@@ -68,8 +68,9 @@ pub struct Options {
     pub tls: Option<Arc<ServerConfig>>,
     /// What to do besides echoing.
     pub behavior: Behavior,
-    /// Also speak HTTP/2 with prior knowledge (plain text only): a
-    /// connection that starts with the HTTP/2 preface is served by `h2`.
+    /// Also speak HTTP/2: in plain text with prior knowledge (a connection
+    /// that starts with the HTTP/2 preface), over TLS when ALPN picks `h2`
+    /// (the TLS configuration must offer it).
     pub http2: bool,
     /// With [`http2`](Self::http2): announce extended CONNECT and serve
     /// WebSockets on HTTP/2 streams. Without it, a CONNECT is refused.
@@ -144,12 +145,17 @@ impl WsServer {
                         let acceptor = TlsAcceptor::from(Arc::clone(config));
                         if let Ok(stream) = acceptor.accept(stream).await {
                             let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                            let h2 = alpn.as_deref() == Some(b"h2");
                             stats
                                 .alpn
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .push(alpn);
-                            serve(stream, options.behavior, &stats).await;
+                            if h2 && options.http2 {
+                                serve_h2(stream, &options, stats, tasks).await;
+                            } else {
+                                serve(stream, options.behavior, &stats).await;
+                            }
                         }
                     }
                     None if options.http2 && is_h2(&stream).await => {
@@ -249,12 +255,14 @@ async fn is_h2(stream: &tokio::net::TcpStream) -> bool {
 
 /// Serves HTTP/2: each extended CONNECT for `websocket` becomes a WebSocket
 /// on its stream, in a task of its own.
-async fn serve_h2(
-    stream: tokio::net::TcpStream,
+async fn serve_h2<S>(
+    stream: S,
     options: &Options,
     stats: Arc<Stats>,
     tasks: crate::hyper_server::Tasks,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = h2::server::Builder::new();
     if options.extended_connect {
         builder.enable_connect_protocol();
