@@ -56,6 +56,29 @@
 //! Create the client inside the host that uses it (in its `sim.client` or
 //! `sim.host` future): its tasks belong to that host, crash with it, and keep
 //! its time.
+//!
+//! ## Replaying a seed
+//!
+//! A run replays exactly from its seed, also while other simulations run on
+//! other threads of the process, as long as nothing in it depends on state the
+//! whole process shares. One such state is tokio's: it numbers tasks
+//! process-wide, and when a crash or a bounce drops a host's runtime, the tasks
+//! spawned on that runtime (`tokio::spawn`) are dropped in an order set by
+//! their numbers. Each dropped socket sends a FIN or a RST, whose latency is
+//! drawn from the seeded randomness in the order they are sent, so that order
+//! decides the rest of the run, and it changes with the tasks other threads
+//! spawn meanwhile. Tasks spawned on the host's `LocalSet`
+//! (`tokio::task::spawn_local`, where turmoil runs a host's software) are
+//! dropped in the order they were spawned: spawn a crashed host's
+//! socket-owning tasks, a server's connections for example, there.
+//!
+//! The client's own tasks (one per connection) are spawned with `tokio::spawn`,
+//! since a client may be used from any task of its host. So when a run crashes
+//! or bounces the host of a client that has connections open, their order
+//! depends on how many tokio tasks the process spawned before and beside it:
+//! such a run replays for sure only in a process that runs the same
+//! simulations in the same order, one at a time (a test binary of its own, or
+//! `--test-threads=1`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

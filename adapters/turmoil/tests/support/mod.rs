@@ -72,6 +72,15 @@ pub fn sim<'a>(seed: u64, latency: Duration) -> Sim<'a> {
 
 /// Adds a server host called `name` speaking `proto` over TLS on [`PORT`], with
 /// testkit's routes. A bounced host starts listening again.
+///
+/// Each connection is served by a task of the host's `LocalSet`
+/// (`spawn_local`), not of its runtime (`tokio::spawn`): a crash or a bounce
+/// drops the host's tasks, and each dropped socket sends a FIN or a RST whose
+/// latency is drawn from the simulation's seeded randomness, so the order of
+/// those drops is part of the run. A `LocalSet` drops its tasks in the order they
+/// were spawned; a runtime drops them in an order set by their task ids, which
+/// tokio numbers process-wide, so it would change with the tasks other threads
+/// of the process spawn (another simulation running beside this one).
 pub fn server_host(sim: &mut Sim<'_>, name: &str, proto: Proto, certs: &Certs) {
     let (alpn, protocol): (&[&[u8]], _) = match proto {
         Proto::H1 => (&[b"http/1.1"], Protocol::Http1),
@@ -88,7 +97,7 @@ pub fn server_host(sim: &mut Sim<'_>, name: &str, proto: Proto, certs: &Certs) {
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
             loop {
                 let (stream, _) = listener.accept().await?;
-                tokio::spawn(serve_io(stream, Arc::clone(&options)));
+                tokio::task::spawn_local(serve_io(stream, Arc::clone(&options)));
             }
         }
     });
