@@ -71,6 +71,7 @@ fn realistic(seed: u64, sessions: u32) -> Options {
         },
         fault_phase: Duration::from_secs(60),
         config,
+        affinity: false,
         trace: false,
     }
 }

@@ -1,7 +1,7 @@
 //! The vocabulary of the core's inputs: what a request asks for, what a connection
 //! turned out to be, how a lease comes back, how the pool shuts down.
 
-use crate::id::{Lease, WaiterId};
+use crate::id::{ConnId, Lease, WaiterId};
 use crate::time::Instant;
 
 /// How a connection carries requests, learned when it comes up.
@@ -63,6 +63,13 @@ impl Connected {
 pub struct AcquireOptions {
     /// Give up at this instant; `None` waits [`Config::acquire_timeout`](crate::Config::acquire_timeout).
     pub deadline: Option<Instant>,
+    /// Session affinity: take a lease on this connection when it can give one
+    /// at once (a session's previous connection, say), rather than the one the
+    /// core would pick. Only a choice among free capacity: a request that has
+    /// to wait is served in arrival order like any other, wherever capacity
+    /// frees up first, and a preferred connection that is gone, draining, full
+    /// or of another key is passed over.
+    pub prefer: Option<ConnId>,
 }
 
 impl AcquireOptions {
@@ -70,7 +77,14 @@ impl AcquireOptions {
     pub const fn with_deadline(deadline: Instant) -> AcquireOptions {
         AcquireOptions {
             deadline: Some(deadline),
+            prefer: None,
         }
+    }
+
+    /// The same options, preferring `conn` (see [`prefer`](Self::prefer)).
+    pub const fn preferring(mut self, conn: ConnId) -> AcquireOptions {
+        self.prefer = Some(conn);
+        self
     }
 }
 

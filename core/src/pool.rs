@@ -432,7 +432,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         };
         let k = &self.keys.get(kid).expect("indexed keys are live");
         if k.waiters.is_empty() {
-            if let Some(conn) = self.pick(kid) {
+            let preferred = options.prefer.filter(|&c| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.key == kid && c.place.slot != Slot::None)
+            });
+            if let Some(conn) = preferred.or_else(|| self.pick(kid)) {
                 let lease = self.grant(conn, Granted::AtOnce);
                 if self.config.min_idle_per_key > 0 {
                     self.settle_key(kid);

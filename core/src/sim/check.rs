@@ -43,6 +43,9 @@ pub enum Rule {
     Grant,
     /// Waiters of one key were not served in arrival order.
     Fairness,
+    /// A request that preferred a connection able to take it at once was
+    /// granted another.
+    Affinity,
     /// A connection, connect or queue limit was exceeded.
     Limit,
     /// An open, close or health check that the caller's view does not allow.
@@ -294,8 +297,20 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
     ) -> Result<Result<Acquire, RejectReason>, Violation> {
         self.begin(
             now,
-            format_args!("acquire({key:?}, deadline {:?})", options.deadline),
+            format_args!(
+                "acquire({key:?}, deadline {:?}, prefer {:?})",
+                options.deadline, options.prefer
+            ),
         );
+        // The preferred connection, if it is this key's and has room now, as
+        // the core itself reports it.
+        let preferred = options.prefer.filter(|&conn| {
+            self.pool.key(conn) == Some(key)
+                && self
+                    .pool
+                    .conn_info(conn)
+                    .is_some_and(|c| c.state == ConnState::Ready && c.leases < c.capacity)
+        });
         let got = self.guard(|pool| pool.acquire(key, now, options))?;
         let k = self.key_index(key);
         let queued = self.keys[k].queue.len() as u32;
@@ -312,6 +327,10 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
                 if queued > 0 {
                     let detail = format!("granted at once while {queued} requests wait on the key");
                     return Err(self.violation(Rule::Fairness, detail));
+                }
+                if let Some(conn) = preferred.filter(|&c| c != lease.conn()) {
+                    let detail = format!("preferred {conn:?}, which had room, but got {lease:?}");
+                    return Err(self.violation(Rule::Affinity, detail));
                 }
                 self.lease_out(lease, k)?;
             }

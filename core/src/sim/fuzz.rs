@@ -126,6 +126,8 @@ enum Op {
     Acquire {
         key: u8,
         deadline: Option<u16>,
+        /// A connection preferred (session affinity).
+        prefer: Option<Handle>,
     },
     Cancel(Handle),
     Release {
@@ -187,10 +189,19 @@ fn apply(checker: &mut Checker<u8>, u: &mut Unstructured<'_>) -> Result<(), Viol
         let at = Instant::from_nanos(now.as_nanos().saturating_sub(backdate.as_nanos() as u64));
         backdate = Duration::ZERO;
         match op {
-            Op::Acquire { key, deadline } => {
-                let options = deadline.map_or(AcquireOptions::default(), |d| {
+            Op::Acquire {
+                key,
+                deadline,
+                prefer,
+            } => {
+                let mut options = deadline.map_or(AcquireOptions::default(), |d| {
                     AcquireOptions::with_deadline(now + ms(d))
                 });
+                if let Some(conn) =
+                    prefer.and_then(|c| resolve(c, checker.conns(), ConnId::from_parts))
+                {
+                    options = options.preferring(conn);
+                }
                 let _ = checker.acquire(&(key % KEYS), at, options)?;
             }
             Op::Cancel(waiter) => {

@@ -217,6 +217,9 @@ pub struct Options {
     pub fault_phase: Duration,
     /// The pool's configuration.
     pub config: Config,
+    /// Session affinity: each request of a session prefers the connection its
+    /// previous request was granted.
+    pub affinity: bool,
     /// Keep every trace line in the report (for replay and comparison).
     pub trace: bool,
 }
@@ -244,6 +247,7 @@ impl Options {
             faults: Faults::random(&mut d),
             fault_phase,
             config: random_config(&mut d),
+            affinity: d.pick(&[false, true]),
             trace: false,
         }
     }
@@ -308,7 +312,7 @@ impl fmt::Display for Options {
         let c = &self.config;
         writeln!(
             f,
-            "seed {}: {} sessions of 1..={} requests starting within {:?} ({} in bursts), think {:?}..{:?}, cancel {}, own deadline {}",
+            "seed {}: {} sessions of 1..={} requests starting within {:?} ({} in bursts), think {:?}..{:?}, cancel {}, own deadline {}, affinity {}",
             self.seed,
             self.sessions,
             self.requests_per_session,
@@ -318,6 +322,7 @@ impl fmt::Display for Options {
             self.think_time.1,
             percent(self.cancel),
             percent(self.own_deadline),
+            if self.affinity { "on" } else { "off" },
         )?;
         for (i, o) in self.origins.iter().enumerate() {
             writeln!(

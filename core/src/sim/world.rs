@@ -177,6 +177,8 @@ struct Session {
     request: u32,
     /// The waiter of its current request, and when it was made.
     waiting: Option<(WaiterId, Instant)>,
+    /// The connection its last request was granted.
+    last: Option<ConnId>,
 }
 
 #[derive(Debug)]
@@ -267,6 +269,7 @@ impl<'a> World<'a> {
                 origin: origin.unwrap_or(0) as u32,
                 left: d.range(1, u64::from(opts.requests_per_session.max(1))) as u32,
                 request: 0,
+                last: None,
                 waiting: None,
             });
             starts.push(start);
@@ -415,12 +418,15 @@ impl<'a> World<'a> {
     fn request(&mut self, s: usize) -> Result<(), Violation> {
         let now = self.now;
         let timeout = self.opts.config.acquire_timeout;
-        let options = match self.workload.chance(self.opts.own_deadline) {
+        let mut options = match self.workload.chance(self.opts.own_deadline) {
             true => AcquireOptions::with_deadline(
                 now.saturating_add(self.workload.between((Duration::ZERO, timeout))),
             ),
             false => AcquireOptions::default(),
         };
+        if let Some(last) = self.sessions[s].last.filter(|_| self.opts.affinity) {
+            options = options.preferring(last);
+        }
         self.requests += 1;
         let session = &mut self.sessions[s];
         session.request += 1;
@@ -506,6 +512,7 @@ impl<'a> World<'a> {
     fn hold(&mut self, s: usize, lease: Lease, since: Instant) {
         self.waits.push(self.now.saturating_duration_since(since));
         let conn = lease.conn();
+        self.sessions[s].last = Some(conn);
         *self.activity.entry(conn).or_default() += 1;
         let opts = self.opts;
         let origin = &opts.origins[self.sessions[s].origin as usize];
