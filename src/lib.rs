@@ -38,6 +38,6 @@ pub use muxpool_tokio::{Client, ClientBuilder, Tokio};
 pub use muxpool_smol as smol;
 
 pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Stats,
-    Timeout, WebSocket, WebSocketError,
+    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
+    Stats, Timeout, WebSocket, WebSocketError,
 };

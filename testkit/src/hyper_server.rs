@@ -124,6 +124,7 @@ impl Default for Options {
 /// | `/headers` | 200, the request headers as `name: value\n` lines, in order |
 /// | `/method` | 200, the request method's name |
 /// | `/lines/{n}` | 200, `n` lines `event {i}` (from 0), one message a line |
+/// | `/conn` | 200, the number of the connection it came on (0 for the first served), for any method |
 ///
 /// A server task that fails (a TLS handshake, an I/O error, a protocol error)
 /// just ends its connection.
@@ -141,6 +142,8 @@ struct Stats {
     open: AtomicUsize,
     requests: AtomicUsize,
     resumed: AtomicUsize,
+    /// Connections served so far: the next one's number.
+    served: AtomicUsize,
 }
 
 impl HyperServer {
@@ -511,6 +514,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
 /// What the routes of one connection share.
 struct ConnState {
+    /// Its number among the server's connections, in the order served.
+    id: usize,
     options: Arc<Options>,
     stats: Arc<Stats>,
     activity: Arc<Activity>,
@@ -548,7 +553,9 @@ where
         activity: Arc::clone(&activity),
     };
     let idle_timeout = options.idle_timeout;
+    let id = stats.served.fetch_add(1, Ordering::SeqCst);
     let conn = Arc::new(ConnState {
+        id,
         options,
         stats,
         activity: Arc::clone(&activity),
@@ -635,7 +642,11 @@ async fn respond(request: Request<Incoming>, conn: Arc<ConnState>) -> Response<T
     if close && version == Version::HTTP_2 {
         conn.goaway.notify_one();
     }
-    let mut response = route(request).await;
+    let mut response = if request.uri().path() == "/conn" {
+        text(StatusCode::OK, &conn.id.to_string())
+    } else {
+        route(request).await
+    };
     if close && version != Version::HTTP_2 {
         response
             .headers_mut()

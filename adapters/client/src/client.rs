@@ -3,13 +3,12 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{request, Method, Request, Response};
-use muxpool_core::{ConnId, Lease, Release, Shutdown, Stats};
+use muxpool_core::{Lease, Release, Shutdown, Stats};
 use tokio::io::ReadBuf;
 
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
@@ -21,6 +20,7 @@ use crate::origin::Origin;
 use crate::outgoing::Outgoing;
 use crate::pool::{Checked, H1Conn, Inner};
 use crate::runtime::{Runtime, Timer};
+use crate::session::{ConnCell, Session};
 use crate::settings::Settings;
 use crate::timeout::with_deadline;
 use crate::tls::{Alpn, TlsConfig};
@@ -132,7 +132,7 @@ impl<R: Runtime> Client<R> {
             .map_or(inner.settings.request_timeout, |t| t.0);
         let deadline = inner.runtime.now() + timeout;
         let body = Outgoing::new(body)?;
-        let awaiting = Awaiting::default();
+        let awaiting = ConnCell::default();
         match with_deadline(
             &inner.runtime,
             deadline,
@@ -247,32 +247,6 @@ impl<R: Runtime> Client<R> {
     }
 }
 
-/// The HTTP/2 connection a request waits on for its answer, if any: read after
-/// the request timed out. Atomics only because the request's future is `Send`;
-/// one task writes and reads it.
-#[derive(Default)]
-struct Awaiting {
-    /// The connection's slot index plus one; 0 when none.
-    index: AtomicU32,
-    generation: AtomicU64,
-}
-
-impl Awaiting {
-    fn set(&self, conn: Option<ConnId>) {
-        let (index, generation) = conn.map_or((0, 0), |c| (c.index() + 1, c.generation()));
-        self.generation.store(generation, Ordering::Relaxed);
-        self.index.store(index, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Option<ConnId> {
-        let index = self.index.load(Ordering::Relaxed).checked_sub(1)?;
-        Some(ConnId::from_parts(
-            index,
-            self.generation.load(Ordering::Relaxed),
-        ))
-    }
-}
-
 /// How many times a request refused by HTTP/2 servers (REFUSED_STREAM, GOAWAY)
 /// is sent again before the refusal is returned.
 const MAX_REFUSALS: u32 = 8;
@@ -330,14 +304,21 @@ async fn execute<R: Runtime>(
     parts: request::Parts,
     mut body: Outgoing,
     deadline: std::time::Instant,
-    awaiting: &Awaiting,
+    awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
+    let session = parts.extensions.get::<Session>();
     let (mut head, mut encoded) = encode(&parts, &body)?;
     let mut retried = false;
     let mut refusals = 0;
     loop {
-        let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
+        let (lease, checked) = inner
+            .checkout(&origin, Some(deadline))
+            .preferring(session.and_then(Session::last))
+            .await?;
+        if let Some(session) = session {
+            session.placed_on(lease.conn());
+        }
         let mut conn = match checked {
             Checked::H1(conn) => conn,
             Checked::Ws(_) => {

@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
 use crate::runtime::Runtime;
+use crate::session::Session;
 use crate::timeout::until;
 use crate::websocket::{Command, Message, WebSocket, WebSocketError};
 use crate::Client;
@@ -78,6 +79,11 @@ pub struct ConnectionOptions {
     /// Over HTTP: where server-initiated messages are read from (a `GET`
     /// whose body is one message a line). `None`: there are none.
     pub events: Option<Uri>,
+    /// Over HTTP: the connection's messages form one [`Session`], so they go
+    /// to the upstream connection its last message used while it can take
+    /// them (a WebSocket connection is on one upstream connection anyway).
+    /// Default on.
+    pub affinity: bool,
 }
 
 impl Default for ConnectionOptions {
@@ -86,6 +92,7 @@ impl Default for ConnectionOptions {
             max_in_flight: 256,
             max_queued: 64,
             events: None,
+            affinity: true,
         }
     }
 }
@@ -100,6 +107,13 @@ impl ConnectionOptions {
     /// Over HTTP: read server-initiated messages from `url`.
     pub fn events(mut self, url: Uri) -> Self {
         self.events = Some(url);
+        self
+    }
+
+    /// Over HTTP: whether the connection's messages stay on one upstream
+    /// connection while it can take them (see [`affinity`](Self::affinity)).
+    pub fn affinity(mut self, enabled: bool) -> Self {
+        self.affinity = enabled;
         self
     }
 }
@@ -229,6 +243,7 @@ impl<C: Codec> Connection<C> {
             client: client.clone(),
             url,
             events: options.events.clone(),
+            session: options.affinity.then(Session::new),
         });
         Connection {
             codec: Arc::new(codec),
@@ -426,6 +441,17 @@ struct HttpPost<R: Runtime> {
     client: Client<R>,
     url: Uri,
     events: Option<Uri>,
+    session: Option<Session>,
+}
+
+impl<R: Runtime> HttpPost<R> {
+    /// Sends `request` in the connection's session, if it has one.
+    async fn send(&self, mut request: http::Request<Body>) -> Result<http::Response<Body>, Error> {
+        if let Some(session) = &self.session {
+            request.extensions_mut().insert(session.clone());
+        }
+        self.client.send(request).await
+    }
 }
 
 fn status_error() -> Error {
@@ -455,7 +481,7 @@ impl<R: Runtime> Post for HttpPost<R> {
                 .body(body)
                 .map_err(|e| Error::new(ErrorKind::Request).with_source(e))?;
             request.extensions_mut().insert(crate::Timeout(timeout));
-            let response = self.client.send(request).await?;
+            let response = self.send(request).await?;
             if !response.status().is_success() {
                 return Err(status_error());
             }
@@ -479,7 +505,7 @@ impl<R: Runtime> Post for HttpPost<R> {
             let request = http::Request::get(url.clone())
                 .body(Body::empty())
                 .map_err(|e| Error::new(ErrorKind::Request).with_source(e))?;
-            let response = self.client.send(request).await?;
+            let response = self.send(request).await?;
             if !response.status().is_success() {
                 return Err(status_error());
             }

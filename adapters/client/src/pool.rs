@@ -399,6 +399,7 @@ impl<R: Runtime> Inner<R> {
             inner: self,
             origin,
             deadline,
+            prefer: None,
             waiter: None,
         }
     }
@@ -652,7 +653,17 @@ pub(crate) struct Checkout<'a, R: Runtime> {
     inner: &'a Inner<R>,
     origin: &'a Origin,
     deadline: Option<std::time::Instant>,
+    prefer: Option<muxpool_core::ConnId>,
     waiter: Option<WaiterId>,
+}
+
+impl<R: Runtime> Checkout<'_, R> {
+    /// Offers `conn` first when it can take the request at once (session
+    /// affinity).
+    pub(crate) fn preferring(mut self, conn: Option<muxpool_core::ConnId>) -> Self {
+        self.prefer = conn;
+        self
+    }
 }
 
 impl<R: Runtime> Future for Checkout<'_, R> {
@@ -664,10 +675,13 @@ impl<R: Runtime> Future for Checkout<'_, R> {
         let mut st = inner.lock();
         let lease = match self.waiter {
             None => {
-                let options = match self.deadline {
+                let mut options = match self.deadline {
                     Some(at) => AcquireOptions::with_deadline(inner.instant(at)),
                     None => AcquireOptions::default(),
                 };
+                if let Some(conn) = self.prefer {
+                    options = options.preferring(conn);
+                }
                 match st.pool.acquire(self.origin, now, options) {
                     Ok(Acquire::Ready(lease)) => lease,
                     Ok(Acquire::Queued(waiter)) => {

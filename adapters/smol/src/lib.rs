@@ -47,8 +47,8 @@ use std::time::Instant;
 pub use async_executor::Executor;
 use muxpool_client::runtime::{Runtime, Timer};
 pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Stats,
-    Timeout, WebSocket, WebSocketError,
+    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
+    Stats, Timeout, WebSocket, WebSocketError,
 };
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 

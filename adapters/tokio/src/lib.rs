@@ -35,8 +35,8 @@ use std::time::Instant;
 
 use muxpool_client::runtime::{Runtime, Timer};
 pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Stats,
-    Timeout, WebSocket, WebSocketError,
+    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
+    Stats, Timeout, WebSocket, WebSocketError,
 };
 
 /// muxpool's client on tokio.
