@@ -18,7 +18,7 @@
 //! | `hot_path/idle_http1` | acquire an idle HTTP/1.1 connection (`Acquire::Ready`), release it (`Release::Reuse`) |
 //! | `hot_path/h2_stream_idle_conn` | acquire a stream on an idle HTTP/2 connection, release it |
 //! | `hot_path/h2_stream_busy_conn` | the same on an HTTP/2 connection with 10 other streams out (the partly-used list) |
-//! | `hot_path/grant_to_waiter` | the connection (one per key) is busy: acquire queues (`Acquire::Queued`, a waiter and its deadline timer), release of the busy lease grants the waiter, `Action::Grant` drained; the granted lease is the busy one of the next iteration |
+//! | `hot_path/grant_to_waiter` | the connection (one per key) is busy: acquire queues (`Acquire::Queued`: a waiter, its deadline on the key's list under the key's timer), release of the busy lease grants the waiter, `Action::Grant` drained; the granted lease is the busy one of the next iteration |
 //! | `keys/{u64,string}/{1,1000,10000}` | acquire + release an idle HTTP/1.1 connection, each iteration on the next of N keys (visited in a scattered order), each key with its own connection: the cost of the key lookup (hashing the key, probing the index) and of cache misses as the pool grows |
 //!
 //! String keys look like `https://origin-417.example.com:443` (35 bytes), what an

@@ -60,6 +60,10 @@ impl List {
         self.end(arena, self.head)
     }
 
+    pub(crate) fn back<H: Handle, T>(&self, arena: &Arena<H, T>) -> Option<H> {
+        self.end(arena, self.tail)
+    }
+
     fn end<H: Handle, T>(&self, arena: &Arena<H, T>, at: u32) -> Option<H> {
         if at == NIL {
             None
@@ -119,7 +123,19 @@ impl List {
         let Some(entry) = arena.get_mut(h) else {
             return;
         };
-        let Link { prev, next } = core::mem::take(link(entry));
+        let was = core::mem::take(link(entry));
+        self.unlink(arena, was, link);
+    }
+
+    /// Closes the gap an entry of this list leaves, given the link it had: for
+    /// an entry already taken out of the arena, which then needs no lookup.
+    pub(crate) fn unlink<H: Handle, T>(
+        &mut self,
+        arena: &mut Arena<H, T>,
+        was: Link,
+        link: LinkOf<T>,
+    ) {
+        let Link { prev, next } = was;
         if prev == NIL {
             self.head = next;
         } else if let Some(p) = arena.by_index_mut(prev) {
@@ -141,6 +157,17 @@ impl List {
         link: LinkOf<T>,
     ) -> Option<H> {
         let next = link(arena.get_mut(h)?).next;
+        self.end(arena, next)
+    }
+
+    /// [`List::next`] for a reader that holds the arena shared.
+    pub(crate) fn next_shared<H: Handle, T>(
+        &self,
+        arena: &Arena<H, T>,
+        h: H,
+        link: fn(&T) -> &Link,
+    ) -> Option<H> {
+        let next = link(arena.get(h)?).next;
         self.end(arena, next)
     }
 }

@@ -244,6 +244,9 @@ fn all_link(c: &mut Conn) -> &mut Link {
 fn waiter_link(w: &mut Waiter) -> &mut Link {
     &mut w.link
 }
+fn expiring_link(w: &mut Waiter) -> &mut Link {
+    &mut w.expiring_link
+}
 
 /// How a lease comes to be granted.
 #[derive(Debug, Clone, Copy)]
@@ -261,8 +264,32 @@ enum Granted {
 struct Waiter {
     key: KeyId,
     since: Instant,
-    timer: Option<TimerId>,
+    deadline: Instant,
+    expiry: Expiry,
+    /// Its place in its key's queue (arrival order).
     link: Link,
+    /// Its place in its key's `expiring` list, when [`Expiry::Listed`].
+    expiring_link: Link,
+}
+
+/// What makes a waiter time out at its deadline.
+///
+/// Most waiters arrive with deadlines in arrival order (the default timeout
+/// after `now`, which only grows), so they need no timer of their own: each key
+/// keeps them on its `expiring` list, whose deadlines never decrease from front
+/// to back, and its one timer fires no later than the front's deadline. A
+/// request that waits and is granted then touches no timer at all, and a timed
+/// out one is found at the front. A waiter whose deadline is earlier than the
+/// list's last (a request with a shorter deadline of its own) gets a timer in
+/// the heap instead, so the list stays ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// On its key's `expiring` list, covered by the key's timer.
+    Listed,
+    /// Its own timer in the heap.
+    Timer(TimerId),
+    /// Its own timer fired; it is being rejected.
+    Fired,
 }
 
 /// What a key's connections turned out to be, remembered for its next connects.
@@ -289,6 +316,9 @@ struct KeyState<K> {
     idle: List,
     partial: List,
     waiters: List,
+    /// The waiters whose deadline the key's timer covers, in deadline order (see
+    /// [`Expiry`]).
+    expiring: List,
     stats: Stats,
     failures: u32,
     backoff_until: Option<Instant>,
@@ -311,6 +341,7 @@ impl<K> KeyState<K> {
             idle: List::default(),
             partial: List::default(),
             waiters: List::default(),
+            expiring: List::default(),
             stats: Stats::default(),
             failures: 0,
             backoff_until: None,
@@ -467,14 +498,23 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let waiter = self.waiters.insert(Waiter {
             key: kid,
             since: now,
-            timer: None,
+            deadline,
+            expiry: Expiry::Listed,
             link: Link::default(),
+            expiring_link: Link::default(),
         });
-        let timer = self.timers.insert(deadline, Target::Waiter(waiter));
-        self.waiters.get_mut(waiter).expect("just inserted").timer = Some(timer);
         let k = self.keys.get_mut(kid).expect("indexed keys are live");
         k.waiters.push_back(&mut self.waiters, waiter, waiter_link);
         k.stats.waiting += 1;
+        let last = k.expiring.back(&self.waiters);
+        if last.is_none_or(|w| self.waiters.get(w).is_some_and(|w| w.deadline <= deadline)) {
+            k.expiring
+                .push_back(&mut self.waiters, waiter, expiring_link);
+            self.arm(kid, deadline);
+        } else {
+            let timer = self.timers.insert(deadline, Target::Waiter(waiter));
+            self.waiters.get_mut(waiter).expect("just inserted").expiry = Expiry::Timer(timer);
+        }
         self.settle_key(kid);
         Ok(Acquire::Queued(waiter))
     }
@@ -770,7 +810,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             match target {
                 Target::Waiter(waiter) => {
                     if let Some(w) = self.waiters.get_mut(waiter) {
-                        w.timer = None;
+                        w.expiry = Expiry::Fired;
                         self.reject(waiter, RejectReason::Timeout);
                     }
                 }
@@ -1090,13 +1130,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn open_as_needed(&mut self, kid: KeyId) {
+        // The key's own limits first, before working out its demand: a key that
+        // is at them (as one whose requests queue behind its busy connections
+        // is) opens nothing, whatever it wants.
+        if !self.keys.get(kid).is_some_and(|k| self.below_key_limits(k)) {
+            return;
+        }
         let wanted = self.wanted_opens(kid);
         let mut opened = 0;
         while opened < wanted {
             let Some(k) = self.keys.get(kid) else { return };
-            if k.stats.open >= self.config.max_connections_per_key
-                || k.stats.connecting >= self.config.max_connecting_per_key
-            {
+            if !self.below_key_limits(k) {
                 return;
             }
             if self.open_total >= self.config.max_connections {
@@ -1114,6 +1158,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.open(kid);
             opened += 1;
         }
+    }
+
+    /// Whether `k` may start one more connect under its own limits.
+    fn below_key_limits(&self, k: &KeyState<K>) -> bool {
+        k.stats.open < self.config.max_connections_per_key
+            && k.stats.connecting < self.config.max_connecting_per_key
     }
 
     /// Closes the least recently used idle connection of another key to make room.
@@ -1274,18 +1324,19 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     fn remove_waiter(&mut self, waiter: WaiterId) -> Result<(KeyId, Instant), EventError> {
         let w = self
             .waiters
-            .get(waiter)
+            .remove(waiter)
             .ok_or(EventError::Stale(HandleKind::Waiter))?;
-        let kid = w.key;
-        let timer = w.timer;
-        let k = self.keys.get_mut(kid).expect("a waiter's key lives");
-        k.waiters.remove(&mut self.waiters, waiter, waiter_link);
+        let k = self.keys.get_mut(w.key).expect("a waiter's key lives");
+        k.waiters.unlink(&mut self.waiters, w.link, waiter_link);
         k.stats.waiting -= 1;
-        let w = self.waiters.remove(waiter).expect("checked above");
-        if let Some(timer) = timer {
-            self.timers.remove(timer);
+        match w.expiry {
+            Expiry::Listed => k
+                .expiring
+                .unlink(&mut self.waiters, w.expiring_link, expiring_link),
+            Expiry::Timer(timer) => self.timers.remove(timer),
+            Expiry::Fired => {}
         }
-        Ok((kid, w.since))
+        Ok((w.key, w.since))
     }
 
     /// No new leases; close now if none is out.
@@ -1458,6 +1509,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A key's timer fired: apply everything due on it, and re-arm for the rest.
     fn maintain(&mut self, kid: KeyId) {
         let now = self.now;
+        while let Some(w) = self
+            .keys
+            .get(kid)
+            .and_then(|k| k.expiring.front(&self.waiters))
+        {
+            if self.waiters.get(w).is_none_or(|w| w.deadline > now) {
+                break;
+            }
+            self.reject(w, RejectReason::Timeout);
+        }
         let mut next: Option<Instant> = None;
         let mut cursor = self.keys.get(kid).and_then(|k| k.all.front(&self.conns));
         while let Some(cid) = cursor {
@@ -1495,9 +1556,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.mark_dirty(kid);
     }
 
-    /// The next instant something is due on the key itself: its backoff ends, its
-    /// circuit half-opens, or it is forgotten.
+    /// The next instant something is due on the key itself: its first listed
+    /// waiter times out, its backoff ends, its circuit half-opens, or it is
+    /// forgotten.
     fn key_deadline(&self, k: &KeyState<K>) -> Option<Instant> {
+        let expires = k
+            .expiring
+            .front(&self.waiters)
+            .and_then(|w| self.waiters.get(w))
+            .map(|w| w.deadline);
         let reopen = match k.circuit {
             Circuit::Open { until } => Some(until),
             _ => None,
@@ -1505,7 +1572,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let forget = k
             .empty_since
             .map(|t| t.saturating_add(self.config.forget_key_after));
-        [k.backoff_until, reopen, forget]
+        [expires, k.backoff_until, reopen, forget]
             .into_iter()
             .flatten()
             .min()

@@ -1,13 +1,17 @@
 //! The core's deadlines in one indexed min-heap.
 //!
-//! Two kinds of timer live here. Each waiting request has its own (its deadline),
-//! removed when it is granted or cancelled, so the heap never holds dead entries
-//! and its size is bounded by what is live. Each key has at most one more, armed at
-//! the earliest deadline of its connections and its backoff, circuit and forget
-//! times. A key's timer is only ever moved earlier when something changes; when it
-//! fires, the key looks at its connections and re-arms for what is left. So
-//! returning a connection to idle, the hot path, touches the heap only when the
-//! key has no timer at all.
+//! Two kinds of timer live here. Each key has at most one, armed at the earliest
+//! deadline of its connections, its backoff, circuit and forget times, and the
+//! waiters on its `expiring` list (those whose deadlines arrived in order, most of
+//! them: see `Expiry` in the pool). A waiting request whose deadline is out of
+//! that order has its own, removed when it is granted or cancelled. So the heap
+//! never holds dead entries, its size is bounded by what is live, and a request
+//! that waits and is granted mostly touches no timer.
+//!
+//! A key's timer is only ever moved earlier when something changes; when it
+//! fires, the key looks at its waiters and connections and re-arms for what is
+//! left. So returning a connection to idle, the hot path, touches the heap only
+//! when the key has no timer at all.
 //!
 //! Ties are broken by insertion order, so the firing order is a pure function of
 //! the inputs.

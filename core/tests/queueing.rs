@@ -68,6 +68,43 @@ fn a_waiter_is_rejected_at_its_deadline_not_before() {
 }
 
 #[test]
+fn waiters_whose_deadlines_come_out_of_arrival_order_each_time_out_at_their_own() {
+    let mut c = one_connection();
+    c.max_waiters_per_key = 10;
+    let mut d = Driver::new(c);
+    let lease = d.first_lease("k", Connected::http1());
+    let start = d.now;
+    let queue = |d: &mut Driver, after: u64| match d.acquire_until("k", start + secs(after)) {
+        Ok(Acquire::Queued(w)) => w,
+        other => panic!("{other:?}"),
+    };
+    // 5 and 8 come in order; 2 is sooner than the 5 ahead of it, 6 than the 8.
+    let five = queue(&mut d, 5);
+    let two = queue(&mut d, 2);
+    let eight = queue(&mut d, 8);
+    let six = queue(&mut d, 6);
+    let nine = queue(&mut d, 9);
+    assert_eq!(d.pool.poll_timeout(), Some(start + secs(2)));
+    d.pool.cancel(six, d.now).expect("waiting");
+    d.check();
+    let mut timed_out = Vec::new();
+    while timed_out.len() < 3 {
+        let at = d.next_deadline();
+        for (w, reason) in rejects(&d.actions()) {
+            assert_eq!(reason, RejectReason::Timeout);
+            timed_out.push((w, at.saturating_duration_since(start)));
+        }
+    }
+    assert_eq!(
+        timed_out,
+        [(two, secs(2)), (five, secs(5)), (eight, secs(8))],
+        "each at its own deadline, the cancelled one never"
+    );
+    d.release(lease);
+    assert_eq!(grants(&d.actions())[0].0, nine, "the one left is granted");
+}
+
+#[test]
 fn a_deadline_already_past_is_refused_at_once() {
     let mut d = Driver::new(one_connection());
     let _lease = d.first_lease("k", Connected::http1());

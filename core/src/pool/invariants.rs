@@ -7,10 +7,11 @@
 
 use std::collections::HashMap;
 
-use super::{Circuit, Class, Conn, KeyId, Pool, Slot, State};
+use super::{Circuit, Class, Conn, Expiry, KeyId, Pool, Slot, State};
 use crate::id::{ConnId, Handle};
 use crate::list::List;
 use crate::stats::Stats;
+use crate::time::Instant;
 use std::hash::Hash;
 
 macro_rules! ensure {
@@ -197,18 +198,45 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             "key index and key table differ"
         );
 
+        let mut listed: HashMap<u32, u32> = HashMap::new();
         for (w, waiter) in self.waiters.iter() {
             ensure!(
                 self.keys.contains(waiter.key),
                 "{w:?} waits on a forgotten key"
             );
-            let Some(timer) = waiter.timer else {
-                return Err(super::InvariantViolation(format!("{w:?} has no deadline")));
-            };
+            match waiter.expiry {
+                Expiry::Listed => *listed.entry(waiter.key.index()).or_default() += 1,
+                Expiry::Timer(timer) => ensure!(
+                    self.timers.deadline(timer) == Some(waiter.deadline),
+                    "{w:?} deadline timer is gone or moved"
+                ),
+                Expiry::Fired => {
+                    return Err(super::InvariantViolation(format!(
+                        "{w:?} timed out but still waits"
+                    )))
+                }
+            }
+        }
+        for (kid, k) in self.keys.iter() {
+            let expected = listed.get(&kid.index()).copied().unwrap_or(0);
             ensure!(
-                self.timers.deadline(timer).is_some(),
-                "{w:?} deadline timer is gone"
+                k.expiring.len() == expected,
+                "{kid:?} lists {} expiring waiters, {expected} are listed",
+                k.expiring.len()
             );
+            let mut last = Instant::ZERO;
+            let mut at = k.expiring.front(&self.waiters);
+            while let Some(w) = at {
+                let waiter = self.waiters.get(w).expect("listed waiters live");
+                ensure!(
+                    waiter.key == kid && waiter.deadline >= last,
+                    "{kid:?} lists {w:?} out of deadline order"
+                );
+                last = waiter.deadline;
+                at = k
+                    .expiring
+                    .next_shared(&self.waiters, w, |w| &w.expiring_link);
+            }
         }
         if self.shutdown.is_some() {
             ensure!(self.waiters.len() == 0, "requests wait after shutdown");
