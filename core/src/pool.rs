@@ -389,6 +389,9 @@ pub struct Pool<K> {
     open_total: u32,
     /// Connects started over the pool's life.
     connects_total: u64,
+    /// The soonest an idle connection's own deadlines can come after it went
+    /// idle: the shorter of the idle timeout and the health check interval.
+    idle_wake: Option<Duration>,
     rng: Rng,
     now: Instant,
     shutdown: Option<Shutdown>,
@@ -425,6 +428,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             retired: Stats::default(),
             open_total: 0,
             connects_total: 0,
+            idle_wake: [config.idle_timeout, config.health_check.interval]
+                .into_iter()
+                .flatten()
+                .min(),
             rng: Rng::new(config.seed),
             now: Instant::ZERO,
             shutdown: None,
@@ -609,10 +616,22 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // head waiter could not take (a lease the peer's lowered limit left over)
         // still wakes the key, and a connection gone idle may be evicted for a key
         // blocked at the global limit.
+        //
+        // A connection gone idle has new deadlines (idle timeout, health check),
+        // none sooner than `idle_wake` from now, or its expiry; any other it has
+        // (a check's answer) the key's timer covers already. So when the timer
+        // fires by then, the exact deadline need not be worked out.
         if went_idle {
-            if let Some(at) = self.conn_deadline(conn) {
-                if armed.is_none_or(|armed| armed > at) {
-                    self.arm(kid, at);
+            let soonest = match (self.idle_wake, conn.expires_at) {
+                (Some(wake), Some(expires)) => Some(now.saturating_add(wake).min(expires)),
+                (Some(wake), None) => Some(now.saturating_add(wake)),
+                (None, expires) => expires,
+            };
+            if soonest.is_some_and(|soonest| armed.is_none_or(|armed| armed > soonest)) {
+                if let Some(at) = self.conn_deadline(conn) {
+                    if armed.is_none_or(|armed| armed > at) {
+                        self.arm(kid, at);
+                    }
                 }
             }
         }
