@@ -373,6 +373,12 @@ pub struct Pool<K> {
     config: Config,
     keys: Arena<KeyId, KeyState<K>>,
     index: HashMap<K, KeyId, SeededState>,
+    /// The key the last [`Pool::acquire`] named. Consecutive requests mostly name
+    /// the same origin (a client of one API, a proxy's upstream), and comparing
+    /// with one key costs a fraction of hashing it and probing the index, the
+    /// largest share of a request's cost otherwise. A stale id (the key was
+    /// forgotten) names nothing; no decision depends on it.
+    last_key: Option<KeyId>,
     conns: Arena<ConnId, Conn>,
     waiters: Arena<WaiterId, Waiter>,
     leases: Arena<LeaseId, ConnId>,
@@ -415,6 +421,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let conns = (config.max_connections as usize).min(1024);
         Ok(Pool {
             index: HashMap::with_hasher(SeededState::with_seed(config.seed ^ 0x6b65_7973)),
+            last_key: None,
             keys: Arena::new(),
             conns: Arena::with_capacity(conns),
             waiters: Arena::new(),
@@ -464,10 +471,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if self.shutdown.is_some() {
             return Err(self.refuse(None, RejectReason::ShuttingDown));
         }
-        let kid = match self.index.get(key) {
-            Some(&kid) => kid,
-            None => self.insert_key(key.clone()),
-        };
+        let kid = self.lookup_or_insert(key);
         let k = &self.keys.get(kid).expect("indexed keys are live");
         if k.waiters.is_empty() {
             let preferred = options.prefer.filter(|&c| {
@@ -966,6 +970,22 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.now = now;
         }
         self.now
+    }
+
+    /// The id of `key`, remembered now if it was not (see [`Pool::last_key`]).
+    #[inline]
+    fn lookup_or_insert(&mut self, key: &K) -> KeyId {
+        if let Some(kid) = self.last_key {
+            if self.keys.get(kid).is_some_and(|k| k.key == *key) {
+                return kid;
+            }
+        }
+        let kid = match self.index.get(key) {
+            Some(&kid) => kid,
+            None => self.insert_key(key.clone()),
+        };
+        self.last_key = Some(kid);
+        kid
     }
 
     fn insert_key(&mut self, key: K) -> KeyId {
