@@ -208,15 +208,16 @@ impl<H: Handle, T> Arena<H, T> {
 
     /// Removes the entry `h` names if `pred` holds for it.
     pub(crate) fn remove_if(&mut self, h: H, pred: impl FnOnce(&T) -> bool) -> Option<T> {
+        let entry = self.entry(h)?;
+        pred(entry.get()).then(|| entry.remove())
+    }
+
+    /// The entry `h` names, to look at and then remove or renew without
+    /// looking it up again.
+    pub(crate) fn entry(&mut self, h: H) -> Option<Entry<'_, H, T>> {
         let index = h.index() as usize;
         match self.slots.get(index) {
-            Some(slot) if slot.generation == h.generation() && pred(&slot.value) => {
-                let value = self.slots.remove(index).value;
-                if self.slots.is_empty() && self.slots.capacity() > SHRINK_ABOVE.max(self.kept) {
-                    self.shrink();
-                }
-                Some(value)
-            }
+            Some(slot) if slot.generation == h.generation() => Some(Entry { arena: self, index }),
             _ => None,
         }
     }
@@ -255,6 +256,39 @@ impl<H: Handle, T> Arena<H, T> {
     }
 }
 
+/// A live entry of an [`Arena`], found by [`Arena::entry`].
+pub(crate) struct Entry<'a, H, T> {
+    arena: &'a mut Arena<H, T>,
+    index: usize,
+}
+
+impl<H: Handle, T> Entry<'_, H, T> {
+    pub(crate) fn get(&self) -> &T {
+        &self.arena.slots[self.index].value
+    }
+
+    pub(crate) fn remove(self) -> T {
+        let arena = self.arena;
+        let value = arena.slots.remove(self.index).value;
+        if arena.slots.is_empty() && arena.slots.capacity() > SHRINK_ABOVE.max(arena.kept) {
+            arena.shrink();
+        }
+        value
+    }
+
+    /// Gives the entry a fresh generation, as removing it and inserting its
+    /// value again would (in the same slot): the old handle is stale from now
+    /// on, the returned one names the entry.
+    pub(crate) fn renew(self) -> H {
+        let arena = self.arena;
+        let generation = arena.next_generation;
+        arena.next_generation += 1;
+        arena.slots[self.index].generation = generation;
+        // Slot indices are bounded by the core's limits, far below u32::MAX.
+        H::new(self.index as u32, generation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +304,16 @@ mod tests {
         assert_eq!(arena.get(b), Some(&"b"));
         assert_eq!(arena.remove(a), None);
         assert_eq!(arena.len(), 1);
+    }
+
+    #[test]
+    fn a_renewed_entry_has_a_new_handle_and_the_old_one_is_stale() {
+        let mut arena: Arena<LeaseId, &str> = Arena::new();
+        let a = arena.insert("a");
+        let b = arena.entry(a).expect("live").renew();
+        assert_eq!((b.index(), arena.get(b)), (a.index(), Some(&"a")));
+        assert!(arena.get(a).is_none() && arena.entry(a).is_none());
+        assert_ne!(arena.insert("c").generation(), b.generation());
     }
 
     #[test]

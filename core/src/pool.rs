@@ -98,13 +98,14 @@ enum State {
     Closed,
 }
 
-/// Where a connection is counted in the gauges.
+/// Where a connection is counted in the gauges. The values are its bits in a
+/// [`Place`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
-    Connecting,
-    Idle,
-    Busy,
-    Draining,
+    Connecting = 1,
+    Idle = 2,
+    Busy = 3,
+    Draining = 4,
 }
 
 /// Which grant list a connection is on.
@@ -147,67 +148,96 @@ struct Conn {
 /// in line with its state. Each connection caches its place, so an update only
 /// works out the new one, and does nothing more when it is the same (a stream
 /// taken or returned on a busy multiplexed connection changes no place).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Place {
-    /// Its gauge; `None` once closed.
-    class: Option<Class>,
-    /// Up, not draining, and with capacity: it can serve the key now or soon.
-    usable: bool,
-    /// Idle and up: a connection another key may take the room of.
-    evictable: bool,
-    /// The grant list it is on.
-    slot: Slot,
-}
+///
+/// Packed in one byte, so that telling two places apart, and which of their
+/// parts differ, is one comparison each:
+///
+/// - its gauge ([`Place::class`]; `None` once closed),
+/// - usable: up, not draining, and with capacity, so it can serve the key now
+///   or soon,
+/// - evictable: idle and up, so another key may take its room,
+/// - the grant list it is on ([`Place::slot`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Place(u8);
 
 impl Place {
-    const CONNECTING: Place = Place {
-        class: Some(Class::Connecting),
-        usable: false,
-        evictable: false,
-        slot: Slot::None,
-    };
-    const CLOSED: Place = Place {
-        class: None,
-        usable: false,
-        evictable: false,
-        slot: Slot::None,
-    };
+    const CLASS: u8 = 0b111;
+    const USABLE: u8 = 1 << 3;
+    const EVICTABLE: u8 = 1 << 4;
+    const SLOT_IDLE: u8 = 1 << 5;
+    const SLOT_PARTIAL: u8 = 1 << 6;
+    const SLOT: u8 = Place::SLOT_IDLE | Place::SLOT_PARTIAL;
+
+    const CONNECTING: Place = Place(Class::Connecting as u8);
+    const CLOSED: Place = Place(0);
+
+    fn class(self) -> Option<Class> {
+        match self.0 & Place::CLASS {
+            1 => Some(Class::Connecting),
+            2 => Some(Class::Idle),
+            3 => Some(Class::Busy),
+            4 => Some(Class::Draining),
+            _ => None,
+        }
+    }
+
+    fn usable(self) -> bool {
+        self.0 & Place::USABLE != 0
+    }
+
+    fn evictable(self) -> bool {
+        self.0 & Place::EVICTABLE != 0
+    }
+
+    fn slot(self) -> Slot {
+        match self.0 & Place::SLOT {
+            Place::SLOT_IDLE => Slot::Idle,
+            Place::SLOT_PARTIAL => Slot::Partial,
+            _ => Slot::None,
+        }
+    }
+}
+
+impl fmt::Debug for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Place")
+            .field("class", &self.class())
+            .field("usable", &self.usable())
+            .field("evictable", &self.evictable())
+            .field("slot", &self.slot())
+            .finish()
+    }
 }
 
 impl Conn {
     /// The place the connection's state calls for, in one look at the state.
     #[inline]
     fn place(&self) -> Place {
-        let up = self.capacity > 0;
-        let (class, usable, evictable, slot) = match self.state {
+        let usable = if self.capacity > 0 { Place::USABLE } else { 0 };
+        let bits = match self.state {
             State::Connecting { .. } => return Place::CONNECTING,
-            State::Ready if self.leases == 0 => (
-                Class::Idle,
-                up,
-                true,
-                if up { Slot::Idle } else { Slot::None },
-            ),
-            State::Ready => (
-                Class::Busy,
-                up,
-                false,
-                if self.leases < self.capacity {
-                    Slot::Partial
+            State::Ready if self.leases == 0 => {
+                let slot = if self.capacity > 0 {
+                    Place::SLOT_IDLE
                 } else {
-                    Slot::None
-                },
-            ),
-            State::Checking { .. } if self.leases == 0 => (Class::Idle, up, false, Slot::None),
-            State::Checking { .. } => (Class::Busy, up, false, Slot::None),
-            State::Draining => (Class::Draining, false, false, Slot::None),
+                    0
+                };
+                Class::Idle as u8 | usable | Place::EVICTABLE | slot
+            }
+            State::Ready => {
+                let slot = if self.leases < self.capacity {
+                    Place::SLOT_PARTIAL
+                } else {
+                    0
+                };
+                Class::Busy as u8 | usable | slot
+            }
+            State::Checking { .. } if self.leases == 0 => Class::Idle as u8 | usable,
+            State::Checking { .. } => Class::Busy as u8 | usable,
+            State::Draining => Class::Draining as u8,
             State::Closed => return Place::CLOSED,
         };
-        Place {
-            class: Some(class),
-            usable,
-            evictable,
-            slot,
-        }
+        Place(bits)
     }
 
     fn info(&self) -> ConnInfo {
@@ -256,8 +286,9 @@ enum Granted {
     /// To a request that waited this long, on free capacity.
     Waited(Duration),
     /// To a request that waited this long, on the capacity of a lease just
-    /// released on the same connection, which is not counted back first.
-    HandedOn(Duration),
+    /// released on the same connection, which is not counted back first: the
+    /// released lease's entry, renamed, is the new lease.
+    HandedOn(Duration, LeaseId),
 }
 
 #[derive(Debug)]
@@ -352,6 +383,11 @@ impl<K> KeyState<K> {
             dirty: false,
             blocked: false,
         }
+    }
+
+    /// No connection, no waiter and no lease: nothing to keep the key for.
+    fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.waiters.is_empty() && self.stats.leases == 0
     }
 
     fn gauge(&mut self, class: Class) -> &mut u32 {
@@ -477,7 +513,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             let preferred = options.prefer.filter(|&c| {
                 self.conns
                     .get(c)
-                    .is_some_and(|c| c.key == kid && c.place.slot != Slot::None)
+                    .is_some_and(|c| c.key == kid && c.place.slot() != Slot::None)
             });
             if let Some(conn) = preferred.or_else(|| self.pick(kid)) {
                 let lease = self.grant(conn, Granted::AtOnce);
@@ -548,25 +584,25 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn release(&mut self, lease: Lease, now: Instant, how: Release) -> Result<(), EventError> {
         let now = self.tick(now);
         let cid = lease.conn();
-        if self.leases.remove_if(lease.id(), |&c| c == cid).is_none() {
+        let Some(entry) = self.leases.entry(lease.id()).filter(|e| *e.get() == cid) else {
             return Err(EventError::Stale(HandleKind::Lease));
-        }
+        };
         let conn = self.conns.get(cid).expect("a lease's connection lives");
         let kid = conn.key;
         // What the rest needs of the key, which releasing the lease does not change.
         let k = self.keys.get(kid).expect("a connection's key lives");
         let head = k.waiters.front(&self.waiters);
         let armed = k.timer.map(|(_, at)| at);
-        match (head, conn.state) {
-            (Some(waiter), State::Ready)
-                if how == Release::Reuse && conn.leases <= conn.capacity =>
-            {
+        if let (Some(waiter), State::Ready) = (head, conn.state) {
+            if how == Release::Reuse && conn.leases <= conn.capacity {
                 // Hot path: the freed capacity goes straight to the head waiter. A
                 // key with waiters has no other free capacity (each input settles
                 // it), so this is the connection `pick` would choose; it never
                 // passes through the idle list, and nothing else about the key
                 // changes unless this grant meets the connection's request limit.
-                self.grant_waiter(waiter, cid, true);
+                // The lease's own entry, renamed, is the waiter's lease.
+                let renewed = entry.renew();
+                self.grant_waiter(waiter, cid, Some(renewed));
                 if self
                     .conns
                     .get(cid)
@@ -576,20 +612,21 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
                 return Ok(());
             }
-            (_, State::Closed) => {
-                let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
-                conn.leases -= 1;
-                let gone = conn.leases == 0;
-                self.count(kid, |s| s.leases -= 1);
-                if gone {
-                    self.conns.remove(cid);
-                    self.settle_key(kid);
-                }
-                return Ok(());
-            }
-            _ => {}
         }
-        self.update_counting(
+        entry.remove();
+        if conn.state == State::Closed {
+            let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
+            conn.leases -= 1;
+            let gone = conn.leases == 0;
+            self.count(kid, |s| s.leases -= 1);
+            if gone {
+                self.conns.remove(cid);
+                self.settle_key(kid);
+            }
+            return Ok(());
+        }
+        let expires_at = conn.expires_at;
+        let place = self.update_counting(
             cid,
             |c| {
                 c.leases -= 1;
@@ -605,8 +642,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             },
             |s, _| s.leases -= 1,
         );
-        let conn = self.conns.get(cid).expect("still open");
-        if matches!(conn.state, State::Draining) {
+        if place.is_some_and(|p| p.class() == Some(Class::Draining)) {
+            let conn = self.conns.get(cid).expect("still open");
             if conn.leases == 0 {
                 let reason = conn.drain_reason;
                 self.close(cid, reason);
@@ -615,7 +652,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.settle_key(kid);
             return Ok(());
         }
-        let went_idle = conn.leases == 0;
+        let went_idle = place.is_some_and(|p| p.class() == Some(Class::Idle));
         // The key's timer usually fires early enough already. Freed capacity the
         // head waiter could not take (a lease the peer's lowered limit left over)
         // still wakes the key, and a connection gone idle may be evicted for a key
@@ -626,12 +663,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // (a check's answer) the key's timer covers already. So when the timer
         // fires by then, the exact deadline need not be worked out.
         if went_idle {
-            let soonest = match (self.idle_wake, conn.expires_at) {
+            let soonest = match (self.idle_wake, expires_at) {
                 (Some(wake), Some(expires)) => Some(now.saturating_add(wake).min(expires)),
                 (Some(wake), None) => Some(now.saturating_add(wake)),
                 (None, expires) => expires,
             };
             if soonest.is_some_and(|soonest| armed.is_none_or(|armed| armed > soonest)) {
+                let conn = self.conns.get(cid).expect("still open");
                 if let Some(at) = self.conn_deadline(conn) {
                     if armed.is_none_or(|armed| armed > at) {
                         self.arm(kid, at);
@@ -1047,13 +1085,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn drive(&mut self, kid: KeyId) {
-        while let Some(waiter) = self
-            .keys
-            .get(kid)
-            .and_then(|k| k.waiters.front(&self.waiters))
-        {
-            let Some(conn) = self.pick(kid) else { break };
-            self.grant_waiter(waiter, conn, false);
+        while let Some(k) = self.keys.get(kid) {
+            // Free capacity first: a key is mostly driven because it has none.
+            let Some(conn) = self.pick_on(k) else { break };
+            let Some(waiter) = k.waiters.front(&self.waiters) else {
+                break;
+            };
+            self.grant_waiter(waiter, conn, None);
         }
         self.open_as_needed(kid);
         self.note_emptiness(kid);
@@ -1063,7 +1101,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// connection first (pack streams, let others idle out), then the most
     /// recently used idle one.
     fn pick(&self, kid: KeyId) -> Option<ConnId> {
-        let k = self.keys.get(kid)?;
+        self.pick_on(self.keys.get(kid)?)
+    }
+
+    /// [`Pool::pick`] on a key already looked up.
+    fn pick_on(&self, k: &KeyState<K>) -> Option<ConnId> {
         k.partial
             .front(&self.conns)
             .or_else(|| k.idle.front(&self.conns))
@@ -1071,13 +1113,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Answers a waiting request with a lease on `cid`; `handed_on`: on the
     /// capacity of a lease just released on the same connection (see [`Granted`]).
-    fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: bool) {
+    fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: Option<LeaseId>) {
         let (_, since) = self.remove_waiter(waiter).expect("granted waiters live");
         let waited = self.now.saturating_duration_since(since);
-        let how = if handed_on {
-            Granted::HandedOn(waited)
-        } else {
-            Granted::Waited(waited)
+        let how = match handed_on {
+            Some(lease) => Granted::HandedOn(waited, lease),
+            None => Granted::Waited(waited),
         };
         let lease = self.grant(cid, how);
         self.actions.push_back(Action::Grant { waiter, lease });
@@ -1086,12 +1127,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A new lease on `cid`.
     #[inline(always)]
     fn grant(&mut self, cid: ConnId, how: Granted) -> Lease {
-        let lease = Lease::new(self.leases.insert(cid), cid);
+        let id = match how {
+            Granted::HandedOn(_, renewed) => renewed,
+            _ => self.leases.insert(cid),
+        };
+        let lease = Lease::new(id, cid);
         let max_requests = self.config.max_requests_per_connection;
         let (added, waited) = match how {
             Granted::AtOnce => (1, None),
             Granted::Waited(waited) => (1, Some(waited)),
-            Granted::HandedOn(waited) => (0, Some(waited)),
+            Granted::HandedOn(waited, _) => (0, Some(waited)),
         };
         let f = |c: &mut Conn| {
             c.leases += added;
@@ -1110,7 +1155,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 s.wait_time += waited;
             }
         };
-        if let Granted::HandedOn(_) = how {
+        if let Granted::HandedOn(..) = how {
             let c = self.conns.get_mut(cid).expect("granted connections live");
             if max_requests.is_none_or(|max| c.requests + 1 < max) {
                 // Its leases, state and capacity stay as they are, and so do its
@@ -1214,7 +1259,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let oldest = self
             .conns
             .iter()
-            .filter(|(_, c)| c.place.evictable && c.key != kid)
+            .filter(|(_, c)| c.place.evictable() && c.key != kid)
             .min_by_key(|(_, c)| c.idle_seq)
             .map(|(cid, _)| cid);
         match oldest {
@@ -1426,16 +1471,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// [`Pool::update`], also applying `g` to the counters of the connection's key
-    /// (given the changed connection), in the same visit.
+    /// (given the changed connection), in the same visit. Returns the
+    /// connection's new place (`None` if it is unknown), which often tells the
+    /// caller enough not to look the connection up again.
     fn update_counting(
         &mut self,
         cid: ConnId,
         f: impl FnOnce(&mut Conn),
         g: impl Fn(&mut Stats, &Conn),
-    ) {
-        let Some(c) = self.conns.get_mut(cid) else {
-            return;
-        };
+    ) -> Option<Place> {
+        let c = self.conns.get_mut(cid)?;
         let before = c.place;
         f(c);
         let after = c.place();
@@ -1443,49 +1488,50 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         g(&mut k.stats, c);
         if before == after {
-            return;
+            return Some(after);
         }
         c.place = after;
-        if after.evictable && !before.evictable {
+        let changed = before.0 ^ after.0;
+        if changed & after.0 & Place::EVICTABLE != 0 {
             c.idle_seq = self.idle_seq;
             self.idle_seq += 1;
         }
-        if before.usable != after.usable {
-            if after.usable {
+        if changed & Place::USABLE != 0 {
+            if after.usable() {
                 k.usable += 1;
             } else {
                 k.usable -= 1;
             }
         }
-        if before.class != after.class {
-            if let Some(class) = before.class {
-                *k.gauge(class) -= 1;
-            }
-            if let Some(class) = after.class {
-                *k.gauge(class) += 1;
-            }
-            if before.class.is_some() != after.class.is_some() {
-                if after.class.is_some() {
+        if changed & Place::CLASS != 0 {
+            match before.class() {
+                Some(class) => *k.gauge(class) -= 1,
+                None => {
                     k.stats.open += 1;
                     self.open_total += 1;
-                } else {
+                }
+            }
+            match after.class() {
+                Some(class) => *k.gauge(class) += 1,
+                None => {
                     k.stats.open -= 1;
                     self.open_total -= 1;
                 }
             }
         }
-        if before.slot != after.slot {
-            match before.slot {
+        if changed & Place::SLOT != 0 {
+            match before.slot() {
                 Slot::Idle => k.idle.remove(&mut self.conns, cid, slot_link),
                 Slot::Partial => k.partial.remove(&mut self.conns, cid, slot_link),
                 Slot::None => {}
             }
-            match after.slot {
+            match after.slot() {
                 Slot::Idle => k.idle.push_front(&mut self.conns, cid, slot_link),
                 Slot::Partial => k.partial.push_front(&mut self.conns, cid, slot_link),
                 Slot::None => {}
             }
         }
+        Some(after)
     }
 
     /// Bumps a counter of a key.
@@ -1667,19 +1713,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn key_is_empty(&self, kid: KeyId) -> bool {
-        self.keys
-            .get(kid)
-            .is_some_and(|k| k.all.is_empty() && k.waiters.is_empty() && k.stats.leases == 0)
+        self.keys.get(kid).is_some_and(KeyState::is_empty)
     }
 
     fn note_emptiness(&mut self, kid: KeyId) {
-        let empty = self.key_is_empty(kid);
         let now = self.now;
         let forget_after = self.config.forget_key_after;
         let Some(k) = self.keys.get_mut(kid) else {
             return;
         };
-        match (empty, k.empty_since) {
+        match (k.is_empty(), k.empty_since) {
             (true, None) => {
                 k.empty_since = Some(now);
                 self.arm(kid, now.saturating_add(forget_after));

@@ -63,8 +63,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             let r = per_key.entry(c.key.index()).or_default();
             r.leases += c.leases;
             let place = c.place();
-            r.usable += u32::from(place.usable);
-            match place.class {
+            r.usable += u32::from(place.usable());
+            match place.class() {
                 Some(Class::Connecting) => r.connecting += 1,
                 Some(Class::Idle) => r.idle += 1,
                 Some(Class::Busy) => r.busy += 1,
@@ -168,7 +168,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 let evictable = self
                     .conns
                     .iter()
-                    .any(|(_, c)| c.place().evictable && c.key != kid);
+                    .any(|(_, c)| c.place().evictable() && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
                     || (self.open_total >= cfg.max_connections && k.blocked && !evictable);
@@ -259,8 +259,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             Ok(())
         };
-        members(&k.idle, &|c| c.place.slot == Slot::Idle, "idle")?;
-        members(&k.partial, &|c| c.place.slot == Slot::Partial, "partial")?;
+        members(&k.idle, &|c| c.place.slot() == Slot::Idle, "idle")?;
+        members(&k.partial, &|c| c.place.slot() == Slot::Partial, "partial")?;
         members(&k.all, &|c| !matches!(c.state, State::Closed), "all")?;
         Ok(())
     }
