@@ -72,20 +72,25 @@ impl List {
         }
     }
 
-    pub(crate) fn push_front<H: Handle, T>(
+    /// The link an entry pushed at the front gets. With [`List::attach_front`],
+    /// a push in two steps, for a caller that holds the entry already: it sets
+    /// the entry's link to this, lets go of the entry, then attaches it.
+    pub(crate) fn front_link(&self) -> Link {
+        Link {
+            prev: NIL,
+            next: self.head,
+        }
+    }
+
+    /// Makes the entry in slot `index`, whose link is [`List::front_link`], the
+    /// front of this list.
+    pub(crate) fn attach_front<H: Handle, T>(
         &mut self,
         arena: &mut Arena<H, T>,
-        h: H,
+        index: u32,
         link: LinkOf<T>,
     ) {
-        let index = h.index();
         let old_head = self.head;
-        if let Some(entry) = arena.get_mut(h) {
-            *link(entry) = Link {
-                prev: NIL,
-                next: old_head,
-            };
-        }
         if old_head == NIL {
             self.tail = index;
         } else if let Some(entry) = arena.by_index_mut(old_head) {
@@ -101,14 +106,28 @@ impl List {
         h: H,
         link: LinkOf<T>,
     ) {
-        let index = h.index();
-        let old_tail = self.tail;
         if let Some(entry) = arena.get_mut(h) {
-            *link(entry) = Link {
-                prev: old_tail,
-                next: NIL,
-            };
+            *link(entry) = self.back_link();
         }
+        self.attach_back(arena, h.index(), link);
+    }
+
+    /// [`List::front_link`] for the back.
+    pub(crate) fn back_link(&self) -> Link {
+        Link {
+            prev: self.tail,
+            next: NIL,
+        }
+    }
+
+    /// [`List::attach_front`] for the back.
+    pub(crate) fn attach_back<H: Handle, T>(
+        &mut self,
+        arena: &mut Arena<H, T>,
+        index: u32,
+        link: LinkOf<T>,
+    ) {
+        let old_tail = self.tail;
         if old_tail == NIL {
             self.head = index;
         } else if let Some(entry) = arena.by_index_mut(old_tail) {
@@ -211,7 +230,8 @@ mod tests {
         for &h in &hs[1..] {
             list.push_back(&mut arena, h, link);
         }
-        list.push_front(&mut arena, hs[0], link);
+        arena.get_mut(hs[0]).unwrap().link = list.front_link();
+        list.attach_front(&mut arena, hs[0].index(), link);
         assert_eq!(values(&list, &mut arena), [0, 1, 2, 3, 4]);
         list.remove(&mut arena, hs[2], link);
         list.remove(&mut arena, hs[0], link);

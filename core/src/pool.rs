@@ -542,21 +542,33 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let deadline = options
             .deadline
             .unwrap_or_else(|| now.saturating_add(self.config.acquire_timeout));
+        // Listed if its deadline keeps the key's list in order (see `Expiry`); the
+        // new waiter is made with its links to the lists' backs already set.
+        let k = self.keys.get(kid).expect("indexed keys are live");
+        let listed = k
+            .expiring
+            .back(&self.waiters)
+            .and_then(|w| self.waiters.get(w))
+            .is_none_or(|w| w.deadline <= deadline);
         let waiter = self.waiters.insert(Waiter {
             key: kid,
             since: now,
             deadline,
             expiry: Expiry::Listed,
-            link: Link::default(),
-            expiring_link: Link::default(),
+            link: k.waiters.back_link(),
+            expiring_link: if listed {
+                k.expiring.back_link()
+            } else {
+                Link::default()
+            },
         });
         let k = self.keys.get_mut(kid).expect("indexed keys are live");
-        k.waiters.push_back(&mut self.waiters, waiter, waiter_link);
+        k.waiters
+            .attach_back(&mut self.waiters, waiter.index(), waiter_link);
         k.stats.waiting += 1;
-        let last = k.expiring.back(&self.waiters);
-        if last.is_none_or(|w| self.waiters.get(w).is_some_and(|w| w.deadline <= deadline)) {
+        if listed {
             k.expiring
-                .push_back(&mut self.waiters, waiter, expiring_link);
+                .attach_back(&mut self.waiters, waiter.index(), expiring_link);
             self.arm(kid, deadline);
         } else {
             let timer = self.timers.insert(deadline, Target::Waiter(waiter));
@@ -1054,7 +1066,16 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Drives dirty keys, then keys blocked on the global limit while there is
     /// room or an idle connection to evict.
+    ///
+    /// Mostly there is nothing to do, which is told here without a call.
+    #[inline]
     fn settle(&mut self) {
+        if !self.dirty.is_empty() || !self.blocked.is_empty() {
+            self.settle_queued();
+        }
+    }
+
+    fn settle_queued(&mut self) {
         loop {
             while let Some(kid) = self.dirty.pop_front() {
                 if let Some(k) = self.keys.get_mut(kid) {
@@ -1520,14 +1541,23 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
         }
         if changed & Place::SLOT != 0 {
-            match before.slot() {
-                Slot::Idle => k.idle.remove(&mut self.conns, cid, slot_link),
-                Slot::Partial => k.partial.remove(&mut self.conns, cid, slot_link),
+            // The connection is at hand: its own link is set here, and the lists
+            // only mend its neighbours.
+            let was = std::mem::take(&mut c.slot_link);
+            match after.slot() {
+                Slot::Idle => c.slot_link = k.idle.front_link(),
+                Slot::Partial => c.slot_link = k.partial.front_link(),
                 Slot::None => {}
             }
+            match before.slot() {
+                Slot::Idle => k.idle.unlink(&mut self.conns, was, slot_link),
+                Slot::Partial => k.partial.unlink(&mut self.conns, was, slot_link),
+                Slot::None => {}
+            }
+            let index = cid.index();
             match after.slot() {
-                Slot::Idle => k.idle.push_front(&mut self.conns, cid, slot_link),
-                Slot::Partial => k.partial.push_front(&mut self.conns, cid, slot_link),
+                Slot::Idle => k.idle.attach_front(&mut self.conns, index, slot_link),
+                Slot::Partial => k.partial.attach_front(&mut self.conns, index, slot_link),
                 Slot::None => {}
             }
         }
