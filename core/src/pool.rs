@@ -566,6 +566,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         k.waiters
             .attach_back(&mut self.waiters, waiter.index(), waiter_link);
         k.stats.waiting += 1;
+        k.empty_since = None;
         if listed {
             k.expiring
                 .attach_back(&mut self.waiters, waiter.index(), expiring_link);
@@ -574,7 +575,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             let timer = self.timers.insert(deadline, Target::Waiter(waiter));
             self.waiters.get_mut(waiter).expect("just inserted").expiry = Expiry::Timer(timer);
         }
-        self.settle_key(kid);
+        // Driving the key could only open connections: it has no free capacity
+        // (that was looked for above, or others wait already, which a settled
+        // key with capacity never has), and it is not empty now.
+        self.open_as_needed(kid);
+        self.settle();
         Ok(Acquire::Queued(waiter))
     }
 
