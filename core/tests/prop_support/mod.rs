@@ -992,8 +992,12 @@ impl Model {
         let base = self.backoff_base(failures);
         let k = self.key(c.key);
         k.connect_failed_allowance += 1;
+        // A probe that fails re-opens the circuit only while it is still the
+        // probe: another connect that came up meanwhile closed the circuit, and
+        // then this is a first failure like any other.
+        let probing = c.probe && k.circuit == MCircuit::HalfOpen { probe: Some(conn) };
         let trips =
-            c.probe || (k.circuit == MCircuit::Closed && threshold.is_some_and(|t| failures >= t));
+            probing || (k.circuit == MCircuit::Closed && threshold.is_some_and(|t| failures >= t));
         if trips {
             k.circuit = MCircuit::Open {
                 until: now.saturating_add(open_for),
