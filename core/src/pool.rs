@@ -1239,13 +1239,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         wanted
     }
 
+    #[inline(always)]
     fn open_as_needed(&mut self, kid: KeyId) {
         // The key's own limits first, before working out its demand: a key that
         // is at them (as one whose requests queue behind its busy connections
         // is) opens nothing, whatever it wants.
-        if !self.keys.get(kid).is_some_and(|k| self.below_key_limits(k)) {
-            return;
+        if self.keys.get(kid).is_some_and(|k| self.below_key_limits(k)) {
+            self.open_for_demand(kid);
         }
+    }
+
+    fn open_for_demand(&mut self, kid: KeyId) {
         let wanted = self.wanted_opens(kid);
         let mut opened = 0;
         while opened < wanted {
@@ -1431,6 +1435,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Takes a waiter out of its queue and the timers; returns its key and the
     /// time it arrived.
+    #[inline(always)]
     fn remove_waiter(&mut self, waiter: WaiterId) -> Result<(KeyId, Instant), EventError> {
         let w = self
             .waiters
@@ -1500,6 +1505,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// (given the changed connection), in the same visit. Returns the
     /// connection's new place (`None` if it is unknown), which often tells the
     /// caller enough not to look the connection up again.
+    #[inline(always)]
     fn update_counting(
         &mut self,
         cid: ConnId,
