@@ -152,6 +152,9 @@ pub(crate) struct Arena<H, T> {
     next_generation: u64,
     /// The capacity an emptied arena goes back to.
     kept: usize,
+    /// An emptied arena with more room than this shrinks: the larger of
+    /// [`SHRINK_ABOVE`] and `kept`.
+    shrink_above: usize,
     _handle: core::marker::PhantomData<H>,
 }
 
@@ -172,6 +175,7 @@ impl<H: Handle, T> Arena<H, T> {
             slots: Slab::with_capacity(capacity),
             next_generation: 1,
             kept: capacity.max(KEPT_SLOTS),
+            shrink_above: capacity.max(KEPT_SLOTS).max(SHRINK_ABOVE),
             _handle: core::marker::PhantomData,
         }
     }
@@ -270,7 +274,7 @@ impl<H: Handle, T> Entry<'_, H, T> {
     pub(crate) fn remove(self) -> T {
         let arena = self.arena;
         let value = arena.slots.remove(self.index).value;
-        if arena.slots.is_empty() && arena.slots.capacity() > SHRINK_ABOVE.max(arena.kept) {
+        if arena.slots.is_empty() && arena.slots.capacity() > arena.shrink_above {
             arena.shrink();
         }
         value

@@ -432,8 +432,9 @@ pub struct Pool<K> {
     /// Connects started over the pool's life.
     connects_total: u64,
     /// The soonest an idle connection's own deadlines can come after it went
-    /// idle: the shorter of the idle timeout and the health check interval.
-    idle_wake: Option<Duration>,
+    /// idle: the shorter of the idle timeout and the health check interval, in
+    /// nanoseconds (added to `now` on every release that idles a connection).
+    idle_wake: Option<u64>,
     rng: Rng,
     now: Instant,
     shutdown: Option<Shutdown>,
@@ -474,7 +475,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             idle_wake: [config.idle_timeout, config.health_check.interval]
                 .into_iter()
                 .flatten()
-                .min(),
+                .min()
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             rng: Rng::new(config.seed),
             now: Instant::ZERO,
             shutdown: None,
@@ -680,10 +682,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // (a check's answer) the key's timer covers already. So when the timer
         // fires by then, the exact deadline need not be worked out.
         if went_idle {
-            let soonest = match (self.idle_wake, expires_at) {
-                (Some(wake), Some(expires)) => Some(now.saturating_add(wake).min(expires)),
-                (Some(wake), None) => Some(now.saturating_add(wake)),
-                (None, expires) => expires,
+            let wake = self
+                .idle_wake
+                .map(|wake| Instant::from_nanos(now.as_nanos().saturating_add(wake)));
+            let soonest = match (wake, expires_at) {
+                (Some(wake), Some(expires)) => Some(wake.min(expires)),
+                (wake, expires) => wake.or(expires),
             };
             if soonest.is_some_and(|soonest| armed.is_none_or(|armed| armed > soonest)) {
                 let conn = self.conns.get(cid).expect("still open");
