@@ -525,7 +525,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 return Ok(Acquire::Ready(lease));
             }
         }
-        let k = &self.keys.get(kid).expect("indexed keys are live");
+        let k = self.keys.get(kid).expect("indexed keys are live");
         let reason = if !matches!(k.circuit, Circuit::Closed) {
             Some(RejectReason::CircuitOpen)
         } else if k.waiters.len() >= self.config.max_waiters_per_key {
@@ -544,9 +544,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let deadline = options
             .deadline
             .unwrap_or_else(|| now.saturating_add(self.config.acquire_timeout));
+        // Queueing changes nothing about the key's connections: if it is at its
+        // own limits now, it still is after.
+        let may_open = self.below_key_limits(k);
         // Listed if its deadline keeps the key's list in order (see `Expiry`); the
         // new waiter is made with its links to the lists' backs already set.
-        let k = self.keys.get(kid).expect("indexed keys are live");
         let listed = k
             .expiring
             .back(&self.waiters)
@@ -572,7 +574,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if listed {
             k.expiring
                 .attach_back(&mut self.waiters, waiter.index(), expiring_link);
-            self.arm(kid, deadline);
+            if k.timer.is_none_or(|(_, armed)| armed > deadline) {
+                self.arm(kid, deadline);
+            }
         } else {
             let timer = self.timers.insert(deadline, Target::Waiter(waiter));
             self.waiters.get_mut(waiter).expect("just inserted").expiry = Expiry::Timer(timer);
@@ -580,7 +584,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // Driving the key could only open connections: it has no free capacity
         // (that was looked for above, or others wait already, which a settled
         // key with capacity never has), and it is not empty now.
-        self.open_as_needed(kid);
+        if may_open {
+            self.open_for_demand(kid);
+        }
         self.settle();
         Ok(Acquire::Queued(waiter))
     }
@@ -1143,6 +1149,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Answers a waiting request with a lease on `cid`; `handed_on`: on the
     /// capacity of a lease just released on the same connection (see [`Granted`]).
+    #[inline(always)]
     fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: Option<LeaseId>) {
         let (_, since) = self.remove_waiter(waiter).expect("granted waiters live");
         let waited = self.now.saturating_duration_since(since);
