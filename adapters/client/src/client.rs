@@ -14,7 +14,7 @@ use tokio::io::ReadBuf;
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::h1::{encode_request, EncodedRequest, Framing, Limits, ResponseParser, TargetForm};
-use crate::http1::{exchange, protocol, CheckIn, H1Body};
+use crate::http1::{exchange, protocol, CheckIn, Failure, H1Body};
 use crate::http2::{H2Body, H2Settings};
 use crate::origin::Origin;
 use crate::outgoing::Outgoing;
@@ -131,12 +131,12 @@ impl<R: Runtime> Client<R> {
             .get::<Timeout>()
             .map_or(inner.settings.request_timeout, |t| t.0);
         let deadline = inner.runtime.now() + timeout;
-        let body = Outgoing::new(body)?;
+        let mut body = Outgoing::new(body)?;
         let awaiting = ConnCell::default();
         match with_deadline(
             &inner.runtime,
             deadline,
-            execute(inner, parts, body, deadline, &awaiting),
+            execute(inner, &parts, &mut body, deadline, &awaiting),
         )
         .await
         {
@@ -301,14 +301,14 @@ impl<R: Runtime> Drop for LeaseGuard<'_, R> {
 
 async fn execute<R: Runtime>(
     inner: &Arc<Inner<R>>,
-    parts: request::Parts,
-    mut body: Outgoing,
+    parts: &request::Parts,
+    body: &mut Outgoing,
     deadline: std::time::Instant,
     awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
     let session = parts.extensions.get::<Session>();
-    let (mut head, mut encoded) = encode(&parts, &body)?;
+    let (mut head, mut encoded) = encode(parts, body)?;
     let mut retried = false;
     let mut refusals = 0;
     loop {
@@ -327,49 +327,24 @@ async fn execute<R: Runtime>(
                 return Err(Error::new(ErrorKind::Protocol)
                     .with_message("the pool granted a WebSocket for an HTTP request"));
             }
-            Checked::H2(h2) => {
-                let guard = LeaseGuard {
-                    inner,
-                    lease: Some(lease),
-                    how: Release::Reuse,
-                };
-                awaiting.set(Some(lease.conn()));
-                let exchanged = crate::http2::exchange(&h2, &parts, &mut body).await;
-                awaiting.set(None);
-                match exchanged {
-                    Ok((response, upload)) => {
-                        let mut guard = guard;
-                        guard.lease = None;
-                        let (head, recv) = response.into_parts();
-                        let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;
-                        let body = Body::h2(
-                            H2Body::new(recv, upload, lease, pool),
-                            inner.settings.max_collect,
-                        );
-                        return Ok(Response::from_parts(head, body));
+            Checked::H2(send) => match over_h2(inner, lease, send, parts, body, awaiting).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => {
+                    // A stream the server refused without processing it
+                    // (REFUSED_STREAM, or beyond a GOAWAY's last stream) goes
+                    // to another connection, transparently: the server said it
+                    // did nothing with it. The request's deadline, and a cap,
+                    // bound the attempts.
+                    if failure.replayable
+                        && refusals < MAX_REFUSALS
+                        && may_retry(&parts.method, body)
+                    {
+                        refusals += 1;
+                        continue;
                     }
-                    Err(failure) => {
-                        drop(guard);
-                        if failure.going_away {
-                            // No new stream goes to this connection.
-                            inner.going_away(lease.conn());
-                        }
-                        // A stream the server refused without processing it
-                        // (REFUSED_STREAM, or beyond a GOAWAY's last stream)
-                        // goes to another connection, transparently: the server
-                        // said it did nothing with it. The request's deadline,
-                        // and a cap, bound the attempts.
-                        if failure.replayable
-                            && refusals < MAX_REFUSALS
-                            && may_retry(&parts.method, &body)
-                        {
-                            refusals += 1;
-                            continue;
-                        }
-                        return Err(failure.error);
-                    }
+                    return Err(failure.error);
                 }
-            }
+            },
         };
         let reused = conn.waited;
         // A retry goes to a fresh connection. The failure showed that this
@@ -381,29 +356,80 @@ async fn execute<R: Runtime>(
             inner.check_in(lease, None);
             continue;
         }
-        let mut guard = LeaseGuard {
-            inner,
-            lease: Some(lease),
-            how: Release::Close,
-        };
-        let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
-        match exchange(&mut conn, head, &mut encoded.body, &mut body, &mut parser).await {
-            Ok((response, buf)) => {
-                guard.lease = None;
-                return respond(inner, lease, conn, response, buf);
-            }
+        match over_h1(inner, lease, conn, head, &mut encoded, body).await {
+            Ok(response) => return response,
             Err(failure) => {
-                drop(guard);
-                drop(conn);
-                if failure.replayable && reused && !retried && may_retry(&parts.method, &body) {
+                if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
                     retried = true;
-                    (head, encoded) = encode(&parts, &body)?;
+                    (head, encoded) = encode(parts, body)?;
                     continue;
                 }
                 return Err(failure.error);
             }
         }
     }
+}
+
+/// One attempt of a request on a stream of an HTTP/2 connection. On failure
+/// the stream slot is back with the pool, and a connection going away is
+/// marked so.
+async fn over_h2<R: Runtime>(
+    inner: &Arc<Inner<R>>,
+    lease: Lease,
+    send: h2::client::SendRequest<bytes::Bytes>,
+    parts: &request::Parts,
+    body: &mut Outgoing,
+    awaiting: &ConnCell,
+) -> Result<Response<Body>, Failure> {
+    let mut guard = LeaseGuard {
+        inner,
+        lease: Some(lease),
+        how: Release::Reuse,
+    };
+    awaiting.set(Some(lease.conn()));
+    let exchanged = crate::http2::exchange(send, parts, body).await;
+    awaiting.set(None);
+    match exchanged {
+        Ok((response, upload)) => {
+            guard.lease = None;
+            let (head, recv) = response.into_parts();
+            let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;
+            let body = Body::h2(
+                H2Body::new(recv, upload, lease, pool),
+                inner.settings.max_collect,
+            );
+            Ok(Response::from_parts(head, body))
+        }
+        Err(failure) => {
+            drop(guard);
+            if failure.going_away {
+                // No new stream goes to this connection.
+                inner.going_away(lease.conn());
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// One attempt of a request on an HTTP/1.1 connection. On failure the
+/// connection is closed (its position in the stream is unknown).
+async fn over_h1<R: Runtime>(
+    inner: &Arc<Inner<R>>,
+    lease: Lease,
+    mut conn: H1Conn,
+    head: BytesMut,
+    encoded: &mut EncodedRequest,
+    body: &mut Outgoing,
+) -> Result<Result<Response<Body>, Error>, Failure> {
+    let mut guard = LeaseGuard {
+        inner,
+        lease: Some(lease),
+        how: Release::Close,
+    };
+    let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
+    let (response, buf) = exchange(&mut conn, head, &mut encoded.body, body, &mut parser).await?;
+    guard.lease = None;
+    Ok(respond(inner, lease, conn, response, buf))
 }
 
 fn respond<R: Runtime>(

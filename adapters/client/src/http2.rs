@@ -177,7 +177,11 @@ pub(crate) fn drive(
             report(Report::MaxStreams(now));
         }
         if let Some(pings) = pings.as_mut() {
-            *ping.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            let mut waker = ping.waker.lock().unwrap_or_else(|p| p.into_inner());
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+            drop(waker);
             if ping.wanted.swap(false, Ordering::AcqRel)
                 && !awaiting_pong
                 && pings.send_ping(Ping::opaque()).is_ok()
@@ -202,16 +206,17 @@ pub(crate) fn drive(
 /// Fields that mean something only to an HTTP/1.1 connection, which HTTP/2
 /// forbids (RFC 9113 section 8.2.2); `Host` is carried by `:authority`.
 pub(crate) fn h2_headers(headers: &HeaderMap) -> HeaderMap {
-    let keep_alive = HeaderName::from_static("keep-alive");
-    let proxy_connection = HeaderName::from_static("proxy-connection");
+    // Built at compile time: `from_static` at run time looks the name up.
+    const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if name == CONNECTION
             || name == TRANSFER_ENCODING
             || name == UPGRADE
             || name == HOST
-            || *name == keep_alive
-            || *name == proxy_connection
+            || *name == KEEP_ALIVE
+            || *name == PROXY_CONNECTION
         {
             continue;
         }
@@ -228,7 +233,7 @@ pub(crate) type Upload = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send
 /// an echo must be read while it is sent). Returns what is left of the body to
 /// send, if anything.
 pub(crate) async fn exchange(
-    conn: &H2Conn,
+    send: SendRequest<Bytes>,
     parts: &request::Parts,
     body: &mut Outgoing,
 ) -> Result<(Response<RecvStream>, Option<Upload>), Failure> {
@@ -238,12 +243,7 @@ pub(crate) async fn exchange(
         going_away: error.is_go_away(),
         error: h2_error(ErrorKind::Protocol, "the HTTP/2 stream failed", error),
     };
-    let mut send = conn
-        .send
-        .clone()
-        .ready()
-        .await
-        .map_err(|e| refused(e, true))?;
+    let mut send = send.ready().await.map_err(|e| refused(e, true))?;
     let mut request = http::Request::new(());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();

@@ -133,7 +133,7 @@ impl Origin {
         let authority = uri
             .authority()
             .ok_or_else(|| Error::new(ErrorKind::Request).with_message("the URI has no host"))?;
-        let raw = authority.host();
+        let (raw, port) = split_authority(authority.as_str());
         let host = raw
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -141,7 +141,9 @@ impl Origin {
         if host.is_empty() {
             return Err(Error::new(ErrorKind::Request).with_message("the URI has no host"));
         }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = port
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(if https { 443 } else { 80 });
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             host.to_ascii_lowercase().into_boxed_str()
         } else {
@@ -216,6 +218,60 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The host (an IPv6 literal with its brackets) and the port text of an
+/// authority `http` has validated, as `Authority::host` and
+/// `Authority::port_u16` read them, in one pass over its bytes: this runs for
+/// every request.
+fn split_authority(authority: &str) -> (&str, Option<&str>) {
+    // Authorities are short: a plain byte search beats a vectorized one here.
+    let host_port = match authority.bytes().rposition(|b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let end = if host_port.starts_with('[') {
+        host_port
+            .bytes()
+            .position(|b| b == b']')
+            .map(|close| close + 1)
+    } else {
+        host_port.bytes().position(|b| b == b':')
+    };
+    match end {
+        Some(end) => (&host_port[..end], host_port[end..].strip_prefix(':')),
+        None => (host_port, None),
+    }
+}
+
 fn not_absolute() -> Error {
     Error::new(ErrorKind::Request).with_message("the URI is not absolute (no scheme)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_authorities_as_http_reads_them() {
+        for text in [
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "user@example.com",
+            "user:secret@example.com",
+            "user:secret@example.com:8443",
+            "[::1]",
+            "[::1]:8443",
+            "user@[fe80::1]:99",
+            "127.0.0.1:65535",
+        ] {
+            let authority: http::uri::Authority = text.parse().expect("a valid authority");
+            let (host, port) = split_authority(authority.as_str());
+            assert_eq!(host, authority.host(), "{text}");
+            assert_eq!(
+                port.and_then(|p| p.parse::<u16>().ok()),
+                authority.port_u16(),
+                "{text}"
+            );
+        }
+    }
 }

@@ -65,8 +65,8 @@ enum Slot {
 pub(crate) enum Checked {
     /// An HTTP/1.1 connection, exclusively.
     H1(H1Conn),
-    /// A stream on an HTTP/2 connection.
-    H2(H2Conn),
+    /// A stream on an HTTP/2 connection, sent on this handle of it.
+    H2(h2::client::SendRequest<bytes::Bytes>),
     /// A WebSocket, exclusively.
     Ws(WsConn),
 }
@@ -283,7 +283,7 @@ impl State {
         let conn = lease.conn();
         let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
         match slot {
-            Slot::H2(c) => return Some(Checked::H2(c.clone())),
+            Slot::H2(c) => return Some(Checked::H2(c.send.clone())),
             Slot::Idle(_) | Slot::Ws(_) => {}
             _ => return None,
         }

@@ -1,8 +1,8 @@
 //! Deadlines on futures, with the runtime's timer.
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::runtime::Runtime;
@@ -13,26 +13,41 @@ pub(crate) struct Elapsed;
 
 /// Runs `future` until `deadline`; `Err(Elapsed)` if the deadline comes first
 /// (the future is then dropped).
-pub(crate) async fn with_deadline<R: Runtime, F: Future>(
+pub(crate) fn with_deadline<R: Runtime, F: Future>(
     runtime: &R,
     deadline: Instant,
     future: F,
-) -> Result<F::Output, Elapsed> {
-    until(runtime.timer(deadline), future).await
+) -> Until<R::Timer, F> {
+    until(runtime.timer(deadline), future)
 }
 
 /// Runs `future` until `timer` fires; `Err(Elapsed)` if it fires first.
-pub(crate) async fn until<F: Future>(
-    timer: impl Future<Output = ()>,
-    future: F,
-) -> Result<F::Output, Elapsed> {
-    let mut future = pin!(future);
-    let mut timer = pin!(timer);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+pub(crate) fn until<T: Future<Output = ()>, F: Future>(timer: T, future: F) -> Until<T, F> {
+    Until { future, timer }
+}
+
+pin_project_lite::pin_project! {
+    /// A future raced against a timer. A struct rather than an `async fn`: the
+    /// future is held once, in place, where an `async fn` would keep its
+    /// argument and the pinned copy it polls side by side, and a request's
+    /// future is moved (copied) whole each time it is handed on.
+    #[must_use = "futures do nothing unless polled"]
+    pub(crate) struct Until<T, F> {
+        #[pin]
+        future: F,
+        #[pin]
+        timer: T,
+    }
+}
+
+impl<T: Future<Output = ()>, F: Future> Future for Until<T, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
-    })
-    .await
+        this.timer.poll(cx).map(|()| Err(Elapsed))
+    }
 }

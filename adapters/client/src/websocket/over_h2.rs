@@ -60,8 +60,8 @@ pub(crate) async fn open<R: Runtime>(
     }
     let http = origin.http();
     let (lease, checked) = inner.checkout(&http, Some(deadline)).await?;
-    let h2 = match checked {
-        Checked::H2(h2) if h2.send.is_extended_connect_protocol_enabled() => h2,
+    let send = match checked {
+        Checked::H2(send) if send.is_extended_connect_protocol_enabled() => send,
         Checked::H2(_) => {
             inner.release(lease, Release::Reuse);
             return Ok(None);
@@ -96,7 +96,7 @@ pub(crate) async fn open<R: Runtime>(
     connect
         .extensions_mut()
         .insert(h2::ext::Protocol::from_static("websocket"));
-    let mut send = h2.send.clone().ready().await.map_err(stream_error)?;
+    let mut send = send.ready().await.map_err(stream_error)?;
     let (response, stream) = send.send_request(connect, false).map_err(stream_error)?;
     let response = response.await.map_err(stream_error)?;
     if response.status() != http::StatusCode::OK {
