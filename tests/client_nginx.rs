@@ -111,8 +111,7 @@ async fn https_with_a_test_ca<R: Adapter>() {
     }
     let ca = Ca::new("muxpool nginx test CA");
     let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
-    let dir = std::env::temp_dir().join(format!("muxpool-client-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = client_support::cert_dir("client-nginx");
     let (cert, key) = leaf.write_pem(&dir);
     let server = start(NginxOptions {
         plain: false,

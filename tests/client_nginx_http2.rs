@@ -37,8 +37,7 @@ async fn https_h2_multiplexes_on_one_connection<R: Adapter>() {
         return;
     }
     let ca = Ca::new("muxpool nginx h2 CA");
-    let dir = std::env::temp_dir().join(format!("muxpool-nginx-h2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let dir = client_support::cert_dir("nginx-h2");
     let (cert, key) = ca.leaf(&["127.0.0.1"]).write_pem(&dir);
     let server = start(NginxOptions {
         plain: false,

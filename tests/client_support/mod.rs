@@ -285,6 +285,16 @@ pub fn tls_trusting_with(ca: &Ca, alpn: Alpn) -> TlsConfig {
         .expect("a valid TLS configuration")
 }
 
+/// A fresh directory for a test's certificate files, its own even when the
+/// same test runs at once on another adapter; the caller removes it.
+pub fn cert_dir(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("muxpool-{name}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
+
 /// A client trusting only `ca`.
 pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
     Client::<R>::builder()
