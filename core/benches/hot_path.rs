@@ -24,6 +24,16 @@
 //! String keys look like `https://origin-417.example.com:443` (35 bytes), what an
 //! adapter's origin key hashes like.
 //!
+//! ## Instructions
+//!
+//! Wall and CPU time on a shared machine move by tens of percent between runs;
+//! instruction counts do not. With `MUXPOOL_BENCH_ITERATIONS=n` and
+//! `MUXPOOL_BENCH_PATH=<name>` (one of the `hot_path/` names) the binary runs that
+//! hot path `n` times, untimed, and exits, so that under
+//! `valgrind --tool=callgrind` the difference between two runs (say `n` = 100,000
+//! and 200,000), divided by the difference in `n`, is the instructions of one
+//! iteration, set-up excluded. The README has the command.
+//!
 //! ## Clock
 //!
 //! By default criterion's wall clock times each sample. On a machine shared with
@@ -40,7 +50,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::Measurement;
-use criterion::{BenchmarkId, Criterion};
+use criterion::{Bencher, BenchmarkId, Criterion};
 use muxpool_core::{
     Acquire, AcquireOptions, Action, Config, Connected, Instant, Lease, Pool, Release,
 };
@@ -136,75 +146,113 @@ fn unexpected(action: Action) -> ! {
 
 const ORIGIN: &str = "https://origin.example.com:443";
 
+/// How a hot path's iterations are run: timed by criterion, or a given number
+/// of them (for counting instructions).
+trait Iterations {
+    fn run(&mut self, step: impl FnMut());
+}
+
+impl<M: Measurement> Iterations for Bencher<'_, M> {
+    fn run(&mut self, step: impl FnMut()) {
+        self.iter(step);
+    }
+}
+
+/// A fixed number of iterations, untimed.
+struct Counted(u64);
+
+impl Iterations for Counted {
+    fn run(&mut self, mut step: impl FnMut()) {
+        for _ in 0..self.0 {
+            step();
+        }
+    }
+}
+
+fn idle_http1(it: &mut impl Iterations) {
+    let mut d = Driver::new(Config::default());
+    d.bring_up_idle(&ORIGIN, Connected::http1());
+    it.run(|| d.acquire_release(&ORIGIN));
+    d.pool.check_invariants().expect("invariants hold");
+}
+
+fn h2_stream_idle_conn(it: &mut impl Iterations) {
+    let mut d = Driver::new(Config::default());
+    d.bring_up_idle(&ORIGIN, Connected::http2(100));
+    it.run(|| d.acquire_release(&ORIGIN));
+    assert_eq!(d.pool.stats().connects, 1);
+    d.pool.check_invariants().expect("invariants hold");
+}
+
+fn h2_stream_busy_conn(it: &mut impl Iterations) {
+    let mut d = Driver::new(Config::default());
+    let first = d.bring_up(&ORIGIN, Connected::http2(100));
+    let held: Vec<Lease> = (0..9)
+        .map(|_| {
+            let now = d.tick();
+            match d.pool.acquire(&ORIGIN, now, AcquireOptions::default()) {
+                Ok(Acquire::Ready(lease)) => lease,
+                other => panic!("expected a stream, got {other:?}"),
+            }
+        })
+        .collect();
+    it.run(|| d.acquire_release(&ORIGIN));
+    assert_eq!(d.pool.stats().leases, 10);
+    assert_eq!(d.pool.stats().connects, 1);
+    d.pool.check_invariants().expect("invariants hold");
+    black_box((first, held));
+}
+
+fn grant_to_waiter(it: &mut impl Iterations) {
+    let mut config = Config::default();
+    config.max_connections_per_key = 1;
+    let mut d = Driver::new(config);
+    let mut busy = d.bring_up(&ORIGIN, Connected::http1());
+    it.run(|| {
+        let now = d.tick();
+        let waiter = match d
+            .pool
+            .acquire(black_box(&ORIGIN), now, AcquireOptions::default())
+        {
+            Ok(Acquire::Queued(waiter)) => waiter,
+            other => panic!("the connection is busy: expected to queue, got {other:?}"),
+        };
+        d.after_input();
+        let now = d.tick();
+        d.pool
+            .release(black_box(busy), now, Release::Reuse)
+            .expect("live lease");
+        busy = match d.pool.poll_action() {
+            Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
+            Some(other) => unexpected(other),
+            None => panic!("the release must grant the waiter"),
+        };
+        d.after_input();
+    });
+    let stats = d.pool.stats();
+    assert_eq!((stats.connects, stats.waiting, stats.leases), (1, 0, 1));
+    d.pool.check_invariants().expect("invariants hold");
+}
+
 fn hot_path<M: Measurement>(c: &mut Criterion<M>) {
     let mut group = c.benchmark_group("hot_path");
-
-    group.bench_function("idle_http1", |b| {
-        let mut d = Driver::new(Config::default());
-        d.bring_up_idle(&ORIGIN, Connected::http1());
-        b.iter(|| d.acquire_release(&ORIGIN));
-        d.pool.check_invariants().expect("invariants hold");
-    });
-
-    group.bench_function("h2_stream_idle_conn", |b| {
-        let mut d = Driver::new(Config::default());
-        d.bring_up_idle(&ORIGIN, Connected::http2(100));
-        b.iter(|| d.acquire_release(&ORIGIN));
-        assert_eq!(d.pool.stats().connects, 1);
-        d.pool.check_invariants().expect("invariants hold");
-    });
-
-    group.bench_function("h2_stream_busy_conn", |b| {
-        let mut d = Driver::new(Config::default());
-        let first = d.bring_up(&ORIGIN, Connected::http2(100));
-        let held: Vec<Lease> = (0..9)
-            .map(|_| {
-                let now = d.tick();
-                match d.pool.acquire(&ORIGIN, now, AcquireOptions::default()) {
-                    Ok(Acquire::Ready(lease)) => lease,
-                    other => panic!("expected a stream, got {other:?}"),
-                }
-            })
-            .collect();
-        b.iter(|| d.acquire_release(&ORIGIN));
-        assert_eq!(d.pool.stats().leases, 10);
-        assert_eq!(d.pool.stats().connects, 1);
-        d.pool.check_invariants().expect("invariants hold");
-        black_box((first, held));
-    });
-
-    group.bench_function("grant_to_waiter", |b| {
-        let mut config = Config::default();
-        config.max_connections_per_key = 1;
-        let mut d = Driver::new(config);
-        let mut busy = d.bring_up(&ORIGIN, Connected::http1());
-        b.iter(|| {
-            let now = d.tick();
-            let waiter = match d
-                .pool
-                .acquire(black_box(&ORIGIN), now, AcquireOptions::default())
-            {
-                Ok(Acquire::Queued(waiter)) => waiter,
-                other => panic!("the connection is busy: expected to queue, got {other:?}"),
-            };
-            d.after_input();
-            let now = d.tick();
-            d.pool
-                .release(black_box(busy), now, Release::Reuse)
-                .expect("live lease");
-            busy = match d.pool.poll_action() {
-                Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
-                Some(other) => unexpected(other),
-                None => panic!("the release must grant the waiter"),
-            };
-            d.after_input();
-        });
-        let stats = d.pool.stats();
-        assert_eq!((stats.connects, stats.waiting, stats.leases), (1, 0, 1));
-        d.pool.check_invariants().expect("invariants hold");
-    });
-
+    group.bench_function("idle_http1", |b| idle_http1(b));
+    group.bench_function("h2_stream_idle_conn", |b| h2_stream_idle_conn(b));
+    group.bench_function("h2_stream_busy_conn", |b| h2_stream_busy_conn(b));
+    group.bench_function("grant_to_waiter", |b| grant_to_waiter(b));
     group.finish();
+}
+
+/// Runs the hot path `MUXPOOL_BENCH_PATH` names `iterations` times, untimed.
+fn run_counted(iterations: u64) {
+    let it = &mut Counted(iterations);
+    match std::env::var("MUXPOOL_BENCH_PATH").as_deref() {
+        Ok("idle_http1") => idle_http1(it),
+        Ok("h2_stream_idle_conn") => h2_stream_idle_conn(it),
+        Ok("h2_stream_busy_conn") => h2_stream_busy_conn(it),
+        Ok("grant_to_waiter") => grant_to_waiter(it),
+        other => panic!("MUXPOOL_BENCH_PATH names no hot path: {other:?}"),
+    }
 }
 
 /// A visiting order over `n` keys that jumps around (a stride coprime with `n`),
@@ -258,6 +306,10 @@ fn many_keys<M: Measurement>(c: &mut Criterion<M>) {
 }
 
 fn main() {
+    if let Ok(n) = std::env::var("MUXPOOL_BENCH_ITERATIONS") {
+        run_counted(n.parse().expect("MUXPOOL_BENCH_ITERATIONS is a number"));
+        return;
+    }
     if support::thread_clock_requested() {
         let mut c = Criterion::default()
             .with_measurement(ThreadTime)
