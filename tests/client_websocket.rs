@@ -7,10 +7,10 @@
 
 mod client_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use client_support::{assert_quiescent, sleep, tls_trusting_with, within, Adapter};
+use client_support::{assert_quiescent, sleep, tls_trusting_with, wait_for, within, Adapter};
 use muxpool::client::Client;
 use muxpool::core::{CloseReason, HealthCheck};
 use muxpool::tls::Alpn;
@@ -47,15 +47,6 @@ async fn echo(ws: &mut WebSocket, message: Message) {
 fn ws_error(error: &muxpool::Error) -> WebSocketError {
     assert_eq!(error.kind(), ErrorKind::WebSocket, "{error:#}");
     error.websocket().cloned().expect("a WebSocket cause")
-}
-
-/// Polls `condition` until it holds; panics with `what` after `limit`.
-async fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn client_with_health<R: Adapter>(interval: Duration, timeout: Duration) -> Client<R> {

@@ -6,9 +6,9 @@
 
 mod client_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use client_support::{assert_quiescent, sleep, within, Adapter};
+use client_support::{assert_quiescent, wait_for, within, Adapter};
 use muxpool::client::Client;
 use muxpool::websocket::{Reconnect, ReconnectingWebSocket};
 use muxpool::{ErrorKind, Message, WebSocketError};
@@ -16,14 +16,6 @@ use muxpool_testkit::ws_server::{Behavior, Options, WsServer};
 
 fn request(url: &str) -> http::Request<()> {
     http::Request::get(url).body(()).expect("a valid request")
-}
-
-async fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn recv_text(ws: &mut ReconnectingWebSocket) -> String {

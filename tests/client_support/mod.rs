@@ -316,8 +316,14 @@ pub fn h2c_client_checking<R: Adapter>(health: muxpool::core::HealthCheck) -> Cl
 
 /// Polls `condition` every few milliseconds until it holds; panics with `what`
 /// after [`DEADLINE`].
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+pub async fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    wait_for(DEADLINE, what, condition).await;
+}
+
+/// Polls `condition` every few milliseconds until it holds; panics with `what`
+/// after `limit`.
+pub async fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         sleep(Duration::from_millis(5)).await;
