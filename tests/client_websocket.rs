@@ -50,10 +50,7 @@ fn ws_error(error: &muxpool::Error) -> WebSocketError {
 }
 
 fn client_with_health<R: Adapter>(interval: Duration, timeout: Duration) -> Client<R> {
-    let mut pool = muxpool::PoolConfig::default();
-    pool.health_check = HealthCheck::new(Some(interval), timeout);
-    Client::<R>::builder()
-        .pool(pool)
+    client_support::builder_checking::<R>(HealthCheck::new(Some(interval), timeout))
         .build()
         .expect("a valid configuration")
 }

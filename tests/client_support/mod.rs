@@ -303,12 +303,18 @@ pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
         .expect("a valid client")
 }
 
-/// An h2c (prior knowledge) client with these health checks.
-pub fn h2c_client_checking<R: Adapter>(health: muxpool::core::HealthCheck) -> Client<R> {
+/// A client builder whose pool has these health checks.
+pub fn builder_checking<R: Adapter>(
+    health: muxpool::core::HealthCheck,
+) -> muxpool::client::ClientBuilder<R> {
     let mut pool = muxpool::PoolConfig::default();
     pool.health_check = health;
-    Client::<R>::builder()
-        .pool(pool)
+    Client::<R>::builder().pool(pool)
+}
+
+/// An h2c (prior knowledge) client with these health checks.
+pub fn h2c_client_checking<R: Adapter>(health: muxpool::core::HealthCheck) -> Client<R> {
+    builder_checking::<R>(health)
         .http2_prior_knowledge(true)
         .build()
         .expect("a valid configuration")
