@@ -298,7 +298,7 @@ impl BodyDecoder {
                 return Err(Error::InvalidHead("malformed trailer section"))
             }
         };
-        let trailers = header_map(&section, fields)?;
+        let (trailers, _) = header_map(&section, fields)?;
         self.state = State::Ending;
         Ok(Step::Event(BodyEvent::Trailers(trailers)))
     }

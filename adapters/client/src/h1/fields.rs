@@ -8,7 +8,9 @@
 //! and `chunked` counts only as the final transfer coding.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{GetAll, HeaderName, HeaderValue};
+use http::header::{
+    GetAll, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING,
+};
 use http::HeaderMap;
 
 use super::Error;
@@ -61,7 +63,12 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(crate) fn has_token(values: GetAll<'_, HeaderValue>, token: &str) -> bool {
     values
         .into_iter()
-        .any(|v| list_items(v.as_bytes()).any(|item| item.eq_ignore_ascii_case(token.as_bytes())))
+        .any(|v| contains_token(v.as_bytes(), token))
+}
+
+/// Whether the list value `value` holds `token` (ASCII case-insensitively).
+pub(crate) fn contains_token(value: &[u8], token: &str) -> bool {
+    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// `1*DIGIT` as a `u64`, or `None` if empty, not all digits, or too large.
@@ -78,25 +85,136 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// The value of the `Content-Length` fields, `None` if there are none.
-///
-/// Several fields, or one holding a list, are accepted only when every element
-/// is the same number (RFC 9110 section 8.6). Anything else is an error: a
-/// sign, an empty value or list element, a number past `u64::MAX`. Empty list
-/// elements are refused too, although list syntax allows them, because a length
-/// is the one field where reading it differently from a peer is an attack.
-pub(crate) fn content_length(values: GetAll<'_, HeaderValue>) -> Result<Option<u64>, Error> {
-    let mut length = None;
-    for value in values {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(trim_ows(item)).ok_or(Error::InvalidContentLength)?;
-            match length {
-                Some(seen) if seen != n => return Err(Error::InvalidContentLength),
-                _ => length = Some(n),
+/// The framing fields of a header section (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`), read as [`header_map`] goes over the
+/// fields, so that none of them is looked up in the map afterwards.
+#[derive(Debug, Default)]
+pub(crate) struct FramingFields {
+    length: LengthFields,
+    coding: CodingFields,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingFields {
+    /// Takes one field into account.
+    #[inline]
+    fn add(&mut self, name: &HeaderName, value: &[u8]) {
+        if *name == CONTENT_LENGTH {
+            self.length.add(value);
+        } else if *name == TRANSFER_ENCODING {
+            self.coding.add(value);
+        } else if *name == CONNECTION {
+            self.close |= contains_token(value, "close");
+            self.keep_alive |= contains_token(value, "keep-alive");
+        }
+    }
+
+    /// The value of the `Content-Length` fields, `None` if there are none.
+    ///
+    /// Several fields, or one holding a list, are accepted only when every
+    /// element is the same number (RFC 9110 section 8.6). Anything else is an
+    /// error: a sign, an empty value or list element, a number past `u64::MAX`.
+    /// Empty list elements are refused too, although list syntax allows them,
+    /// because a length is the one field where reading it differently from a
+    /// peer is an attack.
+    pub(crate) fn content_length(&self) -> Result<Option<u64>, Error> {
+        if self.length.invalid {
+            return Err(Error::InvalidContentLength);
+        }
+        Ok(self.length.value)
+    }
+
+    /// Whether there is any `Content-Length` field, valid or not.
+    pub(crate) fn has_content_length(&self) -> bool {
+        self.length.present
+    }
+
+    /// The framing meaning of the `Transfer-Encoding` fields, `None` if there
+    /// are none. Every coding must be a token (parameters after `;` are
+    /// allowed); `chunked` twice, or a field with no coding at all, is an error.
+    pub(crate) fn transfer_coding(&self) -> Result<Option<TransferCoding>, Error> {
+        let c = &self.coding;
+        if let Some(error) = c.error {
+            return Err(error);
+        }
+        match (c.present, c.last_chunked) {
+            (false, _) => Ok(None),
+            (true, None) => Err(Error::InvalidHead("empty Transfer-Encoding")),
+            (true, Some(true)) => Ok(Some(TransferCoding::Chunked)),
+            (true, Some(false)) => Ok(Some(TransferCoding::NotChunked)),
+        }
+    }
+
+    /// Whether a `Connection` field holds `close`.
+    pub(crate) fn close(&self) -> bool {
+        self.close
+    }
+
+    /// Whether a `Connection` field holds `keep-alive`.
+    pub(crate) fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+}
+
+/// The `Content-Length` fields so far.
+#[derive(Debug, Default)]
+struct LengthFields {
+    present: bool,
+    invalid: bool,
+    value: Option<u64>,
+}
+
+impl LengthFields {
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        if self.invalid {
+            return;
+        }
+        for item in value.split(|&b| b == b',') {
+            match parse_decimal(trim_ows(item)) {
+                Some(n) if self.value.is_none_or(|seen| seen == n) => self.value = Some(n),
+                _ => {
+                    self.invalid = true;
+                    return;
+                }
             }
         }
     }
-    Ok(length)
+}
+
+/// The `Transfer-Encoding` fields so far.
+#[derive(Debug, Default)]
+struct CodingFields {
+    present: bool,
+    /// Whether the last coding seen is `chunked`; `None` before any.
+    last_chunked: Option<bool>,
+    chunked_seen: bool,
+    /// The first fault found.
+    error: Option<Error>,
+}
+
+impl CodingFields {
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        if self.error.is_some() {
+            return;
+        }
+        for item in list_items(value) {
+            let name = trim_ows(item.split(|&b| b == b';').next().unwrap_or(item));
+            if !is_token_str(name) {
+                self.error = Some(Error::InvalidHead("malformed Transfer-Encoding"));
+                return;
+            }
+            let chunked = name.eq_ignore_ascii_case(b"chunked");
+            if chunked && self.chunked_seen {
+                self.error = Some(Error::InvalidHead("chunked applied more than once"));
+                return;
+            }
+            self.chunked_seen |= chunked;
+            self.last_chunked = Some(chunked);
+        }
+    }
 }
 
 /// What the `Transfer-Encoding` fields say about framing.
@@ -106,38 +224,6 @@ pub(crate) enum TransferCoding {
     Chunked,
     /// There are codings, and `chunked` is not the final one.
     NotChunked,
-}
-
-/// The framing meaning of the `Transfer-Encoding` fields, `None` if there are
-/// none. Every coding must be a token (parameters after `;` are allowed);
-/// `chunked` twice, or a field with no coding at all, is an error.
-pub(crate) fn transfer_coding(
-    values: GetAll<'_, HeaderValue>,
-) -> Result<Option<TransferCoding>, Error> {
-    let mut any_field = false;
-    let mut last_chunked = None;
-    let mut chunked_seen = false;
-    for value in values {
-        any_field = true;
-        for item in list_items(value.as_bytes()) {
-            let name = trim_ows(item.split(|&b| b == b';').next().unwrap_or(item));
-            if !is_token_str(name) {
-                return Err(Error::InvalidHead("malformed Transfer-Encoding"));
-            }
-            let chunked = name.eq_ignore_ascii_case(b"chunked");
-            if chunked && chunked_seen {
-                return Err(Error::InvalidHead("chunked applied more than once"));
-            }
-            chunked_seen |= chunked;
-            last_chunked = Some(chunked);
-        }
-    }
-    match (any_field, last_chunked) {
-        (false, _) => Ok(None),
-        (true, None) => Err(Error::InvalidHead("empty Transfer-Encoding")),
-        (true, Some(true)) => Ok(Some(TransferCoding::Chunked)),
-        (true, Some(false)) => Ok(Some(TransferCoding::NotChunked)),
-    }
 }
 
 /// The index just past the first empty line in `buf` whose terminating LF is at
@@ -156,20 +242,23 @@ pub(crate) fn find_empty_line(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The parsed fields of `section` as a map whose values share `section`'s memory.
+/// The parsed fields of `section` as a map whose values share `section`'s memory,
+/// and what its framing fields say.
 pub(crate) fn header_map(
     section: &Bytes,
     fields: &[httparse::Header<'_>],
-) -> Result<HeaderMap, Error> {
+) -> Result<(HeaderMap, FramingFields), Error> {
     let mut map = HeaderMap::with_capacity(fields.len());
+    let mut framing = FramingFields::default();
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| Error::InvalidHead("invalid header name"))?;
+        framing.add(&name, field.value);
         let value = HeaderValue::from_maybe_shared(section.slice_ref(field.value))
             .map_err(|_| Error::InvalidHead("invalid header value"))?;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, framing))
 }
 
 /// The codec error for an `httparse` error.

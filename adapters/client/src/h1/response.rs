@@ -25,13 +25,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{response, HeaderMap, StatusCode, Version};
 
 use super::decoder::BodyDecoder;
 use super::fields::{
-    content_length, find_empty_line, from_httparse, has_token, header_map, header_slots,
-    transfer_coding, TransferCoding, STACK_HEADERS,
+    find_empty_line, from_httparse, header_map, header_slots, FramingFields, TransferCoding,
+    STACK_HEADERS,
 };
 use super::keep_alive::{CloseReason, KeepAlive};
 use super::request::RequestInfo;
@@ -284,8 +283,8 @@ impl ResponseParser {
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Head::Informational(status));
         }
-        let headers = header_map(section, response.headers)?;
-        let (framing, framing_close) = framing(status, version, &headers, self.request)?;
+        let (headers, fields) = header_map(section, response.headers)?;
+        let (framing, framing_close) = framing(status, version, &fields, self.request)?;
 
         let mut keep_alive = KeepAlive::REUSABLE;
         if let Some(reason) = framing_close {
@@ -294,11 +293,7 @@ impl ResponseParser {
         if self.request.wants_close() {
             keep_alive = keep_alive.and_close(CloseReason::RequestClose);
         }
-        let connection = headers.get_all(CONNECTION);
-        if has_token(connection, "close")
-            || (version == Version::HTTP_10
-                && !has_token(headers.get_all(CONNECTION), "keep-alive"))
-        {
+        if fields.close() || (version == Version::HTTP_10 && !fields.keep_alive()) {
             keep_alive = keep_alive.and_close(CloseReason::ServerClose);
         }
 
@@ -320,7 +315,7 @@ impl ResponseParser {
 fn framing(
     status: StatusCode,
     version: Version,
-    headers: &HeaderMap,
+    fields: &FramingFields,
     request: RequestInfo,
 ) -> Result<(Framing, Option<CloseReason>), Error> {
     if status == StatusCode::SWITCHING_PROTOCOLS || (request.is_connect() && status.is_success()) {
@@ -329,7 +324,7 @@ fn framing(
     if request.is_head() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, None));
     }
-    let coding = transfer_coding(headers.get_all(TRANSFER_ENCODING))?;
+    let coding = fields.transfer_coding()?;
     if coding.is_some() && version == Version::HTTP_10 {
         // RFC 9112 section 6.1: an HTTP/1.0 message with Transfer-Encoding has
         // faulty framing.
@@ -338,14 +333,14 @@ fn framing(
         ));
     }
     match coding {
-        Some(TransferCoding::Chunked) if headers.contains_key(CONTENT_LENGTH) => {
+        Some(TransferCoding::Chunked) if fields.has_content_length() => {
             Ok((Framing::Chunked, Some(CloseReason::AmbiguousFraming)))
         }
         Some(TransferCoding::Chunked) => Ok((Framing::Chunked, None)),
         Some(TransferCoding::NotChunked) => {
             Ok((Framing::CloseDelimited, Some(CloseReason::CloseDelimited)))
         }
-        None => match content_length(headers.get_all(CONTENT_LENGTH))? {
+        None => match fields.content_length()? {
             Some(length) => Ok((Framing::Length(length), None)),
             None => Ok((Framing::CloseDelimited, Some(CloseReason::CloseDelimited))),
         },
