@@ -8,9 +8,7 @@
 //! and `chunked` counts only as the final transfer coding.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{
-    GetAll, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING,
-};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 
 use super::Error;
@@ -59,16 +57,31 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|item| !item.is_empty())
 }
 
-/// Whether any of the list values holds `token` (ASCII case-insensitively).
-pub(crate) fn has_token(values: GetAll<'_, HeaderValue>, token: &str) -> bool {
-    values
-        .into_iter()
-        .any(|v| contains_token(v.as_bytes(), token))
+/// Whether the list value `value` holds `token` (ASCII case-insensitively).
+fn contains_token(value: &[u8], token: &str) -> bool {
+    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Whether the list value `value` holds `token` (ASCII case-insensitively).
-pub(crate) fn contains_token(value: &[u8], token: &str) -> bool {
-    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
+/// What the `Connection` fields of a message say about keeping the connection,
+/// gathered one field value at a time.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl ConnectionTokens {
+    /// Takes one `Connection` field value into account.
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        self.close |= contains_token(value, "close");
+        self.keep_alive |= contains_token(value, "keep-alive");
+    }
+
+    /// Whether the connection ends after this message: it says `close`, or it
+    /// is HTTP/1.0 and does not say `keep-alive` (RFC 9112 section 9.3).
+    pub(crate) fn closes(&self, http10: bool) -> bool {
+        self.close || (http10 && !self.keep_alive)
+    }
 }
 
 /// `1*DIGIT` as a `u64`, or `None` if empty, not all digits, or too large.
@@ -92,8 +105,7 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
 pub(crate) struct FramingFields {
     length: LengthFields,
     coding: CodingFields,
-    close: bool,
-    keep_alive: bool,
+    connection: ConnectionTokens,
 }
 
 impl FramingFields {
@@ -105,8 +117,7 @@ impl FramingFields {
         } else if *name == TRANSFER_ENCODING {
             self.coding.add(value);
         } else if *name == CONNECTION {
-            self.close |= contains_token(value, "close");
-            self.keep_alive |= contains_token(value, "keep-alive");
+            self.connection.add(value);
         }
     }
 
@@ -146,14 +157,9 @@ impl FramingFields {
         }
     }
 
-    /// Whether a `Connection` field holds `close`.
-    pub(crate) fn close(&self) -> bool {
-        self.close
-    }
-
-    /// Whether a `Connection` field holds `keep-alive`.
-    pub(crate) fn keep_alive(&self) -> bool {
-        self.keep_alive
+    /// What the `Connection` fields say.
+    pub(crate) fn connection(&self) -> ConnectionTokens {
+        self.connection
     }
 }
 

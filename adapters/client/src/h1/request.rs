@@ -21,7 +21,8 @@ use http::{request, Method, Version};
 
 use super::encoder::BodyEncoder;
 use super::fields::{
-    has_token, is_field_value, is_token_str, list_items, parse_decimal, put_decimal, trim_ows,
+    is_field_value, is_token_str, list_items, parse_decimal, put_decimal, trim_ows,
+    ConnectionTokens,
 };
 use super::Error;
 
@@ -162,6 +163,7 @@ fn write_request(
 
     write_host(parts, dst)?;
     let mut framed = false;
+    let mut connection = ConnectionTokens::default();
     for (name, value) in &parts.headers {
         if name == HOST {
             continue;
@@ -179,6 +181,8 @@ fn write_request(
         } else if name == TRANSFER_ENCODING {
             check_transfer_encoding(framed, value, body)?;
             framed = true;
+        } else if name == CONNECTION {
+            connection.add(value);
         }
         put_field(dst, name.as_str().as_bytes(), value);
     }
@@ -187,11 +191,8 @@ fn write_request(
     }
     dst.put_slice(b"\r\n");
 
-    let connection = parts.headers.get_all(CONNECTION);
-    let close = has_token(connection, "close")
-        || (http10 && !has_token(parts.headers.get_all(CONNECTION), "keep-alive"));
     Ok(EncodedRequest {
-        info: RequestInfo::new(&parts.method).with_close(close),
+        info: RequestInfo::new(&parts.method).with_close(connection.closes(http10)),
         body: BodyEncoder::new(body),
     })
 }

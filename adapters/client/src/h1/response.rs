@@ -293,7 +293,7 @@ impl ResponseParser {
         if self.request.wants_close() {
             keep_alive = keep_alive.and_close(CloseReason::RequestClose);
         }
-        if fields.close() || (version == Version::HTTP_10 && !fields.keep_alive()) {
+        if fields.connection().closes(version == Version::HTTP_10) {
             keep_alive = keep_alive.and_close(CloseReason::ServerClose);
         }
 
