@@ -223,11 +223,7 @@ impl fmt::Display for Origin {
 /// `Authority::port_u16` read them, in one pass over its bytes: this runs for
 /// every request.
 fn split_authority(authority: &str) -> (&str, Option<&str>) {
-    // Authorities are short: a plain byte search beats a vectorized one here.
-    let host_port = match authority.bytes().rposition(|b| b == b'@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
+    let host_port = crate::h1::without_userinfo(authority);
     let end = if host_port.starts_with('[') {
         host_port
             .bytes()

@@ -7,9 +7,12 @@
 //! `Content-Length` values is one length, a list of different ones is an attack,
 //! and `chunked` counts only as the final transfer coding.
 
+use std::sync::LazyLock;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
+use memchr::memmem;
 
 use super::Error;
 
@@ -57,11 +60,6 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|item| !item.is_empty())
 }
 
-/// Whether the list value `value` holds `token` (ASCII case-insensitively).
-fn contains_token(value: &[u8], token: &str) -> bool {
-    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
-}
-
 /// What the `Connection` fields of a message say about keeping the connection,
 /// gathered one field value at a time.
 #[derive(Clone, Copy, Debug, Default)]
@@ -72,9 +70,21 @@ pub(crate) struct ConnectionTokens {
 
 impl ConnectionTokens {
     /// Takes one `Connection` field value into account.
+    /// One pass over the list, each element compared only with the token of
+    /// its length.
     pub(crate) fn add(&mut self, value: &[u8]) {
-        self.close |= contains_token(value, "close");
-        self.keep_alive |= contains_token(value, "keep-alive");
+        // The one token a server usually sends, as the whole value.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
+        for item in list_items(value) {
+            match item.len() {
+                5 => self.close |= item.eq_ignore_ascii_case(b"close"),
+                10 => self.keep_alive |= item.eq_ignore_ascii_case(b"keep-alive"),
+                _ => {}
+            }
+        }
     }
 
     /// Whether the connection ends after this message: it says `close`, or it
@@ -235,17 +245,93 @@ pub(crate) enum TransferCoding {
 /// The index just past the first empty line in `buf` whose terminating LF is at
 /// or after `from`: the end of a header section. Both CRLF and bare LF line
 /// endings count, as `httparse` accepts both.
+///
+/// An empty line is an LF followed by LF or by CRLF, so the end is the first of
+/// the two patterns: one vectorized search for `\n\r\n` over the whole
+/// section, the usual ending, and one for `\n\n` over what precedes it, rather
+/// than a search per line.
 pub(crate) fn find_empty_line(buf: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    while let Some(offset) = memchr::memchr(b'\n', buf.get(at..)?) {
-        let lf = at.checked_add(offset)?;
-        match buf.get(lf.checked_add(1)?..) {
-            Some([b'\n', ..]) => return lf.checked_add(2),
-            Some([b'\r', b'\n', ..]) => return lf.checked_add(3),
-            _ => at = lf.checked_add(1)?,
+    static CRLF: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+    static LF: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+    let haystack = buf.get(from..)?;
+    let crlf = CRLF.find(haystack);
+    // A bare-LF ending counts only if it comes first: its first LF is before
+    // the CRLF ending's.
+    let before = crlf.map_or(haystack, |at| &haystack[..=at]);
+    let end = match LF.find(before) {
+        Some(at) => at + 2,
+        None => crlf? + 3,
+    };
+    from.checked_add(end)
+}
+
+/// The field name `name`, a token (as `httparse` checked), as a `HeaderName`.
+fn field_name(name: &[u8]) -> Result<HeaderName, Error> {
+    match common_name(name) {
+        Some(known) => Ok(known),
+        None => HeaderName::from_bytes(name).map_err(|_| Error::InvalidHead("invalid header name")),
+    }
+}
+
+/// The names servers send in most responses, found by comparing whole words
+/// with the name of the same length, rather than by `http`'s general parse,
+/// which lower-cases the name byte by byte into a copy and then matches it
+/// against every standard name. `None` for any other name.
+///
+/// `name` must be a token: the comparison folds case by setting bit `0x20` of
+/// every byte, which is exact for letters and leaves digits and `-` as they are,
+/// and could confuse only control bytes, which no token holds.
+fn common_name(name: &[u8]) -> Option<HeaderName> {
+    use http::header::{
+        ACCEPT_RANGES, AGE, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, DATE, ETAG, EXPIRES,
+        LAST_MODIFIED, LOCATION, SERVER, SET_COOKIE, VARY,
+    };
+    debug_assert!(is_token_str(name));
+    let candidates: &[HeaderName] = match name.len() {
+        3 => &[AGE],
+        4 => &[DATE, ETAG, VARY],
+        6 => &[SERVER],
+        7 => &[EXPIRES],
+        8 => &[LOCATION],
+        10 => &[CONNECTION, SET_COOKIE],
+        12 => &[CONTENT_TYPE],
+        13 => &[LAST_MODIFIED, ACCEPT_RANGES, CACHE_CONTROL],
+        14 => &[CONTENT_LENGTH],
+        16 => &[CONTENT_ENCODING],
+        17 => &[TRANSFER_ENCODING],
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .find(|known| folds_to(name, known.as_str().as_bytes()))
+        .cloned()
+}
+
+/// Whether the token `name` is `lower` (lower-case letters, digits and `-`) in
+/// any case: eight bytes at a time, each with bit `0x20` set.
+fn folds_to(name: &[u8], lower: &[u8]) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    if name.len() != lower.len() {
+        return false;
+    }
+    let mut words = name.chunks_exact(8);
+    let mut lower_words = lower.chunks_exact(8);
+    for (word, lower_word) in (&mut words).zip(&mut lower_words) {
+        let (Ok(word), Ok(lower_word)) =
+            (<[u8; 8]>::try_from(word), <[u8; 8]>::try_from(lower_word))
+        else {
+            return false;
+        };
+        if u64::from_ne_bytes(word) | FOLD != u64::from_ne_bytes(lower_word) {
+            return false;
         }
     }
-    None
+    words
+        .remainder()
+        .iter()
+        .zip(lower_words.remainder())
+        .all(|(b, lower)| b | 0x20 == *lower)
 }
 
 /// The parsed fields of `section` as a map whose values share `section`'s memory,
@@ -257,8 +343,7 @@ pub(crate) fn header_map(
     let mut map = HeaderMap::with_capacity(fields.len());
     let mut framing = FramingFields::default();
     for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Error::InvalidHead("invalid header name"))?;
+        let name = field_name(field.name.as_bytes())?;
         framing.add(&name, field.value);
         let value = HeaderValue::from_maybe_shared(section.slice_ref(field.value))
             .map_err(|_| Error::InvalidHead("invalid header value"))?;
@@ -381,6 +466,136 @@ mod tests {
         // Resuming past the start of a terminator misses it; callers resume two
         // bytes early.
         assert_eq!(find_empty_line(b"a\r\n\r\n", 2), Some(5));
+        // Whichever ending comes first ends the section.
+        assert_eq!(find_empty_line(b"a\n\nb\r\n\r\n", 0), Some(3));
+        assert_eq!(find_empty_line(b"a\r\n\r\nb\n\n", 0), Some(5));
+        assert_eq!(find_empty_line(b"a\nb\n\r\n", 0), Some(6));
+        assert_eq!(find_empty_line(b"a\r\nb\n\n", 0), Some(6));
+        assert_eq!(find_empty_line(b"", 0), None);
+        assert_eq!(find_empty_line(b"a", 5), None);
+    }
+
+    /// The two searches agree with the definition: the first LF, at or after
+    /// `from`, followed by LF or CRLF.
+    #[test]
+    fn empty_line_search_matches_a_scan_line_by_line() {
+        fn by_lines(buf: &[u8], from: usize) -> Option<usize> {
+            (from..buf.len()).find_map(|lf| match &buf[lf..] {
+                [b'\n', b'\n', ..] => Some(lf + 2),
+                [b'\n', b'\r', b'\n', ..] => Some(lf + 3),
+                _ => None,
+            })
+        }
+        let alphabet = [b'\r', b'\n', b'a'];
+        // Every buffer of up to 7 bytes over CR, LF and one other byte.
+        for len in 0..=7u32 {
+            for code in 0..3usize.pow(len) {
+                let buf: Vec<u8> = (0..len)
+                    .scan(code, |c, _| {
+                        let b = alphabet[*c % 3];
+                        *c /= 3;
+                        Some(b)
+                    })
+                    .collect();
+                for from in 0..=buf.len() {
+                    assert_eq!(
+                        find_empty_line(&buf, from),
+                        by_lines(&buf, from),
+                        "{buf:?} {from}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The common names are found in any case, and every token, common or
+    /// not, gets the name `http` would give it.
+    #[test]
+    fn common_names_are_the_names_http_parses() {
+        use http::header;
+        let common = [
+            header::AGE,
+            header::DATE,
+            header::ETAG,
+            header::VARY,
+            header::SERVER,
+            header::EXPIRES,
+            header::LOCATION,
+            header::CONNECTION,
+            header::SET_COOKIE,
+            header::CONTENT_TYPE,
+            header::LAST_MODIFIED,
+            header::ACCEPT_RANGES,
+            header::CACHE_CONTROL,
+            header::CONTENT_LENGTH,
+            header::CONTENT_ENCODING,
+            header::TRANSFER_ENCODING,
+        ];
+        for known in &common {
+            let lower = known.as_str();
+            for spelling in [
+                lower.to_string(),
+                lower.to_ascii_uppercase(),
+                lower
+                    .split('-')
+                    .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+                    .collect::<Vec<_>>()
+                    .join("-"),
+            ] {
+                assert_eq!(
+                    common_name(spelling.as_bytes()).as_ref(),
+                    Some(known),
+                    "{spelling}"
+                );
+                assert_eq!(field_name(spelling.as_bytes()).ok().as_ref(), Some(known));
+            }
+        }
+        // Names one byte away from a common one, of the same length: a letter
+        // changed, `-` replaced by other tokens that fold near it, a digit.
+        for known in &common {
+            let lower = known.as_str().as_bytes();
+            for at in 0..lower.len() {
+                for b in [
+                    b'm', b'M', b'\x27', b'_', b'.', b'0', b'~', b'|', b'`', b'^',
+                ] {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    let expected = HeaderName::from_bytes(&name).expect("a token");
+                    assert_eq!(field_name(&name).expect("a token"), expected, "{name:?}");
+                }
+            }
+        }
+        assert_eq!(common_name(b"x-served-by"), None);
+        assert_eq!(field_name(b"X-Served-By").unwrap().as_str(), "x-served-by");
+    }
+
+    proptest::proptest! {
+        /// Any token gets exactly the name `http` parses from it.
+        #[test]
+        fn any_token_gets_the_name_http_parses(
+            name in "[-!#$%&'*+.^_`|~0-9a-zA-Z]{1,20}",
+        ) {
+            let expected = HeaderName::from_bytes(name.as_bytes()).expect("a token");
+            proptest::prop_assert_eq!(field_name(name.as_bytes()).expect("a token"), expected);
+        }
+    }
+
+    #[test]
+    fn connection_tokens_are_list_elements_in_any_case() {
+        let tokens = |values: &[&[u8]]| {
+            let mut t = ConnectionTokens::default();
+            values.iter().for_each(|v| t.add(v));
+            t
+        };
+        assert!(tokens(&[b"Close"]).closes(false));
+        assert!(tokens(&[b"upgrade , close"]).closes(false));
+        assert!(tokens(&[b"te", b"\tCLOSE "]).closes(false));
+        assert!(!tokens(&[b"closed", b"xclose", b"close-ish"]).closes(false));
+        assert!(!tokens(&[b"Keep-Alive"]).closes(true));
+        assert!(!tokens(&[b"foo,keep-alive"]).closes(true));
+        assert!(tokens(&[b"keep-alive2", b"keepalive"]).closes(true));
+        assert!(!tokens(&[]).closes(false));
+        assert!(tokens(&[]).closes(true));
     }
 
     #[test]

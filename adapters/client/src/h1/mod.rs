@@ -74,5 +74,6 @@ pub use encoder::BodyEncoder;
 pub use error::Error;
 pub use keep_alive::{CloseReason, KeepAlive};
 pub use limits::Limits;
+pub(crate) use request::without_userinfo;
 pub use request::{encode_request, EncodedRequest, RequestBody, RequestInfo, TargetForm};
 pub use response::{Framing, ResponseHead, ResponseParser};
