@@ -17,6 +17,18 @@ pub(crate) struct Link {
     next: u32,
 }
 
+impl Link {
+    /// Whether the entry is the front of its list.
+    pub(crate) fn is_first(self) -> bool {
+        self.prev == NIL
+    }
+
+    /// Whether the entry is the back of its list.
+    pub(crate) fn is_last(self) -> bool {
+        self.next == NIL
+    }
+}
+
 impl Default for Link {
     fn default() -> Self {
         Link {

@@ -108,13 +108,14 @@ enum Class {
     Draining = 4,
 }
 
-/// Which grant list a connection is on.
+/// Where a connection is in its key's `free` list, if at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     None,
-    /// Ready, no lease, capacity to spare.
+    /// Ready, no lease, capacity to spare: in the idle part, at the front.
     Idle,
-    /// Multiplexed, some leases, capacity to spare.
+    /// Multiplexed, some leases, capacity to spare: in the partial part, at the
+    /// back.
     Partial,
 }
 
@@ -344,8 +345,18 @@ struct KeyState<K> {
     learned: Learned,
     /// Every connection that is not closed.
     all: List,
-    idle: List,
-    partial: List,
+    /// The connections with capacity to spare: the idle ones at the front, the
+    /// most recently used first, then the partly used multiplexed ones, the
+    /// most recently used last. New leases take them from the back while any is
+    /// partly used (pack streams, let others idle out), from the front
+    /// otherwise ([`KeyState::pick`]). One list rather than two, so that a
+    /// multiplexed connection taking its first stream or giving back its last,
+    /// when it is at the end of the list its new part begins at (as one alone
+    /// in the list is), stays where it is: the hot path of an HTTP/2 request
+    /// moves no link.
+    free: List,
+    /// How many connections at the back of `free` are partly used.
+    partial: u32,
     waiters: List,
     /// The waiters whose deadline the key's timer covers, in deadline order (see
     /// [`Expiry`]).
@@ -369,8 +380,8 @@ impl<K> KeyState<K> {
             key,
             learned: Learned::Unknown,
             all: List::default(),
-            idle: List::default(),
-            partial: List::default(),
+            free: List::default(),
+            partial: 0,
             waiters: List::default(),
             expiring: List::default(),
             stats: Stats::default(),
@@ -390,6 +401,17 @@ impl<K> KeyState<K> {
         self.all.is_empty() && self.waiters.is_empty() && self.stats.leases == 0
     }
 
+    /// The connection a new lease on this key should use: a partly used
+    /// multiplexed connection first (pack streams, let others idle out), then
+    /// the most recently used idle one.
+    fn pick(&self, conns: &Arena<ConnId, Conn>) -> Option<ConnId> {
+        if self.partial > 0 {
+            self.free.back(conns)
+        } else {
+            self.free.front(conns)
+        }
+    }
+
     fn gauge(&mut self, class: Class) -> &mut u32 {
         match class {
             Class::Connecting => &mut self.stats.connecting,
@@ -397,6 +419,163 @@ impl<K> KeyState<K> {
             Class::Busy => &mut self.stats.busy,
             Class::Draining => &mut self.stats.draining,
         }
+    }
+}
+
+/// The connections and their leases, and the pool-wide counts that move with
+/// them: everything a grant or a release changes besides the state of the
+/// connection's key. Kept apart from the keys, so that the hot path can hold a
+/// key and reach its connections with each looked up once.
+struct Books {
+    conns: Arena<ConnId, Conn>,
+    leases: Arena<LeaseId, ConnId>,
+    /// The next [`Conn::idle_seq`].
+    idle_seq: u64,
+    /// Connections open over all keys (the global limit's count).
+    open_total: u32,
+}
+
+impl Books {
+    /// A new lease on `cid`, whose key is `k` (see [`Pool::grant`]).
+    #[inline(always)]
+    fn grant<K>(
+        &mut self,
+        k: &mut KeyState<K>,
+        cid: ConnId,
+        how: Granted,
+        max_requests: Option<u64>,
+    ) -> Lease {
+        let id = match how {
+            Granted::HandedOn(_, renewed) => renewed,
+            _ => self.leases.insert(cid),
+        };
+        let lease = Lease::new(id, cid);
+        let (added, waited) = match how {
+            Granted::AtOnce => (1, None),
+            Granted::Waited(waited) => (1, Some(waited)),
+            Granted::HandedOn(waited, _) => (0, Some(waited)),
+        };
+        let f = |c: &mut Conn| {
+            c.leases += added;
+            c.requests += 1;
+            if max_requests.is_some_and(|max| c.requests >= max) {
+                c.state = State::Draining;
+                c.drain_reason = CloseReason::RequestLimit;
+            }
+        };
+        let g = |s: &mut Stats, c: &Conn| {
+            s.grants += 1;
+            s.reused_grants += u64::from(c.requests > 1);
+            s.leases += added;
+            if let Some(waited) = waited {
+                s.waited_grants += 1;
+                s.wait_time += waited;
+            }
+        };
+        if let Granted::HandedOn(..) = how {
+            let c = self.conns.get_mut(cid).expect("granted connections live");
+            if max_requests.is_none_or(|max| c.requests + 1 < max) {
+                // Its leases, state and capacity stay as they are, and so do its
+                // counts and lists: no need to bring them in line.
+                f(c);
+                g(&mut k.stats, c);
+                return lease;
+            }
+        }
+        self.update(k, cid, f, g);
+        lease
+    }
+
+    /// Applies `f` to a connection and `g` to the counters of its key `k`
+    /// (given the changed connection), then brings the key's counts and list,
+    /// and the pool's, in line with the connection's new state. Returns its new
+    /// place (`None` if the connection is unknown), which often tells the caller
+    /// enough not to look the connection up again.
+    #[inline(always)]
+    fn update<K>(
+        &mut self,
+        k: &mut KeyState<K>,
+        cid: ConnId,
+        f: impl FnOnce(&mut Conn),
+        g: impl Fn(&mut Stats, &Conn),
+    ) -> Option<Place> {
+        let c = self.conns.get_mut(cid)?;
+        let before = c.place;
+        f(c);
+        let after = c.place();
+        g(&mut k.stats, c);
+        if before == after {
+            return Some(after);
+        }
+        c.place = after;
+        let changed = before.0 ^ after.0;
+        if changed & after.0 & Place::EVICTABLE != 0 {
+            c.idle_seq = self.idle_seq;
+            self.idle_seq += 1;
+        }
+        if changed & Place::USABLE != 0 {
+            if after.usable() {
+                k.usable += 1;
+            } else {
+                k.usable -= 1;
+            }
+        }
+        if changed & Place::CLASS != 0 {
+            match before.class() {
+                Some(class) => *k.gauge(class) -= 1,
+                None => {
+                    k.stats.open += 1;
+                    self.open_total += 1;
+                }
+            }
+            match after.class() {
+                Some(class) => *k.gauge(class) += 1,
+                None => {
+                    k.stats.open -= 1;
+                    self.open_total -= 1;
+                }
+            }
+        }
+        if changed & Place::SLOT != 0 {
+            let listed = before.0 & Place::SLOT != 0;
+            let to = after.slot();
+            if changed & Place::SLOT_PARTIAL != 0 {
+                if to == Slot::Partial {
+                    k.partial += 1;
+                } else {
+                    k.partial -= 1;
+                }
+            }
+            let was = c.slot_link;
+            // Idle ones go to the front, partly used ones to the back; one listed
+            // at that end already stays (see `KeyState::free`).
+            let stays = listed
+                && match to {
+                    Slot::Idle => was.is_first(),
+                    Slot::Partial => was.is_last(),
+                    Slot::None => false,
+                };
+            if !stays {
+                // The connection is at hand: its own link is set here, and the
+                // list only mends its neighbours. One that moves is not at the end
+                // it goes to, so its leaving does not change that end.
+                c.slot_link = match to {
+                    Slot::Idle => k.free.front_link(),
+                    Slot::Partial => k.free.back_link(),
+                    Slot::None => Link::default(),
+                };
+                if listed {
+                    k.free.unlink(&mut self.conns, was, slot_link);
+                }
+                let index = cid.index();
+                match to {
+                    Slot::Idle => k.free.attach_front(&mut self.conns, index, slot_link),
+                    Slot::Partial => k.free.attach_back(&mut self.conns, index, slot_link),
+                    Slot::None => {}
+                }
+            }
+        }
+        Some(after)
     }
 }
 
@@ -415,20 +594,15 @@ pub struct Pool<K> {
     /// largest share of a request's cost otherwise. A stale id (the key was
     /// forgotten) names nothing; no decision depends on it.
     last_key: Option<KeyId>,
-    conns: Arena<ConnId, Conn>,
+    books: Books,
     waiters: Arena<WaiterId, Waiter>,
-    leases: Arena<LeaseId, ConnId>,
     actions: VecDeque<Action>,
     timers: Timers,
 
     dirty: VecDeque<KeyId>,
     blocked: VecDeque<KeyId>,
-    /// The next [`Conn::idle_seq`].
-    idle_seq: u64,
     /// The counters of keys already forgotten; [`Pool::stats`] adds the live keys'.
     retired: Stats,
-    /// Connections open over all keys (the global limit's count).
-    open_total: u32,
     /// Connects started over the pool's life.
     connects_total: u64,
     /// The soonest an idle connection's own deadlines can come after it went
@@ -444,7 +618,7 @@ impl<K> fmt::Debug for Pool<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("keys", &self.keys.len())
-            .field("open", &self.open_total)
+            .field("open", &self.books.open_total)
             .field("now", &self.now)
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
@@ -460,17 +634,19 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             index: HashMap::with_hasher(SeededState::with_seed(config.seed ^ 0x6b65_7973)),
             last_key: None,
             keys: Arena::new(),
-            conns: Arena::with_capacity(conns),
+            books: Books {
+                conns: Arena::with_capacity(conns),
+                leases: Arena::with_capacity(conns),
+                idle_seq: 0,
+                open_total: 0,
+            },
             waiters: Arena::new(),
-            leases: Arena::with_capacity(conns),
             actions: VecDeque::with_capacity(64),
             timers: Timers::default(),
 
             dirty: VecDeque::new(),
             blocked: VecDeque::new(),
-            idle_seq: 0,
             retired: Stats::default(),
-            open_total: 0,
             connects_total: 0,
             idle_wake: [config.idle_timeout, config.health_check.interval]
                 .into_iter()
@@ -510,15 +686,18 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return Err(self.refuse(None, RejectReason::ShuttingDown));
         }
         let kid = self.lookup_or_insert(key);
-        let k = &self.keys.get(kid).expect("indexed keys are live");
+        let k = self.keys.get_mut(kid).expect("indexed keys are live");
         if k.waiters.is_empty() {
+            let books = &mut self.books;
             let preferred = options.prefer.filter(|&c| {
-                self.conns
+                books
+                    .conns
                     .get(c)
                     .is_some_and(|c| c.key == kid && c.place.slot() != Slot::None)
             });
-            if let Some(conn) = preferred.or_else(|| self.pick(kid)) {
-                let lease = self.grant(conn, Granted::AtOnce);
+            if let Some(conn) = preferred.or_else(|| k.pick(&books.conns)) {
+                let max_requests = self.config.max_requests_per_connection;
+                let lease = books.grant(k, conn, Granted::AtOnce, max_requests);
                 if self.config.min_idle_per_key > 0 {
                     self.settle_key(kid);
                 }
@@ -609,13 +788,22 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn release(&mut self, lease: Lease, now: Instant, how: Release) -> Result<(), EventError> {
         let now = self.tick(now);
         let cid = lease.conn();
-        let Some(entry) = self.leases.entry(lease.id()).filter(|e| *e.get() == cid) else {
+        let Some(entry) = self
+            .books
+            .leases
+            .entry(lease.id())
+            .filter(|e| *e.get() == cid)
+        else {
             return Err(EventError::Stale(HandleKind::Lease));
         };
-        let conn = self.conns.get(cid).expect("a lease's connection lives");
+        let conn = self
+            .books
+            .conns
+            .get(cid)
+            .expect("a lease's connection lives");
         let kid = conn.key;
         // What the rest needs of the key, which releasing the lease does not change.
-        let k = self.keys.get(kid).expect("a connection's key lives");
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
         let head = k.waiters.front(&self.waiters);
         let armed = k.timer.map(|(_, at)| at);
         if let (Some(waiter), State::Ready) = (head, conn.state) {
@@ -629,6 +817,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 let renewed = entry.renew();
                 self.grant_waiter(waiter, cid, Some(renewed));
                 if self
+                    .books
                     .conns
                     .get(cid)
                     .is_some_and(|c| matches!(c.state, State::Draining))
@@ -640,18 +829,23 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         entry.remove();
         if conn.state == State::Closed {
-            let conn = self.conns.get_mut(cid).expect("a lease's connection lives");
+            let conn = self
+                .books
+                .conns
+                .get_mut(cid)
+                .expect("a lease's connection lives");
             conn.leases -= 1;
             let gone = conn.leases == 0;
             self.count(kid, |s| s.leases -= 1);
             if gone {
-                self.conns.remove(cid);
+                self.books.conns.remove(cid);
                 self.settle_key(kid);
             }
             return Ok(());
         }
         let expires_at = conn.expires_at;
-        let place = self.update_counting(
+        let place = self.books.update(
+            k,
             cid,
             |c| {
                 c.leases -= 1;
@@ -668,7 +862,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             |s, _| s.leases -= 1,
         );
         if place.is_some_and(|p| p.class() == Some(Class::Draining)) {
-            let conn = self.conns.get(cid).expect("still open");
+            let conn = self.books.conns.get(cid).expect("still open");
             if conn.leases == 0 {
                 let reason = conn.drain_reason;
                 self.close(cid, reason);
@@ -696,7 +890,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 (wake, expires) => wake.or(expires),
             };
             if soonest.is_some_and(|soonest| armed.is_none_or(|armed| armed > soonest)) {
-                let conn = self.conns.get(cid).expect("still open");
+                let conn = self.books.conns.get(cid).expect("still open");
                 if let Some(at) = self.conn_deadline(conn) {
                     if armed.is_none_or(|armed| armed > at) {
                         self.arm(kid, at);
@@ -934,9 +1128,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         for (_, _, w) in by_key {
             self.reject(w, RejectReason::ShuttingDown);
         }
-        let conns: Vec<ConnId> = self.conns.iter().map(|(c, _)| c).collect();
+        let conns: Vec<ConnId> = self.books.conns.iter().map(|(c, _)| c).collect();
         for cid in conns {
-            let Some(c) = self.conns.get(cid) else {
+            let Some(c) = self.books.conns.get(cid) else {
                 continue;
             };
             match (c.state, c.leases, how) {
@@ -965,7 +1159,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// The key a connection belongs to.
     pub fn key(&self, conn: ConnId) -> Option<&K> {
-        let c = self.conns.get(conn)?;
+        let c = self.books.conns.get(conn)?;
         Some(&self.keys.get(c.key)?.key)
     }
 
@@ -977,12 +1171,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// What the core knows of a connection.
     pub fn conn_info(&self, conn: ConnId) -> Option<ConnInfo> {
-        self.conns.get(conn).map(Conn::info)
+        self.books.conns.get(conn).map(Conn::info)
     }
 
     /// Whether a lease is still out.
     pub fn is_leased(&self, lease: Lease) -> bool {
-        self.leases.get(lease.id()) == Some(&lease.conn())
+        self.books.leases.get(lease.id()) == Some(&lease.conn())
     }
 
     /// Counters over the whole pool's life: the live keys' and the forgotten keys'.
@@ -1010,7 +1204,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Whether a shutdown was asked for and no connection is left open.
     pub fn is_shut_down(&self) -> bool {
-        self.shutdown.is_some() && self.open_total == 0
+        self.shutdown.is_some() && self.books.open_total == 0
     }
 
     /// The latest time the core has been told.
@@ -1023,7 +1217,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A connection events may name: known, and not closed. A connection the core
     /// closed while leases were out lingers for their release only.
     fn live(&self, conn: ConnId) -> Result<&Conn, EventError> {
-        match self.conns.get(conn) {
+        match self.books.conns.get(conn) {
             Some(c) if !matches!(c.state, State::Closed) => Ok(c),
             _ => Err(EventError::Stale(HandleKind::Connection)),
         }
@@ -1123,7 +1317,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     fn drive(&mut self, kid: KeyId) {
         while let Some(k) = self.keys.get(kid) {
             // Free capacity first: a key is mostly driven because it has none.
-            let Some(conn) = self.pick_on(k) else { break };
+            let Some(conn) = k.pick(&self.books.conns) else {
+                break;
+            };
             let Some(waiter) = k.waiters.front(&self.waiters) else {
                 break;
             };
@@ -1131,20 +1327,6 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         self.open_as_needed(kid);
         self.note_emptiness(kid);
-    }
-
-    /// The connection a new lease on `kid` should use: a partly used multiplexed
-    /// connection first (pack streams, let others idle out), then the most
-    /// recently used idle one.
-    fn pick(&self, kid: KeyId) -> Option<ConnId> {
-        self.pick_on(self.keys.get(kid)?)
-    }
-
-    /// [`Pool::pick`] on a key already looked up.
-    fn pick_on(&self, k: &KeyState<K>) -> Option<ConnId> {
-        k.partial
-            .front(&self.conns)
-            .or_else(|| k.idle.front(&self.conns))
     }
 
     /// Answers a waiting request with a lease on `cid`; `handed_on`: on the
@@ -1164,47 +1346,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A new lease on `cid`.
     #[inline(always)]
     fn grant(&mut self, cid: ConnId, how: Granted) -> Lease {
-        let id = match how {
-            Granted::HandedOn(_, renewed) => renewed,
-            _ => self.leases.insert(cid),
-        };
-        let lease = Lease::new(id, cid);
+        let kid = self
+            .books
+            .conns
+            .get(cid)
+            .expect("granted connections live")
+            .key;
+        let k = self.keys.get_mut(kid).expect("a connection's key lives");
         let max_requests = self.config.max_requests_per_connection;
-        let (added, waited) = match how {
-            Granted::AtOnce => (1, None),
-            Granted::Waited(waited) => (1, Some(waited)),
-            Granted::HandedOn(waited, _) => (0, Some(waited)),
-        };
-        let f = |c: &mut Conn| {
-            c.leases += added;
-            c.requests += 1;
-            if max_requests.is_some_and(|max| c.requests >= max) {
-                c.state = State::Draining;
-                c.drain_reason = CloseReason::RequestLimit;
-            }
-        };
-        let g = |s: &mut Stats, c: &Conn| {
-            s.grants += 1;
-            s.reused_grants += u64::from(c.requests > 1);
-            s.leases += added;
-            if let Some(waited) = waited {
-                s.waited_grants += 1;
-                s.wait_time += waited;
-            }
-        };
-        if let Granted::HandedOn(..) = how {
-            let c = self.conns.get_mut(cid).expect("granted connections live");
-            if max_requests.is_none_or(|max| c.requests + 1 < max) {
-                // Its leases, state and capacity stay as they are, and so do its
-                // counts and lists: no need to bring them in line.
-                f(c);
-                let k = self.keys.get_mut(c.key).expect("a connection's key lives");
-                g(&mut k.stats, c);
-                return lease;
-            }
-        }
-        self.update_counting(cid, f, g);
-        lease
+        self.books.grant(k, cid, how, max_requests)
     }
 
     /// How many connections `kid` should open now, before limits.
@@ -1268,7 +1418,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             if !self.below_key_limits(k) {
                 return;
             }
-            if self.open_total >= self.config.max_connections {
+            if self.books.open_total >= self.config.max_connections {
                 // Waiting requests, and a half-open circuit's probe (which no request
                 // can wait for), may take an idle connection from another key;
                 // pre-warming waits for room instead.
@@ -1298,6 +1448,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// and release, the hot path.
     fn evict_for(&mut self, kid: KeyId) -> bool {
         let oldest = self
+            .books
             .conns
             .iter()
             .filter(|(_, c)| c.place.evictable() && c.key != kid)
@@ -1323,7 +1474,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     fn open(&mut self, kid: KeyId) {
         let deadline = self.now.saturating_add(self.config.connect_timeout);
-        let cid = self.conns.insert(Conn {
+        let cid = self.books.conns.insert(Conn {
             key: kid,
             state: State::Connecting { deadline },
             multiplexed: false,
@@ -1343,7 +1494,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             all_link: Link::default(),
         });
         let k = self.keys.get_mut(kid).expect("driven keys live");
-        k.all.push_back(&mut self.conns, cid, all_link);
+        k.all.push_back(&mut self.books.conns, cid, all_link);
         if let Circuit::HalfOpen { probe: None } = k.circuit {
             k.circuit = Circuit::HalfOpen { probe: Some(cid) };
         }
@@ -1352,7 +1503,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             s.connecting += 1;
             s.open += 1;
         });
-        self.open_total += 1;
+        self.books.open_total += 1;
         self.connects_total += 1;
         self.actions.push_back(Action::Open { conn: cid });
         self.arm(kid, deadline);
@@ -1361,7 +1512,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// A connect failed or timed out: forget the connection, reject the head waiter
     /// if the connect was wanted for it, back off, and perhaps open the circuit.
     fn fail_connect(&mut self, cid: ConnId, close: Option<CloseReason>) {
-        let kid = self.conns.get(cid).expect("failing connections live").key;
+        let kid = self
+            .books
+            .conns
+            .get(cid)
+            .expect("failing connections live")
+            .key;
         let was_probe = self
             .keys
             .get(kid)
@@ -1467,7 +1623,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// No new leases; close now if none is out.
     fn drain(&mut self, cid: ConnId, reason: CloseReason) {
-        let Some(c) = self.conns.get(cid) else { return };
+        let Some(c) = self.books.conns.get(cid) else {
+            return;
+        };
         if c.leases == 0 {
             self.close(cid, reason);
         } else {
@@ -1482,7 +1640,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// The core closes a connection: the caller is told, and the core forgets it.
     fn close(&mut self, cid: ConnId, reason: CloseReason) {
-        let kid = self.conns.get(cid).expect("closing connections live").key;
+        let kid = self
+            .books
+            .conns
+            .get(cid)
+            .expect("closing connections live")
+            .key;
         self.actions.push_back(Action::Close { conn: cid, reason });
         self.count(kid, |s| s.closes.bump(reason.slot()));
         self.forget_conn(cid);
@@ -1491,17 +1654,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Takes a connection out of every list and count; keeps it as a tombstone
     /// while leases are out on it.
     fn forget_conn(&mut self, cid: ConnId) {
-        let kid = self.conns.get(cid).expect("live").key;
+        let kid = self.books.conns.get(cid).expect("live").key;
         self.update(cid, |c| c.state = State::Closed);
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
-        k.all.remove(&mut self.conns, cid, all_link);
+        k.all.remove(&mut self.books.conns, cid, all_link);
         if let Circuit::HalfOpen { probe: Some(p) } = k.circuit {
             if p == cid {
                 k.circuit = Circuit::HalfOpen { probe: None };
             }
         }
-        if self.conns.get(cid).expect("live").leases == 0 {
-            self.conns.remove(cid);
+        if self.books.conns.get(cid).expect("live").leases == 0 {
+            self.books.conns.remove(cid);
         }
         self.mark_dirty(kid);
     }
@@ -1513,9 +1676,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// [`Pool::update`], also applying `g` to the counters of the connection's key
-    /// (given the changed connection), in the same visit. Returns the
-    /// connection's new place (`None` if it is unknown), which often tells the
-    /// caller enough not to look the connection up again.
+    /// (given the changed connection), in the same visit: [`Books::update`] with
+    /// the key looked up.
     #[inline(always)]
     fn update_counting(
         &mut self,
@@ -1523,67 +1685,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         f: impl FnOnce(&mut Conn),
         g: impl Fn(&mut Stats, &Conn),
     ) -> Option<Place> {
-        let c = self.conns.get_mut(cid)?;
-        let before = c.place;
-        f(c);
-        let after = c.place();
-        let kid = c.key;
+        let kid = self.books.conns.get(cid)?.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
-        g(&mut k.stats, c);
-        if before == after {
-            return Some(after);
-        }
-        c.place = after;
-        let changed = before.0 ^ after.0;
-        if changed & after.0 & Place::EVICTABLE != 0 {
-            c.idle_seq = self.idle_seq;
-            self.idle_seq += 1;
-        }
-        if changed & Place::USABLE != 0 {
-            if after.usable() {
-                k.usable += 1;
-            } else {
-                k.usable -= 1;
-            }
-        }
-        if changed & Place::CLASS != 0 {
-            match before.class() {
-                Some(class) => *k.gauge(class) -= 1,
-                None => {
-                    k.stats.open += 1;
-                    self.open_total += 1;
-                }
-            }
-            match after.class() {
-                Some(class) => *k.gauge(class) += 1,
-                None => {
-                    k.stats.open -= 1;
-                    self.open_total -= 1;
-                }
-            }
-        }
-        if changed & Place::SLOT != 0 {
-            // The connection is at hand: its own link is set here, and the lists
-            // only mend its neighbours.
-            let was = std::mem::take(&mut c.slot_link);
-            match after.slot() {
-                Slot::Idle => c.slot_link = k.idle.front_link(),
-                Slot::Partial => c.slot_link = k.partial.front_link(),
-                Slot::None => {}
-            }
-            match before.slot() {
-                Slot::Idle => k.idle.unlink(&mut self.conns, was, slot_link),
-                Slot::Partial => k.partial.unlink(&mut self.conns, was, slot_link),
-                Slot::None => {}
-            }
-            let index = cid.index();
-            match after.slot() {
-                Slot::Idle => k.idle.attach_front(&mut self.conns, index, slot_link),
-                Slot::Partial => k.partial.attach_front(&mut self.conns, index, slot_link),
-                Slot::None => {}
-            }
-        }
-        Some(after)
+        self.books.update(k, cid, f, g)
     }
 
     /// Bumps a counter of a key.
@@ -1621,7 +1725,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn arm_for_conn(&mut self, cid: ConnId) {
-        let Some(c) = self.conns.get(cid) else { return };
+        let Some(c) = self.books.conns.get(cid) else {
+            return;
+        };
         if let Some(at) = self.conn_deadline(c) {
             self.arm(c.key, at);
         }
@@ -1657,12 +1763,19 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.reject(w, RejectReason::Timeout);
         }
         let mut next: Option<Instant> = None;
-        let mut cursor = self.keys.get(kid).and_then(|k| k.all.front(&self.conns));
+        let mut cursor = self
+            .keys
+            .get(kid)
+            .and_then(|k| k.all.front(&self.books.conns));
         while let Some(cid) = cursor {
             let k = self.keys.get(kid).expect("maintained keys live");
-            cursor = k.all.next(&mut self.conns, cid, all_link);
+            cursor = k.all.next(&mut self.books.conns, cid, all_link);
             self.maintain_conn(cid);
-            let due = self.conns.get(cid).and_then(|c| self.conn_deadline(c));
+            let due = self
+                .books
+                .conns
+                .get(cid)
+                .and_then(|c| self.conn_deadline(c));
             next = next.into_iter().chain(due).min();
         }
         let Some(k) = self.keys.get_mut(kid) else {
@@ -1717,7 +1830,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     fn maintain_conn(&mut self, cid: ConnId) {
         let now = self.now;
-        let Some(c) = self.conns.get(cid) else { return };
+        let Some(c) = self.books.conns.get(cid) else {
+            return;
+        };
         let cfg = &self.config;
         match c.state {
             State::Connecting { deadline } if deadline <= now => {
@@ -1753,7 +1868,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             // looked at once per idle timeout, not on every wake-up.
             self.update(cid, |c| c.idle_since = now);
         }
-        let Some(c) = self.conns.get(cid) else { return };
+        let Some(c) = self.books.conns.get(cid) else {
+            return;
+        };
         let cfg = &self.config;
         if let (true, Some(every)) = (c.health_checks, cfg.health_check.interval) {
             if c.seen_at.saturating_add(every) <= now {

@@ -41,14 +41,14 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let cfg = &self.config;
         let mut per_key: HashMap<u32, Recount> = HashMap::new();
         let mut lease_counts: HashMap<ConnId, u32> = HashMap::new();
-        for (_, &cid) in self.leases.iter() {
+        for (_, &cid) in self.books.leases.iter() {
             ensure!(
-                self.conns.contains(cid),
+                self.books.conns.contains(cid),
                 "a lease names the forgotten connection {cid:?}"
             );
             *lease_counts.entry(cid).or_default() += 1;
         }
-        for (cid, c) in self.conns.iter() {
+        for (cid, c) in self.books.conns.iter() {
             ensure!(
                 self.keys.contains(c.key),
                 "{cid:?} belongs to a forgotten key"
@@ -157,7 +157,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             if s.waiting > 0 {
                 ensure!(
-                    self.pick(kid).is_none(),
+                    k.pick(&self.books.conns).is_none(),
                     "{kid:?} has waiters and free capacity"
                 );
                 ensure!(
@@ -166,12 +166,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 );
                 let wanted = self.wanted_opens(kid);
                 let evictable = self
+                    .books
                     .conns
                     .iter()
                     .any(|(_, c)| c.place().evictable() && c.key != kid);
                 let limited = s.open >= cfg.max_connections_per_key
                     || s.connecting >= cfg.max_connecting_per_key
-                    || (self.open_total >= cfg.max_connections && k.blocked && !evictable);
+                    || (self.books.open_total >= cfg.max_connections && k.blocked && !evictable);
                 ensure!(
                     wanted == 0 || limited,
                     "{kid:?} has waiters and wants {wanted} connections it is not opening"
@@ -181,9 +182,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             totals.add(s);
         }
         ensure!(
-            self.open_total == totals.open,
+            self.books.open_total == totals.open,
             "the pool counts {} open connections, its keys {}",
-            self.open_total,
+            self.books.open_total,
             totals.open
         );
         let t = &totals;
@@ -248,6 +249,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let k = self.keys.get(kid).expect("iterating live keys");
         let members = |list: &List, want: &dyn Fn(&Conn) -> bool, name: &str| {
             let expected = self
+                .books
                 .conns
                 .iter()
                 .filter(|(_, c)| c.key == kid && want(c))
@@ -259,8 +261,27 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
             Ok(())
         };
-        members(&k.idle, &|c| c.place.slot() == Slot::Idle, "idle")?;
-        members(&k.partial, &|c| c.place.slot() == Slot::Partial, "partial")?;
+        members(&k.free, &|c| c.place.slot() != Slot::None, "free")?;
+        // The idle connections first, then the partly used ones.
+        let idle = k.free.len() - k.partial.min(k.free.len());
+        let mut at = k.free.front(&self.books.conns);
+        let mut seen = 0;
+        while let Some(cid) = at {
+            let c = self.books.conns.get(cid).expect("listed connections live");
+            let want = if seen < idle {
+                Slot::Idle
+            } else {
+                Slot::Partial
+            };
+            ensure!(
+                c.place.slot() == want,
+                "{kid:?} lists {cid:?} ({:?}) at {seen} of its free list, with {} partly used last",
+                c.place.slot(),
+                k.partial
+            );
+            seen += 1;
+            at = k.free.next_shared(&self.books.conns, cid, |c| &c.slot_link);
+        }
         members(&k.all, &|c| !matches!(c.state, State::Closed), "all")?;
         Ok(())
     }
@@ -276,6 +297,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             );
         }
         let due = self
+            .books
             .conns
             .iter()
             .filter(|(_, c)| c.key == kid)
