@@ -5,6 +5,16 @@
 //! counter, so a handle that outlives its object can never reach the object that
 //! later reuses the slot: it is answered with [`EventError::Stale`](crate::EventError::Stale)
 //! instead. Handles are plain data: cheap to copy, hash and send across threads.
+//!
+//! A lease is named the same way, but not every lease has an object of its
+//! own. A connection's *inline* lease (an exclusive connection's only one, a
+//! multiplexed connection's while no other stream of it is out) is kept in the
+//! connection itself and named after it, so that taking and giving back an
+//! HTTP/1.1 connection, or the one stream of an HTTP/2 connection, touches
+//! nothing else; the other leases of a multiplexed connection have entries of
+//! their own. Even and odd indices keep the two kinds apart
+//! ([`LeaseId::inline`], [`StreamLease`]). Generations of both come from the
+//! same counter.
 
 use core::fmt;
 use slab::Slab;
@@ -110,6 +120,63 @@ impl fmt::Debug for Lease {
     }
 }
 
+impl LeaseId {
+    /// The inline lease of the connection `conn`: an even index, half of which
+    /// is the connection's (see [`StreamLease`] for the odd ones).
+    pub(crate) const fn inline(conn: ConnId, generation: u64) -> LeaseId {
+        // Slot indices are bounded by the core's limits, far below u32::MAX / 2.
+        LeaseId {
+            index: conn.index << 1,
+            generation,
+        }
+    }
+}
+
+/// A lease on a multiplexed connection beside its inline one: its entry in the
+/// pool's lease arena. Internal: callers see it as a [`LeaseId`] with an odd
+/// index, twice the entry's plus one, so it never names the same slot as an
+/// inline lease ([`LeaseId::inline`]), which has no entry: the index of a
+/// [`LeaseId`] stays unique among live leases.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct StreamLease {
+    index: u32,
+    generation: u64,
+}
+
+impl StreamLease {
+    /// The handle callers know this lease by.
+    pub(crate) const fn lease_id(self) -> LeaseId {
+        LeaseId {
+            index: (self.index << 1) | 1,
+            generation: self.generation,
+        }
+    }
+
+    /// The entry `id` names, if it names one (an odd index).
+    pub(crate) const fn of(id: LeaseId) -> Option<StreamLease> {
+        if id.index & 1 == 1 {
+            Some(StreamLease {
+                index: id.index >> 1,
+                generation: id.generation,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+impl Handle for StreamLease {
+    fn new(index: u32, generation: u64) -> Self {
+        StreamLease { index, generation }
+    }
+    fn index(self) -> u32 {
+        self.index
+    }
+    fn generation(self) -> u64 {
+        self.generation
+    }
+}
+
 /// A key (origin) the core holds state for. Internal: callers name keys by value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct KeyId {
@@ -181,8 +248,7 @@ impl<H: Handle, T> Arena<H, T> {
     }
 
     pub(crate) fn insert(&mut self, value: T) -> H {
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        let generation = self.fresh_generation();
         let index = self.slots.insert(Slot { generation, value });
         // Slot indices are bounded by the core's limits, far below u32::MAX.
         H::new(index as u32, generation)
@@ -224,6 +290,20 @@ impl<H: Handle, T> Arena<H, T> {
             Some(slot) if slot.generation == h.generation() => Some(Entry { arena: self, index }),
             _ => None,
         }
+    }
+
+    /// The generation the next handle of this arena gets (from
+    /// [`Arena::insert`], [`Entry::renew`] or [`Arena::fresh_generation`]).
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.next_generation
+    }
+
+    /// A generation no handle of this arena has had or will have, for a
+    /// handle kept outside it (a connection's inline lease).
+    pub(crate) fn fresh_generation(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        generation
     }
 
     /// Gives the room of an emptied arena back (see [`Arena`]). Kept out of line:
@@ -285,8 +365,7 @@ impl<H: Handle, T> Entry<'_, H, T> {
     /// on, the returned one names the entry.
     pub(crate) fn renew(self) -> H {
         let arena = self.arena;
-        let generation = arena.next_generation;
-        arena.next_generation += 1;
+        let generation = arena.fresh_generation();
         arena.slots[self.index].generation = generation;
         // Slot indices are bounded by the core's limits, far below u32::MAX.
         H::new(self.index as u32, generation)

@@ -28,7 +28,7 @@ use crate::action::{Action, CloseReason, RejectReason};
 use crate::config::{Config, ConfigError, Saturation};
 use crate::error::{EventError, HandleKind};
 use crate::event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
-use crate::id::{Arena, ConnId, Handle, KeyId, Lease, LeaseId, WaiterId};
+use crate::id::{Arena, ConnId, Handle, KeyId, Lease, LeaseId, StreamLease, WaiterId};
 use crate::list::{Link, List};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -82,6 +82,18 @@ impl fmt::Display for InvariantViolation {
 }
 
 impl std::error::Error for InvariantViolation {}
+
+/// [`Conn::lease_generation`] while no inline lease is out: arenas count
+/// generations from 1.
+const NO_LEASE: u64 = 0;
+
+/// The answer to a lease the core does not know (or no longer knows) as out.
+/// Cold: it steers the compiler's layout of [`Pool::release`] towards the
+/// releases that happen.
+#[cold]
+fn stale_lease() -> EventError {
+    EventError::Stale(HandleKind::Lease)
+}
 
 /// The key hasher: foldhash's quality variant, seeded from the configuration, so
 /// lookups are fast (the hash is a large share of the hot path), spread keys well,
@@ -141,6 +153,10 @@ struct Conn {
     /// When it last became evictable, in a pool-wide sequence: the least recently
     /// used idle connection has the smallest.
     idle_seq: u64,
+    /// The generation of its inline lease (see [`Books::leases`]) while that is
+    /// out, always so while an exclusive connection is leased; [`NO_LEASE`]
+    /// while it is not (no handle has that generation).
+    lease_generation: u64,
     slot_link: Link,
     all_link: Link,
 }
@@ -241,6 +257,16 @@ impl Conn {
         Place(bits)
     }
 
+    /// Whether `lease` is the inline lease out on this connection.
+    fn holds_inline(&self, lease: Lease) -> bool {
+        self.inline_out() && lease.id() == LeaseId::inline(lease.conn(), self.lease_generation)
+    }
+
+    /// Whether its inline lease is out.
+    fn inline_out(&self) -> bool {
+        self.lease_generation != NO_LEASE
+    }
+
     fn info(&self) -> ConnInfo {
         let connected = !matches!(self.state, State::Connecting { .. });
         ConnInfo {
@@ -288,8 +314,10 @@ enum Granted {
     Waited(Duration),
     /// To a request that waited this long, on the capacity of a lease just
     /// released on the same connection, which is not counted back first: the
-    /// released lease's entry, renamed, is the new lease.
-    HandedOn(Duration, LeaseId),
+    /// released lease's entry, renamed, is the new lease (`Some`), or, if it was
+    /// the connection's inline lease (see [`Books::leases`]), the grant renames
+    /// that (`None`).
+    HandedOn(Duration, Option<LeaseId>),
 }
 
 #[derive(Debug)]
@@ -428,7 +456,14 @@ impl<K> KeyState<K> {
 /// key and reach its connections with each looked up once.
 struct Books {
     conns: Arena<ConnId, Conn>,
-    leases: Arena<LeaseId, ConnId>,
+    /// The leases out on multiplexed connections beside their inline ones,
+    /// each naming its connection. A connection's first lease out is its
+    /// inline one, named after the connection with a generation from this
+    /// arena's counter ([`LeaseId::inline`], [`Conn::lease_generation`]): granting and
+    /// releasing it touches the connection alone, which both look up anyway.
+    /// An exclusive connection has no other; a multiplexed one takes an entry
+    /// here for each stream it grants while its inline lease is out.
+    leases: Arena<StreamLease, ConnId>,
     /// The next [`Conn::idle_seq`].
     idle_seq: u64,
     /// Connections open over all keys (the global limit's count).
@@ -445,23 +480,32 @@ impl Books {
         how: Granted,
         max_requests: Option<u64>,
     ) -> Lease {
-        let id = match how {
-            Granted::HandedOn(_, renewed) => renewed,
-            _ => self.leases.insert(cid),
-        };
-        let lease = Lease::new(id, cid);
         let (added, waited) = match how {
             Granted::AtOnce => (1, None),
             Granted::Waited(waited) => (1, Some(waited)),
             Granted::HandedOn(waited, _) => (0, Some(waited)),
         };
+        // The generation the next handle gets, which names an inline lease
+        // (another comes with its entry); see `Books::leases`. Taken only once
+        // the connection is updated, so that nothing is written to the pool
+        // before it is looked up. A lease handed on is inline if the released
+        // one was (it has no entry to rename).
+        let generation = self.leases.next_generation();
         let f = |c: &mut Conn| {
             c.leases += added;
             c.requests += 1;
+            let inline = match how {
+                Granted::HandedOn(_, renewed) => renewed.is_none(),
+                _ => !c.inline_out(),
+            };
+            if inline {
+                c.lease_generation = generation;
+            }
             if max_requests.is_some_and(|max| c.requests >= max) {
                 c.state = State::Draining;
                 c.drain_reason = CloseReason::RequestLimit;
             }
+            inline
         };
         let g = |s: &mut Stats, c: &Conn| {
             s.grants += 1;
@@ -472,40 +516,47 @@ impl Books {
                 s.wait_time += waited;
             }
         };
-        if let Granted::HandedOn(..) = how {
-            let c = self.conns.get_mut(cid).expect("granted connections live");
-            if max_requests.is_none_or(|max| c.requests + 1 < max) {
-                // Its leases, state and capacity stay as they are, and so do its
-                // counts and lists: no need to bring them in line.
-                f(c);
-                g(&mut k.stats, c);
-                return lease;
+        let inline = 'granted: {
+            if let Granted::HandedOn(..) = how {
+                let c = self.conns.get_mut(cid).expect("granted connections live");
+                if max_requests.is_none_or(|max| c.requests + 1 < max) {
+                    // Its leases, state and capacity stay as they are, and so do its
+                    // counts and lists: no need to bring them in line.
+                    let inline = f(c);
+                    g(&mut k.stats, c);
+                    break 'granted inline;
+                }
             }
-        }
-        self.update(k, cid, f, g);
-        lease
+            self.update(k, cid, f, g).is_some_and(|(_, inline)| inline)
+        };
+        let id = match how {
+            Granted::HandedOn(_, Some(renewed)) => renewed,
+            _ if inline => LeaseId::inline(cid, self.leases.fresh_generation()),
+            _ => self.leases.insert(cid).lease_id(),
+        };
+        Lease::new(id, cid)
     }
 
     /// Applies `f` to a connection and `g` to the counters of its key `k`
     /// (given the changed connection), then brings the key's counts and list,
     /// and the pool's, in line with the connection's new state. Returns its new
     /// place (`None` if the connection is unknown), which often tells the caller
-    /// enough not to look the connection up again.
+    /// enough not to look the connection up again, and what `f` returned.
     #[inline(always)]
-    fn update<K>(
+    fn update<K, R>(
         &mut self,
         k: &mut KeyState<K>,
         cid: ConnId,
-        f: impl FnOnce(&mut Conn),
+        f: impl FnOnce(&mut Conn) -> R,
         g: impl Fn(&mut Stats, &Conn),
-    ) -> Option<Place> {
+    ) -> Option<(Place, R)> {
         let c = self.conns.get_mut(cid)?;
         let before = c.place;
-        f(c);
+        let r = f(c);
         let after = c.place();
         g(&mut k.stats, c);
         if before == after {
-            return Some(after);
+            return Some((after, r));
         }
         c.place = after;
         let changed = before.0 ^ after.0;
@@ -575,7 +626,7 @@ impl Books {
                 }
             }
         }
-        Some(after)
+        Some((after, r))
     }
 }
 
@@ -788,19 +839,20 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn release(&mut self, lease: Lease, now: Instant, how: Release) -> Result<(), EventError> {
         let now = self.tick(now);
         let cid = lease.conn();
-        let Some(entry) = self
-            .books
-            .leases
-            .entry(lease.id())
-            .filter(|e| *e.get() == cid)
-        else {
-            return Err(EventError::Stale(HandleKind::Lease));
+        let Some(conn) = self.books.conns.get(cid) else {
+            return Err(stale_lease());
         };
-        let conn = self
-            .books
-            .conns
-            .get(cid)
-            .expect("a lease's connection lives");
+        // An inline lease is its connection's; another has an entry of its own
+        // (see `Books::leases`).
+        let entry = match StreamLease::of(lease.id()) {
+            Some(stream) => match self.books.leases.entry(stream).filter(|e| *e.get() == cid) {
+                Some(entry) => Some(entry),
+                None => return Err(stale_lease()),
+            },
+            None if conn.holds_inline(lease) => None,
+            None => return Err(stale_lease()),
+        };
+        let inline = entry.is_none();
         let kid = conn.key;
         // What the rest needs of the key, which releasing the lease does not change.
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
@@ -814,7 +866,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 // passes through the idle list, and nothing else about the key
                 // changes unless this grant meets the connection's request limit.
                 // The lease's own entry, renamed, is the waiter's lease.
-                let renewed = entry.renew();
+                let renewed = entry.map(|entry| entry.renew().lease_id());
                 self.grant_waiter(waiter, cid, Some(renewed));
                 if self
                     .books
@@ -827,7 +879,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 return Ok(());
             }
         }
-        entry.remove();
+        if let Some(entry) = entry {
+            entry.remove();
+        }
         if conn.state == State::Closed {
             let conn = self
                 .books
@@ -835,6 +889,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 .get_mut(cid)
                 .expect("a lease's connection lives");
             conn.leases -= 1;
+            if inline {
+                conn.lease_generation = NO_LEASE;
+            }
             let gone = conn.leases == 0;
             self.count(kid, |s| s.leases -= 1);
             if gone {
@@ -849,6 +906,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             cid,
             |c| {
                 c.leases -= 1;
+                if inline {
+                    c.lease_generation = NO_LEASE;
+                }
                 c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
                 if how == Release::Close && !matches!(c.state, State::Draining) {
                     c.state = State::Draining;
@@ -861,6 +921,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             },
             |s, _| s.leases -= 1,
         );
+        let place = place.map(|(place, ())| place);
         if place.is_some_and(|p| p.class() == Some(Class::Draining)) {
             let conn = self.books.conns.get(cid).expect("still open");
             if conn.leases == 0 {
@@ -1176,7 +1237,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Whether a lease is still out.
     pub fn is_leased(&self, lease: Lease) -> bool {
-        self.books.leases.get(lease.id()) == Some(&lease.conn())
+        let entry = || StreamLease::of(lease.id()).and_then(|s| self.books.leases.get(s));
+        self.books
+            .conns
+            .get(lease.conn())
+            .is_some_and(|c| c.holds_inline(lease) || entry() == Some(&lease.conn()))
     }
 
     /// Counters over the whole pool's life: the live keys' and the forgotten keys'.
@@ -1332,7 +1397,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Answers a waiting request with a lease on `cid`; `handed_on`: on the
     /// capacity of a lease just released on the same connection (see [`Granted`]).
     #[inline(always)]
-    fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: Option<LeaseId>) {
+    fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: Option<Option<LeaseId>>) {
         let (_, since) = self.remove_waiter(waiter).expect("granted waiters live");
         let waited = self.now.saturating_duration_since(since);
         let how = match handed_on {
@@ -1489,7 +1554,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             drain_reason: CloseReason::Surplus,
             place: Place::CONNECTING,
             idle_seq: 0,
-
+            lease_generation: NO_LEASE,
             slot_link: Link::default(),
             all_link: Link::default(),
         });
@@ -1687,7 +1752,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     ) -> Option<Place> {
         let kid = self.books.conns.get(cid)?.key;
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
-        self.books.update(k, cid, f, g)
+        self.books.update(k, cid, f, g).map(|(place, ())| place)
     }
 
     /// Bumps a counter of a key.

@@ -43,8 +43,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let mut lease_counts: HashMap<ConnId, u32> = HashMap::new();
         for (_, &cid) in self.books.leases.iter() {
             ensure!(
-                self.books.conns.contains(cid),
-                "a lease names the forgotten connection {cid:?}"
+                self.books.conns.get(cid).is_some_and(|c| c.multiplexed),
+                "a lease entry names {cid:?}, forgotten or exclusive"
             );
             *lease_counts.entry(cid).or_default() += 1;
         }
@@ -53,7 +53,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.keys.contains(c.key),
                 "{cid:?} belongs to a forgotten key"
             );
-            let leases = lease_counts.get(&cid).copied().unwrap_or(0);
+            // Its inline lease is its own (see `Books::leases`).
+            let leases = lease_counts.get(&cid).copied().unwrap_or(0) + u32::from(c.inline_out());
             ensure!(
                 leases == c.leases,
                 "{cid:?} counts {} leases, {} are out",
