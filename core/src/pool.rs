@@ -658,8 +658,9 @@ pub struct Pool<K> {
     connects_total: u64,
     /// The soonest an idle connection's own deadlines can come after it went
     /// idle: the shorter of the idle timeout and the health check interval, in
-    /// nanoseconds (added to `now` on every release that idles a connection).
-    idle_wake: Option<u64>,
+    /// nanoseconds (added to `now` on every release that idles a connection);
+    /// `u64::MAX` if there is neither.
+    idle_wake: u64,
     rng: Rng,
     now: Instant,
     shutdown: Option<Shutdown>,
@@ -703,7 +704,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 .into_iter()
                 .flatten()
                 .min()
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+                .map_or(u64::MAX, |d| {
+                    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+                }),
             rng: Rng::new(config.seed),
             now: Instant::ZERO,
             shutdown: None,
@@ -909,7 +912,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 if inline {
                     c.lease_generation = NO_LEASE;
                 }
-                c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
+                if c.grandfathered > 0 {
+                    c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
+                }
                 if how == Release::Close && !matches!(c.state, State::Draining) {
                     c.state = State::Draining;
                     c.drain_reason = CloseReason::NotReusable;
@@ -943,14 +948,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // (a check's answer) the key's timer covers already. So when the timer
         // fires by then, the exact deadline need not be worked out.
         if went_idle {
-            let wake = self
-                .idle_wake
-                .map(|wake| Instant::from_nanos(now.as_nanos().saturating_add(wake)));
-            let soonest = match (wake, expires_at) {
-                (Some(wake), Some(expires)) => Some(wake.min(expires)),
-                (wake, expires) => wake.or(expires),
-            };
-            if soonest.is_some_and(|soonest| armed.is_none_or(|armed| armed > soonest)) {
+            // Without either deadline this is `Instant::MAX`, and only a key with
+            // no timer at all looks further.
+            let wake = Instant::from_nanos(now.as_nanos().saturating_add(self.idle_wake));
+            let soonest = expires_at.map_or(wake, |expires| wake.min(expires));
+            if armed.is_none_or(|armed| armed > soonest) {
                 let conn = self.books.conns.get(cid).expect("still open");
                 if let Some(at) = self.conn_deadline(conn) {
                     if armed.is_none_or(|armed| armed > at) {
