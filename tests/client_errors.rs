@@ -85,6 +85,30 @@ async fn requests_the_client_cannot_send<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
+/// A request that HTTP/1.1 cannot carry as it is (a `Content-Length` that
+/// contradicts its body) is refused on the connection it was given, before
+/// any byte is written: the connection goes back to the pool clean.
+async fn a_request_refused_by_the_encoder_keeps_its_connection<R: Adapter>() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::new();
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    let mut req = request(Method::POST, server.url("/echo"), Body::from("abc"));
+    req.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("5"),
+    );
+    let error = client.send(req).await.expect_err("a contradicting length");
+    assert_eq!(error.kind(), ErrorKind::Request, "{error:#}");
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(
+        server.accepted(),
+        1,
+        "the connection was reused after the refusal"
+    );
+    assert_eq!(server.requests(), 2, "the refused request was never sent");
+    assert_quiescent(&client).await;
+}
+
 async fn the_client_timeout<R: Adapter>() {
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
@@ -264,6 +288,7 @@ client_support::conformance!(
     connect_refused_by_name,
     unresolvable_name_is_a_connect_error,
     requests_the_client_cannot_send,
+    a_request_refused_by_the_encoder_keeps_its_connection,
     the_client_timeout,
     a_request_timeout_overrides_the_client_timeout,
     the_timeout_covers_waiting_for_a_connection,

@@ -130,13 +130,14 @@ impl<R: Runtime> Client<R> {
             .extensions
             .get::<Timeout>()
             .map_or(inner.settings.request_timeout, |t| t.0);
-        let deadline = inner.runtime.now() + timeout;
+        let now = inner.runtime.now();
+        let deadline = now + timeout;
         let mut body = Outgoing::new(body)?;
         let awaiting = ConnCell::default();
         match with_deadline(
             &inner.runtime,
             deadline,
-            execute(inner, &parts, &mut body, deadline, &awaiting),
+            execute(inner, &parts, &mut body, now, deadline, &awaiting),
         )
         .await
         {
@@ -303,18 +304,21 @@ async fn execute<R: Runtime>(
     inner: &Arc<Inner<R>>,
     parts: &request::Parts,
     body: &mut Outgoing,
+    now: std::time::Instant,
     deadline: std::time::Instant,
     awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
     let session = parts.extensions.get::<Session>();
-    let (mut head, mut encoded) = encode(parts, body)?;
     let mut retried = false;
     let mut refusals = 0;
+    // The clock was read for the deadline; later attempts read it afresh.
+    let mut now = Some(now);
     loop {
         let (lease, checked) = inner
             .checkout(&origin, Some(deadline))
             .preferring(session.and_then(Session::last))
+            .at(now.take())
             .await?;
         if let Some(session) = session {
             session.placed_on(lease.conn());
@@ -356,12 +360,21 @@ async fn execute<R: Runtime>(
             inner.check_in(lease, None);
             continue;
         }
+        // Encoded here, once the connection is known to speak HTTP/1.1: a
+        // request that goes over HTTP/2 never needs the HTTP/1.1 head.
+        let (head, mut encoded) = match encode(parts, body) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                // Nothing was written: the connection is as clean as it came.
+                inner.check_in(lease, Some(conn));
+                return Err(error);
+            }
+        };
         match over_h1(inner, lease, conn, head, &mut encoded, body).await {
             Ok(response) => return response,
             Err(failure) => {
                 if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
                     retried = true;
-                    (head, encoded) = encode(parts, body)?;
                     continue;
                 }
                 return Err(failure.error);

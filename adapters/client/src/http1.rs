@@ -140,7 +140,6 @@ async fn write_body(
     encoder: &mut BodyEncoder,
     body: &mut Outgoing,
 ) -> Result<(), Error> {
-    let write = |e| io_error(ErrorKind::Protocol, "writing the request failed", e);
     match body {
         Outgoing::Empty => {
             encoder.finish(None, out).map_err(protocol)?;
@@ -149,30 +148,45 @@ async fn write_body(
             write_data(conn, out, encoder, data).await?;
             encoder.finish(None, out).map_err(protocol)?;
         }
-        Outgoing::Stream(stream) => {
-            // The head goes out first: the body may take its time.
-            conn.io.write_all(out).await.map_err(write)?;
-            out.clear();
-            let mut trailers: Option<HeaderMap> = None;
-            while let Some(frame) = stream.next_frame().await? {
-                match frame {
-                    Frame::Data(data) => {
-                        write_data(conn, out, encoder, &data).await?;
-                        if out.len() >= COPY_LIMIT {
-                            conn.io.write_all(out).await.map_err(write)?;
-                            out.clear();
-                        }
-                    }
-                    Frame::Trailers(t) => trailers = Some(t),
-                }
-            }
-            encoder.finish(trailers.as_ref(), out).map_err(protocol)?;
-        }
+        // A stream's future holds every await of its loop; boxed, it does not
+        // make every request's future (moved whole at each call) larger.
+        Outgoing::Stream(stream) => Box::pin(write_stream(conn, out, encoder, stream)).await?,
     }
     if !out.is_empty() {
-        conn.io.write_all(out).await.map_err(write)?;
+        conn.io.write_all(out).await.map_err(write_failed)?;
     }
-    conn.io.flush().await.map_err(write)
+    conn.io.flush().await.map_err(write_failed)
+}
+
+fn write_failed(e: std::io::Error) -> Error {
+    io_error(ErrorKind::Protocol, "writing the request failed", e)
+}
+
+/// Writes the head, then the frames of `stream` as they come, then frames its
+/// end into `out`.
+async fn write_stream(
+    conn: &mut H1Conn,
+    out: &mut BytesMut,
+    encoder: &mut BodyEncoder,
+    stream: &mut crate::outgoing::Stream,
+) -> Result<(), Error> {
+    // The head goes out first: the body may take its time.
+    conn.io.write_all(out).await.map_err(write_failed)?;
+    out.clear();
+    let mut trailers: Option<HeaderMap> = None;
+    while let Some(frame) = stream.next_frame().await? {
+        match frame {
+            Frame::Data(data) => {
+                write_data(conn, out, encoder, &data).await?;
+                if out.len() >= COPY_LIMIT {
+                    conn.io.write_all(out).await.map_err(write_failed)?;
+                    out.clear();
+                }
+            }
+            Frame::Trailers(t) => trailers = Some(t),
+        }
+    }
+    encoder.finish(trailers.as_ref(), out).map_err(protocol)
 }
 
 /// Frames `data` into `out`; a large chunk is written from where it is rather
@@ -186,11 +200,10 @@ async fn write_data(
     if data.len() <= COPY_LIMIT {
         return encoder.encode(data, out).map_err(protocol);
     }
-    let write = |e| io_error(ErrorKind::Protocol, "writing the request failed", e);
     let suffix = encoder.data_prefix(data.len(), out).map_err(protocol)?;
-    conn.io.write_all(out).await.map_err(write)?;
+    conn.io.write_all(out).await.map_err(write_failed)?;
     out.clear();
-    conn.io.write_all(data).await.map_err(write)?;
+    conn.io.write_all(data).await.map_err(write_failed)?;
     out.extend_from_slice(suffix);
     Ok(())
 }

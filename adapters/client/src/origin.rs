@@ -40,7 +40,7 @@ pub enum Security {
 pub struct Origin {
     security: Security,
     /// Lowercase; an IPv6 literal without brackets.
-    host: Box<str>,
+    host: Host,
     port: u16,
     /// For a WebSocket: the handshake's path and headers.
     websocket: Option<Arc<WsTarget>>,
@@ -142,13 +142,9 @@ impl Origin {
             return Err(Error::new(ErrorKind::Request).with_message("the URI has no host"));
         }
         let port = port
-            .and_then(|p| p.parse().ok())
+            .and_then(parse_port)
             .unwrap_or(if https { 443 } else { 80 });
-        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            host.to_ascii_lowercase().into_boxed_str()
-        } else {
-            host.into()
-        };
+        let host = Host::lowercase(host);
         Ok(Origin {
             security: if https {
                 Security::Tls(tls)
@@ -168,7 +164,7 @@ impl Origin {
 
     /// The host: a lowercase DNS name, or an IP address literal (without brackets).
     pub fn host(&self) -> &str {
-        &self.host
+        self.host.as_str()
     }
 
     /// The port, explicit or the scheme's default.
@@ -188,7 +184,7 @@ impl Origin {
 
     /// The host as an IP address, when it is a literal.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
+        self.host().parse().ok()
     }
 }
 
@@ -206,10 +202,11 @@ impl fmt::Display for Origin {
             (true, true) => "wss",
             (false, true) => "ws",
         };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)?;
+        let host = self.host();
+        if host.contains(':') {
+            write!(f, "{scheme}://[{host}]:{}", self.port)?;
         } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)?;
+            write!(f, "{scheme}://{host}:{}", self.port)?;
         }
         if let Some(target) = &self.websocket {
             f.write_str(&target.path)?;
@@ -238,6 +235,89 @@ fn split_authority(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The longest host held in place; longer ones are allocated. 38 bytes keep a
+/// [`Host`] at 40 bytes and hold every host but the rare long name.
+const INLINE_HOST: usize = 38;
+
+/// A lowercase host, held in place when short (nearly always), so that the key
+/// every request builds costs no allocation. Equality and hashing are those of
+/// the text, whichever way it is held.
+#[derive(Clone)]
+enum Host {
+    Inline { len: u8, bytes: [u8; INLINE_HOST] },
+    Heap(Box<str>),
+}
+
+impl Host {
+    /// `host`, lower-cased.
+    fn lowercase(host: &str) -> Host {
+        if host.len() > INLINE_HOST {
+            return Host::Heap(host.to_ascii_lowercase().into_boxed_str());
+        }
+        let mut bytes = [0; INLINE_HOST];
+        bytes[..host.len()].copy_from_slice(host.as_bytes());
+        bytes.make_ascii_lowercase();
+        Host::Inline {
+            len: host.len() as u8,
+            bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Lower-casing ASCII letters keeps the text the valid UTF-8 it was.
+            Host::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Host::Heap(host) => host,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Host::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Host::Heap(host) => host.as_bytes(),
+        }
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Host {
+    fn eq(&self, other: &Host) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Host {}
+
+impl std::hash::Hash for Host {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: the bytes, then a byte no UTF-8 text contains.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+/// A port number: one to five digits, at most 65,535.
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 {
+        return None;
+    }
+    let mut port: u32 = 0;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        port = port * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(port).ok()
+}
+
 fn not_absolute() -> Error {
     Error::new(ErrorKind::Request).with_message("the URI is not absolute (no scheme)")
 }
@@ -245,6 +325,50 @@ fn not_absolute() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_lowercase_text_however_they_are_held() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let long = "A-Very-Long-Host-Name-Of-Forty-Bytes-Or.example";
+        for text in [
+            "Example.COM",
+            "127.0.0.1",
+            "::1",
+            long,
+            &long[..INLINE_HOST],
+            "",
+        ] {
+            let host = Host::lowercase(text);
+            assert_eq!(host.as_str(), text.to_ascii_lowercase());
+            assert_eq!(
+                hasher.hash_one(&host),
+                hasher.hash_one(text.to_ascii_lowercase())
+            );
+        }
+        assert!(matches!(Host::lowercase(long), Host::Heap(_)));
+        assert!(matches!(
+            Host::lowercase(&long[..INLINE_HOST]),
+            Host::Inline { .. }
+        ));
+        assert_eq!(Host::lowercase("A.b"), Host::lowercase("a.B"));
+        assert_ne!(Host::lowercase("a.b"), Host::lowercase("a.b."));
+    }
+
+    #[test]
+    fn ports_are_what_u16_parses_of_plain_digits() {
+        for text in [
+            "", "0", "80", "08080", "65535", "65536", "99999", "123456", "+1", "1a", " 1",
+        ] {
+            let expected = text
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| text.parse::<u16>().ok())
+                .flatten()
+                .filter(|_| text.len() <= 5);
+            assert_eq!(parse_port(text), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn splits_authorities_as_http_reads_them() {

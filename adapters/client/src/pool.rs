@@ -401,6 +401,7 @@ impl<R: Runtime> Inner<R> {
             deadline,
             prefer: None,
             waiter: None,
+            now: None,
         }
     }
 
@@ -655,6 +656,8 @@ pub(crate) struct Checkout<'a, R: Runtime> {
     deadline: Option<std::time::Instant>,
     prefer: Option<muxpool_core::ConnId>,
     waiter: Option<WaiterId>,
+    /// A clock reading the caller took just before, for the first poll.
+    now: Option<std::time::Instant>,
 }
 
 impl<R: Runtime> Checkout<'_, R> {
@@ -664,6 +667,14 @@ impl<R: Runtime> Checkout<'_, R> {
         self.prefer = conn;
         self
     }
+
+    /// Uses `now`, read from the runtime's clock just before, as the time of
+    /// the first poll: a request reads the clock once to set its deadline and
+    /// need not read it again to ask for a connection.
+    pub(crate) fn at(mut self, now: Option<std::time::Instant>) -> Self {
+        self.now = now;
+        self
+    }
 }
 
 impl<R: Runtime> Future for Checkout<'_, R> {
@@ -671,7 +682,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner;
-        let now = inner.now();
+        let now = inner.instant(self.now.take().unwrap_or_else(|| inner.runtime.now()));
         let mut st = inner.lock();
         let lease = match self.waiter {
             None => {
