@@ -739,9 +739,26 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if self.shutdown.is_some() {
             return Err(self.refuse(None, RejectReason::ShuttingDown));
         }
-        let kid = self.lookup_or_insert(key);
-        let k = self.keys.get_mut(kid).expect("indexed keys are live");
-        if k.waiters.is_empty() {
+        // The key the last request named is compared first (see
+        // `Pool::last_key`), and its state used as found there, not looked up
+        // again; on a mismatch the index names the key.
+        let mut indexed = None;
+        let kid = loop {
+            let Some(kid) = indexed.or(self.last_key) else {
+                indexed = Some(self.lookup_or_insert(key));
+                continue;
+            };
+            let k = match self.keys.get_mut(kid) {
+                Some(k) if indexed.is_some() || k.key == *key => k,
+                _ if indexed.is_none() => {
+                    indexed = Some(self.lookup_or_insert(key));
+                    continue;
+                }
+                _ => unreachable!("indexed keys are live"),
+            };
+            if !k.waiters.is_empty() {
+                break kid;
+            }
             let books = &mut self.books;
             let preferred = options.prefer.filter(|&c| {
                 books
@@ -757,7 +774,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 }
                 return Ok(Acquire::Ready(lease));
             }
-        }
+            break kid;
+        };
         let k = self.keys.get(kid).expect("indexed keys are live");
         let reason = if !matches!(k.circuit, Circuit::Closed) {
             Some(RejectReason::CircuitOpen)
@@ -1298,14 +1316,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.now
     }
 
-    /// The id of `key`, remembered now if it was not (see [`Pool::last_key`]).
-    #[inline]
+    /// The id of `key` in the index, remembered now if it was not; it becomes
+    /// [`Pool::last_key`].
     fn lookup_or_insert(&mut self, key: &K) -> KeyId {
-        if let Some(kid) = self.last_key {
-            if self.keys.get(kid).is_some_and(|k| k.key == *key) {
-                return kid;
-            }
-        }
         let kid = match self.index.get(key) {
             Some(&kid) => kid,
             None => self.insert_key(key.clone()),
