@@ -76,7 +76,7 @@ pub(crate) async fn exchange(
     parser: &mut ResponseParser,
 ) -> Result<(ResponseHead, BytesMut), Failure> {
     let sent = write_body(conn, &mut head, encoder, body).await;
-    let mut buf = BytesMut::new();
+    let mut buf = std::mem::take(&mut conn.buf);
     if let Err(error) = sent {
         return Err(Failure {
             replayable: body.is_replayable(),
@@ -345,9 +345,14 @@ impl H1Body {
             BodyEvent::Trailers(t) => Read::Trailers(t),
             BodyEvent::End(keep_alive) => {
                 self.done = true;
-                let conn = self.conn.take();
                 let clean = keep_alive.is_reusable() && self.buf.is_empty();
-                self.pool.check_in(self.lease, conn.filter(|_| clean));
+                // A clean connection takes its read buffer back to the pool,
+                // which keeps it for the next exchange, not for this one idle.
+                let conn = self.conn.take().filter(|_| clean).map(|mut conn| {
+                    conn.buf = std::mem::take(&mut self.buf);
+                    conn
+                });
+                self.pool.check_in(self.lease, conn);
                 self.buf = BytesMut::new();
                 Read::End
             }
