@@ -198,6 +198,11 @@ impl Place {
         }
     }
 
+    /// Whether it is counted as `class`: [`Place::class`] without the match.
+    fn is(self, class: Class) -> bool {
+        self.0 & Place::CLASS == class as u8
+    }
+
     fn usable(self) -> bool {
         self.0 & Place::USABLE != 0
     }
@@ -389,7 +394,10 @@ struct KeyState<K> {
     /// The waiters whose deadline the key's timer covers, in deadline order (see
     /// [`Expiry`]).
     expiring: List,
+    /// Its counters, but for the gauges of its connections, which `gauges`
+    /// keeps (see [`KeyState::stats`]).
     stats: Stats,
+    gauges: Gauges,
     failures: u32,
     backoff_until: Option<Instant>,
     circuit: Circuit,
@@ -413,6 +421,7 @@ impl<K> KeyState<K> {
             waiters: List::default(),
             expiring: List::default(),
             stats: Stats::default(),
+            gauges: Gauges::default(),
             failures: 0,
             backoff_until: None,
             circuit: Circuit::Closed,
@@ -440,13 +449,44 @@ impl<K> KeyState<K> {
         }
     }
 
-    fn gauge(&mut self, class: Class) -> &mut u32 {
-        match class {
-            Class::Connecting => &mut self.stats.connecting,
-            Class::Idle => &mut self.stats.idle,
-            Class::Busy => &mut self.stats.busy,
-            Class::Draining => &mut self.stats.draining,
-        }
+    /// Its counters, gauges included.
+    fn stats(&self) -> Stats {
+        let mut stats = self.stats;
+        let g = &self.gauges;
+        stats.open = g.open();
+        stats.connecting = g.get(Class::Connecting);
+        stats.idle = g.get(Class::Idle);
+        stats.busy = g.get(Class::Busy);
+        stats.draining = g.get(Class::Draining);
+        stats
+    }
+}
+
+/// A key's connections counted by class, indexed by a [`Place`]'s class bits,
+/// so that moving a connection from one class to another indexes twice and
+/// matches on nothing. Slot 0 is a closed connection's: every connection that
+/// opens is counted out of it and every one that closes back in, so it holds
+/// minus the number open, wrapping.
+#[derive(Debug, Default, Clone, Copy)]
+struct Gauges([u32; 8]);
+
+impl Gauges {
+    fn get(&self, class: Class) -> u32 {
+        self.0[class as usize]
+    }
+
+    /// Connections open: every class but closed.
+    fn open(&self) -> u32 {
+        self.0[0].wrapping_neg()
+    }
+
+    /// Counts a connection out of the class of `before` and into that of `after`.
+    #[inline(always)]
+    fn moved(&mut self, before: Place, after: Place) {
+        let from = &mut self.0[usize::from(before.0 & Place::CLASS)];
+        *from = from.wrapping_sub(1);
+        let to = &mut self.0[usize::from(after.0 & Place::CLASS)];
+        *to = to.wrapping_add(1);
     }
 }
 
@@ -572,26 +612,20 @@ impl Books {
             }
         }
         if changed & Place::CLASS != 0 {
-            match before.class() {
-                Some(class) => *k.gauge(class) -= 1,
-                None => {
-                    k.stats.open += 1;
-                    self.open_total += 1;
-                }
-            }
-            match after.class() {
-                Some(class) => *k.gauge(class) += 1,
-                None => {
-                    k.stats.open -= 1;
-                    self.open_total -= 1;
-                }
+            k.gauges.moved(before, after);
+            if before == Place::CLOSED {
+                self.open_total += 1;
+            } else if after == Place::CLOSED {
+                self.open_total -= 1;
             }
         }
         if changed & Place::SLOT != 0 {
             let listed = before.0 & Place::SLOT != 0;
-            let to = after.slot();
+            // The slot's bits, not `Place::slot`: the list ends below are told
+            // apart without a match on them.
+            let to = after.0 & Place::SLOT;
             if changed & Place::SLOT_PARTIAL != 0 {
-                if to == Slot::Partial {
+                if to == Place::SLOT_PARTIAL {
                     k.partial += 1;
                 } else {
                     k.partial -= 1;
@@ -602,27 +636,27 @@ impl Books {
             // at that end already stays (see `KeyState::free`).
             let stays = listed
                 && match to {
-                    Slot::Idle => was.is_first(),
-                    Slot::Partial => was.is_last(),
-                    Slot::None => false,
+                    Place::SLOT_IDLE => was.is_first(),
+                    Place::SLOT_PARTIAL => was.is_last(),
+                    _ => false,
                 };
             if !stays {
                 // The connection is at hand: its own link is set here, and the
                 // list only mends its neighbours. One that moves is not at the end
                 // it goes to, so its leaving does not change that end.
                 c.slot_link = match to {
-                    Slot::Idle => k.free.front_link(),
-                    Slot::Partial => k.free.back_link(),
-                    Slot::None => Link::default(),
+                    Place::SLOT_IDLE => k.free.front_link(),
+                    Place::SLOT_PARTIAL => k.free.back_link(),
+                    _ => Link::default(),
                 };
                 if listed {
                     k.free.unlink(&mut self.conns, was, slot_link);
                 }
                 let index = cid.index();
                 match to {
-                    Slot::Idle => k.free.attach_front(&mut self.conns, index, slot_link),
-                    Slot::Partial => k.free.attach_back(&mut self.conns, index, slot_link),
-                    Slot::None => {}
+                    Place::SLOT_IDLE => k.free.attach_front(&mut self.conns, index, slot_link),
+                    Place::SLOT_PARTIAL => k.free.attach_back(&mut self.conns, index, slot_link),
+                    _ => {}
                 }
             }
         }
@@ -945,7 +979,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             |s, _| s.leases -= 1,
         );
         let place = place.map(|(place, ())| place);
-        if place.is_some_and(|p| p.class() == Some(Class::Draining)) {
+        if place.is_some_and(|p| p.is(Class::Draining)) {
             let conn = self.books.conns.get(cid).expect("still open");
             if conn.leases == 0 {
                 let reason = conn.drain_reason;
@@ -955,7 +989,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             self.settle_key(kid);
             return Ok(());
         }
-        let went_idle = place.is_some_and(|p| p.class() == Some(Class::Idle));
+        let went_idle = place.is_some_and(|p| p.is(Class::Idle));
         // The key's timer usually fires early enough already. Freed capacity the
         // head waiter could not take (a lease the peer's lowered limit left over)
         // still wakes the key, and a connection gone idle may be evicted for a key
@@ -1271,7 +1305,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn stats(&self) -> Stats {
         let mut total = self.retired;
         for (_, k) in self.keys.iter() {
-            total.add(&k.stats);
+            total.add(&k.stats());
         }
         total
     }
@@ -1279,7 +1313,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// One key's counters, while the core remembers the key.
     pub fn key_stats(&self, key: &K) -> Option<Stats> {
         let kid = self.index.get(key)?;
-        Some(self.keys.get(*kid)?.stats)
+        Some(self.keys.get(*kid)?.stats())
     }
 
     /// The keys the core holds state for, in a stable order.
@@ -1310,9 +1344,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Time only moves forward: an earlier `now` is read as the latest seen.
     fn tick(&mut self, now: Instant) -> Instant {
-        if now > self.now {
-            self.now = now;
-        }
+        self.now = self.now.max(now);
         self.now
     }
 
@@ -1456,7 +1488,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             return 0;
         }
         let waiting = k.waiters.len();
-        let connecting = k.stats.connecting;
+        let connecting = k.gauges.get(Class::Connecting);
 
         let for_demand = match k.learned {
             Learned::Unknown => waiting.min(1),
@@ -1468,7 +1500,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
             Learned::Multiplexed { capacity } => waiting.div_ceil(capacity.max(1)),
         };
-        let for_idle = self.config.min_idle_per_key.saturating_sub(k.stats.idle);
+        let for_idle = self
+            .config
+            .min_idle_per_key
+            .saturating_sub(k.gauges.get(Class::Idle));
         let wanted = (for_demand + for_idle).saturating_sub(connecting);
         if k.learned == Learned::Unknown && connecting > 0 {
             // Learn the protocol from one connection before opening more.
@@ -1517,8 +1552,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Whether `k` may start one more connect under its own limits.
     fn below_key_limits(&self, k: &KeyState<K>) -> bool {
-        k.stats.open < self.config.max_connections_per_key
-            && k.stats.connecting < self.config.max_connecting_per_key
+        k.gauges.open() < self.config.max_connections_per_key
+            && k.gauges.get(Class::Connecting) < self.config.max_connecting_per_key
     }
 
     /// Closes the least recently used idle connection of another key to make room.
@@ -1578,11 +1613,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if let Circuit::HalfOpen { probe: None } = k.circuit {
             k.circuit = Circuit::HalfOpen { probe: Some(cid) };
         }
-        self.count(kid, |s| {
-            s.connects += 1;
-            s.connecting += 1;
-            s.open += 1;
-        });
+        k.stats.connects += 1;
+        k.gauges.moved(Place::CLOSED, Place::CONNECTING);
         self.books.open_total += 1;
         self.connects_total += 1;
         self.actions.push_back(Action::Open { conn: cid });
@@ -1621,7 +1653,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         if let Some(head) = k.waiters.front(&self.waiters) {
             // Each failed connect costs at most one request: the one at the head,
             // which it was opened for (or would have served first).
-            if k.stats.connecting < k.waiters.len() || k.learned == Learned::Unknown {
+            if k.gauges.get(Class::Connecting) < k.waiters.len() || k.learned == Learned::Unknown {
                 self.reject(head, RejectReason::ConnectFailed);
             }
         }
@@ -1939,7 +1971,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .idle_timeout
             .is_some_and(|t| c.idle_since.saturating_add(t) <= now)
         {
-            let idle = self.keys.get(kid).map_or(0, |k| k.stats.idle);
+            let idle = self.keys.get(kid).map_or(0, |k| k.gauges.get(Class::Idle));
             if idle > cfg.min_idle_per_key {
                 self.close(cid, CloseReason::IdleTimeout);
                 return;
@@ -1988,7 +2020,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
             self.index.remove(&k.key);
             // Its counters live on in the pool's totals.
-            self.retired.add(&k.stats);
+            self.retired.add(&k.stats());
             // A forgotten key may still sit in the blocked or dirty queues; both
             // skip stale ids.
         }

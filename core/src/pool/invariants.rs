@@ -115,7 +115,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 "{kid:?} is missing from the key index"
             );
             let r = per_key.get(&kid.index()).copied().unwrap_or_default();
-            let s = &k.stats;
+            let s = &k.stats();
             ensure!(
                 (s.connecting, s.idle, s.busy, s.draining, s.leases)
                     == (r.connecting, r.idle, r.busy, r.draining, r.leases),
