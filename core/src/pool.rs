@@ -1445,25 +1445,20 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// capacity of a lease just released on the same connection (see [`Granted`]).
     #[inline(always)]
     fn grant_waiter(&mut self, waiter: WaiterId, cid: ConnId, handed_on: Option<Option<LeaseId>>) {
-        let (_, since) = self.remove_waiter(waiter).expect("granted waiters live");
+        let (kid, since) = self.remove_waiter(waiter).expect("granted waiters live");
         let waited = self.now.saturating_duration_since(since);
         let how = match handed_on {
             Some(lease) => Granted::HandedOn(waited, lease),
             None => Granted::Waited(waited),
         };
-        let lease = self.grant(cid, how);
+        let lease = self.grant(kid, cid, how);
         self.actions.push_back(Action::Grant { waiter, lease });
     }
 
-    /// A new lease on `cid`.
+    /// A new lease on `cid`, a connection of `kid` (the key its waiter named,
+    /// which the connection need not be looked up for).
     #[inline(always)]
-    fn grant(&mut self, cid: ConnId, how: Granted) -> Lease {
-        let kid = self
-            .books
-            .conns
-            .get(cid)
-            .expect("granted connections live")
-            .key;
+    fn grant(&mut self, kid: KeyId, cid: ConnId, how: Granted) -> Lease {
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
         let max_requests = self.config.max_requests_per_connection;
         self.books.grant(k, cid, how, max_requests)
