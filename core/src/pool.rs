@@ -921,14 +921,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 // passes through the idle list, and nothing else about the key
                 // changes unless this grant meets the connection's request limit.
                 // The lease's own entry, renamed, is the waiter's lease.
+                // Whether the grant meets that limit (and so drains the connection)
+                // is known from its count now, without looking it up again after.
+                let limited = self
+                    .config
+                    .max_requests_per_connection
+                    .is_some_and(|max| conn.requests + 1 >= max);
                 let renewed = entry.map(|entry| entry.renew().lease_id());
                 self.grant_waiter(waiter, cid, Some(renewed));
-                if self
-                    .books
-                    .conns
-                    .get(cid)
-                    .is_some_and(|c| matches!(c.state, State::Draining))
-                {
+                if limited {
                     self.settle_key(kid);
                 }
                 return Ok(());
