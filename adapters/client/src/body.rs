@@ -31,7 +31,9 @@ pub const DEFAULT_MAX_COLLECT: usize = 64 * 1024 * 1024;
 /// A streaming body: the body of a response, or of a request.
 pub struct Body {
     kind: Kind,
-    trailers: Option<HeaderMap>,
+    // Boxed: trailers are rare, and a response (this body inline) is moved
+    // whole through every layer that returns it.
+    trailers: Option<Box<HeaderMap>>,
     max_collect: usize,
 }
 
@@ -87,7 +89,7 @@ impl Body {
 
     pub(crate) fn full(data: Bytes, trailers: Option<HeaderMap>) -> Body {
         Body {
-            trailers,
+            trailers: trailers.map(Box::new),
             ..Body::with(if data.is_empty() {
                 Kind::Empty
             } else {
@@ -124,7 +126,7 @@ impl Body {
                 Ok(data) => return Ok(Some(data)),
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        self.trailers = Some(trailers);
+                        self.trailers = Some(Box::new(trailers));
                     }
                 }
             }
@@ -139,7 +141,7 @@ impl Body {
 
     /// The trailers of the body, once it has been read to its end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.trailers.as_deref()
     }
 
     /// Reads the whole body.

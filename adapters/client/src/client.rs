@@ -137,7 +137,7 @@ impl<R: Runtime> Client<R> {
         match with_deadline(
             &inner.runtime,
             deadline,
-            execute(inner, &parts, &mut body, now, deadline, &awaiting),
+            execute(inner, &parts, &mut body, (now, timeout), &awaiting),
         )
         .await
         {
@@ -304,16 +304,16 @@ async fn execute<R: Runtime>(
     inner: &Arc<Inner<R>>,
     parts: &request::Parts,
     body: &mut Outgoing,
-    now: std::time::Instant,
-    deadline: std::time::Instant,
+    (now, timeout): (std::time::Instant, Duration),
     awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
+    let deadline = now + timeout;
     let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
     // The clock was read for the deadline; later attempts read it afresh.
-    let mut now = Some(now);
+    let mut now = Some((now, timeout));
     loop {
         let (lease, checked) = inner
             .checkout(&origin, Some(deadline))

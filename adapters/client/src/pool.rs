@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use muxpool_core::{
@@ -692,8 +693,9 @@ pub(crate) struct Checkout<'a, R: Runtime> {
     deadline: Option<std::time::Instant>,
     prefer: Option<muxpool_core::ConnId>,
     waiter: Option<WaiterId>,
-    /// A clock reading the caller took just before, for the first poll.
-    now: Option<std::time::Instant>,
+    /// A clock reading the caller took just before, for the first poll, and
+    /// the time from it to `deadline`.
+    now: Option<(std::time::Instant, Duration)>,
 }
 
 impl<R: Runtime> Checkout<'_, R> {
@@ -705,9 +707,10 @@ impl<R: Runtime> Checkout<'_, R> {
     }
 
     /// Uses `now`, read from the runtime's clock just before, as the time of
-    /// the first poll: a request reads the clock once to set its deadline and
-    /// need not read it again to ask for a connection.
-    pub(crate) fn at(mut self, now: Option<std::time::Instant>) -> Self {
+    /// the first poll, and `now + left` as the deadline then: a request reads
+    /// the clock once to set its deadline and need not read it again to ask for
+    /// a connection, nor convert the deadline to the core's time.
+    pub(crate) fn at(mut self, now: Option<(std::time::Instant, Duration)>) -> Self {
         self.now = now;
         self
     }
@@ -718,13 +721,19 @@ impl<R: Runtime> Future for Checkout<'_, R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner;
-        let now = inner.instant(self.now.take().unwrap_or_else(|| inner.runtime.now()));
+        let (now, left) = match self.now.take() {
+            Some((now, left)) => (inner.instant(now), Some(left)),
+            None => (inner.instant(inner.runtime.now()), None),
+        };
         let mut st = inner.lock();
         let lease = match self.waiter {
             None => {
-                let mut options = match self.deadline {
-                    Some(at) => AcquireOptions::with_deadline(inner.instant(at)),
-                    None => AcquireOptions::default(),
+                let mut options = match (self.deadline, left) {
+                    (Some(_), Some(left)) => {
+                        AcquireOptions::with_deadline(now.saturating_add(left))
+                    }
+                    (Some(at), None) => AcquireOptions::with_deadline(inner.instant(at)),
+                    (None, _) => AcquireOptions::default(),
                 };
                 if let Some(conn) = self.prefer {
                     options = options.preferring(conn);
