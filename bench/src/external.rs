@@ -5,19 +5,19 @@
 //! nginx's accepted count.
 
 use std::process::Command;
-use std::time::Duration;
 
 use muxpool_testkit::nginx::Nginx;
 
+use crate::report::per_request;
 use crate::report::Row;
-use crate::sys::{cpu_time, Who};
+use crate::sys::{cpu_time, CpuTime, Who};
 
 /// What one run of a tool gave.
 pub struct Run {
     /// Its standard output.
     pub stdout: String,
     /// Its CPU time, user and system.
-    pub cpu: Duration,
+    pub cpu: CpuTime,
     /// Connections nginx accepted while it ran.
     pub conns_opened: u64,
 }
@@ -47,7 +47,8 @@ impl Run {
             requests: summary.requests,
             seconds: summary.seconds,
             requests_per_sec: summary.requests_per_sec,
-            cpu_us_per_request: self.cpu.as_secs_f64() * 1e6 / summary.requests.max(1) as f64,
+            cpu_us_per_request: per_request(self.cpu.total(), summary.requests),
+            user_us_per_request: per_request(self.cpu.user, summary.requests),
             p50_us: summary.p50_us,
             p99_us: summary.p99_us,
             conns_opened: Some(self.conns_opened),

@@ -245,7 +245,7 @@ async fn load(params: &Params, server: &HyperServer) -> Result<Measured, String>
     })
     .await;
     let seconds = start.elapsed().as_secs_f64();
-    let cpu = cpu_time(Who::Thread) - cpu_start;
+    let cpu = (cpu_time(Who::Thread) - cpu_start).total();
     if joined.is_err() {
         return Err(format!(
             "the sessions did not finish within {GRACE:?} after the window"
@@ -385,7 +385,7 @@ fn pool_overhead_ns() -> Result<f64, String> {
     for _ in 0..MICRO_ITERS {
         one(&mut pool)?;
     }
-    let cpu = cpu_time(Who::Thread) - cpu_start;
+    let cpu = (cpu_time(Who::Thread) - cpu_start).total();
     black_box(held);
     Ok(cpu.as_secs_f64() * 1e9 / f64::from(MICRO_ITERS))
 }

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::sys::CpuTime;
+
 /// One contender at one concurrency level in `h1` mode.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
@@ -19,6 +21,9 @@ pub struct Row {
     pub requests_per_sec: f64,
     /// Client CPU time (user + system) over the window, per request, in µs.
     pub cpu_us_per_request: f64,
+    /// The user part of `cpu_us_per_request`: the client's own code, without
+    /// the kernel's work on its system calls.
+    pub user_us_per_request: f64,
     /// Median latency, µs.
     pub p50_us: f64,
     /// 99th percentile latency, µs.
@@ -39,7 +44,7 @@ impl Row {
         concurrency: usize,
         requests: u64,
         elapsed: std::time::Duration,
-        cpu: std::time::Duration,
+        cpu: CpuTime,
         latency: &hdrhistogram::Histogram<u64>,
     ) -> Row {
         let micros = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
@@ -49,12 +54,18 @@ impl Row {
             requests,
             seconds: elapsed.as_secs_f64(),
             requests_per_sec: requests as f64 / elapsed.as_secs_f64(),
-            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests as f64,
+            cpu_us_per_request: per_request(cpu.total(), requests),
+            user_us_per_request: per_request(cpu.user, requests),
             p50_us: micros(0.50),
             p99_us: micros(0.99),
             ..Row::default()
         }
     }
+}
+
+/// `time` per request, in µs.
+pub fn per_request(time: std::time::Duration, requests: u64) -> f64 {
+    time.as_secs_f64() * 1e6 / requests.max(1) as f64
 }
 
 /// One contender in `idle-memory` mode.
@@ -81,18 +92,19 @@ pub struct IdleRow {
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| contender | concurrency | req/s | CPU µs/req | p50 µs | p99 µs | conns opened |\n",
+        "| contender | concurrency | req/s | CPU µs/req | of which user | p50 µs | p99 µs | conns opened |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let conns = r.conns_opened.map_or("-".to_string(), |c| c.to_string());
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
             r.contender,
             r.concurrency,
             r.requests_per_sec,
             r.cpu_us_per_request,
+            r.user_us_per_request,
             r.p50_us,
             r.p99_us,
             conns
@@ -154,7 +166,8 @@ pub fn json(rows: &[Row]) -> String {
         .map(|r| {
             format!(
                 "{{\"contender\":{},\"concurrency\":{},\"requests\":{},\"seconds\":{},\
-                 \"requests_per_sec\":{},\"cpu_us_per_request\":{},\"p50_us\":{},\
+                 \"requests_per_sec\":{},\"cpu_us_per_request\":{},\"user_us_per_request\":{},\
+                 \"p50_us\":{},\
                  \"p99_us\":{},\"conns_opened\":{},\"errors\":{},\"first_error\":{}}}",
                 string(&r.contender),
                 r.concurrency,
@@ -162,6 +175,7 @@ pub fn json(rows: &[Row]) -> String {
                 number(r.seconds),
                 number(r.requests_per_sec),
                 number(r.cpu_us_per_request),
+                number(r.user_us_per_request),
                 number(r.p50_us),
                 number(r.p99_us),
                 r.conns_opened.map_or("null".to_string(), |c| c.to_string()),

@@ -45,8 +45,36 @@ pub enum Who {
     Thread,
 }
 
-/// User plus system CPU time used so far by `who`.
-pub fn cpu_time(who: Who) -> Duration {
+/// CPU time, split as `getrusage` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// Time spent running the program's own code.
+    pub user: Duration,
+    /// Time the kernel spent on its behalf: system calls (here mostly the
+    /// loopback TCP stack, both ends of which run in the sender's call).
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// User plus system time.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// The CPU time used so far by `who`.
+pub fn cpu_time(who: Who) -> CpuTime {
     let who = match who {
         Who::SelfProcess => libc::RUSAGE_SELF,
         Who::Children => libc::RUSAGE_CHILDREN,
@@ -59,5 +87,8 @@ pub fn cpu_time(who: Who) -> Duration {
         usage
     };
     let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    CpuTime {
+        user: Duration::from_micros(micros(usage.ru_utime)),
+        system: Duration::from_micros(micros(usage.ru_stime)),
+    }
 }
