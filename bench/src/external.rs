@@ -54,6 +54,7 @@ impl Run {
             conns_opened: Some(self.conns_opened),
             errors: summary.errors,
             first_error: (summary.errors > 0).then(|| self.stdout.trim().to_string()),
+            ..Row::default()
         }
     }
 }

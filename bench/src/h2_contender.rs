@@ -84,7 +84,10 @@ impl Contender for HyperUtilTls {
     }
 
     async fn send(&self) -> Result<Self::Response, Error> {
-        Ok(self.client.get(self.uri.clone()).await?)
+        Ok(self
+            .client
+            .request(crate::contender::get(&self.uri, Empty::new()))
+            .await?)
     }
 
     async fn body(response: Self::Response) -> Result<Bytes, Error> {

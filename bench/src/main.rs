@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p muxpool-bench -- h1 [--duration-secs 5] [--warmup-secs 1]
-//!     [--concurrency 1,16,256] [--only hyper-util,reqwest,wrk] [--json]
+//!     [--concurrency 1,16,256] [--only hyper-util,reqwest,wrk] [--rounds 1] [--json]
 //! cargo run --release -p muxpool-bench -- idle-memory [--h2] [--connections 100]
 //!     [--path /bytes/65536] [--only hyper-util,reqwest] [--json]
 //! ```
@@ -14,7 +14,11 @@
 //! a current-thread tokio runtime with `concurrency` tasks looping requests
 //! ([`load`]), then wrk with as many connections ([`wrk`]). It prints a markdown
 //! table (or JSON with `--json`) of requests/s, client CPU µs per request,
-//! latency p50/p99 and connections nginx accepted.
+//! latency p50/p99 and connections nginx accepted. With `--rounds N` every
+//! contender runs N times at each concurrency, the rounds interleaved
+//! (A B C, A B C, ...) so that a drift in the machine's speed reaches every
+//! contender alike, and each figure is the median of the N, with the range of
+//! CPU per request beside it ([`report::medians`]).
 //!
 //! **idle-memory** measures the heap bytes each in-process client holds per idle
 //! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]):
@@ -61,12 +65,13 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 const USAGE: &str = "\
 usage:
   muxpool-bench h1 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
-                   [--only NAME,...] [--json]
+                   [--only NAME,...] [--rounds N] [--json]
+      (--rounds N: each contender N times, interleaved; medians and CPU ranges)
   muxpool-bench idle-memory [--h2] [--connections N] [--path /bytes/65536] [--only NAME,...]
                             [--json]
       (--h2: HTTP/2 over TLS, as in the h2 mode)
   muxpool-bench h2 [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
-                   [--only NAME,...] [--json]
+                   [--only NAME,...] [--rounds N] [--json]
       (HTTP/2 over TLS; h2load as the external reference; then a cold-pool burst)
   muxpool-bench proxy [--duration-secs N] [--connections N]
       (10,000 sessions over one muxpool client against an in-process h2c server;
@@ -84,6 +89,8 @@ struct Args {
     warmup: Duration,
     concurrency: Vec<usize>,
     connections: usize,
+    /// Runs of each contender at each concurrency (`h1`, `h2`).
+    rounds: usize,
     path: String,
     only: Option<Vec<String>>,
     json: bool,
@@ -104,6 +111,7 @@ impl Args {
             warmup: Duration::from_secs(1),
             concurrency: vec![1, 16, 256],
             connections: 100,
+            rounds: 1,
             path: "/bytes/65536".to_string(),
             only: None,
             json: false,
@@ -131,6 +139,12 @@ impl Args {
                     }
                 }
                 "--connections" => args.connections = number(value()?)?.max(1) as usize,
+                "--rounds" => {
+                    args.rounds = usize::try_from(number(value()?)?).unwrap_or(usize::MAX);
+                    if args.rounds == 0 {
+                        return Err("--rounds must be at least 1".into());
+                    }
+                }
                 "--path" => args.path = value()?,
                 "--only" => {
                     args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
@@ -296,8 +310,9 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
 type LoadEntry = (&'static str, fn(&load::Params) -> load::Outcome);
 
 /// Runs every contender at every concurrency of `args` against `url`, then, at
-/// each concurrency, the external tool `external` starts (if any). Failed runs
-/// are counted in `failures`.
+/// each concurrency, the external tool `external` starts (if any), all of them
+/// `args.rounds` times in turn; one row per contender and concurrency, the
+/// medians of its rounds. Failed runs are counted in `failures`.
 fn load_table(
     contenders: &[LoadEntry],
     nginx: &Nginx,
@@ -308,23 +323,56 @@ fn load_table(
 ) -> Vec<report::Row> {
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {
-        for &(name, run) in contenders {
-            eprintln!("{name} at concurrency {concurrency}...");
-            let params = load::Params {
+        for round in 1..=args.rounds {
+            if args.rounds > 1 {
+                eprintln!(
+                    "round {round} of {} at concurrency {concurrency}",
+                    args.rounds
+                );
+            }
+            run_round(
+                contenders,
                 nginx,
-                url: url.to_string(),
-                expected_body: nginx::HELLO.as_bytes(),
+                url,
+                args,
                 concurrency,
-                warmup: args.warmup,
-                duration: args.duration,
-            };
-            record(&mut rows, failures, name, run(&params));
-        }
-        if let Some((name, row)) = external(concurrency) {
-            record(&mut rows, failures, name, row);
+                failures,
+                &mut rows,
+                &mut external,
+            );
         }
     }
-    rows
+    report::medians(rows)
+}
+
+/// One run of every contender, then of `external`, at `concurrency`; their rows
+/// go to `rows`.
+#[allow(clippy::too_many_arguments)]
+fn run_round(
+    contenders: &[LoadEntry],
+    nginx: &Nginx,
+    url: &str,
+    args: &Args,
+    concurrency: usize,
+    failures: &mut usize,
+    rows: &mut Vec<report::Row>,
+    external: &mut impl FnMut(usize) -> Option<(&'static str, load::Outcome)>,
+) {
+    for &(name, run) in contenders {
+        eprintln!("{name} at concurrency {concurrency}...");
+        let params = load::Params {
+            nginx,
+            url: url.to_string(),
+            expected_body: nginx::HELLO.as_bytes(),
+            concurrency,
+            warmup: args.warmup,
+            duration: args.duration,
+        };
+        record(rows, failures, name, run(&params));
+    }
+    if let Some((name, row)) = external(concurrency) {
+        record(rows, failures, name, row);
+    }
 }
 
 /// Keeps a run's row, or reports its failure.

@@ -303,10 +303,7 @@ async fn worker(
 async fn session(client: &muxpool::Client, uri: &http::Uri, deadline: Instant, c: &Counters) {
     let mut ramped = false;
     while Instant::now() < deadline {
-        let request = match http::Request::get(uri.clone()).body(muxpool::Body::empty()) {
-            Ok(request) => request,
-            Err(e) => return c.error(format!("building the request: {e}")),
-        };
+        let request = crate::contender::get(uri, muxpool::Body::empty());
         let result = match client.send(request).await {
             Ok(response) => response.into_body().bytes().await,
             Err(e) => Err(e),

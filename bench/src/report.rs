@@ -34,6 +34,10 @@ pub struct Row {
     pub errors: u64,
     /// The first error, if any.
     pub first_error: Option<String>,
+    /// The runs this row is the median of (0 or 1: a single run).
+    pub rounds: usize,
+    /// The lowest and highest CPU per request over the rounds, in µs.
+    pub cpu_range: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -63,6 +67,65 @@ impl Row {
     }
 }
 
+/// One row per contender and concurrency, in the order they first appear in
+/// `rows`: the row itself if it is the only one, otherwise each figure the
+/// median of those of its rows (taken figure by figure; for an even count,
+/// the mean of the middle two), requests and errors summed, and the range of
+/// CPU per request kept beside the median.
+pub fn medians(rows: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].contender == row.contender && g[0].concurrency == row.concurrency)
+        {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    groups.into_iter().map(median_row).collect()
+}
+
+/// The median row of one contender's runs at one concurrency.
+fn median_row(mut group: Vec<Row>) -> Row {
+    if group.len() == 1 {
+        return group.remove(0);
+    }
+    let of = |f: fn(&Row) -> f64| median(group.iter().map(f).collect());
+    let cpu: Vec<f64> = group.iter().map(|r| r.cpu_us_per_request).collect();
+    let low = cpu.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = cpu.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let conns: Vec<u64> = group.iter().filter_map(|r| r.conns_opened).collect();
+    Row {
+        contender: group[0].contender.clone(),
+        concurrency: group[0].concurrency,
+        requests: group.iter().map(|r| r.requests).sum(),
+        seconds: group.iter().map(|r| r.seconds).sum(),
+        requests_per_sec: of(|r| r.requests_per_sec),
+        cpu_us_per_request: median(cpu),
+        user_us_per_request: of(|r| r.user_us_per_request),
+        p50_us: of(|r| r.p50_us),
+        p99_us: of(|r| r.p99_us),
+        // A fresh client per run: the most any run opened.
+        conns_opened: conns.iter().copied().max(),
+        errors: group.iter().map(|r| r.errors).sum(),
+        first_error: group.iter().find_map(|r| r.first_error.clone()),
+        rounds: group.len(),
+        cpu_range: Some((low, high)),
+    }
+}
+
+/// The median of `values` (not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
 /// `time` per request, in µs.
 pub fn per_request(time: std::time::Duration, requests: u64) -> f64 {
     time.as_secs_f64() * 1e6 / requests.max(1) as f64
@@ -88,26 +151,40 @@ pub struct IdleRow {
     pub marginal_bytes_per_conn: f64,
 }
 
-/// The `h1` table.
+/// The `h1` table; rows that are medians of several rounds add the range of
+/// CPU per request over them.
 pub fn markdown(rows: &[Row]) -> String {
+    let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(0);
     let mut out = String::new();
-    out.push_str(
-        "| contender | concurrency | req/s | CPU µs/req | of which user | p50 µs | p99 µs | conns opened |\n",
-    );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| contender | concurrency | req/s | CPU µs/req | ");
+    if rounds > 1 {
+        let _ = write!(out, "range over {rounds} rounds | ");
+    }
+    out.push_str("of which user | p50 µs | p99 µs | conns opened |\n");
+    out.push_str(if rounds > 1 {
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    });
     for r in rows {
         let conns = r.conns_opened.map_or("-".to_string(), |c| c.to_string());
+        let _ = write!(
+            out,
+            "| {} | {} | {:.0} | {:.1} | ",
+            r.contender, r.concurrency, r.requests_per_sec, r.cpu_us_per_request,
+        );
+        if rounds > 1 {
+            match r.cpu_range {
+                Some((low, high)) => {
+                    let _ = write!(out, "{low:.1}–{high:.1} | ");
+                }
+                None => out.push_str("- | "),
+            }
+        }
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
-            r.contender,
-            r.concurrency,
-            r.requests_per_sec,
-            r.cpu_us_per_request,
-            r.user_us_per_request,
-            r.p50_us,
-            r.p99_us,
-            conns
+            "{:.1} | {:.1} | {:.1} | {} |",
+            r.user_us_per_request, r.p50_us, r.p99_us, conns
         );
     }
     out
@@ -168,7 +245,8 @@ pub fn json(rows: &[Row]) -> String {
                 "{{\"contender\":{},\"concurrency\":{},\"requests\":{},\"seconds\":{},\
                  \"requests_per_sec\":{},\"cpu_us_per_request\":{},\"user_us_per_request\":{},\
                  \"p50_us\":{},\
-                 \"p99_us\":{},\"conns_opened\":{},\"errors\":{},\"first_error\":{}}}",
+                 \"p99_us\":{},\"conns_opened\":{},\"errors\":{},\"first_error\":{},\
+                 \"rounds\":{},\"cpu_us_min\":{},\"cpu_us_max\":{}}}",
                 string(&r.contender),
                 r.concurrency,
                 r.requests,
@@ -181,6 +259,11 @@ pub fn json(rows: &[Row]) -> String {
                 r.conns_opened.map_or("null".to_string(), |c| c.to_string()),
                 r.errors,
                 r.first_error.as_deref().map_or("null".to_string(), string),
+                r.rounds.max(1),
+                r.cpu_range
+                    .map_or("null".to_string(), |(low, _)| number(low)),
+                r.cpu_range
+                    .map_or("null".to_string(), |(_, high)| number(high)),
             )
         })
         .collect();
@@ -222,5 +305,52 @@ mod tests {
         let text = json(&[row]);
         assert!(text.contains("\"conns_opened\":null"), "{text}");
         assert!(text.contains("\"first_error\":null"), "{text}");
+    }
+
+    fn run(contender: &str, concurrency: usize, cpu: f64) -> Row {
+        Row {
+            contender: contender.into(),
+            concurrency,
+            requests: 10,
+            cpu_us_per_request: cpu,
+            user_us_per_request: cpu / 2.0,
+            conns_opened: Some(concurrency as u64),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn medians_group_by_contender_and_concurrency_in_order() {
+        let rows = vec![
+            run("a", 16, 7.0),
+            run("b", 16, 9.0),
+            run("a", 16, 5.0),
+            run("b", 16, 8.0),
+            run("a", 16, 6.5),
+            run("a", 256, 4.0),
+        ];
+        let out = medians(rows);
+        let keys: Vec<_> = out
+            .iter()
+            .map(|r| (r.contender.as_str(), r.concurrency))
+            .collect();
+        assert_eq!(keys, [("a", 16), ("b", 16), ("a", 256)]);
+        assert_eq!(out[0].cpu_us_per_request, 6.5);
+        assert_eq!(out[0].user_us_per_request, 3.25);
+        assert_eq!(out[0].cpu_range, Some((5.0, 7.0)));
+        assert_eq!(out[0].requests, 30);
+        assert_eq!(out[0].rounds, 3);
+        // An even count: the mean of the middle two.
+        assert_eq!(out[1].cpu_us_per_request, 8.5);
+        // A single run is kept as it is.
+        assert_eq!(out[2].rounds, 0);
+        assert_eq!(out[2].cpu_range, None);
+        let table = markdown(&out);
+        assert!(table.contains("range over 3 rounds"), "{table}");
+        assert!(
+            table.contains("| a | 16 | 0 | 6.5 | 5.0–7.0 | 3.2 |"),
+            "{table}"
+        );
+        assert!(table.contains("| a | 256 | 0 | 4.0 | - |"), "{table}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::pool::{Checked, H1Conn, Inner};
 use crate::runtime::{Runtime, Timer};
 use crate::session::{ConnCell, Session};
 use crate::settings::Settings;
-use crate::timeout::with_deadline;
+use crate::timeout::until;
 use crate::tls::{Alpn, TlsConfig};
 
 /// How long a request may take, from [`Client::send`] to its response head, when
@@ -134,13 +134,17 @@ impl<R: Runtime> Client<R> {
         let deadline = now + timeout;
         let mut body = Outgoing::new(body)?;
         let awaiting = ConnCell::default();
-        match with_deadline(
-            &inner.runtime,
-            deadline,
-            execute(inner, &parts, &mut body, (now, timeout), &awaiting),
-        )
-        .await
-        {
+        // Both futures are pinned where they are built, in this future's own
+        // state, and raced through references: the request's future (the
+        // largest part of this one) is never moved once made. Both are gone at
+        // the end of the block, so a request that timed out has given its
+        // lease back before its connection is reported.
+        let outcome = {
+            let exchange = pin!(execute(inner, &parts, &mut body, (now, timeout), &awaiting));
+            let timer = pin!(inner.runtime.timer(deadline));
+            until(timer, exchange).await
+        };
+        match outcome {
             Ok(result) => result,
             Err(_) => {
                 // The peer of a multiplexed connection that gave no answer in
