@@ -10,7 +10,7 @@ use muxpool_testkit::nginx::Nginx;
 
 use crate::report::per_request;
 use crate::report::Row;
-use crate::sys::{cpu_time, CpuTime, Who};
+use crate::sys::{cpu_time, CpuTime, ServerClock, Who};
 
 /// What one run of a tool gave.
 pub struct Run {
@@ -20,6 +20,8 @@ pub struct Run {
     pub cpu: CpuTime,
     /// Connections nginx accepted while it ran.
     pub conns_opened: u64,
+    /// How busy nginx's workers were while it ran (see [`Row::server_busy`]).
+    pub server_busy: Option<f64>,
 }
 
 /// What a tool's output says about its run.
@@ -52,6 +54,7 @@ impl Run {
             p50_us: summary.p50_us,
             p99_us: summary.p99_us,
             conns_opened: Some(self.conns_opened),
+            server_busy: self.server_busy,
             errors: summary.errors,
             first_error: (summary.errors > 0).then(|| self.stdout.trim().to_string()),
             ..Row::default()
@@ -62,11 +65,13 @@ impl Run {
 /// Runs `command` (named `name` in errors) to completion.
 pub fn run(name: &str, command: &mut Command, nginx: &Nginx) -> Result<Run, String> {
     let accepted_before = nginx.accepted_connections().map_err(|e| e.to_string())?;
+    let server = ServerClock::start(nginx.worker_pids());
     let cpu_before = cpu_time(Who::Children);
     let output = command
         .output()
         .map_err(|e| format!("running {name}: {e}"))?;
     let cpu = cpu_time(Who::Children) - cpu_before;
+    let server_busy = server.busy();
     let accepted_after = nginx.accepted_connections().map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
@@ -80,6 +85,7 @@ pub fn run(name: &str, command: &mut Command, nginx: &Nginx) -> Result<Run, Stri
         stdout,
         cpu,
         conns_opened: accepted_after - accepted_before,
+        server_busy,
     })
 }
 

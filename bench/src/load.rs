@@ -20,7 +20,7 @@ use muxpool_testkit::nginx::Nginx;
 
 use crate::contender::Contender;
 use crate::report::Row;
-use crate::sys::{cpu_time, Who};
+use crate::sys::{cpu_time, ServerClock, Who};
 
 /// What one load run does.
 pub struct Params<'a> {
@@ -105,6 +105,7 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
         .collect();
 
     C::sleep(params.warmup).await;
+    let server = ServerClock::start(params.nginx.worker_pids());
     let cpu_start = cpu_time(Who::SelfProcess);
     let start = Instant::now();
     shared.phase.set(Phase::Measure);
@@ -112,6 +113,7 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
     shared.phase.set(Phase::Done);
     let elapsed = start.elapsed();
     let cpu = cpu_time(Who::SelfProcess) - cpu_start;
+    let server_busy = server.busy();
 
     for task in tasks {
         if let Err(e) = task.await {
@@ -130,6 +132,7 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
     let row = Row {
         errors: shared.errors.get(),
         first_error,
+        server_busy,
         ..Row::measured(
             C::NAME,
             params.concurrency,

@@ -38,6 +38,11 @@ pub struct Row {
     pub rounds: usize,
     /// The lowest and highest CPU per request over the rounds, in µs.
     pub cpu_range: Option<(f64, f64)>,
+    /// How busy nginx's workers kept their core over the window (1.0: fully).
+    /// Near 1.0 the server, not the client, sets the pace: a client that never
+    /// waits (every one here) fills the time with smaller batches, and its CPU
+    /// per request tends to one over the request rate, whatever its own cost.
+    pub server_busy: Option<f64>,
 }
 
 impl Row {
@@ -108,6 +113,10 @@ fn median_row(mut group: Vec<Row>) -> Row {
         p99_us: of(|r| r.p99_us),
         // A fresh client per run: the most any run opened.
         conns_opened: conns.iter().copied().max(),
+        server_busy: {
+            let busy: Vec<f64> = group.iter().filter_map(|r| r.server_busy).collect();
+            (!busy.is_empty()).then(|| median(busy))
+        },
         errors: group.iter().map(|r| r.errors).sum(),
         first_error: group.iter().find_map(|r| r.first_error.clone()),
         rounds: group.len(),
@@ -160,11 +169,11 @@ pub fn markdown(rows: &[Row]) -> String {
     if rounds > 1 {
         let _ = write!(out, "range over {rounds} rounds | ");
     }
-    out.push_str("of which user | p50 µs | p99 µs | conns opened |\n");
+    out.push_str("of which user | p50 µs | p99 µs | conns opened | nginx busy |\n");
     out.push_str(if rounds > 1 {
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     } else {
-        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     });
     for r in rows {
         let conns = r.conns_opened.map_or("-".to_string(), |c| c.to_string());
@@ -181,10 +190,13 @@ pub fn markdown(rows: &[Row]) -> String {
                 None => out.push_str("- | "),
             }
         }
+        let busy = r
+            .server_busy
+            .map_or("-".to_string(), |b| format!("{:.0} %", b * 100.0));
         let _ = writeln!(
             out,
-            "{:.1} | {:.1} | {:.1} | {} |",
-            r.user_us_per_request, r.p50_us, r.p99_us, conns
+            "{:.1} | {:.1} | {:.1} | {} | {} |",
+            r.user_us_per_request, r.p50_us, r.p99_us, conns, busy
         );
     }
     out
@@ -246,7 +258,7 @@ pub fn json(rows: &[Row]) -> String {
                  \"requests_per_sec\":{},\"cpu_us_per_request\":{},\"user_us_per_request\":{},\
                  \"p50_us\":{},\
                  \"p99_us\":{},\"conns_opened\":{},\"errors\":{},\"first_error\":{},\
-                 \"rounds\":{},\"cpu_us_min\":{},\"cpu_us_max\":{}}}",
+                 \"rounds\":{},\"cpu_us_min\":{},\"cpu_us_max\":{},\"server_busy\":{}}}",
                 string(&r.contender),
                 r.concurrency,
                 r.requests,
@@ -264,6 +276,7 @@ pub fn json(rows: &[Row]) -> String {
                     .map_or("null".to_string(), |(low, _)| number(low)),
                 r.cpu_range
                     .map_or("null".to_string(), |(_, high)| number(high)),
+                r.server_busy.map_or("null".to_string(), number),
             )
         })
         .collect();
@@ -315,6 +328,7 @@ mod tests {
             cpu_us_per_request: cpu,
             user_us_per_request: cpu / 2.0,
             conns_opened: Some(concurrency as u64),
+            server_busy: Some(cpu / 10.0),
             ..Row::default()
         }
     }
@@ -351,6 +365,7 @@ mod tests {
             table.contains("| a | 16 | 0 | 6.5 | 5.0–7.0 | 3.2 |"),
             "{table}"
         );
+        assert!(table.contains("| 16 | 65 % |"), "{table}");
         assert!(table.contains("| a | 256 | 0 | 4.0 | - |"), "{table}");
     }
 }
