@@ -92,16 +92,40 @@ enum Waiting {
     Rejected(RejectReason),
 }
 
-/// What must happen once the lock is released.
+/// What must happen once the lock is released: usually nothing, so one list
+/// that stays empty (and allocates nothing) rather than one per kind.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    wake: Vec<Waker>,
-    open: Vec<(ConnId, Origin)>,
-    drop: Vec<Slot>,
-    ping: Vec<Arc<PingRequest>>,
-    ws_ping: Vec<Pinger>,
+    list: Vec<Effect>,
     start_timer: bool,
+}
+
+/// One thing to do after the lock, in the order of [`Effect::rank`].
+enum Effect {
+    /// A connection the core closed: dropped (closing its transport) first.
+    Drop(Slot),
+    /// A health-check PING for an HTTP/2 connection's driver.
+    Ping(Arc<PingRequest>),
+    /// A health-check ping for a pooled WebSocket.
+    WsPing(Pinger),
+    /// A task to wake: a waiter answered, the timer, a shutdown finished.
+    Wake(Waker),
+    /// A connection to open, in a task of its own.
+    Open(ConnId, Origin),
+}
+
+impl Effect {
+    /// Closes before pings, pings before wakes, wakes before new connects.
+    fn rank(&self) -> u8 {
+        match self {
+            Effect::Drop(_) => 0,
+            Effect::Ping(_) => 1,
+            Effect::WsPing(_) => 2,
+            Effect::Wake(_) => 3,
+            Effect::Open(..) => 4,
+        }
+    }
 }
 
 /// Everything behind the lock.
@@ -202,11 +226,13 @@ impl State {
                             conn,
                             Slot::Connecting(origin.clone()),
                         );
-                        fx.open.push((conn, origin));
+                        fx.list.push(Effect::Open(conn, origin));
                     }
                 }
                 Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
-                    Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => fx.drop.push(slot),
+                    Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
+                        fx.list.push(Effect::Drop(slot))
+                    }
                     Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
                         // The core's deadline came first; the connect task will
                         // find its connection forgotten.
@@ -228,8 +254,8 @@ impl State {
                     // checks; on any other the core's deadline closes the
                     // connection.
                     match slot_mut(&mut self.conns, conn.index(), conn) {
-                        Some(Slot::H2(c)) => fx.ping.push(Arc::clone(&c.ping)),
-                        Some(Slot::Ws(c)) => fx.ws_ping.push(c.pinger()),
+                        Some(Slot::H2(c)) => fx.list.push(Effect::Ping(Arc::clone(&c.ping))),
+                        Some(Slot::Ws(c)) => fx.list.push(Effect::WsPing(c.pinger())),
                         _ => {}
                     }
                 }
@@ -248,12 +274,13 @@ impl State {
                 fx.start_timer = true;
             } else if self.timer.armed.is_none_or(|armed| next < armed) {
                 if let Some(w) = self.timer.waker.take() {
-                    fx.wake.push(w);
+                    fx.list.push(Effect::Wake(w));
                 }
             }
         }
         if !self.shutdown_waiters.is_empty() && self.is_drained() {
-            fx.wake.append(&mut self.shutdown_waiters);
+            fx.list
+                .extend(self.shutdown_waiters.drain(..).map(Effect::Wake));
         }
     }
 
@@ -288,7 +315,7 @@ impl State {
     fn answer(&mut self, waiter: WaiterId, answer: Waiting, fx: &mut Effects) {
         if let Some(w) = self.waiters.get_mut(&waiter) {
             if let Waiting::Queued(Some(waker)) = std::mem::replace(w, answer) {
-                fx.wake.push(waker);
+                fx.list.push(Effect::Wake(waker));
             }
         }
     }
@@ -316,37 +343,40 @@ impl State {
 
 impl Effects {
     fn run<R: Runtime>(self, inner: &Inner<R>) {
-        if self.wake.is_empty()
-            && self.open.is_empty()
-            && self.drop.is_empty()
-            && self.ping.is_empty()
-            && self.ws_ping.is_empty()
-            && !self.start_timer
-        {
+        let Effects {
+            mut list,
+            start_timer,
+        } = self;
+        if list.is_empty() && !start_timer {
             return;
         }
-        drop(self.drop);
-        for ping in self.ping {
-            ping.request();
+        // Stable: within a kind, the order the core gave.
+        list.sort_by_key(Effect::rank);
+        // The tasks spawned here hold the client; none is spawned once it is
+        // going away.
+        let me = || inner.me.upgrade();
+        for effect in list {
+            match effect {
+                Effect::Drop(slot) => drop(slot),
+                Effect::Ping(ping) => ping.request(),
+                Effect::WsPing(ping) => ping.ping(),
+                Effect::Wake(waker) => waker.wake(),
+                Effect::Open(conn, origin) => {
+                    if let Some(task) = me() {
+                        inner
+                            .runtime
+                            .spawn(async move { task.open(conn, origin).await });
+                    }
+                }
+            }
         }
-        for ping in self.ws_ping {
-            ping.ping();
-        }
-        for waker in self.wake {
-            waker.wake();
-        }
-        let Some(me) = inner.me.upgrade() else { return };
-        for (conn, origin) in self.open {
-            let task = Arc::clone(&me);
-            inner
-                .runtime
-                .spawn(async move { task.open(conn, origin).await });
-        }
-        if self.start_timer {
-            inner.runtime.spawn(TimerTask {
-                inner: Arc::clone(&me),
-                timer: None,
-            });
+        if start_timer {
+            if let Some(me) = me() {
+                inner.runtime.spawn(TimerTask {
+                    inner: me,
+                    timer: None,
+                });
+            }
         }
     }
 }
