@@ -255,8 +255,10 @@ impl Host {
             return Host::Heap(host.to_ascii_lowercase().into_boxed_str());
         }
         let mut bytes = [0; INLINE_HOST];
-        bytes[..host.len()].copy_from_slice(host.as_bytes());
-        bytes.make_ascii_lowercase();
+        let text = &mut bytes[..host.len()];
+        text.copy_from_slice(host.as_bytes());
+        // The text only: the zeros after it are lowercase already.
+        text.make_ascii_lowercase();
         Host::Inline {
             len: host.len() as u8,
             bytes,
