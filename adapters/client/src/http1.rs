@@ -85,19 +85,15 @@ pub(crate) async fn exchange(
         });
     }
     loop {
-        // An empty buffer (the usual start: the previous exchange left nothing
-        // behind) holds no head to look for; the first parse waits for bytes.
-        if !buf.is_empty() {
-            match parser.parse(&mut buf) {
-                Ok(Some(head)) => return Ok((head, buf)),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(Failure {
-                        error: protocol(e),
-                        replayable: false,
-                        going_away: false,
-                    })
-                }
+        match parser.parse(&mut buf) {
+            Ok(Some(head)) => return Ok((head, buf)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Failure {
+                    error: protocol(e),
+                    replayable: false,
+                    going_away: false,
+                })
             }
         }
         let start = buf.len();

@@ -175,10 +175,22 @@ impl ResponseParser {
     /// [`Error::InvalidHead`] and [`Error::InvalidContentLength`] for a head that
     /// breaks the limits or the syntax; [`Error::UnexpectedData`] if the final
     /// head was already returned. After an error the connection must be closed.
+    #[inline]
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ResponseHead>, Error> {
         if self.finished {
             return Err(Error::UnexpectedData);
         }
+        if buf.is_empty() {
+            // Nothing to look at (the usual start of an exchange: the previous
+            // one left nothing behind): no head yet, and nothing searched.
+            self.scanned = 0;
+            return Ok(None);
+        }
+        self.parse_bytes(buf)
+    }
+
+    /// [`parse`](Self::parse) once there are bytes.
+    fn parse_bytes(&mut self, buf: &mut BytesMut) -> Result<Option<ResponseHead>, Error> {
         loop {
             self.received |= !buf.is_empty();
             // Empty lines before a status line are tolerated, as httparse does,
