@@ -330,49 +330,24 @@ fn load_table(
                     args.rounds
                 );
             }
-            run_round(
-                contenders,
-                nginx,
-                url,
-                args,
-                concurrency,
-                failures,
-                &mut rows,
-                &mut external,
-            );
+            for &(name, run) in contenders {
+                eprintln!("{name} at concurrency {concurrency}...");
+                let params = load::Params {
+                    nginx,
+                    url: url.to_string(),
+                    expected_body: nginx::HELLO.as_bytes(),
+                    concurrency,
+                    warmup: args.warmup,
+                    duration: args.duration,
+                };
+                record(&mut rows, failures, name, run(&params));
+            }
+            if let Some((name, row)) = external(concurrency) {
+                record(&mut rows, failures, name, row);
+            }
         }
     }
     report::medians(rows)
-}
-
-/// One run of every contender, then of `external`, at `concurrency`; their rows
-/// go to `rows`.
-#[allow(clippy::too_many_arguments)]
-fn run_round(
-    contenders: &[LoadEntry],
-    nginx: &Nginx,
-    url: &str,
-    args: &Args,
-    concurrency: usize,
-    failures: &mut usize,
-    rows: &mut Vec<report::Row>,
-    external: &mut impl FnMut(usize) -> Option<(&'static str, load::Outcome)>,
-) {
-    for &(name, run) in contenders {
-        eprintln!("{name} at concurrency {concurrency}...");
-        let params = load::Params {
-            nginx,
-            url: url.to_string(),
-            expected_body: nginx::HELLO.as_bytes(),
-            concurrency,
-            warmup: args.warmup,
-            duration: args.duration,
-        };
-        record(rows, failures, name, run(&params));
-    }
-    if let Some((name, row)) = external(concurrency) {
-        record(rows, failures, name, row);
-    }
 }
 
 /// Keeps a run's row, or reports its failure.

@@ -34,10 +34,9 @@ pub struct Row {
     pub errors: u64,
     /// The first error, if any.
     pub first_error: Option<String>,
-    /// The runs this row is the median of (0 or 1: a single run).
-    pub rounds: usize,
-    /// The lowest and highest CPU per request over the rounds, in µs.
-    pub cpu_range: Option<(f64, f64)>,
+    /// When the row is the median of several runs: how many, and the spread of
+    /// their CPU per request (`None`: a single run).
+    pub spread: Option<Spread>,
     /// How busy nginx's workers kept their core over the window (1.0: fully).
     /// Near 1.0 the server, not the client, sets the pace: a client that never
     /// waits (every one here) fills the time with smaller batches, and its CPU
@@ -70,6 +69,17 @@ impl Row {
             ..Row::default()
         }
     }
+}
+
+/// Several runs of one contender at one concurrency, behind a median [`Row`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// The runs.
+    pub rounds: usize,
+    /// The lowest CPU per request among them, in µs.
+    pub cpu_low: f64,
+    /// The highest CPU per request among them, in µs.
+    pub cpu_high: f64,
 }
 
 /// One row per contender and concurrency, in the order they first appear in
@@ -119,8 +129,11 @@ fn median_row(mut group: Vec<Row>) -> Row {
         },
         errors: group.iter().map(|r| r.errors).sum(),
         first_error: group.iter().find_map(|r| r.first_error.clone()),
-        rounds: group.len(),
-        cpu_range: Some((low, high)),
+        spread: Some(Spread {
+            rounds: group.len(),
+            cpu_low: low,
+            cpu_high: high,
+        }),
     }
 }
 
@@ -163,18 +176,22 @@ pub struct IdleRow {
 /// The `h1` table; rows that are medians of several rounds add the range of
 /// CPU per request over them.
 pub fn markdown(rows: &[Row]) -> String {
-    let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(0);
+    let rounds = rows
+        .iter()
+        .filter_map(|r| r.spread.map(|s| s.rounds))
+        .max()
+        .unwrap_or(1);
     let mut out = String::new();
     out.push_str("| contender | concurrency | req/s | CPU µs/req | ");
     if rounds > 1 {
         let _ = write!(out, "range over {rounds} rounds | ");
     }
     out.push_str("of which user | p50 µs | p99 µs | conns opened | nginx busy |\n");
-    out.push_str(if rounds > 1 {
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    } else {
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    });
+    // The contender column left-aligned, every figure right-aligned.
+    let columns = out.matches('|').count() - 1;
+    out.push_str("|---|");
+    out.push_str(&"---:|".repeat(columns - 1));
+    out.push('\n');
     for r in rows {
         let conns = r.conns_opened.map_or("-".to_string(), |c| c.to_string());
         let _ = write!(
@@ -183,9 +200,9 @@ pub fn markdown(rows: &[Row]) -> String {
             r.contender, r.concurrency, r.requests_per_sec, r.cpu_us_per_request,
         );
         if rounds > 1 {
-            match r.cpu_range {
-                Some((low, high)) => {
-                    let _ = write!(out, "{low:.1}–{high:.1} | ");
+            match r.spread {
+                Some(s) => {
+                    let _ = write!(out, "{:.1}–{:.1} | ", s.cpu_low, s.cpu_high);
                 }
                 None => out.push_str("- | "),
             }
@@ -271,11 +288,9 @@ pub fn json(rows: &[Row]) -> String {
                 r.conns_opened.map_or("null".to_string(), |c| c.to_string()),
                 r.errors,
                 r.first_error.as_deref().map_or("null".to_string(), string),
-                r.rounds.max(1),
-                r.cpu_range
-                    .map_or("null".to_string(), |(low, _)| number(low)),
-                r.cpu_range
-                    .map_or("null".to_string(), |(_, high)| number(high)),
+                r.spread.map_or(1, |s| s.rounds),
+                r.spread.map_or("null".to_string(), |s| number(s.cpu_low)),
+                r.spread.map_or("null".to_string(), |s| number(s.cpu_high)),
                 r.server_busy.map_or("null".to_string(), number),
             )
         })
@@ -351,14 +366,19 @@ mod tests {
         assert_eq!(keys, [("a", 16), ("b", 16), ("a", 256)]);
         assert_eq!(out[0].cpu_us_per_request, 6.5);
         assert_eq!(out[0].user_us_per_request, 3.25);
-        assert_eq!(out[0].cpu_range, Some((5.0, 7.0)));
+        assert_eq!(
+            out[0].spread,
+            Some(Spread {
+                rounds: 3,
+                cpu_low: 5.0,
+                cpu_high: 7.0
+            })
+        );
         assert_eq!(out[0].requests, 30);
-        assert_eq!(out[0].rounds, 3);
         // An even count: the mean of the middle two.
         assert_eq!(out[1].cpu_us_per_request, 8.5);
         // A single run is kept as it is.
-        assert_eq!(out[2].rounds, 0);
-        assert_eq!(out[2].cpu_range, None);
+        assert_eq!(out[2].spread, None);
         let table = markdown(&out);
         assert!(table.contains("range over 3 rounds"), "{table}");
         assert!(
