@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::Either;
+use futures_util::TryFutureExt;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -219,11 +220,13 @@ impl<R: Runtime, S: Setup> MuxpoolOn<R, S> {
         }
     }
 
-    async fn get(&self) -> Result<http::Response<muxpool::Body>, Error> {
-        Ok(self
-            .client
+    /// `GET uri`: the client's own future, with only its error boxed, so that
+    /// the runner's task holds it as a caller's would (`client.send(r).await`)
+    /// and not behind layers of futures that each hold a copy of it.
+    fn get(&self) -> impl Future<Output = Result<http::Response<muxpool::Body>, Error>> + '_ {
+        self.client
             .send(get(&self.uri, muxpool::Body::empty()))
-            .await?)
+            .map_err(Error::from)
     }
 }
 
@@ -249,8 +252,8 @@ impl<S: Setup> Contender for MuxpoolOn<muxpool::Tokio, S> {
         MuxpoolOn::with_runtime(muxpool::Tokio, url)
     }
 
-    async fn send(&self) -> Result<Self::Response, Error> {
-        self.get().await
+    fn send(&self) -> impl Future<Output = Result<Self::Response, Error>> {
+        self.get()
     }
 
     async fn body(response: Self::Response) -> Result<Bytes, Error> {
@@ -291,8 +294,8 @@ impl<S: Setup> Contender for MuxpoolOn<muxpool_smol::Smol, S> {
         MuxpoolOn::with_runtime(muxpool_smol::Smol::on(executor), url)
     }
 
-    async fn send(&self) -> Result<Self::Response, Error> {
-        self.get().await
+    fn send(&self) -> impl Future<Output = Result<Self::Response, Error>> {
+        self.get()
     }
 
     async fn body(response: Self::Response) -> Result<Bytes, Error> {

@@ -149,7 +149,9 @@ async fn drive<C: Contender>(params: &Params<'_>) -> Outcome {
 async fn worker<C: Contender>(shared: Rc<Shared<C>>) {
     while shared.phase.get() != Phase::Done {
         let start = Instant::now();
-        let result = match shared.client.send().await {
+        // Pinned where it is made: the runner adds no moves of a client's
+        // future to what the client itself costs.
+        let result = match std::pin::pin!(shared.client.send()).await {
             Ok(response) => C::body(response).await,
             Err(e) => Err(e),
         };
