@@ -14,9 +14,8 @@ use tokio::io::ReadBuf;
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::h1::{encode_request, EncodedRequest, Framing, Limits, ResponseParser, TargetForm};
-use crate::http1::{exchange, protocol, CheckIn, Failure, H1Body};
+use crate::http1::{exchange, protocol, CheckIn, Failure, H1Body, READ_SIZE};
 use crate::http2::{H2Body, H2Settings};
-use crate::origin::Origin;
 use crate::outgoing::Outgoing;
 use crate::pool::{Checked, H1Conn, Inner};
 use crate::runtime::{Runtime, Timer};
@@ -130,8 +129,8 @@ impl<R: Runtime> Client<R> {
             .extensions
             .get::<Timeout>()
             .map_or(inner.settings.request_timeout, |t| t.0);
-        let now = inner.runtime.now();
-        let deadline = now + timeout;
+        let now = inner.now();
+        let deadline = now.saturating_add(timeout);
         let mut body = Outgoing::new(body)?;
         let awaiting = ConnCell::default();
         // Both futures are pinned where they are built, in this future's own
@@ -140,8 +139,14 @@ impl<R: Runtime> Client<R> {
         // the end of the block, so a request that timed out has given its
         // lease back before its connection is reported.
         let outcome = {
-            let exchange = pin!(execute(inner, &parts, &mut body, (now, timeout), &awaiting));
-            let timer = pin!(inner.runtime.timer(deadline));
+            let exchange = pin!(execute(
+                inner,
+                &parts,
+                &mut body,
+                (now, deadline),
+                &awaiting
+            ));
+            let timer = pin!(inner.request_timer(deadline));
             until(timer, exchange).await
         };
         match outcome {
@@ -271,11 +276,19 @@ fn may_retry(method: &Method, body: &Outgoing) -> bool {
         ) || matches!(body, Outgoing::Full(_)))
 }
 
-fn encode(parts: &request::Parts, body: &Outgoing) -> Result<(BytesMut, EncodedRequest), Error> {
-    let mut head = BytesMut::with_capacity(256);
-    let encoded =
-        encode_request(parts, body.framing(), TargetForm::Origin, &mut head).map_err(protocol)?;
-    Ok((head, encoded))
+/// Encodes the request head into `buf`, the connection's empty read buffer:
+/// the head is written from there, and the same memory then takes the
+/// response, so a request allocates no buffer of its own for its head.
+fn encode(
+    parts: &request::Parts,
+    body: &Outgoing,
+    buf: &mut BytesMut,
+) -> Result<EncodedRequest, Error> {
+    if buf.capacity() == 0 {
+        // One allocation for the head and then the response.
+        buf.reserve(READ_SIZE);
+    }
+    encode_request(parts, body.framing(), TargetForm::Origin, buf).map_err(protocol)
 }
 
 /// Whether a connection that sat idle is still open, as far as can be seen
@@ -308,19 +321,18 @@ async fn execute<R: Runtime>(
     inner: &Arc<Inner<R>>,
     parts: &request::Parts,
     body: &mut Outgoing,
-    (now, timeout): (std::time::Instant, Duration),
+    (now, deadline): (muxpool_core::Instant, muxpool_core::Instant),
     awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
-    let deadline = now + timeout;
-    let origin = Origin::from_uri(&parts.uri, inner.settings.tls.identity())?;
+    let origin = inner.origin_of(&parts.uri)?;
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
     // The clock was read for the deadline; later attempts read it afresh.
-    let mut now = Some((now, timeout));
+    let mut now = Some(now);
     loop {
         let (lease, checked) = inner
-            .checkout(&origin, Some(deadline))
+            .checkout_until(&origin, Some(deadline))
             .preferring(session.and_then(Session::last))
             .at(now.take())
             .await?;
@@ -335,24 +347,29 @@ async fn execute<R: Runtime>(
                 return Err(Error::new(ErrorKind::Protocol)
                     .with_message("the pool granted a WebSocket for an HTTP request"));
             }
-            Checked::H2(send) => match over_h2(inner, lease, send, parts, body, awaiting).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => {
-                    // A stream the server refused without processing it
-                    // (REFUSED_STREAM, or beyond a GOAWAY's last stream) goes
-                    // to another connection, transparently: the server said it
-                    // did nothing with it. The request's deadline, and a cap,
-                    // bound the attempts.
-                    if failure.replayable
-                        && refusals < MAX_REFUSALS
-                        && may_retry(&parts.method, body)
-                    {
-                        refusals += 1;
-                        continue;
+            Checked::H2(send) => {
+                // Each attempt's future is built where it is awaited, not
+                // moved into this one.
+                let attempt = pin!(over_h2(inner, lease, send, parts, body, awaiting)).await;
+                match attempt {
+                    Ok(response) => return Ok(response),
+                    Err(failure) => {
+                        // A stream the server refused without processing it
+                        // (REFUSED_STREAM, or beyond a GOAWAY's last stream) goes
+                        // to another connection, transparently: the server said it
+                        // did nothing with it. The request's deadline, and a cap,
+                        // bound the attempts.
+                        if failure.replayable
+                            && refusals < MAX_REFUSALS
+                            && may_retry(&parts.method, body)
+                        {
+                            refusals += 1;
+                            continue;
+                        }
+                        return Err(failure.error);
                     }
-                    return Err(failure.error);
                 }
-            },
+            }
         };
         let reused = conn.waited;
         // A retry goes to a fresh connection. The failure showed that this
@@ -366,15 +383,17 @@ async fn execute<R: Runtime>(
         }
         // Encoded here, once the connection is known to speak HTTP/1.1: a
         // request that goes over HTTP/2 never needs the HTTP/1.1 head.
-        let (head, mut encoded) = match encode(parts, body) {
+        let mut encoded = match encode(parts, body, &mut conn.buf) {
             Ok(encoded) => encoded,
             Err(error) => {
-                // Nothing was written: the connection is as clean as it came.
+                // Nothing was written (the encoder left the buffer as it
+                // was): the connection is as clean as it came.
                 inner.check_in(lease, Some(conn));
                 return Err(error);
             }
         };
-        match over_h1(inner, lease, conn, head, &mut encoded, body).await {
+        let attempt = pin!(over_h1(inner, lease, conn, &mut encoded, body)).await;
+        match attempt {
             Ok(response) => return response,
             Err(failure) => {
                 if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
@@ -404,7 +423,7 @@ async fn over_h2<R: Runtime>(
         how: Release::Reuse,
     };
     awaiting.set(Some(lease.conn()));
-    let exchanged = crate::http2::exchange(send, parts, body).await;
+    let exchanged = pin!(crate::http2::exchange(send, parts, body)).await;
     awaiting.set(None);
     match exchanged {
         Ok((response, upload)) => {
@@ -434,7 +453,6 @@ async fn over_h1<R: Runtime>(
     inner: &Arc<Inner<R>>,
     lease: Lease,
     mut conn: H1Conn,
-    head: BytesMut,
     encoded: &mut EncodedRequest,
     body: &mut Outgoing,
 ) -> Result<Result<Response<Body>, Error>, Failure> {
@@ -444,7 +462,7 @@ async fn over_h1<R: Runtime>(
         how: Release::Close,
     };
     let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
-    let (response, buf) = exchange(&mut conn, head, &mut encoded.body, body, &mut parser).await?;
+    let (response, buf) = pin!(exchange(&mut conn, &mut encoded.body, body, &mut parser)).await?;
     guard.lease = None;
     Ok(respond(inner, lease, conn, response, buf))
 }
@@ -454,14 +472,35 @@ fn respond<R: Runtime>(
     lease: Lease,
     conn: H1Conn,
     head: crate::h1::ResponseHead,
-    buf: BytesMut,
+    mut buf: BytesMut,
 ) -> Result<Response<Body>, Error> {
-    let decoder = head.body_decoder();
     let length = match head.framing() {
         Framing::Length(n) => Some(n),
         Framing::Empty => Some(0),
         _ => None,
     };
+    if length == Some(buf.len() as u64) {
+        // The body came whole with its head, and nothing after it (the usual
+        // small response): it is the rest of the buffer, and the connection
+        // goes back to the pool now, as clean as the head says, with its
+        // emptied buffer for the next exchange. The decoder would come to the
+        // same end one event at a time.
+        let data = if buf.is_empty() {
+            bytes::Bytes::new()
+        } else {
+            buf.split().freeze()
+        };
+        let conn = head
+            .keep_alive()
+            .is_reusable()
+            .then(|| H1Conn { buf, ..conn });
+        inner.check_in(lease, conn);
+        return Ok(Response::from_parts(
+            head.into_parts(),
+            Body::full(data, None),
+        ));
+    }
+    let decoder = head.body_decoder();
     let parts = head.into_parts();
     let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;
     let mut h1 = H1Body::new(

@@ -24,7 +24,7 @@ use crate::outgoing::Outgoing;
 use crate::pool::H1Conn;
 
 /// Read buffer size: what one read asks the socket for.
-const READ_SIZE: usize = 8 * 1024;
+pub(crate) const READ_SIZE: usize = 8 * 1024;
 /// Request body chunks up to this size are copied next to their framing, so that
 /// one write carries both.
 const COPY_LIMIT: usize = 8 * 1024;
@@ -66,17 +66,19 @@ pub(crate) fn protocol(e: h1::Error) -> Error {
     Error::new(kind).with_source(e)
 }
 
-/// Writes the encoded head `head`, then the body, then reads the response head.
-/// Returns the head and the bytes read past it.
+/// Writes the encoded head (what `conn`'s buffer holds), then the body, then
+/// reads the response head into the same buffer. Returns the head and the
+/// bytes read past it.
 pub(crate) async fn exchange(
     conn: &mut H1Conn,
-    mut head: BytesMut,
     encoder: &mut BodyEncoder,
     body: &mut Outgoing,
     parser: &mut ResponseParser,
 ) -> Result<(ResponseHead, BytesMut), Failure> {
-    let sent = write_body(conn, &mut head, encoder, body).await;
     let mut buf = std::mem::take(&mut conn.buf);
+    let sent = std::pin::pin!(write_body(conn, &mut buf, encoder, body)).await;
+    // Written: the buffer now takes the response.
+    buf.clear();
     if let Err(error) = sent {
         return Err(Failure {
             replayable: body.is_replayable(),
@@ -97,7 +99,7 @@ pub(crate) async fn exchange(
             }
         }
         let start = buf.len();
-        let read = read_more(&mut conn.io, &mut buf).await;
+        let read = std::pin::pin!(read_more(&mut conn.io, &mut buf)).await;
         let nothing = start == 0 && buf.is_empty();
         match read {
             Ok(0) => {

@@ -33,6 +33,7 @@ mod body;
 mod client;
 mod connect;
 pub mod connection;
+mod deadlines;
 mod error;
 pub mod h1;
 mod http1;

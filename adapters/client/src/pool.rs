@@ -24,7 +24,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use muxpool_core::{
@@ -33,6 +32,7 @@ use muxpool_core::{
 };
 
 use crate::connect::{connect, Transport};
+use crate::deadlines::{DeadlineId, Deadlines, Due};
 use crate::error::{Error, ErrorKind};
 use crate::http2::{H2Conn, PingRequest};
 use crate::origin::Origin;
@@ -144,6 +144,8 @@ pub(crate) struct State {
     closed: bool,
     /// Empty read buffers for the next HTTP/1.1 exchanges.
     spare_buffers: Vec<BytesMut>,
+    /// The deadlines of requests in flight (the timer task expires them).
+    deadlines: Deadlines,
 }
 
 #[derive(Default)]
@@ -160,6 +162,18 @@ pub(crate) struct Inner<R: Runtime> {
     epoch: std::time::Instant,
     state: Mutex<State>,
     me: Weak<Inner<R>>,
+    /// The last request URI's scheme and authority, and its pool key.
+    last_origin: Mutex<Option<LastOrigin>>,
+}
+
+/// A request URI's scheme and authority, and the pool key they make: most
+/// requests go where the one before went, and comparing the two texts costs a
+/// fraction of working the key out again (splitting the authority, reading the
+/// port, lower-casing the host).
+struct LastOrigin {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    origin: Origin,
 }
 
 /// Keep at most this many remembered connect failures.
@@ -268,7 +282,7 @@ impl State {
 
     /// The timer and shutdown bookkeeping every input ends with.
     fn after_inputs(&mut self, fx: &mut Effects) {
-        if let Some(next) = self.pool.poll_timeout() {
+        if let Some(next) = self.next_deadline() {
             if !self.timer.running && !self.closed {
                 self.timer.running = true;
                 fx.start_timer = true;
@@ -281,6 +295,15 @@ impl State {
         if !self.shutdown_waiters.is_empty() && self.is_drained() {
             fx.list
                 .extend(self.shutdown_waiters.drain(..).map(Effect::Wake));
+        }
+    }
+
+    /// When the timer task must next look: the core's next deadline or the
+    /// earliest a request's could be, whichever comes first.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.pool.poll_timeout(), self.deadlines.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -402,9 +425,35 @@ impl<R: Runtime> Inner<R> {
                 shutdown_waiters: Vec::new(),
                 closed: false,
                 spare_buffers: Vec::new(),
+                deadlines: Deadlines::default(),
             }),
             me: me.clone(),
+            last_origin: Mutex::new(None),
         }))
+    }
+
+    /// The pool key of a request to `uri` (see [`Origin::from_uri`]).
+    pub(crate) fn origin_of(&self, uri: &http::Uri) -> Result<Origin, Error> {
+        let mut last = self
+            .last_origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(last), Some(scheme), Some(authority)) =
+            (last.as_ref(), uri.scheme(), uri.authority())
+        {
+            if last.authority.as_str() == authority.as_str() && last.scheme == *scheme {
+                return Ok(last.origin.clone());
+            }
+        }
+        let origin = Origin::from_uri(uri, self.settings.tls.identity())?;
+        if let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) {
+            *last = Some(LastOrigin {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+                origin: origin.clone(),
+            });
+        }
+        Ok(origin)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -444,6 +493,15 @@ impl<R: Runtime> Inner<R> {
         &'a self,
         origin: &'a Origin,
         deadline: Option<std::time::Instant>,
+    ) -> Checkout<'a, R> {
+        self.checkout_until(origin, deadline.map(|at| self.instant(at)))
+    }
+
+    /// [`checkout`](Self::checkout) with the deadline in the core's time.
+    pub(crate) fn checkout_until<'a>(
+        &'a self,
+        origin: &'a Origin,
+        deadline: Option<Instant>,
     ) -> Checkout<'a, R> {
         Checkout {
             inner: self,
@@ -720,12 +778,11 @@ enum Opened {
 pub(crate) struct Checkout<'a, R: Runtime> {
     inner: &'a Inner<R>,
     origin: &'a Origin,
-    deadline: Option<std::time::Instant>,
+    deadline: Option<Instant>,
     prefer: Option<muxpool_core::ConnId>,
     waiter: Option<WaiterId>,
-    /// A clock reading the caller took just before, for the first poll, and
-    /// the time from it to `deadline`.
-    now: Option<(std::time::Instant, Duration)>,
+    /// A clock reading the caller took just before, for the first poll.
+    now: Option<Instant>,
 }
 
 impl<R: Runtime> Checkout<'_, R> {
@@ -736,11 +793,10 @@ impl<R: Runtime> Checkout<'_, R> {
         self
     }
 
-    /// Uses `now`, read from the runtime's clock just before, as the time of
-    /// the first poll, and `now + left` as the deadline then: a request reads
-    /// the clock once to set its deadline and need not read it again to ask for
-    /// a connection, nor convert the deadline to the core's time.
-    pub(crate) fn at(mut self, now: Option<(std::time::Instant, Duration)>) -> Self {
+    /// Uses `now`, read from the clock just before, as the time of the first
+    /// poll: a request reads the clock once to set its deadline and need not
+    /// read it again to ask for a connection.
+    pub(crate) fn at(mut self, now: Option<Instant>) -> Self {
         self.now = now;
         self
     }
@@ -751,19 +807,16 @@ impl<R: Runtime> Future for Checkout<'_, R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner;
-        let (now, left) = match self.now.take() {
-            Some((now, left)) => (inner.instant(now), Some(left)),
-            None => (inner.instant(inner.runtime.now()), None),
+        let now = match self.now.take() {
+            Some(now) => now,
+            None => inner.now(),
         };
         let mut st = inner.lock();
         let lease = match self.waiter {
             None => {
-                let mut options = match (self.deadline, left) {
-                    (Some(_), Some(left)) => {
-                        AcquireOptions::with_deadline(now.saturating_add(left))
-                    }
-                    (Some(at), None) => AcquireOptions::with_deadline(inner.instant(at)),
-                    (None, _) => AcquireOptions::default(),
+                let mut options = match self.deadline {
+                    Some(at) => AcquireOptions::with_deadline(at),
+                    None => AcquireOptions::default(),
                 };
                 if let Some(conn) = self.prefer {
                     options = options.preferring(conn);
@@ -864,7 +917,66 @@ impl<R: Runtime> Drop for Checkout<'_, R> {
     }
 }
 
-/// The pool's one background task: wakes the core at its deadlines.
+impl<R: Runtime> Inner<R> {
+    /// A request's deadline `at`, kept by the pool (see
+    /// [`deadlines`](crate::deadlines)): resolves once it has passed.
+    pub(crate) fn request_timer(&self, at: Instant) -> RequestTimer<'_, R> {
+        RequestTimer {
+            inner: self,
+            at,
+            id: None,
+        }
+    }
+}
+
+/// A request's deadline: armed in the pool's table on its first poll, given
+/// back when dropped. Resolves once the pool's timer task has found it due.
+pub(crate) struct RequestTimer<'a, R: Runtime> {
+    inner: &'a Inner<R>,
+    at: Instant,
+    id: Option<DeadlineId>,
+}
+
+impl<R: Runtime> Future for RequestTimer<'_, R> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = self.inner;
+        let mut st = inner.lock();
+        match self.id {
+            Some(id) => match st.deadlines.poll(id, cx.waker()) {
+                Due::Pending => Poll::Pending,
+                Due::Expired => Poll::Ready(()),
+            },
+            None => {
+                let id = st.deadlines.insert(self.at, cx.waker().clone());
+                self.id = Some(id);
+                // The timer task learns of a deadline earlier than it sleeps
+                // for (or starts); a later one, the usual case, it finds when
+                // it wakes.
+                if st.timer.running && st.timer.armed.is_some_and(|armed| armed <= self.at) {
+                    return Poll::Pending;
+                }
+                let mut fx = Effects::default();
+                st.after_inputs(&mut fx);
+                drop(st);
+                fx.run(inner);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Drop for RequestTimer<'_, R> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.inner.lock().deadlines.remove(id);
+        }
+    }
+}
+
+/// The pool's one background task: wakes the core at its deadlines, and
+/// expires the requests' deadlines that are due.
 struct TimerTask<R: Runtime> {
     inner: Arc<Inner<R>>,
     timer: Option<Pin<Box<R::Timer>>>,
@@ -894,11 +1006,19 @@ impl<R: Runtime> Future for TimerTask<R> {
             if st.closed {
                 return Poll::Ready(());
             }
-            match st.pool.poll_timeout() {
-                Some(at) if at <= now => {
-                    st.pool.handle_timeout(now);
+            let core_due = st.pool.poll_timeout().is_some_and(|at| at <= now);
+            let requests_due = st.deadlines.next().is_some_and(|at| at <= now);
+            match st.next_deadline() {
+                _ if core_due || requests_due => {
+                    if core_due {
+                        st.pool.handle_timeout(now);
+                    }
                     st.timer.armed = None;
-                    let fx = st.drain();
+                    let mut fx = st.drain();
+                    if requests_due {
+                        st.deadlines
+                            .expire(now, |waker| fx.list.push(Effect::Wake(waker)));
+                    }
                     drop(st);
                     fx.run(inner);
                 }
