@@ -30,7 +30,7 @@ use muxpool_core::Instant;
 /// handle kept past its entry's removal names nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DeadlineId {
-    index: u32,
+    index: usize,
     generation: u32,
 }
 
@@ -46,7 +46,7 @@ pub(crate) enum Due {
 /// A slot: free (and the next free one), armed, or expired.
 #[derive(Debug)]
 enum Slot {
-    Free { next_free: u32 },
+    Free { next_free: usize },
     Armed { at: Instant, waker: Waker },
     Expired,
 }
@@ -58,7 +58,7 @@ struct Entry {
 }
 
 /// No free slot.
-const NONE: u32 = u32::MAX;
+const NONE: usize = usize::MAX;
 
 /// Once the table empties, it gives its room back down to this many entries
 /// if it had grown past [`SHRINK_ABOVE`], so that a burst of requests does not
@@ -72,7 +72,7 @@ const SHRINK_ABOVE: usize = 1024;
 pub(crate) struct Deadlines {
     entries: Vec<Entry>,
     /// The most recently freed slot: the next one taken.
-    free: u32,
+    free: usize,
     /// Armed and expired entries (an expired one stays until its request
     /// removes it).
     live: usize,
@@ -104,7 +104,7 @@ impl Deadlines {
             });
             self.entries.len() - 1
         } else {
-            let index = self.free as usize;
+            let index = self.free;
             let entry = &mut self.entries[index];
             if let Slot::Free { next_free } = entry.slot {
                 self.free = next_free;
@@ -115,9 +115,7 @@ impl Deadlines {
         self.live += 1;
         self.next = Some(self.next.map_or(at, |next| next.min(at)));
         DeadlineId {
-            // The table never holds more entries than requests in flight,
-            // which a u32 counts (a push past it would have failed first).
-            index: u32::try_from(index).unwrap_or(NONE - 1),
+            index,
             generation: self.entries[index].generation,
         }
     }
@@ -142,7 +140,7 @@ impl Deadlines {
         let free = self.free;
         let Some(entry) = self
             .entries
-            .get_mut(id.index as usize)
+            .get_mut(id.index)
             .filter(|e| e.generation == id.generation && !matches!(e.slot, Slot::Free { .. }))
         else {
             return;
@@ -188,7 +186,7 @@ impl Deadlines {
 
     fn entry_mut(&mut self, id: DeadlineId) -> Option<&mut Slot> {
         self.entries
-            .get_mut(id.index as usize)
+            .get_mut(id.index)
             .filter(|e| e.generation == id.generation)
             .map(|e| &mut e.slot)
     }
