@@ -392,10 +392,23 @@ async fn execute<R: Runtime>(
                 return Err(error);
             }
         };
-        let attempt = pin!(over_h1(inner, lease, conn, &mut encoded, body)).await;
+        // One attempt on this connection, in this future (not one of its
+        // own): if it fails, or this future is dropped, the guard closes the
+        // connection, whose position in the stream is then unknown.
+        let mut guard = LeaseGuard {
+            inner,
+            lease: Some(lease),
+            how: Release::Close,
+        };
+        let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
+        let attempt = pin!(exchange(&mut conn, &mut encoded.body, body, &mut parser)).await;
         match attempt {
-            Ok(response) => return response,
+            Ok((head, buf)) => {
+                guard.lease = None;
+                return respond(inner, lease, conn, head, buf);
+            }
             Err(failure) => {
+                drop(guard);
                 if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
                     retried = true;
                     continue;
@@ -445,26 +458,6 @@ async fn over_h2<R: Runtime>(
             Err(failure)
         }
     }
-}
-
-/// One attempt of a request on an HTTP/1.1 connection. On failure the
-/// connection is closed (its position in the stream is unknown).
-async fn over_h1<R: Runtime>(
-    inner: &Arc<Inner<R>>,
-    lease: Lease,
-    mut conn: H1Conn,
-    encoded: &mut EncodedRequest,
-    body: &mut Outgoing,
-) -> Result<Result<Response<Body>, Error>, Failure> {
-    let mut guard = LeaseGuard {
-        inner,
-        lease: Some(lease),
-        how: Release::Close,
-    };
-    let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
-    let (response, buf) = pin!(exchange(&mut conn, &mut encoded.body, body, &mut parser)).await?;
-    guard.lease = None;
-    Ok(respond(inner, lease, conn, response, buf))
 }
 
 fn respond<R: Runtime>(

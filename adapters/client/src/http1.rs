@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use muxpool_core::Lease;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
 use crate::error::{Error, ErrorKind};
@@ -99,7 +99,11 @@ pub(crate) async fn exchange(
             }
         }
         let start = buf.len();
-        let read = std::pin::pin!(read_more(&mut conn.io, &mut buf)).await;
+        if buf.capacity() - buf.len() < READ_SIZE / 2 {
+            buf.reserve(READ_SIZE);
+        }
+        let read =
+            std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut conn.io), cx, &mut buf)).await;
         let nothing = start == 0 && buf.is_empty();
         match read {
             Ok(0) => {
@@ -124,16 +128,6 @@ pub(crate) async fn exchange(
             }
         }
     }
-}
-
-async fn read_more(
-    io: &mut (impl AsyncRead + Unpin),
-    buf: &mut BytesMut,
-) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_SIZE / 2 {
-        buf.reserve(READ_SIZE);
-    }
-    std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut *io), cx, buf)).await
 }
 
 async fn write_body(

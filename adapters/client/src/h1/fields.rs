@@ -73,8 +73,10 @@ impl ConnectionTokens {
     /// One pass over the list, each element compared only with the token of
     /// its length.
     pub(crate) fn add(&mut self, value: &[u8]) {
-        // The one token a server usually sends, as the whole value.
-        if value.eq_ignore_ascii_case(b"keep-alive") {
+        // The one token a server usually sends, as the whole value, compared
+        // a word at a time: a field value holds no CR, the one byte other than
+        // `-` that folding bit 0x20 turns into `-`.
+        if folds_to(value, b"keep-alive") {
             self.keep_alive = true;
             return;
         }
