@@ -80,6 +80,10 @@ pub(crate) struct Deadlines {
     /// armed. It may be earlier than every armed deadline (entries removed
     /// since it was worked out), never later.
     next: Option<Instant>,
+    /// The generation a new slot starts at: past every generation the table
+    /// has handed out, so a handle kept from before the table started over
+    /// names nothing in it.
+    fresh: u32,
 }
 
 impl Default for Deadlines {
@@ -89,6 +93,7 @@ impl Default for Deadlines {
             free: NONE,
             live: 0,
             next: None,
+            fresh: 0,
         }
     }
 }
@@ -99,7 +104,7 @@ impl Deadlines {
         let slot = Slot::Armed { at, waker };
         let index = if self.free == NONE {
             self.entries.push(Entry {
-                generation: 0,
+                generation: self.fresh,
                 slot,
             });
             self.entries.len() - 1
@@ -146,13 +151,15 @@ impl Deadlines {
             return;
         };
         entry.generation = entry.generation.wrapping_add(1);
+        self.fresh = self.fresh.max(entry.generation.wrapping_add(1));
         entry.slot = Slot::Free { next_free: free };
         self.free = id.index;
         self.live -= 1;
         if self.live == 0 {
             self.next = None;
             if self.entries.len() > SHRINK_ABOVE {
-                // No handle names an entry any more: the table can start over.
+                // The table starts over; its new slots' generations follow
+                // every one it handed out.
                 self.entries = Vec::with_capacity(KEPT);
                 self.free = NONE;
             }
@@ -317,8 +324,14 @@ mod tests {
         assert_eq!(d.live(), 0);
         assert_eq!(d.next(), None);
         assert!(d.entries.capacity() <= KEPT);
-        // Starts over cleanly.
+        // Starts over cleanly, and no handle from before names a new slot.
         let id = d.insert(at(1), w.clone());
+        assert_eq!(d.poll(id, &w), Due::Pending);
+        for old in ids.iter().chain(&again) {
+            assert_ne!(*old, id);
+            d.remove(*old);
+        }
+        assert_eq!(d.live(), 1);
         assert_eq!(d.poll(id, &w), Due::Pending);
     }
 }
