@@ -25,13 +25,15 @@
 use std::task::Waker;
 
 use muxpool_core::Instant;
+use slab::Slab;
 
-/// Names an entry of [`Deadlines`]: its slot and the slot's generation, so a
-/// handle kept past its entry's removal names nothing.
+/// Names an entry of [`Deadlines`]: its slot and the number the table gave
+/// the entry when it was armed, so a handle kept past its entry's removal
+/// names nothing, whatever the slot holds since.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DeadlineId {
     index: usize,
-    generation: u32,
+    armed: u64,
 }
 
 /// What a request learns when it looks at its deadline.
@@ -43,22 +45,16 @@ pub(crate) enum Due {
     Expired,
 }
 
-/// A slot: free (and the next free one), armed, or expired.
-#[derive(Debug)]
-enum Slot {
-    Free { next_free: usize },
-    Armed { at: Instant, waker: Waker },
-    Expired,
-}
-
+/// One request's deadline.
 #[derive(Debug)]
 struct Entry {
-    generation: u32,
-    slot: Slot,
+    /// Its [`DeadlineId::armed`].
+    armed: u64,
+    at: Instant,
+    /// The request's task; `None` once the deadline has expired (and its task
+    /// was woken).
+    waker: Option<Waker>,
 }
-
-/// No free slot.
-const NONE: usize = usize::MAX;
 
 /// Once the table empties, it gives its room back down to this many entries
 /// if it had grown past [`SHRINK_ABOVE`], so that a burst of requests does not
@@ -68,100 +64,58 @@ const KEPT: usize = 64;
 const SHRINK_ABOVE: usize = 1024;
 
 /// The deadlines of the requests in flight: see the [module](self) docs.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    entries: Vec<Entry>,
-    /// The most recently freed slot: the next one taken.
-    free: usize,
     /// Armed and expired entries (an expired one stays until its request
-    /// removes it).
-    live: usize,
+    /// removes it). A freed slot is the next one taken.
+    entries: Slab<Entry>,
+    /// Entries armed so far: each entry's number, never reused.
+    armed: u64,
     /// No armed entry's deadline is earlier than this; `None` when none is
     /// armed. It may be earlier than every armed deadline (entries removed
     /// since it was worked out), never later.
     next: Option<Instant>,
-    /// The generation a new slot starts at: past every generation the table
-    /// has handed out, so a handle kept from before the table started over
-    /// names nothing in it.
-    fresh: u32,
-}
-
-impl Default for Deadlines {
-    fn default() -> Self {
-        Deadlines {
-            entries: Vec::new(),
-            free: NONE,
-            live: 0,
-            next: None,
-            fresh: 0,
-        }
-    }
 }
 
 impl Deadlines {
     /// Arms a deadline `at` for the request whose task `waker` wakes.
     pub(crate) fn insert(&mut self, at: Instant, waker: Waker) -> DeadlineId {
-        let slot = Slot::Armed { at, waker };
-        let index = if self.free == NONE {
-            self.entries.push(Entry {
-                generation: self.fresh,
-                slot,
-            });
-            self.entries.len() - 1
-        } else {
-            let index = self.free;
-            let entry = &mut self.entries[index];
-            if let Slot::Free { next_free } = entry.slot {
-                self.free = next_free;
-            }
-            entry.slot = slot;
-            index
-        };
-        self.live += 1;
+        self.armed += 1;
+        let armed = self.armed;
+        let index = self.entries.insert(Entry {
+            armed,
+            at,
+            waker: Some(waker),
+        });
         self.next = Some(self.next.map_or(at, |next| next.min(at)));
-        DeadlineId {
-            index,
-            generation: self.entries[index].generation,
-        }
+        DeadlineId { index, armed }
     }
 
     /// Whether `id`'s deadline has passed; while it has not, `waker` is the one
     /// woken when it does. An unknown `id` reads as expired: its request is
     /// ended rather than left without a deadline.
     pub(crate) fn poll(&mut self, id: DeadlineId, waker: &Waker) -> Due {
-        match self.entry_mut(id) {
-            Some(Slot::Armed { waker: held, .. }) => {
+        match self.entry_mut(id).and_then(|e| e.waker.as_mut()) {
+            Some(held) => {
                 if !held.will_wake(waker) {
                     held.clone_from(waker);
                 }
                 Due::Pending
             }
-            _ => Due::Expired,
+            None => Due::Expired,
         }
     }
 
     /// Ends `id`, armed or expired, and frees its slot.
     pub(crate) fn remove(&mut self, id: DeadlineId) {
-        let free = self.free;
-        let Some(entry) = self
-            .entries
-            .get_mut(id.index)
-            .filter(|e| e.generation == id.generation && !matches!(e.slot, Slot::Free { .. }))
-        else {
+        if self.entry_mut(id).is_none() {
             return;
-        };
-        entry.generation = entry.generation.wrapping_add(1);
-        self.fresh = self.fresh.max(entry.generation.wrapping_add(1));
-        entry.slot = Slot::Free { next_free: free };
-        self.free = id.index;
-        self.live -= 1;
-        if self.live == 0 {
+        }
+        self.entries.remove(id.index);
+        if self.entries.is_empty() {
             self.next = None;
-            if self.entries.len() > SHRINK_ABOVE {
-                // The table starts over; its new slots' generations follow
-                // every one it handed out.
-                self.entries = Vec::with_capacity(KEPT);
-                self.free = NONE;
+            if self.entries.capacity() > SHRINK_ABOVE {
+                self.entries = Slab::with_capacity(KEPT);
             }
         }
     }
@@ -175,33 +129,29 @@ impl Deadlines {
     /// waker to `wake`, and works out [`next`](Deadlines::next) exactly.
     pub(crate) fn expire(&mut self, now: Instant, mut wake: impl FnMut(Waker)) {
         let mut next: Option<Instant> = None;
-        for entry in &mut self.entries {
-            match &entry.slot {
-                Slot::Armed { at, .. } if *at <= now => {
-                    if let Slot::Armed { waker, .. } =
-                        std::mem::replace(&mut entry.slot, Slot::Expired)
-                    {
-                        wake(waker);
-                    }
-                }
-                Slot::Armed { at, .. } => next = Some(next.map_or(*at, |n| n.min(*at))),
-                _ => {}
+        for (_, entry) in &mut self.entries {
+            if entry.waker.is_none() {
+                continue;
+            }
+            if entry.at <= now {
+                wake(entry.waker.take().expect("checked above"));
+            } else {
+                next = Some(next.map_or(entry.at, |n| n.min(entry.at)));
             }
         }
         self.next = next;
     }
 
-    fn entry_mut(&mut self, id: DeadlineId) -> Option<&mut Slot> {
+    fn entry_mut(&mut self, id: DeadlineId) -> Option<&mut Entry> {
         self.entries
             .get_mut(id.index)
-            .filter(|e| e.generation == id.generation)
-            .map(|e| &mut e.slot)
+            .filter(|e| e.armed == id.armed)
     }
 
     /// Entries armed or expired and not yet removed.
     #[cfg(test)]
     fn live(&self) -> usize {
-        self.live
+        self.entries.len()
     }
 }
 
@@ -273,7 +223,7 @@ mod tests {
         let (count, w) = waker();
         let old = d.insert(at(1), w.clone());
         d.remove(old);
-        // The slot is reused with a new generation.
+        // The slot is reused under a new number.
         let new = d.insert(at(100), w.clone());
         assert_ne!(old, new);
         d.expire(at(50), |w| w.wake());
@@ -305,15 +255,9 @@ mod tests {
         assert_eq!(d.live(), 2000);
         d.remove(ids[7]);
         d.remove(ids[3]);
-        assert_eq!(d.insert(at(1), w.clone()).index, 3);
-        assert_eq!(d.insert(at(1), w.clone()).index, 7);
-        let again: Vec<_> = [3, 7]
-            .iter()
-            .map(|&i| DeadlineId {
-                index: i,
-                generation: 1,
-            })
-            .collect();
+        let again = [d.insert(at(1), w.clone()), d.insert(at(1), w.clone())];
+        assert_eq!(again[0].index, 3);
+        assert_eq!(again[1].index, 7);
         for id in ids
             .iter()
             .filter(|id| id.index != 3 && id.index != 7)
