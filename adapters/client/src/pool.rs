@@ -283,18 +283,24 @@ impl State {
     /// The timer and shutdown bookkeeping every input ends with.
     fn after_inputs(&mut self, fx: &mut Effects) {
         if let Some(next) = self.next_deadline() {
-            if !self.timer.running && !self.closed {
-                self.timer.running = true;
-                fx.start_timer = true;
-            } else if self.timer.armed.is_none_or(|armed| next < armed) {
-                if let Some(w) = self.timer.waker.take() {
-                    fx.list.push(Effect::Wake(w));
-                }
-            }
+            self.tell_timer(next, fx);
         }
         if !self.shutdown_waiters.is_empty() && self.is_drained() {
             fx.list
                 .extend(self.shutdown_waiters.drain(..).map(Effect::Wake));
+        }
+    }
+
+    /// Starts the timer task, or wakes it, if it must look at `next` (a
+    /// deadline of the core's or a request's) and would not otherwise.
+    fn tell_timer(&mut self, next: Instant, fx: &mut Effects) {
+        if !self.timer.running && !self.closed {
+            self.timer.running = true;
+            fx.start_timer = true;
+        } else if self.timer.armed.is_none_or(|armed| next < armed) {
+            if let Some(w) = self.timer.waker.take() {
+                fx.list.push(Effect::Wake(w));
+            }
         }
     }
 
@@ -954,11 +960,8 @@ impl<R: Runtime> Future for RequestTimer<'_, R> {
                 // The timer task learns of a deadline earlier than it sleeps
                 // for (or starts); a later one, the usual case, it finds when
                 // it wakes.
-                if st.timer.running && st.timer.armed.is_some_and(|armed| armed <= self.at) {
-                    return Poll::Pending;
-                }
                 let mut fx = Effects::default();
-                st.after_inputs(&mut fx);
+                st.tell_timer(self.at, &mut fx);
                 drop(st);
                 fx.run(inner);
                 Poll::Pending
@@ -1008,44 +1011,42 @@ impl<R: Runtime> Future for TimerTask<R> {
             }
             let core_due = st.pool.poll_timeout().is_some_and(|at| at <= now);
             let requests_due = st.deadlines.next().is_some_and(|at| at <= now);
-            match st.next_deadline() {
-                _ if core_due || requests_due => {
-                    if core_due {
-                        st.pool.handle_timeout(now);
-                    }
-                    st.timer.armed = None;
-                    let mut fx = st.drain();
-                    if requests_due {
-                        st.deadlines
-                            .expire(now, |waker| fx.list.push(Effect::Wake(waker)));
-                    }
-                    drop(st);
-                    fx.run(inner);
+            if core_due || requests_due {
+                if core_due {
+                    st.pool.handle_timeout(now);
                 }
-                next => {
-                    st.timer.armed = next;
-                    if !st
-                        .timer
-                        .waker
-                        .as_ref()
-                        .is_some_and(|w| w.will_wake(cx.waker()))
-                    {
-                        st.timer.waker = Some(cx.waker().clone());
-                    }
-                    drop(st);
-                    let Some(at) = next else {
-                        return Poll::Pending;
-                    };
-                    let deadline = inner.std_instant(at);
-                    match &mut this.timer {
-                        Some(t) => t.as_mut().reset(deadline),
-                        None => this.timer = Some(Box::pin(inner.runtime.timer(deadline))),
-                    }
-                    let timer = this.timer.as_mut().expect("set above");
-                    if timer.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                st.timer.armed = None;
+                let mut fx = st.drain();
+                if requests_due {
+                    st.deadlines
+                        .expire(now, |waker| fx.list.push(Effect::Wake(waker)));
                 }
+                drop(st);
+                fx.run(inner);
+                continue;
+            }
+            let next = st.next_deadline();
+            st.timer.armed = next;
+            if !st
+                .timer
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                st.timer.waker = Some(cx.waker().clone());
+            }
+            drop(st);
+            let Some(at) = next else {
+                return Poll::Pending;
+            };
+            let deadline = inner.std_instant(at);
+            match &mut this.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => this.timer = Some(Box::pin(inner.runtime.timer(deadline))),
+            }
+            let timer = this.timer.as_mut().expect("set above");
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
         }
     }
