@@ -13,8 +13,8 @@ use tokio::io::ReadBuf;
 
 use crate::body::{Body, DEFAULT_MAX_COLLECT};
 use crate::error::{BoxError, Error, ErrorKind};
-use crate::h1::{encode_request, EncodedRequest, Framing, Limits, ResponseParser, TargetForm};
-use crate::http1::{exchange, protocol, CheckIn, Failure, H1Body, READ_SIZE};
+use crate::h1::{encode_request, EncodedRequest, Limits, ResponseParser, TargetForm};
+use crate::http1::{exchange, make_room, protocol, CheckIn, Failure, H1Body};
 use crate::http2::{H2Body, H2Settings};
 use crate::outgoing::Outgoing;
 use crate::pool::{Checked, H1Conn, Inner};
@@ -284,10 +284,9 @@ fn encode(
     body: &Outgoing,
     buf: &mut BytesMut,
 ) -> Result<EncodedRequest, Error> {
-    if buf.capacity() == 0 {
-        // One allocation for the head and then the response.
-        buf.reserve(READ_SIZE);
-    }
+    // The room the response will be read into, made now: one allocation for
+    // the head and then the response.
+    make_room(buf);
     encode_request(parts, body.framing(), TargetForm::Origin, buf).map_err(protocol)
 }
 
@@ -467,22 +466,10 @@ fn respond<R: Runtime>(
     head: crate::h1::ResponseHead,
     mut buf: BytesMut,
 ) -> Result<Response<Body>, Error> {
-    let length = match head.framing() {
-        Framing::Length(n) => Some(n),
-        Framing::Empty => Some(0),
-        _ => None,
-    };
-    if length == Some(buf.len() as u64) {
-        // The body came whole with its head, and nothing after it (the usual
-        // small response): it is the rest of the buffer, and the connection
-        // goes back to the pool now, as clean as the head says, with its
-        // emptied buffer for the next exchange. The decoder would come to the
-        // same end one event at a time.
-        let data = if buf.is_empty() {
-            bytes::Bytes::new()
-        } else {
-            buf.split().freeze()
-        };
+    if let Some(data) = head.whole_body(&mut buf) {
+        // The body came whole with its head (the usual small response): the
+        // connection goes back to the pool now, as clean as the head says,
+        // with its emptied buffer for the next exchange.
         let conn = head
             .keep_alive()
             .is_reusable()
@@ -493,6 +480,7 @@ fn respond<R: Runtime>(
             Body::full(data, None),
         ));
     }
+    let length = head.known_length();
     let decoder = head.body_decoder();
     let parts = head.into_parts();
     let pool: Arc<dyn CheckIn> = Arc::clone(inner) as Arc<dyn CheckIn>;

@@ -24,7 +24,15 @@ use crate::outgoing::Outgoing;
 use crate::pool::H1Conn;
 
 /// Read buffer size: what one read asks the socket for.
-pub(crate) const READ_SIZE: usize = 8 * 1024;
+const READ_SIZE: usize = 8 * 1024;
+
+/// Makes room in `buf` for the next read: a read buffer's worth when less than
+/// half of one is left.
+pub(crate) fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_SIZE / 2 {
+        buf.reserve(READ_SIZE);
+    }
+}
 /// Request body chunks up to this size are copied next to their framing, so that
 /// one write carries both.
 const COPY_LIMIT: usize = 8 * 1024;
@@ -99,9 +107,7 @@ pub(crate) async fn exchange(
             }
         }
         let start = buf.len();
-        if buf.capacity() - buf.len() < READ_SIZE / 2 {
-            buf.reserve(READ_SIZE);
-        }
+        make_room(&mut buf);
         let read =
             std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut conn.io), cx, &mut buf)).await;
         let nothing = start == 0 && buf.is_empty();
@@ -375,9 +381,7 @@ impl H1Body {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(Ok(Read::End));
             };
-            if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-                self.buf.reserve(READ_SIZE);
-            }
+            make_room(&mut self.buf);
             match poll_read_buf(Pin::new(&mut conn.io), cx, &mut self.buf) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(match self.decoder.decode_eof(&mut self.buf) {

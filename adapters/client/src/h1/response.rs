@@ -97,6 +97,31 @@ impl ResponseHead {
         self.keep_alive
     }
 
+    /// The body's length when the head says it: `Content-Length`, or none.
+    pub(crate) fn known_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The whole body, taken from `buf` (the bytes read past the head), when
+    /// `buf` holds exactly the body the head declares and nothing after it:
+    /// the usual small response, which then needs no decoder, and leaves the
+    /// connection as reusable as [`keep_alive`](Self::keep_alive) says. `None`
+    /// (and `buf` untouched) when the body is still to be decoded.
+    pub(crate) fn whole_body(&self, buf: &mut BytesMut) -> Option<Bytes> {
+        if self.known_length()? != buf.len() as u64 {
+            return None;
+        }
+        Some(if buf.is_empty() {
+            Bytes::new()
+        } else {
+            buf.split().freeze()
+        })
+    }
+
     /// A decoder for the body, under the limits the head was parsed with.
     pub fn body_decoder(&self) -> BodyDecoder {
         BodyDecoder::new(self.framing, self.keep_alive, self.limits)
@@ -367,6 +392,54 @@ fn leading_empty_lines(buf: &[u8]) -> usize {
             Some([b'\n', ..]) => at += 1,
             Some([b'\r', b'\n', ..]) => at += 2,
             _ => return at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn parsed(raw: &[u8], method: &Method) -> (ResponseHead, BytesMut) {
+        let mut parser = ResponseParser::new(RequestInfo::new(method), Limits::default());
+        let mut buf = BytesMut::from(raw);
+        let head = parser.parse(&mut buf).unwrap().expect("a whole head");
+        (head, buf)
+    }
+
+    #[test]
+    fn a_body_buffered_whole_is_taken_without_a_decoder() {
+        let (head, mut buf) = parsed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            &Method::GET,
+        );
+        assert_eq!(head.known_length(), Some(5));
+        assert_eq!(head.whole_body(&mut buf).as_deref(), Some(&b"hello"[..]));
+        assert!(buf.is_empty());
+        // No body: taken as empty when nothing follows the head.
+        let (head, mut buf) = parsed(b"HTTP/1.1 204 No Content\r\n\r\n", &Method::GET);
+        assert_eq!(head.whole_body(&mut buf).as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_body_not_buffered_exactly_is_left_to_the_decoder() {
+        for (raw, left) in [
+            // Not all of it yet.
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel"[..], 3),
+            // More than it: a stray byte the decoder must see.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhello", 5),
+            (b"HTTP/1.1 304 Not Modified\r\n\r\nx", 1),
+            // Framed otherwise.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                5,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil close", 11),
+        ] {
+            let (head, mut buf) = parsed(raw, &Method::GET);
+            assert_eq!(head.whole_body(&mut buf), None);
+            assert_eq!(buf.len(), left, "{:?}", String::from_utf8_lossy(raw));
         }
     }
 }
