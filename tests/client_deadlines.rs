@@ -7,7 +7,7 @@ mod client_support;
 
 use std::time::{Duration, Instant};
 
-use client_support::{assert_quiescent, get, get_text, request, spawn, spawn_get_text, Adapter};
+use client_support::{assert_quiescent, get_text, request, spawn, spawn_get_text, Adapter};
 use http::Method;
 use muxpool::client::Client;
 use muxpool::{Body, ErrorKind, Timeout};
@@ -91,8 +91,7 @@ async fn deadlines_of_finished_requests_never_fire<R: Adapter>() {
     }
     client_support::sleep(Duration::from_millis(600)).await;
     // A request made now has a deadline of its own, not a stale one.
-    let response = get(&client, server.url("/slow/200")).await;
-    assert_eq!(response.unwrap().into_body().text().await.unwrap(), "slow");
+    assert_eq!(get_text(&client, server.url("/slow/200")).await, "slow");
     assert_eq!(server.accepted(), 1, "one connection served them all");
     assert_quiescent(&client).await;
 }
