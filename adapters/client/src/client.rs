@@ -292,11 +292,19 @@ fn encode(
 
 /// Whether a connection that sat idle is still open, as far as can be seen
 /// without waiting: no end of stream, no reset, no unexpected bytes.
-fn is_open(conn: &mut H1Conn) -> bool {
-    let mut probe = [0u8; 1];
-    let mut buf = ReadBuf::new(&mut probe);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    tokio::io::AsyncRead::poll_read(Pin::new(&mut conn.io), &mut cx, &mut buf).is_pending()
+///
+/// The probe is a read, polled with the calling task's context: a read that
+/// would block leaves the task registered for the connection's readiness,
+/// which is what the read of the response does next anyway, so that read
+/// finds its waker in place instead of swapping a stand-in out for it.
+async fn is_open(conn: &mut H1Conn) -> bool {
+    std::future::poll_fn(|cx| {
+        let mut probe = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut probe);
+        let pending = tokio::io::AsyncRead::poll_read(Pin::new(&mut conn.io), cx, &mut buf);
+        std::task::Poll::Ready(pending.is_pending())
+    })
+    .await
 }
 
 /// Returns a lease whose exchange did not finish, as `how` says: an HTTP/1.1
@@ -376,7 +384,7 @@ async fn execute<R: Runtime>(
         // used first, so any idle one it offers now has waited at least as long
         // as the one that failed: it is closed rather than trusted, and the pool
         // opens a new one.
-        if reused && (retried || !is_open(&mut conn)) {
+        if reused && (retried || !is_open(&mut conn).await) {
             inner.check_in(lease, None);
             continue;
         }

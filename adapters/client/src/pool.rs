@@ -371,14 +371,20 @@ impl State {
 }
 
 impl Effects {
+    /// Does what the lock's holder left to do. Most holds leave nothing, which
+    /// this sees where it is called, without a call of its own.
+    #[inline(always)]
     fn run<R: Runtime>(self, inner: &Inner<R>) {
+        if !self.list.is_empty() || self.start_timer {
+            self.run_all(inner);
+        }
+    }
+
+    fn run_all<R: Runtime>(self, inner: &Inner<R>) {
         let Effects {
             mut list,
             start_timer,
         } = self;
-        if list.is_empty() && !start_timer {
-            return;
-        }
         // Stable: within a kind, the order the core gave.
         list.sort_by_key(Effect::rank);
         // The tasks spawned here hold the client; none is spawned once it is

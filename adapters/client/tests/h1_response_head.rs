@@ -272,6 +272,27 @@ fn the_default_limits_allow_100_fields() {
 }
 
 #[test]
+fn every_field_keeps_its_own_value_however_many_there_are() {
+    // Around the number of fields whose places are noted on the stack, and
+    // well past it.
+    for count in [1, 31, 32, 33, 100] {
+        let out = drive(
+            get(),
+            Limits::default(),
+            [&head_with_fields(count)[..]],
+            false,
+        )
+        .unwrap();
+        assert_eq!(out.headers.len(), count);
+        for i in 1..count {
+            let value = out.headers[format!("x-f{i}").as_str()].as_bytes();
+            assert_eq!(value, i.to_string().as_bytes(), "field {i} of {count}");
+        }
+        assert_eq!(out.headers["content-length"], "0");
+    }
+}
+
+#[test]
 fn a_field_limit_above_the_stack_array_works() {
     let limits = Limits::default().with_max_headers(300);
     let out = drive(get(), limits, [&head_with_fields(300)[..]], false).unwrap();

@@ -17,7 +17,8 @@
 use bytes::{Buf, BytesMut};
 
 use super::fields::{
-    find_empty_line, from_httparse, header_map, header_slots, is_field_value, STACK_HEADERS,
+    field_spans, find_empty_line, from_httparse, header_map, header_slots, is_field_value,
+    StackSpans, STACK_HEADERS,
 };
 use super::keep_alive::{CloseReason, KeepAlive};
 use super::response::Framing;
@@ -298,7 +299,9 @@ impl BodyDecoder {
                 return Err(Error::InvalidHead("malformed trailer section"))
             }
         };
-        let (trailers, _) = header_map(&section, fields)?;
+        let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
+        let spans = field_spans(fields, &section, &mut stack, &mut heap);
+        let (trailers, _) = header_map(&section, spans)?;
         self.state = State::Ending;
         Ok(Step::Event(BodyEvent::Trailers(trailers)))
     }

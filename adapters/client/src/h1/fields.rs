@@ -9,6 +9,7 @@
 
 use std::sync::LazyLock;
 
+use arrayvec::ArrayVec;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
@@ -336,18 +337,72 @@ fn folds_to(name: &[u8], lower: &[u8]) -> bool {
         .all(|(b, lower)| b | 0x20 == *lower)
 }
 
-/// The parsed fields of `section` as a map whose values share `section`'s memory,
-/// and what its framing fields say.
+/// Where a parsed field's name and value lie in the bytes of its section, as
+/// offsets from the section's start.
+///
+/// `httparse` hands out slices borrowed from the buffer it parsed. Noted as
+/// offsets, the fields outlive that borrow: the section can then be split off
+/// the read buffer and frozen, and the map built with values that share it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldSpan {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Room on the stack for the spans of up to 32 fields, about three times what a
+/// server usually sends; a longer head notes them in a `Vec`.
+pub(crate) type StackSpans = ArrayVec<FieldSpan, 32>;
+
+/// The spans of `fields` within `section`, the bytes they were parsed from:
+/// in `stack` when they fit (it starts empty, and no slot is written before it
+/// is used), else in `heap`.
+pub(crate) fn field_spans<'s>(
+    fields: &[httparse::Header<'_>],
+    section: &[u8],
+    stack: &'s mut StackSpans,
+    heap: &'s mut Vec<FieldSpan>,
+) -> &'s [FieldSpan] {
+    let base = section.as_ptr() as usize;
+    let span = |field: &httparse::Header<'_>| FieldSpan {
+        name: offsets(field.name.as_bytes(), base),
+        value: offsets(field.value, base),
+    };
+    if fields.len() <= stack.capacity() {
+        for field in fields {
+            stack.push(span(field));
+        }
+        stack
+    } else {
+        heap.extend(fields.iter().map(span));
+        heap
+    }
+}
+
+/// Where `part`, a slice `httparse` took from the section starting at `base`
+/// (empty ones included), starts and ends in it.
+fn offsets(part: &[u8], base: usize) -> (usize, usize) {
+    let start = (part.as_ptr() as usize).wrapping_sub(base);
+    (start, start.wrapping_add(part.len()))
+}
+
+/// The fields at `spans` of `section` as a map whose values share `section`'s
+/// memory, and what its framing fields say.
 pub(crate) fn header_map(
     section: &Bytes,
-    fields: &[httparse::Header<'_>],
+    spans: &[FieldSpan],
 ) -> Result<(HeaderMap, FramingFields), Error> {
-    let mut map = HeaderMap::with_capacity(fields.len());
+    let mut map = HeaderMap::with_capacity(spans.len());
     let mut framing = FramingFields::default();
-    for field in fields {
-        let name = field_name(field.name.as_bytes())?;
-        framing.add(&name, field.value);
-        map.append(name, parsed_value(section.slice_ref(field.value)));
+    for span in spans {
+        let (name, value) = (span.name.0..span.name.1, span.value.0..span.value.1);
+        // Spans are the parser's own, always inside the section; a range
+        // outside it is refused rather than trusted.
+        let (Some(name), Some(raw)) = (section.get(name), section.get(value.clone())) else {
+            return Err(Error::InvalidHead("malformed header field"));
+        };
+        let name = field_name(name)?;
+        framing.add(&name, raw);
+        map.append(name, parsed_value(section.slice(value)));
     }
     Ok((map, framing))
 }
@@ -479,7 +534,9 @@ mod tests {
         let mut response = httparse::Response::new(&mut fields);
         let status = response.parse(&section).expect("a valid head");
         assert!(status.is_complete());
-        let (map, _) = header_map(&section, response.headers).expect("a valid head");
+        let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
+        let spans = field_spans(response.headers, &section, &mut stack, &mut heap);
+        let (map, _) = header_map(&section, spans).expect("a valid head");
         assert_eq!(map["x-a"].as_bytes(), b"one \t two");
         assert_eq!(map["x-b"].as_bytes(), b"\x80\xff");
         assert_eq!(map["x-c"].as_bytes(), b"");

@@ -246,7 +246,10 @@ fn write_host(parts: &request::Parts, dst: &mut BytesMut) -> Result<(), Error> {
     let mut hosts = parts.headers.get_all(HOST).into_iter();
     let host = match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => return Err(Error::InvalidRequest("more than one Host header")),
-        (Some(host), None) => host.as_bytes(),
+        (Some(host), None) if is_field_value(host.as_bytes()) => host.as_bytes(),
+        (Some(_), None) => return Err(Error::InvalidRequest("invalid Host")),
+        // An `http` authority holds URI characters only, every one of them
+        // allowed in a field value: only its emptiness needs a look.
         (None, _) => parts
             .uri
             .authority()
@@ -255,7 +258,7 @@ fn write_host(parts: &request::Parts, dst: &mut BytesMut) -> Result<(), Error> {
                 "no Host header and no authority in the URI",
             ))?,
     };
-    if !is_field_value(host) || host.is_empty() {
+    if host.is_empty() {
         return Err(Error::InvalidRequest("invalid Host"));
     }
     put_field(dst, b"host", host);
@@ -352,6 +355,24 @@ fn has_port(host_port: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorities_hold_only_field_value_bytes() {
+        // `write_host` sends a URI's authority as `Host` without checking it
+        // byte by byte: every byte `http` lets into an authority, alone or
+        // among others, must be one a field value may hold.
+        let mut accepted = 0;
+        for b in 0..=u8::MAX {
+            for bytes in [vec![b], vec![b'a', b, b'z'], vec![b'a', b'@', b]] {
+                if let Ok(authority) = http::uri::Authority::try_from(bytes.as_slice()) {
+                    accepted += 1;
+                    let host = without_userinfo(authority.as_str()).as_bytes();
+                    assert!(is_field_value(host), "{bytes:?}");
+                }
+            }
+        }
+        assert!(accepted > 150, "only {accepted} authorities accepted");
+    }
 
     #[test]
     fn ports_are_found_after_names_and_ipv6_literals() {

@@ -29,8 +29,8 @@ use http::{response, HeaderMap, StatusCode, Version};
 
 use super::decoder::BodyDecoder;
 use super::fields::{
-    find_empty_line, from_httparse, header_map, header_slots, FramingFields, TransferCoding,
-    STACK_HEADERS,
+    field_spans, find_empty_line, from_httparse, header_map, header_slots, FramingFields,
+    StackSpans, TransferCoding, STACK_HEADERS,
 };
 use super::keep_alive::{CloseReason, KeepAlive};
 use super::request::RequestInfo;
@@ -224,30 +224,59 @@ impl ResponseParser {
             buf.advance(lead);
             self.scanned = self.scanned.saturating_sub(lead);
             let max = self.limits.max_header_bytes();
-            let window = buf.get(..max).unwrap_or(buf);
-            let Some(end) = find_empty_line(window, self.scanned.saturating_sub(2)) else {
-                if !self.status_checked {
-                    self.check_status_line(buf)?;
+            let window = buf.len().min(max);
+            // The first look at a head hands every byte to httparse, which
+            // finds the head's end as it parses: the usual head, whole in one
+            // read, is gone over once. Only a head still incomplete then is
+            // searched for its end, from where the last search stopped, and
+            // parsed once that end is there.
+            let first_look = self.scanned == 0;
+            let end = if first_look {
+                window
+            } else {
+                match find_empty_line(&buf[..window], self.scanned.saturating_sub(2)) {
+                    Some(end) => end,
+                    None => {
+                        if !self.status_checked {
+                            self.check_status_line(buf)?;
+                        }
+                        return self.incomplete(buf.len(), max);
+                    }
                 }
-                if buf.len() > max {
-                    return Err(Error::HeaderTooLarge);
-                }
-                self.scanned = buf.len();
-                return Ok(None);
             };
-            let section = buf.split_to(end).freeze();
-            self.scanned = 0;
-            self.status_checked = false;
-            match self.read_head(&section)? {
-                Head::Informational(status) => {
+            match self.take_head(buf, end)? {
+                Some(Head::Informational(status)) => {
+                    self.scanned = 0;
+                    self.status_checked = false;
                     self.continued |= status == StatusCode::CONTINUE;
                 }
-                Head::Final(head) => {
+                Some(Head::Final(head)) => {
+                    self.scanned = 0;
+                    self.status_checked = false;
                     self.finished = true;
                     return Ok(Some(head));
                 }
+                // httparse went over every byte there is and found them a
+                // valid start of a head, status line included if it is whole.
+                None if first_look => {
+                    self.status_checked = true;
+                    return self.incomplete(buf.len(), max);
+                }
+                // The search found an empty line that httparse did not take
+                // as the end of the head.
+                None => return Err(Error::InvalidHead("malformed response head")),
             }
         }
+    }
+
+    /// The head is not whole in the `buffered` bytes: an error past the size
+    /// limit, else a wait for more, with every byte searched.
+    fn incomplete(&mut self, buffered: usize, max: usize) -> Result<Option<ResponseHead>, Error> {
+        if buffered > max {
+            return Err(Error::HeaderTooLarge);
+        }
+        self.scanned = buffered;
+        Ok(None)
     }
 
     /// Parses what is left in `buf` once the connection has closed.
@@ -289,8 +318,10 @@ impl ResponseParser {
         Ok(())
     }
 
-    /// Parses one complete head section.
-    fn read_head(&self, section: &Bytes) -> Result<Head, Error> {
+    /// Parses the head at the start of `buf`, in its first `end` bytes, and
+    /// splits it off `buf` if it is whole there; `None`, and `buf` untouched,
+    /// if it is not.
+    fn take_head(&self, buf: &mut BytesMut, end: usize) -> Result<Option<Head>, Error> {
         let slots = header_slots(self.limits.max_headers(), self.limits.max_header_bytes());
         let mut stack = [MaybeUninit::<httparse::Header<'_>>::uninit(); STACK_HEADERS];
         let mut heap = Vec::new();
@@ -301,13 +332,14 @@ impl ResponseParser {
                 &mut heap[..]
             }
         };
+        let head = &buf[..end];
         let mut response = httparse::Response::new(&mut []);
         let status = httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut response, section, slots)
+            .parse_response_with_uninit_headers(&mut response, head, slots)
             .map_err(from_httparse)?;
-        if status.is_partial() {
-            return Err(Error::InvalidHead("malformed response head"));
-        }
+        let httparse::Status::Complete(len) = status else {
+            return Ok(None);
+        };
         let version = match response.version {
             Some(0) => Version::HTTP_10,
             Some(1) => Version::HTTP_11,
@@ -318,9 +350,13 @@ impl ResponseParser {
             .and_then(|code| StatusCode::from_u16(code).ok())
             .ok_or(Error::InvalidHead("invalid status code"))?;
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(Head::Informational(status));
+            buf.advance(len);
+            return Ok(Some(Head::Informational(status)));
         }
-        let (headers, fields) = header_map(section, response.headers)?;
+        let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
+        let spans = field_spans(response.headers, head, &mut stack, &mut heap);
+        let section = buf.split_to(len).freeze();
+        let (headers, fields) = header_map(&section, spans)?;
         let (framing, framing_close) = framing(status, version, &fields, self.request)?;
 
         let mut keep_alive = KeepAlive::REUSABLE;
@@ -338,12 +374,12 @@ impl ResponseParser {
         parts.status = status;
         parts.version = version;
         parts.headers = headers;
-        Ok(Head::Final(ResponseHead {
+        Ok(Some(Head::Final(ResponseHead {
             parts,
             framing,
             keep_alive,
             limits: self.limits,
-        }))
+        })))
     }
 }
 
