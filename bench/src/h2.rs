@@ -187,12 +187,13 @@ fn load_and_cold(args: &Args, nginx: &Nginx, dir: &Path) -> Result<(), String> {
     };
 
     let contenders: Vec<_> = entries.iter().map(|e| (e.name, e.load)).collect();
-    let rows = crate::load_table(
+    let (rows, _) = crate::load_table(
         &contenders,
         nginx,
         &url,
         args,
         &mut failures,
+        &[],
         |concurrency| {
             run_h2load.then(|| {
                 eprintln!("h2load at concurrency {concurrency}...");

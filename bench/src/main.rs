@@ -282,12 +282,13 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
         .map(|e| (e.name, e.load))
         .collect();
     let mut failures = 0;
-    let rows = load_table(
+    let (rows, pairs) = load_table(
         &contenders,
         nginx,
         &url,
         args,
         &mut failures,
+        H1_REFERENCES,
         |concurrency| {
             run_wrk.then(|| {
                 eprintln!("wrk at concurrency {concurrency}...");
@@ -299,6 +300,7 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
         println!("{}", report::json(&rows));
     } else {
         print!("{}", report::markdown(&rows));
+        print!("{}", report::paired_markdown(&pairs));
     }
     if failures > 0 {
         return Err(format!("{failures} run(s) failed"));
@@ -306,21 +308,38 @@ fn h1(args: &Args, nginx: &Nginx) -> Result<(), String> {
     Ok(())
 }
 
+/// What the `h1` table holds clients' CPU per request against: wrk (at or
+/// under its figure) and hyper-util's legacy client (three quarters of its
+/// figure or less).
+const H1_REFERENCES: &[report::Reference] = &[
+    report::Reference {
+        name: "wrk",
+        target: 1.0,
+    },
+    report::Reference {
+        name: "hyper-util",
+        target: 0.75,
+    },
+];
+
 /// A contender of the load table: its name and its runner.
 type LoadEntry = (&'static str, fn(&load::Params) -> load::Outcome);
 
 /// Runs every contender at every concurrency of `args` against `url`, then, at
 /// each concurrency, the external tool `external` starts (if any), all of them
 /// `args.rounds` times in turn; one row per contender and concurrency, the
-/// medians of its rounds. Failed runs are counted in `failures`.
+/// medians of its rounds, and, over several rounds, the round-by-round ratios
+/// of every contender's CPU per request to each of `references`. Failed runs
+/// are counted in `failures`.
 fn load_table(
     contenders: &[LoadEntry],
     nginx: &Nginx,
     url: &str,
     args: &Args,
     failures: &mut usize,
+    references: &[report::Reference],
     mut external: impl FnMut(usize) -> Option<(&'static str, load::Outcome)>,
-) -> Vec<report::Row> {
+) -> (Vec<report::Row>, Vec<report::Paired>) {
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {
         for round in 1..=args.rounds {
@@ -340,20 +359,32 @@ fn load_table(
                     warmup: args.warmup,
                     duration: args.duration,
                 };
-                record(&mut rows, failures, name, run(&params));
+                record(&mut rows, failures, name, round, run(&params));
             }
             if let Some((name, row)) = external(concurrency) {
-                record(&mut rows, failures, name, row);
+                record(&mut rows, failures, name, round, row);
             }
         }
     }
-    report::medians(rows)
+    let pairs = if args.rounds > 1 {
+        report::paired(&rows, references)
+    } else {
+        Vec::new()
+    };
+    (report::medians(rows), pairs)
 }
 
-/// Keeps a run's row, or reports its failure.
-fn record(rows: &mut Vec<report::Row>, failures: &mut usize, name: &str, row: load::Outcome) {
+/// Keeps a run's row, numbered with its `round`, or reports its failure.
+fn record(
+    rows: &mut Vec<report::Row>,
+    failures: &mut usize,
+    name: &str,
+    round: usize,
+    row: load::Outcome,
+) {
     match row {
-        Ok(row) => {
+        Ok(mut row) => {
+            row.round = round;
             if row.errors > 0 {
                 eprintln!(
                     "warning: {name}: {} errors, first: {}",

@@ -42,6 +42,9 @@ pub struct Row {
     /// waits (every one here) fills the time with smaller batches, and its CPU
     /// per request tends to one over the request rate, whatever its own cost.
     pub server_busy: Option<f64>,
+    /// The round the row was measured in, from 1 (0: a median of rounds, or
+    /// a single run).
+    pub round: usize,
 }
 
 impl Row {
@@ -129,12 +132,134 @@ fn median_row(mut group: Vec<Row>) -> Row {
         },
         errors: group.iter().map(|r| r.errors).sum(),
         first_error: group.iter().find_map(|r| r.first_error.clone()),
+        round: 0,
         spread: Some(Spread {
             rounds: group.len(),
             cpu_low: low,
             cpu_high: high,
         }),
     }
+}
+
+/// A reference to hold contenders' CPU per request against, and the ratio to
+/// it a contender aims at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reference {
+    /// The reference contender's name.
+    pub name: &'static str,
+    /// The ratio aimed at: a contender's CPU per request over the reference's.
+    pub target: f64,
+}
+
+/// One contender's CPU per request over a reference's at one concurrency,
+/// taken round by round.
+///
+/// Every round runs each contender once, one after the other, so the pair
+/// of a round was measured minutes apart at most; the ratio of a round
+/// leaves out the drift of the machine's speed from round to round, which
+/// the medians of the two contenders' rounds, taken apart, keep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paired {
+    /// The contender.
+    pub contender: String,
+    /// The reference.
+    pub reference: Reference,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The ratio in each round both ran in, in round order.
+    pub ratios: Vec<f64>,
+}
+
+impl Paired {
+    /// The median ratio.
+    pub fn median(&self) -> f64 {
+        median(self.ratios.clone())
+    }
+
+    /// The rounds whose ratio is at or under the reference's target.
+    pub fn met(&self) -> usize {
+        self.ratios
+            .iter()
+            .filter(|&&r| r <= self.reference.target)
+            .count()
+    }
+}
+
+/// Every contender's ratios to each of `references` (itself excepted), at
+/// each concurrency, from the rows of single rounds in `runs`; in the order
+/// contenders and concurrencies first appear. Nothing for a reference that
+/// did not run, nor when the rows are not numbered by round.
+pub fn paired(runs: &[Row], references: &[Reference]) -> Vec<Paired> {
+    let mut out: Vec<Paired> = Vec::new();
+    for reference in references {
+        for row in runs
+            .iter()
+            .filter(|r| r.round > 0 && r.contender != reference.name)
+        {
+            let Some(base) = runs.iter().find(|b| {
+                b.contender == reference.name
+                    && b.concurrency == row.concurrency
+                    && b.round == row.round
+            }) else {
+                continue;
+            };
+            let ratio = row.cpu_us_per_request / base.cpu_us_per_request;
+            match out.iter_mut().find(|p| {
+                p.reference == *reference
+                    && p.contender == row.contender
+                    && p.concurrency == row.concurrency
+            }) {
+                Some(pair) => pair.ratios.push(ratio),
+                None => out.push(Paired {
+                    contender: row.contender.clone(),
+                    reference: *reference,
+                    concurrency: row.concurrency,
+                    ratios: vec![ratio],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// The round-by-round ratios, one table per reference.
+pub fn paired_markdown(pairs: &[Paired]) -> String {
+    let mut out = String::new();
+    let mut references: Vec<Reference> = Vec::new();
+    for pair in pairs {
+        if !references.contains(&pair.reference) {
+            references.push(pair.reference);
+        }
+    }
+    for reference in references {
+        let _ = writeln!(
+            out,
+            "\nCPU per request over {}'s, round by round (target: {:.2} or under):\n",
+            reference.name, reference.target
+        );
+        out.push_str("| contender | concurrency | median | range | rounds at or under target |\n");
+        out.push_str("|---|---:|---:|---:|---:|\n");
+        for pair in pairs.iter().filter(|p| p.reference == reference) {
+            let low = pair.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = pair
+                .ratios
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2}–{:.2} | {} of {} |",
+                pair.contender,
+                pair.concurrency,
+                pair.median(),
+                low,
+                high,
+                pair.met(),
+                pair.ratios.len()
+            );
+        }
+    }
+    out
 }
 
 /// The median of `values` (not empty).
@@ -346,6 +471,49 @@ mod tests {
             server_busy: Some(cpu / 10.0),
             ..Row::default()
         }
+    }
+
+    #[test]
+    fn ratios_pair_the_runs_of_one_round() {
+        let round = |contender: &str, concurrency: usize, cpu: f64, round: usize| Row {
+            round,
+            ..run(contender, concurrency, cpu)
+        };
+        let runs = vec![
+            round("a", 16, 8.0, 1),
+            round("ref", 16, 10.0, 1),
+            round("a", 16, 12.0, 2),
+            round("ref", 16, 10.0, 2),
+            round("a", 16, 4.5, 3),
+            round("ref", 16, 5.0, 3),
+            // No reference run in this round: left out.
+            round("a", 256, 1.0, 1),
+            // Unnumbered (a median): left out.
+            round("a", 16, 1.0, 0),
+        ];
+        let reference = Reference {
+            name: "ref",
+            target: 1.0,
+        };
+        let pairs = paired(&runs, &[reference]);
+        assert_eq!(pairs.len(), 1);
+        let pair = &pairs[0];
+        assert_eq!((pair.contender.as_str(), pair.concurrency), ("a", 16));
+        assert_eq!(pair.ratios, [0.8, 1.2, 0.9]);
+        assert_eq!(pair.median(), 0.9);
+        assert_eq!(pair.met(), 2);
+        let table = paired_markdown(&pairs);
+        assert!(table.contains("over ref's"), "{table}");
+        assert!(
+            table.contains("| a | 16 | 0.90 | 0.80–1.20 | 2 of 3 |"),
+            "{table}"
+        );
+        // A missing reference pairs nothing.
+        let none = Reference {
+            name: "none",
+            target: 1.0,
+        };
+        assert!(paired(&runs, &[none]).is_empty());
     }
 
     #[test]
