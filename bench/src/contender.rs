@@ -135,6 +135,7 @@ pub const IN_PROCESS: &[Entry] = &[
     entry::<Reqwest>(),
     entry::<Muxpool>(),
     entry::<MuxpoolSmol>(),
+    entry::<Floor>(),
 ];
 
 /// hyper-util's legacy pooled client over plain HTTP/1.1:
@@ -321,5 +322,111 @@ impl<S: Setup> Contender for MuxpoolOn<muxpool_smol::Smol, S> {
 
     async fn sleep(duration: Duration) {
         smol::Timer::after(duration).await;
+    }
+}
+
+/// The floor under any pooled HTTP/1.1 client on tokio that answers with
+/// `http` types: not a client anyone should use, but the least such a client
+/// does per request, to see what the rest of a real one costs.
+///
+/// It takes a connection off a stack (or connects one), encodes the request
+/// head and parses the response head with muxpool's HTTP/1.1 codec (httparse,
+/// then an `http::HeaderMap` whose values share the read buffer), reads a
+/// `Content-Length` body whole, and puts the connection back. No limits, no
+/// timeouts, no retries, no check that an idle connection is still open, no
+/// other framing: whatever goes wrong is an error, and the connection is
+/// dropped.
+pub struct Floor {
+    addr: std::net::SocketAddr,
+    uri: http::Uri,
+    idle: RefCell<Vec<FloorConn>>,
+}
+
+/// A connection of [`Floor`], and its read buffer.
+struct FloorConn {
+    io: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl Floor {
+    async fn exchange(&self, conn: &mut FloorConn) -> Result<http::Response<Bytes>, Error> {
+        use muxpool::h1::{
+            encode_request, Framing, Limits, RequestBody, ResponseParser, TargetForm,
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let request = get(&self.uri, ());
+        let (parts, ()) = request.into_parts();
+        conn.buf.clear();
+        conn.buf.reserve(4096);
+        let encoded = encode_request(
+            &parts,
+            RequestBody::Empty,
+            TargetForm::Origin,
+            &mut conn.buf,
+        )?;
+        conn.io.write_all(&conn.buf).await?;
+        conn.buf.clear();
+        let mut parser = ResponseParser::new(encoded.info, Limits::default());
+        let head = loop {
+            if conn.io.read_buf(&mut conn.buf).await? == 0 {
+                return Err("closed before a response".into());
+            }
+            if let Some(head) = parser.parse(&mut conn.buf)? {
+                break head;
+            }
+        };
+        let Framing::Length(length) = head.framing() else {
+            return Err("not a Content-Length body".into());
+        };
+        let length = usize::try_from(length)?;
+        while conn.buf.len() < length {
+            if conn.io.read_buf(&mut conn.buf).await? == 0 {
+                return Err("closed inside the body".into());
+            }
+        }
+        if conn.buf.len() > length || !head.keep_alive().is_reusable() {
+            return Err("more than the body, or not reusable".into());
+        }
+        let body = conn.buf.split().freeze();
+        Ok(http::Response::from_parts(head.into_parts(), body))
+    }
+}
+
+impl Contender for Floor {
+    const NAME: &'static str = "floor";
+    type Response = http::Response<Bytes>;
+
+    fn new(url: &str) -> Self {
+        let uri: http::Uri = url.parse().expect("a valid URL");
+        let authority = uri.authority().expect("a URL with a host");
+        let addr = authority.as_str().parse().expect("an IP address and port");
+        Floor {
+            addr,
+            uri,
+            idle: RefCell::new(Vec::new()),
+        }
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        let taken = self.idle.borrow_mut().pop();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => {
+                let io = tokio::net::TcpStream::connect(self.addr).await?;
+                io.set_nodelay(true)?;
+                FloorConn {
+                    io,
+                    buf: bytes::BytesMut::new(),
+                }
+            }
+        };
+        let response = self.exchange(&mut conn).await?;
+        self.idle.borrow_mut().push(conn);
+        Ok(response)
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        Ok(response.into_body())
     }
 }

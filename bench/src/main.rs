@@ -18,7 +18,10 @@
 //! contender runs N times at each concurrency, the rounds interleaved
 //! (A B C, A B C, ...) so that a drift in the machine's speed reaches every
 //! contender alike, and each figure is the median of the N, with the range of
-//! CPU per request beside it ([`report::medians`]).
+//! CPU per request beside it ([`report::medians`]); a second table gives each
+//! contender's CPU per request over wrk's and over hyper-util's, round by
+//! round ([`report::paired`]). The `floor` contender is not a client but the
+//! least one does per request ([`contender::Floor`]).
 //!
 //! **idle-memory** measures the heap bytes each in-process client holds per idle
 //! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]):
@@ -80,7 +83,7 @@ usage:
   muxpool-bench messages [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256] [--json]
       (request/response over one pooled WebSocket and over HTTP/2 streams, in-process servers)
 
-Contenders: hyper-util, reqwest, muxpool, muxpool-smol (in process), wrk (h1 only), h2load (h2 only).";
+Contenders: hyper-util, reqwest, muxpool, muxpool-smol, floor (in process), wrk (h1 only), h2load (h2 only).";
 
 /// The command line.
 struct Args {
