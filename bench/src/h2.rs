@@ -10,7 +10,7 @@
 //!    failure) if not;
 //! 2. for each concurrency level, runs each contender through
 //!    [`crate::load::run`], the same closed loop as `h1`, then h2load
-//!    ([`run_h2load`]) as the external reference, as wrk is for `h1`;
+//!    (`run_h2load_row`) as the external reference, as wrk is for `h1`;
 //! 3. "connections opened on a cold pool": a fresh client per contender fires
 //!    [`COLD_BURST`] requests at once ([`cold`]) and the table shows how many
 //!    connections nginx accepted for them.

@@ -26,7 +26,7 @@
 //! **idle-memory** measures the heap bytes each in-process client holds per idle
 //! pooled connection ([`idle`]), with a counting global allocator ([`alloc`]):
 //! plain HTTP/1.1 against the `h1` mode's nginx, or with `--h2` HTTP/2 over
-//! TLS against the `h2` mode's nginx and contenders ([`h2::idle_memory`]).
+//! TLS against the `h2` mode's nginx and contenders (`idle_memory` in `h2.rs`).
 //!
 //! **proxy** (`proxy [--duration-secs 5] [--connections 100]`) runs 10,000
 //! sessions through one muxpool client against an in-process h2c server and
