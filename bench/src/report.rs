@@ -111,8 +111,7 @@ fn median_row(mut group: Vec<Row>) -> Row {
     }
     let of = |f: fn(&Row) -> f64| median(group.iter().map(f).collect());
     let cpu: Vec<f64> = group.iter().map(|r| r.cpu_us_per_request).collect();
-    let low = cpu.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = cpu.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = range(&cpu);
     let conns: Vec<u64> = group.iter().filter_map(|r| r.conns_opened).collect();
     Row {
         contender: group[0].contender.clone(),
@@ -240,12 +239,7 @@ pub fn paired_markdown(pairs: &[Paired]) -> String {
         out.push_str("| contender | concurrency | median | range | rounds at or under target |\n");
         out.push_str("|---|---:|---:|---:|---:|\n");
         for pair in pairs.iter().filter(|p| p.reference == reference) {
-            let low = pair.ratios.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = pair
-                .ratios
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
+            let (low, high) = range(&pair.ratios);
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} | {:.2}–{:.2} | {} of {} |",
@@ -260,6 +254,13 @@ pub fn paired_markdown(pairs: &[Paired]) -> String {
         }
     }
     out
+}
+
+/// The lowest and the highest of `values` (not empty).
+fn range(values: &[f64]) -> (f64, f64) {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (low, high)
 }
 
 /// The median of `values` (not empty).

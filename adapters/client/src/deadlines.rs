@@ -45,6 +45,14 @@ pub(crate) enum Due {
     Expired,
 }
 
+/// The earlier of two deadlines, either of which may be missing.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One request's deadline.
 #[derive(Debug)]
 struct Entry {
@@ -87,7 +95,7 @@ impl Deadlines {
             at,
             waker: Some(waker),
         });
-        self.next = Some(self.next.map_or(at, |next| next.min(at)));
+        self.next = earliest(self.next, Some(at));
         DeadlineId { index, armed }
     }
 
@@ -136,7 +144,7 @@ impl Deadlines {
             if entry.at <= now {
                 wake(entry.waker.take().expect("checked above"));
             } else {
-                next = Some(next.map_or(entry.at, |n| n.min(entry.at)));
+                next = earliest(next, Some(entry.at));
             }
         }
         self.next = next;

@@ -33,6 +33,7 @@ pub(crate) fn make_room(buf: &mut BytesMut) {
         buf.reserve(READ_SIZE);
     }
 }
+
 /// Request body chunks up to this size are copied next to their framing, so that
 /// one write carries both.
 const COPY_LIMIT: usize = 8 * 1024;

@@ -32,7 +32,7 @@ use muxpool_core::{
 };
 
 use crate::connect::{connect, Transport};
-use crate::deadlines::{DeadlineId, Deadlines, Due};
+use crate::deadlines::{earliest, DeadlineId, Deadlines, Due};
 use crate::error::{Error, ErrorKind};
 use crate::http2::{H2Conn, PingRequest};
 use crate::origin::Origin;
@@ -307,10 +307,7 @@ impl State {
     /// When the timer task must next look: the core's next deadline or the
     /// earliest a request's could be, whichever comes first.
     fn next_deadline(&self) -> Option<Instant> {
-        match (self.pool.poll_timeout(), self.deadlines.next()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.pool.poll_timeout(), self.deadlines.next())
     }
 
     fn is_drained(&self) -> bool {
@@ -450,15 +447,14 @@ impl<R: Runtime> Inner<R> {
             .last_origin
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let (Some(last), Some(scheme), Some(authority)) =
-            (last.as_ref(), uri.scheme(), uri.authority())
-        {
+        let named = uri.scheme().zip(uri.authority());
+        if let (Some(last), Some((scheme, authority))) = (last.as_ref(), named) {
             if last.authority.as_str() == authority.as_str() && last.scheme == *scheme {
                 return Ok(last.origin.clone());
             }
         }
         let origin = Origin::from_uri(uri, self.settings.tls.identity())?;
-        if let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) {
+        if let Some((scheme, authority)) = named {
             *last = Some(LastOrigin {
                 scheme: scheme.clone(),
                 authority: authority.clone(),

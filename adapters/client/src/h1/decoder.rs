@@ -17,8 +17,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::fields::{
-    field_spans, find_empty_line, from_httparse, header_map, header_slots, is_field_value,
-    StackSpans, STACK_HEADERS,
+    find_empty_line, from_httparse, header_slots, is_field_value, section_map, STACK_HEADERS,
 };
 use super::keep_alive::{CloseReason, KeepAlive};
 use super::response::Framing;
@@ -299,9 +298,7 @@ impl BodyDecoder {
                 return Err(Error::InvalidHead("malformed trailer section"))
             }
         };
-        let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
-        let spans = field_spans(fields, &section, &mut stack, &mut heap);
-        let (trailers, _) = header_map(&section, spans)?;
+        let (trailers, _) = section_map(&section, fields)?;
         self.state = State::Ending;
         Ok(Step::Event(BodyEvent::Trailers(trailers)))
     }

@@ -385,6 +385,16 @@ fn offsets(part: &[u8], base: usize) -> (usize, usize) {
     (start, start.wrapping_add(part.len()))
 }
 
+/// The map of `fields`, which `httparse` parsed from `section` itself (so no
+/// split comes between the parse and the map): see [`header_map`].
+pub(crate) fn section_map(
+    section: &Bytes,
+    fields: &[httparse::Header<'_>],
+) -> Result<(HeaderMap, FramingFields), Error> {
+    let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
+    header_map(section, field_spans(fields, section, &mut stack, &mut heap))
+}
+
 /// The fields at `spans` of `section` as a map whose values share `section`'s
 /// memory, and what its framing fields say.
 pub(crate) fn header_map(
@@ -534,9 +544,7 @@ mod tests {
         let mut response = httparse::Response::new(&mut fields);
         let status = response.parse(&section).expect("a valid head");
         assert!(status.is_complete());
-        let (mut stack, mut heap) = (StackSpans::new(), Vec::new());
-        let spans = field_spans(response.headers, &section, &mut stack, &mut heap);
-        let (map, _) = header_map(&section, spans).expect("a valid head");
+        let (map, _) = section_map(&section, response.headers).expect("a valid head");
         assert_eq!(map["x-a"].as_bytes(), b"one \t two");
         assert_eq!(map["x-b"].as_bytes(), b"\x80\xff");
         assert_eq!(map["x-c"].as_bytes(), b"");

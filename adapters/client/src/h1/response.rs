@@ -244,27 +244,28 @@ impl ResponseParser {
                     }
                 }
             };
-            match self.take_head(buf, end)? {
-                Some(Head::Informational(status)) => {
-                    self.scanned = 0;
-                    self.status_checked = false;
-                    self.continued |= status == StatusCode::CONTINUE;
-                }
-                Some(Head::Final(head)) => {
-                    self.scanned = 0;
-                    self.status_checked = false;
-                    self.finished = true;
-                    return Ok(Some(head));
+            let Some(head) = self.take_head(buf, end)? else {
+                if !first_look {
+                    // The search found an empty line that httparse did not
+                    // take as the end of the head.
+                    return Err(Error::InvalidHead("malformed response head"));
                 }
                 // httparse went over every byte there is and found them a
                 // valid start of a head, status line included if it is whole.
-                None if first_look => {
-                    self.status_checked = true;
-                    return self.incomplete(buf.len(), max);
+                self.status_checked = true;
+                return self.incomplete(buf.len(), max);
+            };
+            // The next head, if any, starts afresh.
+            self.scanned = 0;
+            self.status_checked = false;
+            match head {
+                Head::Informational(status) => {
+                    self.continued |= status == StatusCode::CONTINUE;
                 }
-                // The search found an empty line that httparse did not take
-                // as the end of the head.
-                None => return Err(Error::InvalidHead("malformed response head")),
+                Head::Final(head) => {
+                    self.finished = true;
+                    return Ok(Some(head));
+                }
             }
         }
     }
