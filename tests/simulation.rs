@@ -248,9 +248,9 @@ fn half_open_probe_evicts_under_the_global_limit() {
     config.circuit = Circuit::new(Some(1), Duration::from_secs(1));
     let mut c = Checker::new(config).unwrap();
     let _ = queued(ok(c.acquire(&"a", T0, AcquireOptions::default())));
-    ok(c.connect_failed(opened(&c), T0)).unwrap(); // "a" trips its circuit
+    ok(c.handle_connect_failed(opened(&c), T0)).unwrap(); // "a" trips its circuit
     let b = queued(ok(c.acquire(&"b", T0, AcquireOptions::default())));
-    ok(c.connected(opened(&c), T0, Connected::http1())).unwrap();
+    ok(c.handle_connected(opened(&c), T0, Connected::http1())).unwrap();
     ok(c.release(granted(&c, b), T0, Release::Reuse)).unwrap(); // "b" idles, holding the only slot
     let half_open = T0 + Duration::from_secs(1);
     ok(c.handle_timeout(half_open));

@@ -347,7 +347,7 @@ fn pool_overhead_ns() -> Result<f64, String> {
         Some(Action::Open { conn }) => conn,
         other => return Err(format!("expected an open, got {other:?}")),
     };
-    pool.connected(conn, tick(), Connected::http2(100))
+    pool.handle_connected(conn, tick(), Connected::http2(100))
         .map_err(|e| format!("connected: {e:?}"))?;
     let first = match pool.poll_action() {
         Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,

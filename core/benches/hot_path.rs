@@ -101,7 +101,7 @@ impl<K: Hash + Eq + Clone + Debug> Driver<K> {
             Some(Action::Open { conn }) => conn,
             other => panic!("expected an open, got {other:?}"),
         };
-        self.pool.connected(conn, now, how).expect("connecting");
+        self.pool.handle_connected(conn, now, how).expect("connecting");
         match self.pool.poll_action() {
             Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
             other => panic!("expected the grant, got {other:?}"),

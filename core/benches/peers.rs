@@ -103,7 +103,7 @@ fn muxpool_with_idle_connection(now: Instant) -> Pool<&'static str> {
     let Some(Action::Open { conn }) = pool.poll_action() else {
         panic!("a queued request opens a connection");
     };
-    pool.connected(conn, now, Connected::http1())
+    pool.handle_connected(conn, now, Connected::http1())
         .expect("connecting");
     let Some(Action::Grant { waiter: w, lease }) = pool.poll_action() else {
         panic!("the connection goes to the waiter");

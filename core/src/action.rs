@@ -10,11 +10,10 @@ use crate::id::{ConnId, Lease, WaiterId};
 /// order they are drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "an action the caller drops is a connection never opened or closed, or a request never answered"]
-#[non_exhaustive]
 pub enum Action {
     /// Open a connection for the key of `conn` ([`Pool::key`](crate::Pool::key)),
-    /// then report [`Pool::connected`](crate::Pool::connected) or
-    /// [`Pool::connect_failed`](crate::Pool::connect_failed).
+    /// then report [`Pool::handle_connected`](crate::Pool::handle_connected) or
+    /// [`Pool::handle_connect_failed`](crate::Pool::handle_connect_failed).
     Open {
         /// The new connection.
         conn: ConnId,
@@ -44,10 +43,10 @@ pub enum Action {
         reason: RejectReason,
     },
     /// Send a health check (a ping) on a connection, then report
-    /// [`Pool::health_ok`](crate::Pool::health_ok) when it is answered. No answer in
+    /// [`Pool::handle_health_ok`](crate::Pool::handle_health_ok) when it is answered. No answer in
     /// time closes the connection. Asked for on idle connections at the health
     /// check interval, and at once on one reported by
-    /// [`Pool::suspect`](crate::Pool::suspect), leases out or not.
+    /// [`Pool::handle_suspect`](crate::Pool::handle_suspect), leases out or not.
     HealthCheck {
         /// The connection.
         conn: ConnId,

@@ -91,7 +91,6 @@ impl AcquireOptions {
 /// The answer to [`Pool::acquire`](crate::Pool::acquire) when the request is not refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a lease or waiter the caller drops is capacity never given back"]
-#[non_exhaustive]
 pub enum Acquire {
     /// Capacity was free: use it now, release it later.
     Ready(Lease),

@@ -39,14 +39,13 @@
 //!                 // An adapter would connect to `pool.key(conn)` here. Say it came up
 //!                 // as HTTP/1.1 two milliseconds later.
 //!                 now += Duration::from_millis(2);
-//!                 pool.connected(conn, now, Connected::http1()).unwrap();
+//!                 pool.handle_connected(conn, now, Connected::http1()).unwrap();
 //!             }
 //!             Action::Grant { waiter, lease } => {
 //!                 granted.insert(waiter, lease);
 //!             }
 //!             Action::Reject { waiter, reason } => panic!("{waiter:?}: {reason}"),
 //!             Action::Close { .. } | Action::HealthCheck { .. } => {}
-//!             _ => {}
 //!         }
 //!     }
 //!     if !granted.is_empty() {

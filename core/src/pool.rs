@@ -1021,7 +1021,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// Reports that a connection the core asked for is up, and what it is.
-    pub fn connected(
+    pub fn handle_connected(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -1069,7 +1069,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Reports that a connect failed. Counts toward backoff and the circuit, and
     /// rejects the oldest waiter of the key if it was waiting on this connect.
-    pub fn connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         if !matches!(c.state, State::Connecting { .. }) {
@@ -1083,7 +1083,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Reports a change of the peer's limit on concurrent streams (an HTTP/2
     /// SETTINGS frame). It may fall below the streams in flight: no new stream is
     /// granted until they drop under it.
-    pub fn peer_max_streams(
+    pub fn handle_peer_max_streams(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -1109,7 +1109,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Reports that the peer is going away (HTTP/2 GOAWAY, `Connection: close`):
     /// no new lease; closed when the last one is back.
-    pub fn going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         match c.state {
@@ -1125,7 +1125,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Reports that a connection's transport closed (the peer closed it, or an I/O
     /// error). Leases still out on it may be released as usual. A connection still
     /// connecting counts as a failed connect.
-    pub fn transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         match c.state {
@@ -1142,7 +1142,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// Reports that the health check asked for by [`Action::HealthCheck`] was
     /// answered: the connection is alive and may be leased again.
-    pub fn health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         let now = self.tick(now);
         let c = self.live(conn)?;
         if !matches!(c.state, State::Checking { .. }) {
@@ -1162,14 +1162,14 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// got no answer in time, as when the peer's host vanished without a reset
     /// and the transport cannot tell. If its protocol has a health check, one is
     /// asked for at once ([`Action::HealthCheck`]), leases out or not; no new
-    /// lease is granted on it until [`Pool::health_ok`] answers, and it closes
+    /// lease is granted on it until [`Pool::handle_health_ok`] answers, and it closes
     /// ([`CloseReason::HealthCheckFailed`]) if no answer comes within the health
     /// check's timeout. Leases out on it stay valid and are released as usual.
     ///
     /// A connection already being checked, draining, or whose protocol has no
     /// health check is left as it is (an exclusive connection whose request
     /// failed is closed by its lease's release instead).
-    pub fn suspect(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_suspect(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         let now = self.tick(now);
         let c = self.live(conn)?;
         match c.state {

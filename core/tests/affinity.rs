@@ -20,7 +20,7 @@ fn two_idle(d: &mut Driver) -> (Lease, Lease) {
     let a = d.first_lease("k", Connected::http1());
     let w = d.queued("k");
     let b = d.opens(1)[0];
-    d.connected(b, Connected::http1());
+    d.handle_connected(b, Connected::http1());
     let b = grant_of(&d.actions(), w);
     d.release(a);
     d.release(b);
@@ -48,7 +48,7 @@ fn a_preferred_multiplexed_connection_with_room_is_granted() {
     // The first connection is full: a second opens.
     let w = d.queued("k");
     let second = d.opens(1)[0];
-    d.connected(second, Connected::http2(1));
+    d.handle_connected(second, Connected::http2(1));
     let on_second = grant_of(&d.actions(), w);
     assert_eq!(on_second.conn(), second);
     d.release(first);
@@ -79,7 +79,7 @@ fn a_full_draining_foreign_or_unknown_preference_is_passed_over() {
     d.release(on_a);
     d.release(took_a);
     // Draining: the other one.
-    d.pool.going_away(a.conn(), d.now).unwrap();
+    d.pool.handle_going_away(a.conn(), d.now).unwrap();
     d.actions();
     match preferring(&mut d, "k", a.conn()) {
         Acquire::Ready(lease) => {

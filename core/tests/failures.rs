@@ -19,7 +19,7 @@ fn a_failed_connect_rejects_the_head_waiter_and_backs_off() {
     let a = d.queued("k");
     let b = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connect_failed(conn);
+    d.handle_connect_failed(conn);
     assert_eq!(rejects(&d.actions()), [(a, RejectReason::ConnectFailed)]);
     // b still waits, and nothing is opened during the backoff.
     assert!(d.actions().is_empty());
@@ -28,7 +28,7 @@ fn a_failed_connect_rejects_the_head_waiter_and_backs_off() {
     assert!(pause >= millis(50) && pause <= millis(100), "{pause:?}");
     d.next_deadline();
     let retry = d.opens(1)[0];
-    d.connected(retry, Connected::http1());
+    d.handle_connected(retry, Connected::http1());
     let _ = grant_of(&d.actions(), b);
 }
 
@@ -39,7 +39,7 @@ fn backoff_grows_exponentially_up_to_its_maximum() {
     for _ in 0..10 {
         let _w = d.queued("k");
         let conn = d.opens(1)[0];
-        d.connect_failed(conn);
+        d.handle_connect_failed(conn);
         d.actions();
         let until = d.pool.poll_timeout().unwrap();
         pauses.push(until.saturating_duration_since(d.now));
@@ -63,19 +63,19 @@ fn a_success_resets_the_backoff() {
     for _ in 0..3 {
         let _w = d.queued("k");
         let conn = d.opens(1)[0];
-        d.connect_failed(conn);
+        d.handle_connect_failed(conn);
         d.actions();
         d.next_deadline();
     }
     let w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connected(conn, Connected::http1());
+    d.handle_connected(conn, Connected::http1());
     let lease = grant_of(&d.actions(), w);
     d.release_closing(lease);
     d.actions();
     let _w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connect_failed(conn);
+    d.handle_connect_failed(conn);
     d.actions();
     let pause = d
         .pool
@@ -93,7 +93,7 @@ fn the_circuit_opens_after_the_threshold_and_fails_fast() {
         waiting.push(d.queued("k"));
         waiting.push(d.queued("k"));
         let conn = d.opens(1)[0];
-        d.connect_failed(conn);
+        d.handle_connect_failed(conn);
         let rejected = rejects(&d.actions());
         if i < 2 {
             assert_eq!(rejected.len(), 1);
@@ -118,7 +118,7 @@ fn after_the_open_period_one_probe_is_tried_and_its_success_closes_the_circuit()
     let mut d = Driver::new(flaky(Some(1)));
     let _w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connect_failed(conn);
+    d.handle_connect_failed(conn);
     d.actions();
     assert_eq!(d.acquire("k"), Err(RejectReason::CircuitOpen));
     d.advance(secs(5));
@@ -128,7 +128,7 @@ fn after_the_open_period_one_probe_is_tried_and_its_success_closes_the_circuit()
         Err(RejectReason::CircuitOpen),
         "still failing fast while probing"
     );
-    d.connected(probe, Connected::http1());
+    d.handle_connected(probe, Connected::http1());
     assert!(d.actions().is_empty());
     assert_eq!(
         d.ready("k").conn(),
@@ -142,10 +142,10 @@ fn a_failed_probe_opens_the_circuit_again() {
     let mut d = Driver::new(flaky(Some(1)));
     let _w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connect_failed(conn);
+    d.handle_connect_failed(conn);
     d.advance(secs(5));
     let probe = d.opens(1)[0];
-    d.connect_failed(probe);
+    d.handle_connect_failed(probe);
     let actions = d.actions();
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(d.acquire("k"), Err(RejectReason::CircuitOpen));
@@ -161,7 +161,7 @@ fn an_open_circuit_still_serves_connections_it_already_has() {
     let lease = d.first_lease("k", Connected::http1());
     let _w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connect_failed(conn);
+    d.handle_connect_failed(conn);
     d.actions();
     d.release(lease);
     assert_eq!(d.ready("k").conn(), lease.conn());

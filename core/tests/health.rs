@@ -25,7 +25,7 @@ fn an_idle_pingable_connection_is_checked_and_an_answer_keeps_it() {
     let w = d.queued("k");
     d.actions();
     d.advance(millis(10));
-    d.pool.health_ok(lease.conn(), d.now).unwrap();
+    d.pool.handle_health_ok(lease.conn(), d.now).unwrap();
     d.check();
     assert_eq!(grant_of(&d.actions(), w).conn(), lease.conn());
 }
@@ -43,7 +43,7 @@ fn an_unanswered_check_closes_the_connection() {
         [(lease.conn(), CloseReason::HealthCheckFailed)]
     );
     assert_eq!(
-        d.pool.health_ok(lease.conn(), d.now),
+        d.pool.handle_health_ok(lease.conn(), d.now),
         Err(EventError::Stale(muxpool_core::HandleKind::Connection))
     );
 }
@@ -56,7 +56,7 @@ fn connections_that_cannot_ping_are_never_checked() {
     d.advance(secs(3600));
     assert!(d.actions().is_empty());
     assert_eq!(
-        d.pool.health_ok(lease.conn(), d.now),
+        d.pool.handle_health_ok(lease.conn(), d.now),
         Err(EventError::WrongState)
     );
 }

@@ -19,7 +19,7 @@ fn a_connect_that_takes_too_long_is_closed_and_counted_as_a_failure() {
     assert_eq!(rejects(&actions), [(w, RejectReason::ConnectFailed)]);
     assert_eq!(d.pool.stats().connect_failures, 1);
     assert!(
-        d.pool.connected(conn, d.now, Connected::http1()).is_err(),
+        d.pool.handle_connected(conn, d.now, Connected::http1()).is_err(),
         "too late"
     );
 }
@@ -93,7 +93,7 @@ fn lifetime_jitter_spreads_a_fleet_and_depends_only_on_the_seed() {
         let first = d.first_lease("k", Connected::http1());
         let waiters: Vec<_> = (0..19).map(|_| d.queued("k")).collect();
         for conn in d.opens(19) {
-            d.connected(conn, Connected::http1());
+            d.handle_connected(conn, Connected::http1());
         }
         let mut leases = vec![first];
         leases.extend(grants(&d.actions()).into_iter().map(|(_, l)| l));
@@ -163,7 +163,7 @@ fn a_stream_cap_on_requests_drains_a_multiplexed_connection() {
         closes(&d.actions()),
         [(a.conn(), CloseReason::RequestLimit)]
     );
-    d.connected(fresh, Connected::http2(100));
+    d.handle_connected(fresh, Connected::http2(100));
     assert_eq!(grant_of(&d.actions(), w).conn(), fresh);
 }
 
@@ -172,7 +172,7 @@ fn going_away_closes_an_idle_connection_at_once() {
     let mut d = Driver::new(quiet());
     let lease = d.first_lease("k", Connected::http2(10));
     d.release(lease);
-    d.pool.going_away(lease.conn(), d.now).unwrap();
+    d.pool.handle_going_away(lease.conn(), d.now).unwrap();
     d.check();
     assert_eq!(
         closes(&d.actions()),
@@ -199,7 +199,7 @@ fn a_transport_closed_under_a_lease_frees_the_slot_and_the_lease_still_returns()
     let mut d = Driver::new(c);
     let lease = d.first_lease("k", Connected::http1());
     let w = d.queued("k");
-    d.pool.transport_closed(lease.conn(), d.now).unwrap();
+    d.pool.handle_transport_closed(lease.conn(), d.now).unwrap();
     d.check();
     let conn = d.opens(1)[0];
     assert_ne!(conn, lease.conn());
@@ -210,7 +210,7 @@ fn a_transport_closed_under_a_lease_frees_the_slot_and_the_lease_still_returns()
             .is_err(),
         "once"
     );
-    d.connected(conn, Connected::http1());
+    d.handle_connected(conn, Connected::http1());
     assert_eq!(grant_of(&d.actions(), w).conn(), conn);
     assert_eq!(d.pool.stats().transport_closes, 1);
 }

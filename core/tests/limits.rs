@@ -31,7 +31,7 @@ fn connects_in_flight_are_capped_per_key() {
         d.queued("k");
     }
     let conns = d.opens(2);
-    d.connected(conns[0], Connected::http1());
+    d.handle_connected(conns[0], Connected::http1());
     // One connect finished: one waiter served, one more connect started.
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 1);
@@ -76,7 +76,7 @@ fn draining_connections_count_against_the_limits() {
     c.max_connections_per_key = 1;
     let mut d = Driver::new(c);
     let lease = d.first_lease("k", Connected::http1());
-    d.pool.going_away(lease.conn(), d.now).unwrap();
+    d.pool.handle_going_away(lease.conn(), d.now).unwrap();
     d.check();
     let w = d.queued("k");
     assert!(

@@ -18,7 +18,7 @@ fn using_an_idle_connection_opens_a_replacement() {
     let lease = d.first_lease("k", Connected::http1());
     // The first connect served the request, leaving no idle connection: refill.
     let spare = d.opens(1)[0];
-    d.connected(spare, Connected::http1());
+    d.handle_connected(spare, Connected::http1());
     assert!(d.actions().is_empty());
     assert_eq!(d.pool.key_stats(&"k").unwrap().idle, 1);
     let taken = d.ready("k");
@@ -33,7 +33,7 @@ fn the_idle_timeout_keeps_the_minimum() {
     let mut d = Driver::new(warm(1));
     let a = d.first_lease("k", Connected::http1());
     let b = d.opens(1)[0];
-    d.connected(b, Connected::http1());
+    d.handle_connected(b, Connected::http1());
     d.release(a);
     assert_eq!(d.pool.key_stats(&"k").unwrap().idle, 2);
     d.advance(secs(60));
@@ -54,16 +54,16 @@ fn a_lost_idle_connection_is_replaced() {
     let mut d = Driver::new(warm(2));
     let lease = d.first_lease("k", Connected::http1());
     for conn in d.opens(2) {
-        d.connected(conn, Connected::http1());
+        d.handle_connected(conn, Connected::http1());
     }
     d.release(lease);
     d.actions();
-    d.pool.transport_closed(lease.conn(), d.now).unwrap();
+    d.pool.handle_transport_closed(lease.conn(), d.now).unwrap();
     d.check();
     // Two idle remain: no refill needed.
     assert!(d.actions().is_empty());
     let idle = d.ready("k");
-    d.pool.transport_closed(idle.conn(), d.now).unwrap();
+    d.pool.handle_transport_closed(idle.conn(), d.now).unwrap();
     d.check();
     let actions = d.actions();
     assert_eq!(opens_in(&actions).len(), 1);

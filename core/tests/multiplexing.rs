@@ -32,7 +32,7 @@ fn a_peer_limit_below_the_streams_in_flight_stops_new_grants_until_they_drop_und
     let leases: Vec<_> = std::iter::once(first)
         .chain((0..5).map(|_| d.ready("k")))
         .collect();
-    d.pool.peer_max_streams(first.conn(), d.now, 2).unwrap();
+    d.pool.handle_peer_max_streams(first.conn(), d.now, 2).unwrap();
     d.check();
     let w = d.queued("k");
     for l in &leases[..4] {
@@ -54,7 +54,7 @@ fn a_raised_peer_limit_serves_waiters_at_once() {
     let first = d.first_lease("k", Connected::http2(1));
     let w = d.queued("k");
     assert!(d.actions().is_empty());
-    d.pool.peer_max_streams(first.conn(), d.now, 5).unwrap();
+    d.pool.handle_peer_max_streams(first.conn(), d.now, 5).unwrap();
     d.check();
     assert_eq!(grant_of(&d.actions(), w).conn(), first.conn());
 }
@@ -83,7 +83,7 @@ fn partly_used_connections_are_filled_before_idle_ones() {
     let a2 = d.ready("k");
     let w = d.queued("k");
     let b = d.opens(1)[0];
-    d.connected(b, Connected::http2(2));
+    d.handle_connected(b, Connected::http2(2));
     let b1 = grant_of(&d.actions(), w);
     assert_eq!(b1.conn(), b);
     d.release(a1);
@@ -98,23 +98,23 @@ fn peer_limits_apply_only_to_multiplexed_connections() {
     let mut d = Driver::new(quiet());
     let lease = d.first_lease("k", Connected::http1());
     assert_eq!(
-        d.pool.peer_max_streams(lease.conn(), d.now, 5),
+        d.pool.handle_peer_max_streams(lease.conn(), d.now, 5),
         Err(EventError::WrongState)
     );
     let w = d.queued("j");
     let conn = d.opens(1)[0];
     assert_eq!(
-        d.pool.peer_max_streams(conn, d.now, 5),
+        d.pool.handle_peer_max_streams(conn, d.now, 5),
         Err(EventError::WrongState)
     );
-    d.connected(conn, Connected::http2(0));
+    d.handle_connected(conn, Connected::http2(0));
     assert!(
         d.actions()
             .iter()
             .all(|a| !matches!(a, Action::Grant { .. })),
         "a zero limit grants nothing"
     );
-    d.pool.peer_max_streams(conn, d.now, 1).unwrap();
+    d.pool.handle_peer_max_streams(conn, d.now, 1).unwrap();
     assert_eq!(grant_of(&d.actions(), w).conn(), conn);
 }
 
@@ -126,9 +126,9 @@ fn queue_saturation_opens_when_no_connection_can_take_streams() {
     let mut d = Driver::new(c);
     let w = d.queued("k");
     let first = d.opens(1)[0];
-    d.connected(first, Connected::http2(0));
+    d.handle_connected(first, Connected::http2(0));
     let second = d.opens(1)[0];
-    d.connected(second, Connected::http2(4));
+    d.handle_connected(second, Connected::http2(4));
     assert_eq!(grant_of(&d.actions(), w).conn(), second);
 }
 
@@ -145,7 +145,7 @@ fn queue_saturation_replaces_a_connection_that_starts_draining() {
     // The connection cannot be reused: the waiter needs a new one.
     d.release_closing(a);
     let fresh = d.opens(1)[0];
-    d.connected(fresh, Connected::http2(2));
+    d.handle_connected(fresh, Connected::http2(2));
     assert_eq!(grant_of(&d.actions(), w).conn(), fresh);
     d.release(b);
 }

@@ -142,7 +142,7 @@ fn bring_up<K: Hash + Eq + Clone + Debug>(
         other => panic!("a queued request opens a connection, got {other:?}"),
     };
     assert_eq!(pool.poll_action(), None);
-    pool.connected(conn, now, how).expect("connecting");
+    pool.handle_connected(conn, now, how).expect("connecting");
     let lease = match pool.poll_action() {
         Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
         other => panic!("the connection goes to the waiter, got {other:?}"),

@@ -53,7 +53,6 @@ fn serve_one_by_one(config: Config, proto: Proto, requests: u64) -> Result<Harne
                     .ok_or("the new connection was not granted")?;
                 h.input(Input::Release(lease, Release::Reuse))?;
             }
-            Ok(other) => return Err(format!("unexpected answer {other:?}")),
             Err(e) => return Err(format!("refused: {e:?}")),
         }
     }

@@ -12,7 +12,7 @@ fn a_cold_burst_opens_one_connection_first() {
     let waiters: Vec<_> = (0..50).map(|_| d.queued("k")).collect();
     let conn = d.opens(1)[0];
     assert_eq!(d.pool.key_stats(&"k").unwrap().connecting, 1);
-    d.connected(conn, Connected::http2(100));
+    d.handle_connected(conn, Connected::http2(100));
     let granted = grants(&d.actions());
     assert_eq!(
         granted.len(),
@@ -30,7 +30,7 @@ fn a_burst_larger_than_the_stream_limit_opens_what_the_rest_needs() {
         d.queued("k");
     }
     let conn = d.opens(1)[0];
-    d.connected(conn, Connected::http2(10));
+    d.handle_connected(conn, Connected::http2(10));
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 10);
     let opens = opens_in(&actions).len();
@@ -49,7 +49,7 @@ fn an_http1_origin_opens_one_connection_per_waiter_after_learning() {
         d.queued("k");
     }
     let conn = d.opens(1)[0];
-    d.connected(conn, Connected::http1());
+    d.handle_connected(conn, Connected::http1());
     let actions = d.actions();
     assert_eq!(grants(&actions).len(), 1);
     let opens = opens_in(&actions).len();

@@ -23,7 +23,7 @@ fn the_most_recently_used_idle_connection_goes_first() {
     let a = d.first_lease("k", Connected::http1());
     let w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.connected(conn, Connected::http1());
+    d.handle_connected(conn, Connected::http1());
     let b = grant_of(&d.actions(), w);
     d.release(a);
     d.advance(millis(5));
@@ -42,6 +42,6 @@ fn connections_are_never_shared_across_keys() {
     let conn = d.opens(1)[0];
     assert_ne!(conn, a.conn());
     assert_eq!(d.pool.key(conn), Some(&"b"));
-    d.connected(conn, Connected::http1());
+    d.handle_connected(conn, Connected::http1());
     assert_eq!(grant_of(&d.actions(), w).conn(), conn);
 }

@@ -22,7 +22,7 @@ fn a_busy_multiplexed_connection_is_checked_at_once() {
     let first = d.first_lease("k", Connected::http2(10));
     let second = d.ready("k");
     assert_eq!(second.conn(), first.conn());
-    d.pool.suspect(first.conn(), d.now).unwrap();
+    d.pool.handle_suspect(first.conn(), d.now).unwrap();
     d.check();
     assert_eq!(d.actions(), [Action::HealthCheck { conn: first.conn() }]);
     // No new stream goes to it while the check is out: another connection opens.
@@ -30,11 +30,11 @@ fn a_busy_multiplexed_connection_is_checked_at_once() {
     let other = d.opens(1)[0];
     assert_ne!(other, first.conn());
     // Suspecting it again asks for nothing more.
-    d.pool.suspect(first.conn(), d.now).unwrap();
+    d.pool.handle_suspect(first.conn(), d.now).unwrap();
     assert!(d.actions().is_empty());
     // The answer makes it grantable again; the waiter takes it.
     d.advance(millis(20));
-    d.pool.health_ok(first.conn(), d.now).unwrap();
+    d.pool.handle_health_ok(first.conn(), d.now).unwrap();
     d.check();
     assert_eq!(grant_of(&d.actions(), w).conn(), first.conn());
 }
@@ -43,7 +43,7 @@ fn a_busy_multiplexed_connection_is_checked_at_once() {
 fn an_unanswered_check_closes_it_under_its_leases() {
     let mut d = Driver::new(config());
     let lease = d.first_lease("k", Connected::http2(10));
-    d.pool.suspect(lease.conn(), d.now).unwrap();
+    d.pool.handle_suspect(lease.conn(), d.now).unwrap();
     assert_eq!(d.actions(), [Action::HealthCheck { conn: lease.conn() }]);
     d.advance(millis(4_999));
     assert!(d.actions().is_empty());
@@ -65,7 +65,7 @@ fn an_unanswered_check_closes_it_under_its_leases() {
 fn connections_without_a_check_are_left_alone() {
     let mut d = Driver::new(config());
     let h1 = d.first_lease("k", Connected::http1());
-    d.pool.suspect(h1.conn(), d.now).unwrap();
+    d.pool.handle_suspect(h1.conn(), d.now).unwrap();
     d.check();
     assert!(d.actions().is_empty());
     d.release(h1);
@@ -76,9 +76,9 @@ fn connections_without_a_check_are_left_alone() {
 fn draining_connections_are_left_alone() {
     let mut d = Driver::new(config());
     let lease = d.first_lease("k", Connected::http2(10));
-    d.pool.going_away(lease.conn(), d.now).unwrap();
+    d.pool.handle_going_away(lease.conn(), d.now).unwrap();
     d.actions();
-    d.pool.suspect(lease.conn(), d.now).unwrap();
+    d.pool.handle_suspect(lease.conn(), d.now).unwrap();
     assert!(d.actions().is_empty());
     d.release(lease);
     assert_eq!(
@@ -92,11 +92,11 @@ fn a_connecting_or_unknown_connection_is_refused() {
     let mut d = Driver::new(config());
     d.queued("k");
     let conn = d.opens(1)[0];
-    assert_eq!(d.pool.suspect(conn, d.now), Err(EventError::WrongState));
-    d.connect_failed(conn);
+    assert_eq!(d.pool.handle_suspect(conn, d.now), Err(EventError::WrongState));
+    d.handle_connect_failed(conn);
     d.actions();
     assert_eq!(
-        d.pool.suspect(conn, d.now),
+        d.pool.handle_suspect(conn, d.now),
         Err(EventError::Stale(HandleKind::Connection))
     );
     assert!(d.actions().is_empty());

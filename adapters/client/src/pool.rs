@@ -273,7 +273,6 @@ impl State {
                         _ => {}
                     }
                 }
-                _ => {}
             }
         }
         self.after_inputs(&mut fx);
@@ -576,15 +575,15 @@ impl<R: Runtime> Inner<R> {
     /// Reports that a connection is going away: no new grants on it.
     pub(crate) fn going_away(&self, conn: muxpool_core::ConnId) {
         self.with_state(|st, now| {
-            let _ = st.pool.going_away(conn, now);
+            let _ = st.pool.handle_going_away(conn, now);
         });
     }
 
     /// A request on `conn` got no answer in time: the core checks the
-    /// connection at once (see [`muxpool_core::Pool::suspect`]).
+    /// connection at once (see [`muxpool_core::Pool::handle_suspect`]).
     pub(crate) fn suspect(&self, conn: muxpool_core::ConnId) {
         self.with_state(|st, now| {
-            let _ = st.pool.suspect(conn, now);
+            let _ = st.pool.handle_suspect(conn, now);
         });
     }
 
@@ -638,7 +637,7 @@ impl<R: Runtime> Inner<R> {
                 if let Some(conn) = self.1 {
                     self.0.with_state(|st, now| {
                         if take(&mut st.conns, conn.index(), conn).is_some() {
-                            let _ = st.pool.connect_failed(conn, now);
+                            let _ = st.pool.handle_connect_failed(conn, now);
                         }
                     });
                 }
@@ -707,7 +706,7 @@ impl<R: Runtime> Inner<R> {
                         (Connected::websocket(), Slot::Ws(conn))
                     }
                 };
-                match st.pool.connected(conn, now, info) {
+                match st.pool.handle_connected(conn, now, info) {
                     Ok(()) => {
                         st.connect_errors.remove(&origin);
                         put(&mut st.conns, conn.index(), conn, slot);
@@ -725,7 +724,7 @@ impl<R: Runtime> Inner<R> {
                 // first) is not this origin's latest failure.
                 if let Some(Slot::Connecting(origin)) = take(&mut st.conns, conn.index(), conn) {
                     st.remember_failure(origin, error);
-                    let _ = st.pool.connect_failed(conn, now);
+                    let _ = st.pool.handle_connect_failed(conn, now);
                 }
                 None
             }
@@ -754,13 +753,13 @@ impl<R: Runtime> Inner<R> {
     fn report(&self, conn: ConnId, report: crate::http2::Report) {
         self.with_state(|st, now| match report {
             crate::http2::Report::MaxStreams(n) => {
-                let _ = st.pool.peer_max_streams(conn, now, n);
+                let _ = st.pool.handle_peer_max_streams(conn, now, n);
             }
             crate::http2::Report::Pong => {
-                let _ = st.pool.health_ok(conn, now);
+                let _ = st.pool.handle_health_ok(conn, now);
             }
             crate::http2::Report::Closed => {
-                let _ = st.pool.transport_closed(conn, now);
+                let _ = st.pool.handle_transport_closed(conn, now);
                 let _ = take(&mut st.conns, conn.index(), conn);
             }
         });
@@ -840,7 +839,6 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                         fx.run(inner);
                         return Poll::Pending;
                     }
-                    Ok(_) => unreachable_acquire(),
                     Err(reason) => {
                         let fx = st.drain();
                         let error = st.rejection(self.origin, reason);
@@ -898,11 +896,6 @@ impl<R: Runtime> Future for Checkout<'_, R> {
             }
         }
     }
-}
-
-#[cold]
-fn unreachable_acquire() -> ! {
-    unreachable!("the core answers an acquire with Ready or Queued")
 }
 
 impl<R: Runtime> Drop for Checkout<'_, R> {

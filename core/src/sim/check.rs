@@ -443,8 +443,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         Ok(got)
     }
 
-    /// [`Pool::connected`], checked.
-    pub fn connected(
+    /// [`Pool::handle_connected`], checked.
+    pub fn handle_connected(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -454,7 +454,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("connected({conn:?}, {info:?})"),
             conn,
-            |pool| pool.connected(conn, now, info),
+            |pool| pool.handle_connected(conn, now, info),
             |c| c.up.is_none(),
             |this| {
                 let now = this.now;
@@ -479,8 +479,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::connect_failed`], checked.
-    pub fn connect_failed(
+    /// [`Pool::handle_connect_failed`], checked.
+    pub fn handle_connect_failed(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -489,7 +489,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("connect_failed({conn:?})"),
             conn,
-            |pool| pool.connect_failed(conn, now),
+            |pool| pool.handle_connect_failed(conn, now),
             |c| c.up.is_none(),
             |this| {
                 this.forget_conn(conn);
@@ -498,8 +498,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::peer_max_streams`], checked.
-    pub fn peer_max_streams(
+    /// [`Pool::handle_peer_max_streams`], checked.
+    pub fn handle_peer_max_streams(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -513,7 +513,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("peer_max_streams({conn:?}, {max_streams})"),
             conn,
-            |pool| pool.peer_max_streams(conn, now, max_streams),
+            |pool| pool.handle_peer_max_streams(conn, now, max_streams),
             multiplexed,
             |this| {
                 let up = this.conns.get_mut(&conn).and_then(|c| c.up.as_mut());
@@ -523,8 +523,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::going_away`], checked.
-    pub fn going_away(
+    /// [`Pool::handle_going_away`], checked.
+    pub fn handle_going_away(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -533,7 +533,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("going_away({conn:?})"),
             conn,
-            |pool| pool.going_away(conn, now),
+            |pool| pool.handle_going_away(conn, now),
             |c| c.up.is_some(),
             |this| {
                 this.conns
@@ -544,8 +544,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::transport_closed`], checked.
-    pub fn transport_closed(
+    /// [`Pool::handle_transport_closed`], checked.
+    pub fn handle_transport_closed(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -554,7 +554,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("transport_closed({conn:?})"),
             conn,
-            |pool| pool.transport_closed(conn, now),
+            |pool| pool.handle_transport_closed(conn, now),
             |_| true,
             |this| {
                 if this.forget_conn(conn).up.is_some() {
@@ -566,8 +566,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::health_ok`], checked.
-    pub fn health_ok(
+    /// [`Pool::handle_health_ok`], checked.
+    pub fn handle_health_ok(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -576,7 +576,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("health_ok({conn:?})"),
             conn,
-            |pool| pool.health_ok(conn, now),
+            |pool| pool.handle_health_ok(conn, now),
             |c| c.pinged_at.is_some(),
             |this| {
                 let now = this.now;
@@ -590,8 +590,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         )
     }
 
-    /// [`Pool::suspect`], checked.
-    pub fn suspect(
+    /// [`Pool::handle_suspect`], checked.
+    pub fn handle_suspect(
         &mut self,
         conn: ConnId,
         now: Instant,
@@ -600,7 +600,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             now,
             format_args!("suspect({conn:?})"),
             conn,
-            |pool| pool.suspect(conn, now),
+            |pool| pool.handle_suspect(conn, now),
             |c| c.up.is_some(),
             |this| {
                 let c = this

@@ -230,15 +230,15 @@ fn apply(checker: &mut Checker<u8>, u: &mut Unstructured<'_>) -> Result<(), Viol
                     continue;
                 };
                 let _ = match event {
-                    ConnEvent::Connected(info) => checker.connected(conn, at, info)?,
-                    ConnEvent::Failed => checker.connect_failed(conn, at)?,
+                    ConnEvent::Connected(info) => checker.handle_connected(conn, at, info)?,
+                    ConnEvent::Failed => checker.handle_connect_failed(conn, at)?,
                     ConnEvent::PeerMaxStreams(max) => {
-                        checker.peer_max_streams(conn, at, u32::from(max))?
+                        checker.handle_peer_max_streams(conn, at, u32::from(max))?
                     }
-                    ConnEvent::GoingAway => checker.going_away(conn, at)?,
-                    ConnEvent::TransportClosed => checker.transport_closed(conn, at)?,
-                    ConnEvent::HealthOk => checker.health_ok(conn, at)?,
-                    ConnEvent::Suspect => checker.suspect(conn, at)?,
+                    ConnEvent::GoingAway => checker.handle_going_away(conn, at)?,
+                    ConnEvent::TransportClosed => checker.handle_transport_closed(conn, at)?,
+                    ConnEvent::HealthOk => checker.handle_health_ok(conn, at)?,
+                    ConnEvent::Suspect => checker.handle_suspect(conn, at)?,
                 };
             }
             Op::Advance(by) => {

@@ -386,30 +386,30 @@ impl<'a> World<'a> {
                 self.next_request(s);
             }
             Event::ConnectDone(conn, Some(info)) => {
-                if self.checker.connected(conn, now, info)?.is_ok() {
+                if self.checker.handle_connected(conn, now, info)?.is_ok() {
                     self.arm_server_idle(conn);
                 }
             }
             Event::ConnectDone(conn, None) => {
-                let _ = self.checker.connect_failed(conn, now)?;
+                let _ = self.checker.handle_connect_failed(conn, now)?;
             }
             Event::ServerIdle(conn, grants) => {
                 let idle = self.checker.conn(conn).is_some_and(|c| c.leases == 0);
                 if idle && self.activity.get(&conn) == Some(&grants) {
-                    let _ = self.checker.transport_closed(conn, now)?;
+                    let _ = self.checker.handle_transport_closed(conn, now)?;
                 }
             }
             Event::Reset(conn) => {
-                let _ = self.checker.transport_closed(conn, now)?;
+                let _ = self.checker.handle_transport_closed(conn, now)?;
             }
             Event::GoingAway(conn) => {
-                let _ = self.checker.going_away(conn, now)?;
+                let _ = self.checker.handle_going_away(conn, now)?;
             }
             Event::PeerLimit(conn, max) => {
-                let _ = self.checker.peer_max_streams(conn, now, max)?;
+                let _ = self.checker.handle_peer_max_streams(conn, now, max)?;
             }
             Event::Pong(conn) => {
-                let _ = self.checker.health_ok(conn, now)?;
+                let _ = self.checker.handle_health_ok(conn, now)?;
             }
         }
         self.react()

@@ -866,7 +866,6 @@ impl Model {
                 );
                 self.count(Some(key), |s| s.rejections[reject_slot(reason)] += 1);
             }
-            Ok(other) => return Err(format!("unknown acquire answer {other:?}")),
         }
         Ok(())
     }
@@ -1546,7 +1545,6 @@ impl Model {
             Action::Grant { waiter, lease } => self.on_grant(waiter, lease),
             Action::Reject { waiter, reason } => self.on_reject(waiter, reason),
             Action::HealthCheck { conn } => self.on_health_check(conn),
-            other => Err(format!("unknown action {other:?}")),
         }
     }
 
@@ -2264,13 +2262,13 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             }
             Input::Cancel(w) => Outcome::Event(p.cancel(w, now)),
             Input::Release(lease, how) => Outcome::Event(p.release(lease, now, how)),
-            Input::Connected(c, proto) => Outcome::Event(p.connected(c, now, proto.connected())),
-            Input::ConnectFailed(c) => Outcome::Event(p.connect_failed(c, now)),
-            Input::PeerMaxStreams(c, n) => Outcome::Event(p.peer_max_streams(c, now, n)),
-            Input::GoingAway(c) => Outcome::Event(p.going_away(c, now)),
-            Input::TransportClosed(c) => Outcome::Event(p.transport_closed(c, now)),
-            Input::HealthOk(c) => Outcome::Event(p.health_ok(c, now)),
-            Input::Suspect(c) => Outcome::Event(p.suspect(c, now)),
+            Input::Connected(c, proto) => Outcome::Event(p.handle_connected(c, now, proto.connected())),
+            Input::ConnectFailed(c) => Outcome::Event(p.handle_connect_failed(c, now)),
+            Input::PeerMaxStreams(c, n) => Outcome::Event(p.handle_peer_max_streams(c, now, n)),
+            Input::GoingAway(c) => Outcome::Event(p.handle_going_away(c, now)),
+            Input::TransportClosed(c) => Outcome::Event(p.handle_transport_closed(c, now)),
+            Input::HealthOk(c) => Outcome::Event(p.handle_health_ok(c, now)),
+            Input::Suspect(c) => Outcome::Event(p.handle_suspect(c, now)),
             Input::HandleTimeout => {
                 p.handle_timeout(now);
                 Outcome::Unit

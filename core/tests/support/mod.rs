@@ -88,16 +88,16 @@ impl Driver {
         }
     }
 
-    pub fn connected(&mut self, conn: ConnId, how: Connected) {
+    pub fn handle_connected(&mut self, conn: ConnId, how: Connected) {
         self.pool
-            .connected(conn, self.now, how)
+            .handle_connected(conn, self.now, how)
             .expect("connecting");
         self.check();
     }
 
-    pub fn connect_failed(&mut self, conn: ConnId) {
+    pub fn handle_connect_failed(&mut self, conn: ConnId) {
         self.pool
-            .connect_failed(conn, self.now)
+            .handle_connect_failed(conn, self.now)
             .expect("connecting");
         self.check();
     }
@@ -129,7 +129,7 @@ impl Driver {
     pub fn first_lease(&mut self, key: &'static str, how: Connected) -> Lease {
         let w = self.queued(key);
         let conn = self.opens(1)[0];
-        self.connected(conn, how);
+        self.handle_connected(conn, how);
         let mut actions = self.actions();
         let lease = grant_of(&actions, w);
         actions.retain(|a| !matches!(a, Action::Grant { waiter, .. } if *waiter == w));
@@ -148,7 +148,7 @@ impl Driver {
         let conn = *opens_in(&actions)
             .first()
             .unwrap_or_else(|| panic!("a connection opens in place of {closed:?}: {actions:?}"));
-        self.connected(conn, Connected::http1());
+        self.handle_connected(conn, Connected::http1());
         grant_of(&self.actions(), waiter)
     }
 }
