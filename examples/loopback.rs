@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ..Options::default()
     });
     let client = Client::builder()
-        .max_connections_per_origin(PER_ORIGIN)
+        .max_connections_per_key(PER_ORIGIN)
         .timeout(Duration::from_secs(10))
         .build()?;
     println!(

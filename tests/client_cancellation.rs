@@ -114,7 +114,7 @@ async fn still_serves<R: Adapter>(client: &Client<R>, server: &HyperServer) {
 async fn cancelled_requests_and_dropped_bodies_leak_nothing<R: Adapter>() {
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(16)
+        .max_connections_per_key(16)
         .build()
         .unwrap();
     let started = std::time::Instant::now();
@@ -155,7 +155,7 @@ async fn cancelled_http2_streams_leak_nothing<R: Adapter>() {
     });
     let client = Client::<R>::builder()
         .http2_prior_knowledge(true)
-        .max_connections_per_origin(4)
+        .max_connections_per_key(4)
         .build()
         .unwrap();
     load::<R>(&client, &server, 0x2545_f491_4f6c_dd1d).await;
@@ -171,7 +171,7 @@ async fn cancelled_while_queued_and_while_connecting<R: Adapter>() {
     // dropped there.
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(1)
+        .max_connections_per_key(1)
         .build()
         .unwrap();
     let holder = spawn_get_text(&client, server.url("/slow/1000"));
@@ -292,7 +292,7 @@ async fn shutdown_of_an_idle_client_is_immediate<R: Adapter>() {
 async fn shutdown_refuses_waiting_requests<R: Adapter>() {
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(1)
+        .max_connections_per_key(1)
         .build()
         .unwrap();
     let holder = get(&client, server.url("/bytes/2000000")).await.unwrap();

@@ -178,7 +178,7 @@ async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
     // queue and times out there.
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(1)
+        .max_connections_per_key(1)
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
@@ -201,8 +201,8 @@ async fn a_full_queue_is_pool_exhausted<R: Adapter>() {
     const REQUESTS: usize = 12;
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(1)
-        .max_waiting_per_origin(2)
+        .max_connections_per_key(1)
+        .max_waiting_per_key(2)
         .build()
         .unwrap();
     let mut tasks = Vec::new();
@@ -273,7 +273,7 @@ async fn invalid_configuration_is_a_config_error<R: Adapter>() {
         .expect_err("a zero timeout");
     assert_eq!(error.kind(), ErrorKind::Config);
     let error = Client::<R>::builder()
-        .max_connections_per_origin(0)
+        .max_connections_per_key(0)
         .build()
         .expect_err("a zero limit");
     assert_eq!(error.kind(), ErrorKind::Config, "{error:#}");

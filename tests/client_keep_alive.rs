@@ -79,7 +79,7 @@ async fn concurrent_requests_stay_within_the_per_origin_limit<R: Adapter>() {
     const REQUESTS: usize = 40;
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(LIMIT)
+        .max_connections_per_key(LIMIT)
         .build()
         .unwrap();
 
@@ -118,7 +118,7 @@ async fn concurrent_requests_open_connections_up_to_the_limit_when_needed<R: Ada
     const LIMIT: u32 = 4;
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::builder()
-        .max_connections_per_origin(LIMIT)
+        .max_connections_per_key(LIMIT)
         .build()
         .unwrap();
     let started = std::time::Instant::now();

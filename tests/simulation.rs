@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use muxpool_core::sim::{self, Checker, Faults, Options, Origin, Protocol, Report};
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, Config, ConnId, Connected,
+    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, PoolConfig, ConnId, Connected,
     HealthCheck, Instant, Lease, RejectReason, Release, WaiterId,
 };
 
@@ -116,7 +116,7 @@ fn scenario(origin: Origin, sessions: u32) -> Options {
     options.own_deadline = 0.0;
     options.faults = Faults::NONE;
     options.fault_phase = Duration::ZERO;
-    options.config = Config::default();
+    options.config = PoolConfig::default();
     options
 }
 
@@ -242,7 +242,7 @@ const T0: Instant = Instant::ZERO;
 /// refusals long after the faults stopped).
 #[test]
 fn half_open_probe_evicts_under_the_global_limit() {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.max_connections = 1;
     config.max_connections_per_key = 1;
     config.circuit = Circuit::new(Some(1), Duration::from_secs(1));
@@ -269,7 +269,7 @@ fn half_open_probe_evicts_under_the_global_limit() {
 /// it due at once: `handle_timeout` must handle that too before returning.
 #[test]
 fn handle_timeout_leaves_nothing_due() {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.forget_key_after = Duration::from_nanos(1);
     let timeout = config.connect_timeout;
     let mut c = Checker::new(config).unwrap();
@@ -284,17 +284,17 @@ fn handle_timeout_leaves_nothing_due() {
 /// nanosecond): the configuration refuses them.
 #[test]
 fn zero_durations_are_refused() {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.idle_timeout = Some(Duration::ZERO);
     config.min_idle_per_key = 1;
     assert!(matches!(
         Checker::<&str>::new(config),
         Err(muxpool_core::ConfigError::ZeroDuration("idle_timeout"))
     ));
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.forget_key_after = Duration::ZERO;
     assert!(Checker::<&str>::new(config).is_err());
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.connect_timeout = Duration::ZERO;
     assert!(Checker::<&str>::new(config).is_err());
 }
@@ -304,7 +304,7 @@ fn zero_durations_are_refused() {
 /// waits for the wake-up it asked for.
 #[test]
 fn a_late_wake_up_is_not_a_stall() {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1));
     let timeout = config.connect_timeout;
     let mut c = Checker::new(config).unwrap();

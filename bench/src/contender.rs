@@ -238,7 +238,7 @@ impl Setup for Plain {
     fn configure<R: Runtime>(builder: ClientBuilder<R>) -> ClientBuilder<R> {
         // As many connections as the peers (which have no limit) open, so the
         // comparison is like for like; muxpool's default is 100 per origin.
-        builder.max_connections_per_origin(1024)
+        builder.max_connections_per_key(1024)
     }
 }
 

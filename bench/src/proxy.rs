@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use muxpool::core::{
-    Acquire, AcquireOptions, Action, Config, Connected, Instant as CoreInstant, Lease, Pool,
+    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant as CoreInstant, Lease, Pool,
     Release,
 };
 use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
@@ -196,7 +196,7 @@ async fn load(params: &Params, server: &HyperServer) -> Result<Measured, String>
         .map_err(|e| format!("server URL: {e}"))?;
     let client = muxpool::Client::builder()
         .http2_prior_knowledge(true)
-        .max_connections_per_origin(params.connections)
+        .max_connections_per_key(params.connections)
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| format!("building the client: {e}"))?;
@@ -332,7 +332,7 @@ async fn session(client: &muxpool::Client, uri: &http::Uri, deadline: Instant, c
 /// does.
 fn pool_overhead_ns() -> Result<f64, String> {
     let mut pool: Pool<String> =
-        Pool::new(Config::default()).map_err(|e| format!("core pool: {e}"))?;
+        Pool::new(PoolConfig::default()).map_err(|e| format!("core pool: {e}"))?;
     let key = "http://127.0.0.1:8080".to_string();
     let mut now = CoreInstant::from_millis(1);
     let mut tick = || {

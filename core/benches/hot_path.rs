@@ -52,7 +52,7 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{Bencher, BenchmarkId, Criterion};
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Config, Connected, Instant, Lease, Pool, Release,
+    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Lease, Pool, Release,
 };
 use support::ThreadTime;
 
@@ -63,7 +63,7 @@ struct Driver<K> {
 }
 
 impl<K: Hash + Eq + Clone + Debug> Driver<K> {
-    fn new(config: Config) -> Self {
+    fn new(config: PoolConfig) -> Self {
         Driver {
             pool: Pool::new(config).expect("valid config"),
             now: Instant::from_millis(1),
@@ -170,14 +170,14 @@ impl Iterations for Counted {
 }
 
 fn idle_http1(it: &mut impl Iterations) {
-    let mut d = Driver::new(Config::default());
+    let mut d = Driver::new(PoolConfig::default());
     d.bring_up_idle(&ORIGIN, Connected::http1());
     it.run(|| d.acquire_release(&ORIGIN));
     d.pool.check_invariants().expect("invariants hold");
 }
 
 fn h2_stream_idle_conn(it: &mut impl Iterations) {
-    let mut d = Driver::new(Config::default());
+    let mut d = Driver::new(PoolConfig::default());
     d.bring_up_idle(&ORIGIN, Connected::http2(100));
     it.run(|| d.acquire_release(&ORIGIN));
     assert_eq!(d.pool.stats().connects, 1);
@@ -185,7 +185,7 @@ fn h2_stream_idle_conn(it: &mut impl Iterations) {
 }
 
 fn h2_stream_busy_conn(it: &mut impl Iterations) {
-    let mut d = Driver::new(Config::default());
+    let mut d = Driver::new(PoolConfig::default());
     let first = d.bring_up(&ORIGIN, Connected::http2(100));
     let held: Vec<Lease> = (0..9)
         .map(|_| {
@@ -204,7 +204,7 @@ fn h2_stream_busy_conn(it: &mut impl Iterations) {
 }
 
 fn grant_to_waiter(it: &mut impl Iterations) {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.max_connections_per_key = 1;
     let mut d = Driver::new(config);
     let mut busy = d.bring_up(&ORIGIN, Connected::http1());
@@ -274,7 +274,7 @@ fn keys_bench<M: Measurement, K: Hash + Eq + Clone + Debug>(
     let mut group = c.benchmark_group(format!("keys/{name}"));
     for n in [1usize, 1_000, 10_000] {
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
-            let mut config = Config::default();
+            let mut config = PoolConfig::default();
             config.max_connections = 10_000;
             let mut d = Driver::new(config);
             let keys: Vec<K> = (0..n).map(&make_key).collect();

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use criterion::measurement::Measurement;
 use criterion::Criterion;
-use muxpool_core::{Acquire, AcquireOptions, Action, Config, Connected, Instant, Pool, Release};
+use muxpool_core::{Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Pool, Release};
 use support::{thread_cpu_time, ThreadTime};
 use tokio::runtime::Runtime;
 
@@ -96,7 +96,7 @@ fn runtime() -> Runtime {
 
 /// A muxpool-core pool with one idle HTTP/1.1 connection on [`ORIGIN`].
 fn muxpool_with_idle_connection(now: Instant) -> Pool<&'static str> {
-    let mut pool = Pool::new(Config::default()).expect("valid config");
+    let mut pool = Pool::new(PoolConfig::default()).expect("valid config");
     let Ok(Acquire::Queued(waiter)) = pool.acquire(&ORIGIN, now, AcquireOptions::default()) else {
         panic!("a cold key queues");
     };

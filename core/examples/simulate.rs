@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muxpool_core::sim::{self, Faults, Options, Origin, Protocol};
-use muxpool_core::{Config, HealthCheck};
+use muxpool_core::{PoolConfig, HealthCheck};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -25,7 +25,7 @@ fn ms(n: u64) -> Duration {
 /// A service's view of the world: two HTTP/2 APIs, a legacy HTTP/1.1 one, and a
 /// WebSocket feed whose sessions hold their connection for seconds.
 fn realistic(seed: u64, sessions: u32) -> Options {
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.health_check = HealthCheck::new(Some(Duration::from_secs(10)), Duration::from_secs(2));
     config.seed = seed;
     let requests = (ms(5), ms(200));

@@ -102,10 +102,10 @@ impl HealthCheck {
     }
 }
 
-/// The pool's configuration. Start from [`Config::default`] and set fields.
+/// The pool's configuration. Start from [`PoolConfig::default`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Config {
+pub struct PoolConfig {
     /// Connections per key, counting connecting, ready and draining ones.
     pub max_connections_per_key: u32,
     /// Connections over all keys, counted the same way.
@@ -148,9 +148,9 @@ pub struct Config {
     pub seed: u64,
 }
 
-impl Default for Config {
+impl Default for PoolConfig {
     fn default() -> Self {
-        Config {
+        PoolConfig {
             max_connections_per_key: 100,
             max_connections: 10_000,
             max_connecting_per_key: 8,
@@ -219,7 +219,7 @@ impl std::error::Error for ConfigError {}
 
 const LIMIT_CEILING: u32 = u32::MAX / 2;
 
-impl Config {
+impl PoolConfig {
     /// Checks the configuration; [`Pool::new`](crate::Pool::new) calls this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let limits = [

@@ -13,7 +13,7 @@ pub enum Mode {
     Exclusive,
     /// Many concurrent streams: HTTP/2. `max_streams` is the peer's limit
     /// (SETTINGS_MAX_CONCURRENT_STREAMS); the connection's capacity is the smaller
-    /// of it and [`Config::max_streams_per_connection`](crate::Config::max_streams_per_connection).
+    /// of it and [`PoolConfig::max_streams_per_connection`](crate::PoolConfig::max_streams_per_connection).
     Multiplexed {
         /// The peer's limit on concurrent streams.
         max_streams: u32,
@@ -61,7 +61,7 @@ impl Connected {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub struct AcquireOptions {
-    /// Give up at this instant; `None` waits [`Config::acquire_timeout`](crate::Config::acquire_timeout).
+    /// Give up at this instant; `None` waits [`PoolConfig::acquire_timeout`](crate::PoolConfig::acquire_timeout).
     pub deadline: Option<Instant>,
     /// Session affinity: take a lease on this connection when it can give one
     /// at once (a session's previous connection, say), rather than the one the

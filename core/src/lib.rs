@@ -19,9 +19,9 @@
 //! ```
 //! use std::collections::HashMap;
 //! use std::time::Duration;
-//! use muxpool_core::{Acquire, AcquireOptions, Action, Config, Connected, Instant, Pool, Release};
+//! use muxpool_core::{Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Pool, Release};
 //!
-//! let mut pool: Pool<&'static str> = Pool::new(Config::default()).unwrap();
+//! let mut pool: Pool<&'static str> = Pool::new(PoolConfig::default()).unwrap();
 //! let mut now = Instant::ZERO;
 //!
 //! // A request for capacity on an origin. Nothing is open yet, so it waits...
@@ -94,7 +94,7 @@ mod timer;
 pub mod sim;
 
 pub use action::{Action, CloseReason, RejectReason};
-pub use config::{Backoff, Circuit, Config, ConfigError, HealthCheck, Saturation};
+pub use config::{Backoff, Circuit, PoolConfig, ConfigError, HealthCheck, Saturation};
 pub use error::{EventError, HandleKind};
 pub use event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
 pub use id::{ConnId, Lease, LeaseId, WaiterId};

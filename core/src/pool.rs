@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::action::{Action, CloseReason, RejectReason};
-use crate::config::{Config, ConfigError, Saturation};
+use crate::config::{PoolConfig, ConfigError, Saturation};
 use crate::error::{EventError, HandleKind};
 use crate::event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
 use crate::id::{Arena, ConnId, Handle, KeyId, Lease, LeaseId, StreamLease, WaiterId};
@@ -670,7 +670,7 @@ impl Books {
 /// `K` names an origin: anything hashable that tells apart connections that must
 /// never be shared (the adapters use scheme, host, port and TLS identity).
 pub struct Pool<K> {
-    config: Config,
+    config: PoolConfig,
     keys: Arena<KeyId, KeyState<K>>,
     index: HashMap<K, KeyId, SeededState>,
     /// The key the last [`Pool::acquire`] named. Consecutive requests mostly name
@@ -713,7 +713,7 @@ impl<K> fmt::Debug for Pool<K> {
 
 impl<K: Hash + Eq + Clone> Pool<K> {
     /// A pool with `config`, or why the configuration is refused.
-    pub fn new(config: Config) -> Result<Pool<K>, ConfigError> {
+    pub fn new(config: PoolConfig) -> Result<Pool<K>, ConfigError> {
         config.validate()?;
         let conns = (config.max_connections as usize).min(1024);
         Ok(Pool {
@@ -749,7 +749,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// The configuration the pool runs with.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &PoolConfig {
         &self.config
     }
 
@@ -1192,7 +1192,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let now = self.tick(now);
         // Handling what is due can arm more for `now` (a key emptied by a timeout
         // is due to be forgotten); rounds go on until nothing due is left. Every
-        // duration is positive (`Config::validate`), so this ends after a round
+        // duration is positive (`PoolConfig::validate`), so this ends after a round
         // or two; the bound only guards the caller against a core bug.
         for _ in 0..16 {
             self.handle_due(now);

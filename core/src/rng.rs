@@ -2,7 +2,7 @@
 //!
 //! Backoff jitter and lifetime jitter must spread a fleet out, yet the same inputs
 //! must give the same outputs. So randomness is a pure function of
-//! [`Config::seed`](crate::Config::seed) and of the order of the calls that need it.
+//! [`PoolConfig::seed`](crate::PoolConfig::seed) and of the order of the calls that need it.
 
 /// SplitMix64: tiny, fast, and statistically good enough to spread timers.
 #[derive(Debug, Clone)]

@@ -3,10 +3,10 @@
 //! failures its circuit opens and requests fail fast until a probe succeeds.
 
 mod support;
-use muxpool_core::{Acquire, Backoff, Circuit, Config, Connected, RejectReason};
+use muxpool_core::{Acquire, Backoff, Circuit, PoolConfig, Connected, RejectReason};
 use support::*;
 
-fn flaky(threshold: Option<u32>) -> Config {
+fn flaky(threshold: Option<u32>) -> PoolConfig {
     let mut c = quiet();
     c.backoff = Backoff::new(millis(100), secs(10));
     c.circuit = Circuit::new(threshold, secs(5));

@@ -3,10 +3,10 @@
 //! time closes it.
 
 mod support;
-use muxpool_core::{Action, CloseReason, Config, Connected, EventError, HealthCheck};
+use muxpool_core::{Action, CloseReason, PoolConfig, Connected, EventError, HealthCheck};
 use support::*;
 
-fn checked() -> Config {
+fn checked() -> PoolConfig {
     let mut c = quiet();
     c.health_check = HealthCheck::new(Some(secs(30)), secs(5));
     c

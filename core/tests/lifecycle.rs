@@ -3,7 +3,7 @@
 //! last one is back).
 
 mod support;
-use muxpool_core::{Action, CloseReason, Config, Connected, Instant, Pool, RejectReason};
+use muxpool_core::{Action, CloseReason, PoolConfig, Connected, Instant, Pool, RejectReason};
 use support::*;
 
 #[test]
@@ -231,22 +231,22 @@ fn idle_keys_are_forgotten_after_a_while() {
 
 #[test]
 fn invalid_configurations_are_refused_with_a_reason() {
-    let mut c = Config::default();
+    let mut c = PoolConfig::default();
     c.max_connections_per_key = 0;
     assert!(Pool::<u32>::new(c).is_err());
-    let mut c = Config::default();
+    let mut c = PoolConfig::default();
     c.min_idle_per_key = c.max_connections_per_key + 1;
     assert_eq!(
         Pool::<u32>::new(c).unwrap_err(),
         muxpool_core::ConfigError::MinIdleAboveMax
     );
-    let mut c = Config::default();
+    let mut c = PoolConfig::default();
     c.max_lifetime = Some(secs(1));
     c.lifetime_jitter = secs(1);
     assert!(Pool::<u32>::new(c)
         .unwrap_err()
         .to_string()
         .contains("lifetime_jitter"));
-    assert!(Pool::<u32>::new(Config::default()).is_ok());
+    assert!(Pool::<u32>::new(PoolConfig::default()).is_ok());
     let _: Option<Action> = None;
 }

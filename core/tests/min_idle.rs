@@ -2,10 +2,10 @@
 //! failures and expiry, and the idle timeout never closes below it.
 
 mod support;
-use muxpool_core::{CloseReason, Config, Connected};
+use muxpool_core::{CloseReason, PoolConfig, Connected};
 use support::*;
 
-fn warm(min_idle: u32) -> Config {
+fn warm(min_idle: u32) -> PoolConfig {
     let mut c = quiet();
     c.min_idle_per_key = min_idle;
     c.idle_timeout = Some(secs(60));

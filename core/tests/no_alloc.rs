@@ -38,7 +38,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Config, Connected, Instant, Lease, Pool, Release,
+    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Lease, Pool, Release,
 };
 
 /// Hot-path iterations measured per test.
@@ -153,7 +153,7 @@ fn bring_up<K: Hash + Eq + Clone + Debug>(
 
 /// A pool with one connection up on `"origin"`, and the lease the first request
 /// got on it (still out).
-fn pool_with_connection(config: Config, how: Connected) -> (Pool<&'static str>, Lease, Instant) {
+fn pool_with_connection(config: PoolConfig, how: Connected) -> (Pool<&'static str>, Lease, Instant) {
     let mut pool = Pool::new(config).expect("valid config");
     let now = Instant::from_millis(1);
     let lease = bring_up(&mut pool, &"origin", now, how);
@@ -202,7 +202,7 @@ fn the_counter_sees_allocations() {
     // And it sees the pool's own allocations: a cold key allocates (the key is
     // cloned into the index, the slabs grow), so a zero below is not the counter
     // being blind to the pool.
-    let mut pool: Pool<String> = Pool::new(Config::default()).expect("valid config");
+    let mut pool: Pool<String> = Pool::new(PoolConfig::default()).expect("valid config");
     let key = String::from("https://cold.example");
     let (_, traffic) = measure(|| pool.acquire(&key, Instant::ZERO, AcquireOptions::default()));
     assert!(
@@ -213,7 +213,7 @@ fn the_counter_sees_allocations() {
 
 #[test]
 fn idle_exclusive_acquire_release() {
-    let (mut pool, lease, mut now) = pool_with_connection(Config::default(), Connected::http1());
+    let (mut pool, lease, mut now) = pool_with_connection(PoolConfig::default(), Connected::http1());
     pool.release(lease, now, Release::Reuse)
         .expect("live lease");
     drain_nothing(&mut pool);
@@ -242,7 +242,7 @@ fn idle_exclusive_acquire_release() {
 
 #[test]
 fn multiplexed_stream_acquire_release() {
-    let (mut pool, held, mut now) = pool_with_connection(Config::default(), Connected::http2(100));
+    let (mut pool, held, mut now) = pool_with_connection(PoolConfig::default(), Connected::http2(100));
     let conn = held.conn();
 
     // Streams on a connection that is otherwise idle, and on one with a stream
@@ -297,7 +297,7 @@ fn multiplexed_stream_acquire_release() {
 fn grant_to_queued_waiter() {
     // One connection per key, so a request that finds it busy waits for it
     // instead of asking for another connection.
-    let mut config = Config::default();
+    let mut config = PoolConfig::default();
     config.max_connections_per_key = 1;
     let (mut pool, first, mut now) = pool_with_connection(config, Connected::http1());
     pool.release(first, now, Release::Reuse)
@@ -350,7 +350,7 @@ fn many_keys_acquire_release() {
     // order: the key lookup (hashing a `String`, probing the index) allocates
     // nothing either.
     const KEYS: usize = 1_000;
-    let mut pool: Pool<String> = Pool::new(Config::default()).expect("valid config");
+    let mut pool: Pool<String> = Pool::new(PoolConfig::default()).expect("valid config");
     let mut now = Instant::from_millis(1);
     let keys: Vec<String> = (0..KEYS)
         .map(|i| format!("https://origin-{i}.example.com:443"))

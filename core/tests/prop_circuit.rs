@@ -18,7 +18,7 @@ mod prop_support;
 
 use std::time::Duration;
 
-use muxpool_core::{Acquire, Action, Backoff, Circuit, Config, Instant, RejectReason};
+use muxpool_core::{Acquire, Action, Backoff, Circuit, PoolConfig, Instant, RejectReason};
 use prop_support::{case, proptest_config, Harness, Input, Profile, Proto};
 use proptest::prelude::*;
 
@@ -71,7 +71,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let open_for = Duration::from_millis(open_for_ms);
-        let mut config = Config::default();
+        let mut config = PoolConfig::default();
         config.max_connections_per_key = 2;
         config.max_connecting_per_key = 1;
         config.acquire_timeout = Duration::from_secs(60);

@@ -13,7 +13,7 @@
 
 mod prop_support;
 
-use muxpool_core::{Acquire, Action, CloseReason, Config, Release};
+use muxpool_core::{Acquire, Action, CloseReason, PoolConfig, Release};
 use prop_support::{case, proptest_config, Harness, Input, Profile, Proto};
 use proptest::prelude::*;
 
@@ -25,8 +25,8 @@ fn exclusive_or_multiplexed() -> impl Strategy<Value = Proto> {
     ]
 }
 
-fn small_config(seed: u64) -> Config {
-    let mut c = Config::default();
+fn small_config(seed: u64) -> PoolConfig {
+    let mut c = PoolConfig::default();
     c.max_connections_per_key = 1;
     c.max_connections = 1;
     c.idle_timeout = None;
@@ -36,7 +36,7 @@ fn small_config(seed: u64) -> Config {
 }
 
 /// Serves `requests` requests one after another on key 0; returns the harness.
-fn serve_one_by_one(config: Config, proto: Proto, requests: u64) -> Result<Harness<u8>, String> {
+fn serve_one_by_one(config: PoolConfig, proto: Proto, requests: u64) -> Result<Harness<u8>, String> {
     let mut h = Harness::new(config, 1, |k| k);
     for _ in 0..requests {
         match h.acquire(0, None)? {

@@ -5,7 +5,7 @@ mod support;
 use muxpool_core::{Acquire, Action, Connected, EventError, HandleKind, RejectReason};
 use support::*;
 
-fn one_connection() -> muxpool_core::Config {
+fn one_connection() -> muxpool_core::PoolConfig {
     let mut c = quiet();
     c.max_connections_per_key = 1;
     c.max_waiters_per_key = 3;

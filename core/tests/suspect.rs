@@ -5,12 +5,12 @@
 
 mod support;
 use muxpool_core::{
-    Action, CloseReason, Config, Connected, EventError, HandleKind, HealthCheck, Release,
+    Action, CloseReason, PoolConfig, Connected, EventError, HandleKind, HealthCheck, Release,
 };
 use support::*;
 
 /// No periodic check: only suspicion sends one.
-fn config() -> Config {
+fn config() -> PoolConfig {
     let mut c = quiet();
     c.health_check = HealthCheck::new(None, secs(5));
     c

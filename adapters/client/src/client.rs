@@ -542,7 +542,7 @@ impl<R: Runtime> CheckIn for Inner<R> {
 #[must_use]
 pub struct ClientBuilder<R> {
     runtime: R,
-    pool: muxpool_core::Config,
+    pool: muxpool_core::PoolConfig,
     seeded: bool,
     tls: Option<TlsConfig>,
     h1_limits: Limits,
@@ -560,7 +560,7 @@ impl<R: Runtime> ClientBuilder<R> {
     pub fn with_runtime(runtime: R) -> ClientBuilder<R> {
         ClientBuilder {
             runtime,
-            pool: muxpool_core::Config::default(),
+            pool: muxpool_core::PoolConfig::default(),
             seeded: false,
             tls: None,
             h1_limits: Limits::default(),
@@ -577,14 +577,14 @@ impl<R: Runtime> ClientBuilder<R> {
     /// The whole pool configuration at once (limits, timeouts, backoff, circuit,
     /// seed). Its seed is used as given; otherwise each client draws its own, so a
     /// fleet of processes does not expire its connections in step.
-    pub fn pool(mut self, config: muxpool_core::Config) -> Self {
+    pub fn pool(mut self, config: muxpool_core::PoolConfig) -> Self {
         self.pool = config;
         self.seeded = true;
         self
     }
 
     /// Connections per origin (scheme, host, port, TLS settings). Default 100.
-    pub fn max_connections_per_origin(mut self, max: u32) -> Self {
+    pub fn max_connections_per_key(mut self, max: u32) -> Self {
         self.pool.max_connections_per_key = max;
         self
     }
@@ -597,7 +597,7 @@ impl<R: Runtime> ClientBuilder<R> {
 
     /// Requests that may wait for a connection per origin; more are refused with
     /// [`ErrorKind::PoolExhausted`]. Default 10,000.
-    pub fn max_waiting_per_origin(mut self, max: u32) -> Self {
+    pub fn max_waiting_per_key(mut self, max: u32) -> Self {
         self.pool.max_waiters_per_key = max;
         self
     }

@@ -52,7 +52,7 @@ pub use body::{Body, DEFAULT_MAX_COLLECT};
 pub use client::{Client, ClientBuilder, Timeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
 pub use connect::ATTEMPT_DELAY;
 pub use error::{Error, ErrorKind, Result};
-pub use muxpool_core::{Config as PoolConfig, Stats};
+pub use muxpool_core::{PoolConfig, Stats};
 pub use origin::{Origin, Security, WsTarget};
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketError};

@@ -9,7 +9,7 @@ use crate::tls::TlsConfig;
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     /// The core's configuration.
-    pub(crate) pool: muxpool_core::Config,
+    pub(crate) pool: muxpool_core::PoolConfig,
     /// TLS for `https` origins.
     pub(crate) tls: TlsConfig,
     /// Limits on what a server can make us buffer in a response head.

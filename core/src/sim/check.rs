@@ -19,7 +19,7 @@ use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::{
-    Acquire, AcquireOptions, Action, CloseReason, Config, ConfigError, ConnId, ConnState,
+    Acquire, AcquireOptions, Action, CloseReason, PoolConfig, ConfigError, ConnId, ConnState,
     Connected, EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, RejectReason, Release,
     Shutdown, Stats, WaiterId,
 };
@@ -173,7 +173,7 @@ impl fmt::Write for Fnv {
 #[derive(Debug)]
 pub struct Checker<K> {
     pool: Pool<K>,
-    config: Config,
+    config: PoolConfig,
     now: Instant,
     /// The latest `now` given to `handle_timeout`: everything due by then has happened.
     timers_until: Instant,
@@ -197,7 +197,7 @@ pub struct Checker<K> {
 
 impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
     /// A checked pool with `config`, or why the configuration is refused.
-    pub fn new(config: Config) -> Result<Checker<K>, ConfigError> {
+    pub fn new(config: PoolConfig) -> Result<Checker<K>, ConfigError> {
         Ok(Checker {
             pool: Pool::new(config.clone())?,
             config,

@@ -21,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::check::{Checker, Violation};
 use crate::{
-    AcquireOptions, Backoff, Circuit, Config, ConnId, Connected, HealthCheck, Instant, Lease,
+    AcquireOptions, Backoff, Circuit, PoolConfig, ConnId, Connected, HealthCheck, Instant, Lease,
     LeaseId, Release, Saturation, Shutdown, WaiterId,
 };
 
@@ -38,7 +38,7 @@ fn ms(n: u16) -> Duration {
     Duration::from_millis(u64::from(n))
 }
 
-/// The configuration, drawn as small numbers and folded into a valid [`Config`].
+/// The configuration, drawn as small numbers and folded into a valid [`PoolConfig`].
 #[derive(Debug, Arbitrary)]
 struct Setup {
     per_key: u8,
@@ -64,12 +64,12 @@ struct Setup {
 }
 
 impl Setup {
-    fn config(&self) -> Config {
+    fn config(&self) -> PoolConfig {
         // Durations start at a millisecond: zero ones trip the core (the
         // `known_bug_zero_*` tests in `tests/simulation.rs`), and the fuzzer is to
         // look past that.
         let dur = |n: u16| ms(n) + Duration::from_millis(1);
-        let mut c = Config::default();
+        let mut c = PoolConfig::default();
         c.max_connections_per_key = u32::from(self.per_key % 4) + 1;
         c.max_connections = c.max_connections_per_key + u32::from(self.extra_total % 4);
         c.max_connecting_per_key = u32::from(self.connecting % 3) + 1;

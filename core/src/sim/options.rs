@@ -5,7 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::rng::Rng;
-use crate::{Backoff, Circuit, Config, Connected, HealthCheck, Saturation};
+use crate::{Backoff, Circuit, PoolConfig, Connected, HealthCheck, Saturation};
 
 /// The simulator's dice: the core's own generator, with the draws a workload needs.
 #[derive(Debug, Clone)]
@@ -216,7 +216,7 @@ pub struct Options {
     /// connect failures or an open circuit.
     pub fault_phase: Duration,
     /// The pool's configuration.
-    pub config: Config,
+    pub config: PoolConfig,
     /// Session affinity: each request of a session prefers the connection its
     /// previous request was granted.
     pub affinity: bool,
@@ -273,8 +273,8 @@ impl Options {
     }
 }
 
-fn random_config(d: &mut Dice) -> Config {
-    let mut c = Config::default();
+fn random_config(d: &mut Dice) -> PoolConfig {
+    let mut c = PoolConfig::default();
     c.seed = d.next_u64();
     c.max_connections_per_key = d.pick(&[1, 2, 4, 8, 100]);
     c.max_connections = c.max_connections_per_key.max(d.pick(&[2, 3, 8, 10_000]));

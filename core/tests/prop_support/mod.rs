@@ -45,7 +45,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, Config, ConnId, ConnInfo,
+    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, PoolConfig, ConnId, ConnInfo,
     ConnState, Connected, EventError, HandleKind, HealthCheck, Instant, Lease, LeaseId, Mode, Pool,
     RejectReason, Release, Saturation, Shutdown, Stats, WaiterId,
 };
@@ -173,7 +173,7 @@ pub struct Case {
     /// Keys used: `0..keys`.
     pub keys: u8,
     /// The pool's configuration.
-    pub config: Config,
+    pub config: PoolConfig,
     /// What every connection made while settling at the end comes up as.
     pub settle_proto: Proto,
     /// The operations.
@@ -193,7 +193,7 @@ fn opt_ms(
 }
 
 /// A small configuration, so that limits, timeouts and interleavings are reached.
-pub fn config(profile: Profile) -> BoxedStrategy<Config> {
+pub fn config(profile: Profile) -> BoxedStrategy<PoolConfig> {
     let lifecycle = profile == Profile::Lifecycle;
     let circuit = profile == Profile::Circuit;
     let contention = profile == Profile::Contention;
@@ -254,7 +254,7 @@ pub fn config(profile: Profile) -> BoxedStrategy<Config> {
     );
     (limits, times, resilience)
         .prop_map(|(l, t, r)| {
-            let mut c = Config::default();
+            let mut c = PoolConfig::default();
             c.max_connections_per_key = l.0;
             c.max_connections = l.0 + l.1;
             c.max_connecting_per_key = l.2;
@@ -445,7 +445,7 @@ struct MConn {
 }
 
 impl MConn {
-    fn capacity(&self, cfg: &Config) -> u32 {
+    fn capacity(&self, cfg: &PoolConfig) -> u32 {
         if !self.connected {
             0
         } else if self.exclusive {
@@ -463,7 +463,7 @@ impl MConn {
         matches!(self.state, MState::Ready | MState::Checking) && self.leases.is_empty()
     }
 
-    fn has_room(&self, cfg: &Config) -> bool {
+    fn has_room(&self, cfg: &PoolConfig) -> bool {
         self.state == MState::Ready && (self.leases.len() as u32) < self.capacity(cfg)
     }
 
@@ -578,7 +578,7 @@ enum End {
 /// The reference model.
 #[derive(Debug)]
 pub struct Model {
-    cfg: Config,
+    cfg: PoolConfig,
     keys: BTreeMap<Key, MKey>,
     conns: BTreeMap<ConnId, MConn>,
     waiters: BTreeMap<WaiterId, MWaiter>,
@@ -607,7 +607,7 @@ fn keep_last<T>(v: &mut Vec<T>, item: T) {
 }
 
 impl Model {
-    fn new(cfg: Config) -> Model {
+    fn new(cfg: PoolConfig) -> Model {
         Model {
             cfg,
             keys: BTreeMap::new(),
@@ -2134,7 +2134,7 @@ pub struct Harness<K> {
 
 impl<K: Hash + Eq + Clone> Harness<K> {
     /// A pool with `config`, driven on keys `key_of(0..keys)`.
-    pub fn new(config: Config, keys: u8, key_of: fn(Key) -> K) -> Harness<K> {
+    pub fn new(config: PoolConfig, keys: u8, key_of: fn(Key) -> K) -> Harness<K> {
         Harness {
             pool: Pool::new(config.clone()).expect("generated configs are valid"),
             key_of,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, CloseReason, Config, ConnId, Connected, Instant, Lease, Pool,
+    Acquire, AcquireOptions, Action, CloseReason, PoolConfig, ConnId, Connected, Instant, Lease, Pool,
     RejectReason, Release, WaiterId,
 };
 
@@ -21,7 +21,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(config: Config) -> Driver {
+    pub fn new(config: PoolConfig) -> Driver {
         Driver {
             pool: Pool::new(config).expect("valid config"),
             now: Instant::ZERO,
@@ -213,8 +213,8 @@ pub fn millis(ms: u64) -> Duration {
 }
 
 /// A config with every timer far away, so tests turn on only what they exercise.
-pub fn quiet() -> Config {
-    let mut c = Config::default();
+pub fn quiet() -> PoolConfig {
+    let mut c = PoolConfig::default();
     c.idle_timeout = None;
     c.max_lifetime = None;
     c.lifetime_jitter = Duration::ZERO;

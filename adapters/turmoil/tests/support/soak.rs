@@ -156,7 +156,7 @@ pub fn run(seed: u64) -> Report {
     // clock: built out here, its origin would be read off the real clock, and a
     // run would move by the real time between this line and the host's start.
     let builder = client_builder(seed, &certs)
-        .max_connections_per_origin(per_origin)
+        .max_connections_per_key(per_origin)
         .max_connections(max_connections);
 
     let requests = Rc::new(RefCell::new(Vec::new()));
