@@ -24,8 +24,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-/// The sans-IO pool state machine: see [`muxpool_core`].
-pub use muxpool_core as core;
+/// The sans-IO pool state machine that makes every decision: see
+/// [`muxpool_core`].
+pub use muxpool_core as sans_io;
 
 /// The runtime-agnostic client layer: see [`muxpool_client`].
 pub use muxpool_client as client;
@@ -37,7 +38,4 @@ pub use muxpool_tokio::{Client, ClientBuilder, Tokio};
 #[cfg(feature = "smol")]
 pub use muxpool_smol as smol;
 
-pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
-    Stats, Timeout, WebSocket, WebSocketError,
-};
+pub use muxpool_client::exports::*;

@@ -350,7 +350,7 @@ struct FloorConn {
 
 impl Floor {
     async fn exchange(&self, conn: &mut FloorConn) -> Result<http::Response<Bytes>, Error> {
-        use muxpool::h1::{
+        use muxpool_client::h1::{
             encode_request, Framing, Limits, RequestBody, ResponseParser, TargetForm,
         };
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,5 +1,5 @@
 //! The `messages` mode: request/response over one muxpool
-//! [`Connection`](muxpool::client::connection::Connection), over one pooled
+//! [`Connection`](muxpool::MessageChannel), over one pooled
 //! WebSocket and over HTTP/2 streams (a `POST` per message).
 //!
 //! The servers are in process (the testkit's tungstenite server answering each
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use muxpool::client::connection::{Codec, ConnectionOptions};
+use muxpool::{ChannelOptions, Codec};
 use muxpool::{Client, Message};
 use muxpool_testkit::hyper_server::{HyperServer, Options as HttpOptions, Protocol};
 use muxpool_testkit::ws_server::{Behavior, Options, WsServer};
@@ -105,7 +105,7 @@ async fn measure(
         .http2_prior_knowledge(true)
         .build()
         .map_err(|e| e.to_string())?;
-    let options = ConnectionOptions::default().max_in_flight(concurrency);
+    let options = ChannelOptions::default().max_in_flight(concurrency);
     let conn = match transport {
         Transport::WebSocket => {
             let request = http::Request::get(ws.url("/rpc"))

@@ -13,7 +13,7 @@
 //! | connections used ≤ 100 | the server's accepted count (a fresh server) |
 //! | tasks alive ≤ 110 | `num_alive_tasks()` of the client's runtime, sampled every 5 ms once every session has completed a request (the steady state) until the end of the window, minus the [`WORKERS`] tasks this benchmark spawns: the sessions run as futures in a `FuturesUnordered` per worker task, so what remains is the client's own tasks (one driver per HTTP/2 connection, the pool's timer task) |
 //! | transport memory ≤ 5 MB | live heap bytes allocated on the client's thread (the client runtime is current-thread, so that is everything the client and its runtime hold), after the run with the connections idle, minus a baseline taken after creating the client and before any request; the server runs on other threads and is not counted |
-//! | pool overhead ≤ 1 µs | NOT the client's CPU per request: a microbenchmark of the core alone, `muxpool::core::Pool` acquire + release of one stream on an HTTP/2 connection (`Connected::http2(100)`, 99 other streams out, actions drained after each input, as the adapter does), thread CPU ns per iteration |
+//! | pool overhead ≤ 1 µs | NOT the client's CPU per request: a microbenchmark of the core alone, `muxpool::sans_io::Pool` acquire + release of one stream on an HTTP/2 connection (`Connected::http2(100)`, 99 other streams out, actions drained after each input, as the adapter does), thread CPU ns per iteration |
 //! | failed requests = 0 | errors and wrong bodies |
 //!
 //! The client's whole CPU time per request (the client thread's `getrusage`,
@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use muxpool::core::{
-    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant as CoreInstant, Lease, Pool,
+use muxpool::sans_io::{
+    Acquire, AcquireOptions, Action, Connected, Instant as CoreInstant, Lease, Pool, PoolConfig,
     Release,
 };
 use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};

@@ -18,12 +18,15 @@
 //!   own in the background, so clients on any runtime can use them.
 //! - [`rng`]: a small seeded generator, so a randomized test replays from its
 //!   seed.
+//! - [`layering`]: the module graph of a crate's sources, which the suite
+//!   checks for cycles.
 
 #![deny(missing_docs)]
 
 pub mod certs;
 pub mod hostile;
 pub mod hyper_server;
+pub mod layering;
 pub mod nginx;
 pub mod rng;
 pub mod runtime;

@@ -21,9 +21,11 @@ use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 
+use crate::conn::h1::H1Body;
+use crate::conn::h2::H2Body;
+use crate::conn::outgoing::Outgoing;
+use crate::conn::Read;
 use crate::error::{BoxError, Error, ErrorKind};
-use crate::http1::{H1Body, Read};
-use crate::http2::H2Body;
 
 /// The most [`Body::bytes`] collects unless the client is configured otherwise.
 pub const DEFAULT_MAX_COLLECT: usize = 64 * 1024 * 1024;
@@ -99,7 +101,7 @@ impl Body {
     }
 
     /// The content, if it is all in memory; the body is left empty.
-    pub(crate) fn take_full(&mut self) -> Option<Bytes> {
+    fn take_full(&mut self) -> Option<Bytes> {
         match std::mem::replace(&mut self.kind, Kind::Empty) {
             Kind::Empty => Some(Bytes::new()),
             Kind::Full(data) => Some(data),
@@ -308,4 +310,22 @@ impl From<()> for Body {
     fn from((): ()) -> Body {
         Body::empty()
     }
+}
+
+/// Takes a request body in for sending: a [`Body`] whose content is in memory
+/// is taken as it is, without a look at its frames; any other body as
+/// [`Outgoing::new`] finds it.
+pub(crate) fn outgoing<B>(body: B) -> Result<Outgoing, Error>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let mut body = body;
+    if let Some(ours) = (&mut body as &mut dyn std::any::Any).downcast_mut::<Body>() {
+        if let Some(data) = ours.take_full() {
+            return Ok(Outgoing::whole(data));
+        }
+    }
+    Outgoing::new(body)
 }

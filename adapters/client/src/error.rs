@@ -122,7 +122,7 @@ impl Error {
 
     /// What went wrong with a WebSocket, for an error of kind
     /// [`ErrorKind::WebSocket`].
-    pub fn websocket(&self) -> Option<&crate::websocket::WebSocketError> {
+    pub fn websocket(&self) -> Option<&WebSocketError> {
         self.source.as_deref()?.downcast_ref()
     }
 
@@ -182,5 +182,85 @@ impl StdError for Error {
         self.source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// What went wrong with a WebSocket: the cause of an [`Error`] of kind
+/// [`ErrorKind::WebSocket`], from [`Error::websocket`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebSocketError {
+    /// The server closed the WebSocket with a close frame.
+    Closed {
+        /// The close code (RFC 6455 section 7.4); 1005 when the frame had none.
+        code: u16,
+        /// The reason the server gave, possibly empty.
+        reason: String,
+    },
+    /// The connection ended without a close frame: reset, end of stream, or
+    /// the pool closed it because it stopped answering pings.
+    Dropped,
+    /// This side closed the WebSocket ([`WebSocket::close`](crate::WebSocket::close)).
+    ClosedLocally,
+    /// A message was larger than the limit
+    /// ([`ClientBuilder::max_websocket_message`](crate::ClientBuilder::max_websocket_message)).
+    MessageTooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The server answered the upgrade request with this status instead of
+    /// `101 Switching Protocols`.
+    HandshakeRejected {
+        /// The response's status code.
+        status: u16,
+    },
+    /// The server broke the WebSocket protocol, or sent a message to a
+    /// WebSocket idle in the pool.
+    Protocol(String),
+    /// A reconnecting WebSocket is disconnected and its buffer of messages to
+    /// send is full; the message was not taken.
+    BufferFull {
+        /// The buffer's capacity, in messages.
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for WebSocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebSocketError::Closed { code, reason } if reason.is_empty() => {
+                write!(f, "the server closed the WebSocket (code {code})")
+            }
+            WebSocketError::Closed { code, reason } => {
+                write!(f, "the server closed the WebSocket (code {code}: {reason})")
+            }
+            WebSocketError::Dropped => f.write_str("the WebSocket dropped without a close frame"),
+            WebSocketError::ClosedLocally => f.write_str("the WebSocket was closed by this side"),
+            WebSocketError::MessageTooLarge { size, max } => {
+                write!(f, "a message of {size} bytes exceeds the limit of {max}")
+            }
+            WebSocketError::HandshakeRejected { status } => {
+                write!(
+                    f,
+                    "the server refused the WebSocket upgrade with status {status}"
+                )
+            }
+            WebSocketError::Protocol(detail) => write!(f, "WebSocket protocol error: {detail}"),
+            WebSocketError::BufferFull { capacity } => write!(
+                f,
+                "the WebSocket is reconnecting and its buffer of {capacity} messages is full"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WebSocketError {}
+
+impl WebSocketError {
+    /// This failure as an [`Error`] of kind [`ErrorKind::WebSocket`].
+    pub(crate) fn into_error(self) -> Error {
+        Error::new(ErrorKind::WebSocket).with_source(self)
     }
 }

@@ -1,17 +1,19 @@
 //! # muxpool-client: the runtime-agnostic client layer
 //!
-//! Everything muxpool's HTTP client does that is the same on every async runtime
-//! lives here, written once: the public [`Client`], the pool glue that carries out
-//! the decisions of [`muxpool_core`], connecting with Happy Eyeballs, TLS
-//! configuration with rustls ([`tls`]) and HTTP/1.1 framing ([`h1`]). A runtime
-//! adapter implements the small [`Runtime`](runtime::Runtime) trait (spawn, time,
-//! TCP connect, name resolution) and nothing else.
+//! Everything muxpool's HTTP client does that is the same on every async
+//! runtime lives here, written once: the public [`Client`], the pool glue that
+//! carries out the decisions of [`muxpool_core`], dialing (Happy Eyeballs,
+//! TLS with rustls: [`tls`]), HTTP/1.1 framing, HTTP/2 through `h2`, and
+//! WebSockets through `tungstenite`. A runtime adapter implements the small
+//! [`Runtime`](runtime::Runtime) trait (spawn, time, TCP connect, name
+//! resolution) and nothing else.
 //!
 //! # Using it
 //!
-//! Applications use the adapter crate for their runtime (`muxpool-tokio`, or the
-//! `muxpool` facade), which names `Client` for its runtime. The client is the
-//! same on every runtime:
+//! Applications use the adapter crate for their runtime (`muxpool-tokio`,
+//! `muxpool-smol`, or the `muxpool` facade), which names `Client` for its
+//! runtime and re-exports [`exports`]. The client is the same on every
+//! runtime:
 //!
 //! ```
 //! use muxpool_client::{runtime::Runtime, Body, Client, Error};
@@ -23,6 +25,21 @@
 //!     client.send(request).await?.into_body().text().await
 //! }
 //! ```
+//!
+//! # Layers
+//!
+//! Each module imports only from the ones below it (the suite checks that no
+//! two import each other in a cycle); `docs/architecture.md` in the
+//! repository draws the whole picture.
+//!
+//! 1. Leaves: `error`, `config`, [`runtime`], the HTTP/1.1 codec (`h1`),
+//!    [`tls`], and the small `timeout` and `session` helpers.
+//! 2. `dial`: the [`PoolKey`] and opening a transport to it.
+//! 3. `conn`: one connection, knowing nothing of the pool, one sibling per
+//!    protocol (`conn::h1`, `conn::h2`, `conn::ws`).
+//! 4. `pool`: the core behind one lock, checkout, the connect task, timers.
+//! 5. The public API: [`Body`], [`Client`] and its builder, [`websocket`],
+//!    and the message [`channel`].
 
 // One `unsafe` block, in `h1::fields`, builds header values the parser has
 // already checked; every other line is safe code.
@@ -30,29 +47,42 @@
 #![deny(missing_docs)]
 
 mod body;
+pub mod channel;
 mod client;
-mod connect;
-pub mod connection;
-mod deadlines;
+mod config;
+mod conn;
+mod dial;
 mod error;
+#[cfg(feature = "unstable")]
 pub mod h1;
-mod http1;
-mod http2;
-mod origin;
-mod outgoing;
+#[cfg(not(feature = "unstable"))]
+mod h1;
 mod pool;
 pub mod runtime;
 mod session;
-mod settings;
 mod timeout;
 pub mod tls;
 pub mod websocket;
 
 pub use body::{Body, DEFAULT_MAX_COLLECT};
-pub use client::{Client, ClientBuilder, Timeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
-pub use connect::ATTEMPT_DELAY;
-pub use error::{Error, ErrorKind, Result};
+pub use client::{Client, ClientBuilder, RequestTimeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
+pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
+pub use error::{Error, ErrorKind, Result, WebSocketError};
+pub use h1::{Error as H1Error, Limits as H1Limits};
 pub use muxpool_core::{PoolConfig, Stats};
-pub use origin::{Origin, Security, WsTarget};
 pub use session::Session;
-pub use websocket::{Message, WebSocket, WebSocketError};
+pub use websocket::{Message, WebSocket, WebSocketSender};
+
+/// The names every runtime's crate re-exports, one list for all of them:
+/// `muxpool-tokio`, `muxpool-smol` and the `muxpool` facade each say
+/// `pub use muxpool_client::exports::*;` and add their runtime's `Client`
+/// and `ClientBuilder`.
+pub mod exports {
+    pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
+    pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
+    pub use crate::{
+        runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Message, PoolConfig,
+        PoolKey, RequestTimeout, Result, Session, Stats, WebSocket, WebSocketError,
+        WebSocketSender,
+    };
+}

@@ -45,11 +45,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use async_executor::Executor;
+pub use muxpool_client::exports::*;
 use muxpool_client::runtime::{Runtime, Timer};
-pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
-    Stats, Timeout, WebSocket, WebSocketError,
-};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 /// muxpool's client on smol.

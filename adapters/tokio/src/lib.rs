@@ -33,11 +33,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Instant;
 
+pub use muxpool_client::exports::*;
 use muxpool_client::runtime::{Runtime, Timer};
-pub use muxpool_client::{
-    h1, runtime, tls, websocket, Body, Error, ErrorKind, Message, Origin, PoolConfig, Session,
-    Stats, Timeout, WebSocket, WebSocketError,
-};
 
 /// muxpool's client on tokio.
 pub type Client = muxpool_client::Client<Tokio>;

@@ -88,10 +88,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+pub use muxpool_client::exports::*;
 use muxpool_client::runtime::Runtime;
-pub use muxpool_client::{
-    h1, runtime, tls, Body, Error, ErrorKind, Origin, PoolConfig, Stats, Timeout,
-};
 pub use muxpool_tokio::Sleep;
 use muxpool_tokio::Tokio;
 

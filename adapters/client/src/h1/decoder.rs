@@ -20,8 +20,25 @@ use super::fields::{
     find_empty_line, from_httparse, header_slots, is_field_value, section_map, STACK_HEADERS,
 };
 use super::keep_alive::{CloseReason, KeepAlive};
-use super::response::Framing;
 use super::{Error, Limits};
+
+/// How the body of a response is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Framing {
+    /// There is no body: a response to `HEAD`, or a 204 or 304.
+    Empty,
+    /// Exactly this many bytes, from `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding` with `chunked` as the final coding.
+    Chunked,
+    /// Everything until the server closes the connection.
+    CloseDelimited,
+    /// No HTTP body: the connection switched protocols (`101`) or became a
+    /// tunnel (a 2xx to `CONNECT`), and every following byte, including those
+    /// already in the buffer, belongs to the new protocol.
+    Upgrade,
+}
 
 /// One step of a response body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +55,8 @@ pub enum BodyEvent {
 /// The decoder for one response body.
 ///
 /// ```
+/// # #[cfg(feature = "unstable")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use bytes::BytesMut;
 /// use muxpool_client::h1::{BodyDecoder, BodyEvent, Framing, KeepAlive, Limits};
 ///
@@ -45,7 +64,10 @@ pub enum BodyEvent {
 /// let mut buf = BytesMut::from(&b"5;ext=1\r\nhello\r\n0\r\n\r\n"[..]);
 /// assert_eq!(decoder.decode(&mut buf)?, Some(BodyEvent::Data("hello".into())));
 /// assert_eq!(decoder.decode(&mut buf)?, Some(BodyEvent::End(KeepAlive::REUSABLE)));
-/// # Ok::<(), muxpool_client::h1::Error>(())
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "unstable"))]
+/// # fn main() {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct BodyDecoder {

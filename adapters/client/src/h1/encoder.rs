@@ -17,8 +17,22 @@ use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::HeaderMap;
 
 use super::fields::{is_field_value, is_token_str, put_hex};
-use super::request::RequestBody;
 use super::Error;
+
+/// How the body of a request is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestBody {
+    /// No body. `GET`, `HEAD` and the other methods that define no meaning for
+    /// content get no framing field; `POST`, `PUT` and `PATCH` get
+    /// `Content-Length: 0`, as RFC 9110 section 8.6 asks.
+    Empty,
+    /// A body of exactly this many bytes, framed by `Content-Length`.
+    Length(u64),
+    /// A body of unknown length, framed by `Transfer-Encoding: chunked`
+    /// (HTTP/1.1 only), with optional trailers.
+    Chunked,
+}
 
 /// The encoder for one request body, returned by
 /// [`encode_request`](super::encode_request).

@@ -10,9 +10,9 @@
 /// The limits the response parser and body decoder enforce.
 ///
 /// ```
-/// use muxpool_client::h1::Limits;
+/// use muxpool_client::H1Limits;
 ///
-/// let limits = Limits::default().with_max_headers(50);
+/// let limits = H1Limits::default().with_max_headers(50);
 /// assert_eq!(limits.max_headers(), 50);
 /// assert_eq!(limits.max_header_bytes(), 64 * 1024);
 /// ```

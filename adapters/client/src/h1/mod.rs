@@ -25,9 +25,17 @@
 //!
 //! Every failure is an [`Error`]; no input makes any of them panic.
 //!
+//! The client uses the codec through its own layers; the module is public
+//! only with the `unstable` feature, for muxpool's own tests, fuzzing and
+//! benchmarks, with no promise that it stays as it is. Its [`Limits`] and
+//! [`Error`] are always public, as [`H1Limits`](crate::H1Limits) and
+//! [`H1Error`](crate::H1Error).
+//!
 //! # One exchange
 //!
 //! ```
+//! # #[cfg(feature = "unstable")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bytes::BytesMut;
 //! use http::Request;
 //! use muxpool_client::h1::{
@@ -57,8 +65,15 @@
 //! };
 //! assert_eq!(received, b"hi");
 //! assert!(keep_alive.is_reusable()); // release the connection to the pool
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "unstable"))]
+//! # fn main() {}
 //! ```
+
+// Without the `unstable` feature, parts of the codec's interface serve only
+// its tests.
+#![cfg_attr(not(feature = "unstable"), allow(dead_code, unused_imports))]
 
 mod decoder;
 mod encoder;
@@ -69,11 +84,11 @@ mod limits;
 mod request;
 mod response;
 
-pub use decoder::{BodyDecoder, BodyEvent};
-pub use encoder::BodyEncoder;
+pub use decoder::{BodyDecoder, BodyEvent, Framing};
+pub use encoder::{BodyEncoder, RequestBody};
 pub use error::Error;
 pub use keep_alive::{CloseReason, KeepAlive};
 pub use limits::Limits;
 pub(crate) use request::without_userinfo;
-pub use request::{encode_request, EncodedRequest, RequestBody, RequestInfo, TargetForm};
-pub use response::{Framing, ResponseHead, ResponseParser};
+pub use request::{encode_request, EncodedRequest, RequestInfo, TargetForm};
+pub use response::{ResponseHead, ResponseParser};

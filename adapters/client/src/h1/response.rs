@@ -27,7 +27,7 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{response, HeaderMap, StatusCode, Version};
 
-use super::decoder::BodyDecoder;
+use super::decoder::{BodyDecoder, Framing};
 use super::fields::{
     field_spans, find_empty_line, from_httparse, header_map, header_slots, FramingFields,
     StackSpans, TransferCoding, STACK_HEADERS,
@@ -35,24 +35,6 @@ use super::fields::{
 use super::keep_alive::{CloseReason, KeepAlive};
 use super::request::RequestInfo;
 use super::{Error, Limits};
-
-/// How the body of a response is delimited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Framing {
-    /// There is no body: a response to `HEAD`, or a 204 or 304.
-    Empty,
-    /// Exactly this many bytes, from `Content-Length`.
-    Length(u64),
-    /// `Transfer-Encoding` with `chunked` as the final coding.
-    Chunked,
-    /// Everything until the server closes the connection.
-    CloseDelimited,
-    /// No HTTP body: the connection switched protocols (`101`) or became a
-    /// tunnel (a 2xx to `CONNECT`), and every following byte, including those
-    /// already in the buffer, belongs to the new protocol.
-    Upgrade,
-}
 
 /// A final response head, with the framing of its body and the keep-alive
 /// decision the heads allow.
@@ -136,6 +118,8 @@ impl ResponseHead {
 /// Parses the head of the response to one request.
 ///
 /// ```
+/// # #[cfg(feature = "unstable")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use bytes::BytesMut;
 /// use http::Method;
 /// use muxpool_client::h1::{Framing, Limits, RequestInfo, ResponseParser};
@@ -148,7 +132,10 @@ impl ResponseHead {
 /// assert_eq!(head.status(), 200);
 /// assert_eq!(head.framing(), Framing::Length(5));
 /// assert_eq!(&buf[..], b"hello"); // the body is left for the decoder
-/// # Ok::<(), muxpool_client::h1::Error>(())
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "unstable"))]
+/// # fn main() {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct ResponseParser {

@@ -16,10 +16,10 @@
 //!
 //! # The pieces
 //!
-//! - The key is the [`Origin`] with the handshake's path and headers
-//!   ([`Origin::websocket`]): a pooled WebSocket goes only to a caller who
-//!   would have opened the very same one.
-//! - Each WebSocket has one driver task (see `driver`) that owns the socket:
+//! - The key is the [`crate::PoolKey`] with the handshake's path and
+//!   headers ([`PoolKey::websocket`](crate::PoolKey::websocket)): a pooled
+//!   WebSocket goes only to a caller who would have opened the very same one.
+//! - Each WebSocket has one driver task that owns the socket:
 //!   it writes what the holder sends, reads what the server sends, answers the
 //!   server's pings, and sends the pool's health-check pings while the
 //!   WebSocket is idle. The holder talks to it over two bounded channels, so a
@@ -39,437 +39,61 @@
 //! ([`WebSocketError::Dropped`]), an oversized message, a refused handshake.
 //! A WebSocket that ends, idle or leased, leaves the pool at once.
 
-mod driver;
-mod h2_stream;
 mod over_h2;
-pub(crate) mod reconnect;
+mod reconnect;
 
-pub use h2_stream::H2Stream;
+pub(crate) use reconnect::open as open_reconnecting;
+
+pub use crate::config::DEFAULT_MAX_MESSAGE;
+pub use crate::conn::ws::Message;
+pub use crate::error::WebSocketError;
 pub use reconnect::{Reconnect, ReconnectingWebSocket};
 
+/// An HTTP/2 stream read and written as bytes, which a WebSocket over HTTP/2
+/// runs on; public with the `unstable` feature for muxpool's own test servers.
+#[cfg(feature = "unstable")]
+pub use crate::conn::ws::H2Stream;
+
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{
-    HeaderValue, CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
 use http::Request;
 use muxpool_core::{Lease, Release};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::WebSocketStream;
 
-use crate::connect::Transport;
+use crate::conn::ws::{WsConn, WsLender, WsSender, CLOSE_GRACE};
+use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
-use crate::http1::CheckIn;
-use crate::origin::Origin;
-use crate::pool::{Checked, Inner};
+use crate::pool::{LeasedConn, Shared};
 use crate::runtime::Runtime;
 use crate::timeout::{until, with_deadline};
-use crate::tls::TlsConfig;
-
-/// The largest message a WebSocket sends or accepts unless the
-/// [`ClientBuilder`](crate::ClientBuilder) says otherwise: 64 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
-
-/// Messages queued towards the driver before [`WebSocket::send`] waits.
-const OUTGOING: usize = 16;
-/// Messages the driver reads ahead of the holder before it stops reading.
-const INCOMING: usize = 16;
-
-/// One WebSocket message.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Message {
-    /// A text message (UTF-8).
-    Text(String),
-    /// A binary message.
-    Binary(Bytes),
-}
-
-impl Message {
-    /// The payload's length in bytes.
-    pub fn len(&self) -> usize {
-        match self {
-            Message::Text(t) => t.len(),
-            Message::Binary(b) => b.len(),
-        }
-    }
-
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The payload's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
-        }
-    }
-
-    /// The text of a text message.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Message::Text(t) => Some(t),
-            Message::Binary(_) => None,
-        }
-    }
-
-    pub(crate) fn into_frame(self) -> tungstenite::Message {
-        match self {
-            Message::Text(t) => tungstenite::Message::Text(t.into()),
-            Message::Binary(b) => tungstenite::Message::Binary(b),
-        }
-    }
-}
-
-impl fmt::Debug for Message {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A 16 MiB payload in a log line helps nobody.
-        match self {
-            Message::Text(t) if t.len() <= 64 => f.debug_tuple("Text").field(t).finish(),
-            Message::Text(t) => write!(f, "Text({} bytes)", t.len()),
-            Message::Binary(b) => write!(f, "Binary({} bytes)", b.len()),
-        }
-    }
-}
-
-impl From<String> for Message {
-    fn from(text: String) -> Message {
-        Message::Text(text)
-    }
-}
-
-impl From<&str> for Message {
-    fn from(text: &str) -> Message {
-        Message::Text(text.to_owned())
-    }
-}
-
-impl From<Bytes> for Message {
-    fn from(data: Bytes) -> Message {
-        Message::Binary(data)
-    }
-}
-
-impl From<Vec<u8>> for Message {
-    fn from(data: Vec<u8>) -> Message {
-        Message::Binary(data.into())
-    }
-}
-
-/// What went wrong with a WebSocket: the cause of an [`Error`] of kind
-/// [`ErrorKind::WebSocket`], from [`Error::websocket`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WebSocketError {
-    /// The server closed the WebSocket with a close frame.
-    Closed {
-        /// The close code (RFC 6455 section 7.4); 1005 when the frame had none.
-        code: u16,
-        /// The reason the server gave, possibly empty.
-        reason: String,
-    },
-    /// The connection ended without a close frame: reset, end of stream, or
-    /// the pool closed it because it stopped answering pings.
-    Dropped,
-    /// This side closed the WebSocket ([`WebSocket::close`]).
-    ClosedLocally,
-    /// A message was larger than the limit
-    /// ([`ClientBuilder::max_websocket_message`](crate::ClientBuilder::max_websocket_message)).
-    MessageTooLarge {
-        /// The message's size in bytes.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The server answered the upgrade request with this status instead of
-    /// `101 Switching Protocols`.
-    HandshakeRejected {
-        /// The response's status code.
-        status: u16,
-    },
-    /// The server broke the WebSocket protocol, or sent a message to a
-    /// WebSocket idle in the pool.
-    Protocol(String),
-    /// A reconnecting WebSocket is disconnected and its buffer of messages to
-    /// send is full; the message was not taken.
-    BufferFull {
-        /// The buffer's capacity, in messages.
-        capacity: usize,
-    },
-}
-
-impl fmt::Display for WebSocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WebSocketError::Closed { code, reason } if reason.is_empty() => {
-                write!(f, "the server closed the WebSocket (code {code})")
-            }
-            WebSocketError::Closed { code, reason } => {
-                write!(f, "the server closed the WebSocket (code {code}: {reason})")
-            }
-            WebSocketError::Dropped => f.write_str("the WebSocket dropped without a close frame"),
-            WebSocketError::ClosedLocally => f.write_str("the WebSocket was closed by this side"),
-            WebSocketError::MessageTooLarge { size, max } => {
-                write!(f, "a message of {size} bytes exceeds the limit of {max}")
-            }
-            WebSocketError::HandshakeRejected { status } => {
-                write!(
-                    f,
-                    "the server refused the WebSocket upgrade with status {status}"
-                )
-            }
-            WebSocketError::Protocol(detail) => write!(f, "WebSocket protocol error: {detail}"),
-            WebSocketError::BufferFull { capacity } => write!(
-                f,
-                "the WebSocket is reconnecting and its buffer of {capacity} messages is full"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WebSocketError {}
-
-impl WebSocketError {
-    pub(crate) fn into_error(self) -> Error {
-        Error::new(ErrorKind::WebSocket).with_source(self)
-    }
-
-    /// The error for a tungstenite failure; `peer_close` is the server's close
-    /// frame, if one came.
-    fn from_tungstenite(error: &tungstenite::Error, peer_close: Option<&WebSocketError>) -> Self {
-        use tungstenite::error::{CapacityError, ProtocolError};
-        match error {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-                peer_close.cloned().unwrap_or(WebSocketError::ClosedLocally)
-            }
-            tungstenite::Error::Io(_)
-            | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                WebSocketError::Dropped
-            }
-            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                WebSocketError::MessageTooLarge {
-                    size: *size,
-                    max: *max_size,
-                }
-            }
-            tungstenite::Error::Http(response) => WebSocketError::HandshakeRejected {
-                status: response.status().as_u16(),
-            },
-            other => WebSocketError::Protocol(other.to_string()),
-        }
-    }
-}
-
-/// The WebSocket settings of a client.
-#[derive(Clone, Debug)]
-pub(crate) struct WsSettings {
-    /// The largest message sent or accepted.
-    pub(crate) max_message: usize,
-    /// TLS for `wss`: the client's, offering only `http/1.1`.
-    pub(crate) tls: TlsConfig,
-    /// Open WebSockets as streams of the origin's HTTP/2 connection when its
-    /// server offers extended CONNECT (RFC 8441).
-    pub(crate) over_http2: bool,
-}
-
-impl WsSettings {
-    pub(crate) fn new(tls: &TlsConfig, max_message: usize, over_http2: bool) -> WsSettings {
-        WsSettings {
-            max_message,
-            tls: tls.http1_only(),
-            over_http2,
-        }
-    }
-
-    fn protocol_config(&self) -> tungstenite::protocol::WebSocketConfig {
-        tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(Some(self.max_message))
-            .max_frame_size(Some(self.max_message))
-    }
-}
-
-/// What the holder (or the pool) asks a driver to do.
-pub(crate) enum Command {
-    Send(Message),
-    /// A health-check ping from the pool.
-    Ping,
-    /// Start the closing handshake.
-    Close,
-}
-
-/// What a WebSocket's holder and its driver share.
-#[derive(Default)]
-pub(crate) struct Shared {
-    /// Leased to a holder: a message that arrives while this is off is
-    /// unexpected, and ends the WebSocket.
-    leased: AtomicBool,
-    /// Why the WebSocket ended, set by the driver before it lets go of its
-    /// channels.
-    fate: Mutex<Option<WebSocketError>>,
-}
-
-impl Shared {
-    fn fate(&self) -> Option<WebSocketError> {
-        self.fate.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set_fate(&self, fate: WebSocketError) {
-        let mut held = self.fate.lock().unwrap_or_else(|p| p.into_inner());
-        held.get_or_insert(fate);
-    }
-}
-
-/// The holder's end of one WebSocket: in the pool while idle, in a
-/// [`WebSocket`] while leased.
-pub(crate) struct WsConn {
-    commands: mpsc::Sender<Command>,
-    incoming: mpsc::Receiver<Message>,
-    shared: Arc<Shared>,
-}
-
-impl WsConn {
-    /// Asks the driver for a health-check ping. A driver too busy to take it
-    /// (or gone) sends none, and the core's deadline closes the WebSocket.
-    pub(crate) fn pinger(&self) -> Pinger {
-        Pinger(self.commands.clone())
-    }
-
-    /// Marks the WebSocket leased; `false` if it has ended already.
-    fn lease(&self) -> bool {
-        self.shared.leased.store(true, Ordering::SeqCst);
-        self.shared.fate().is_none() && !self.commands.is_closed()
-    }
-
-    /// Marks it idle; `true` if it may wait in the pool: it has not ended and
-    /// nothing arrived that its holder did not read.
-    fn release(&self) -> bool {
-        self.shared.leased.store(false, Ordering::SeqCst);
-        self.incoming.is_empty() && self.shared.fate().is_none() && !self.commands.is_closed()
-    }
-}
-
-/// Sends a health-check ping through a WebSocket's driver.
-pub(crate) struct Pinger(mpsc::Sender<Command>);
-
-impl Pinger {
-    pub(crate) fn ping(&self) {
-        let _ = self.0.try_send(Command::Ping);
-    }
-}
-
-/// A WebSocket that finished its handshake: the holder's end for the pool,
-/// and the driver, to be spawned.
-pub(crate) struct Opened {
-    pub(crate) conn: WsConn,
-    pub(crate) driver: driver::Parts,
-}
-
-/// Opens a WebSocket on `io`, connected to `origin`: sends the upgrade
-/// request and reads the server's answer.
-pub(crate) async fn handshake(
-    io: Transport,
-    origin: &Origin,
-    settings: &WsSettings,
-) -> Result<Opened, Error> {
-    let Some(target) = origin.websocket_target() else {
-        return Err(Error::new(ErrorKind::Request).with_message("not a WebSocket origin"));
-    };
-    let authority = match (origin.host().contains(':'), origin.port()) {
-        (true, port) => format!("[{}]:{port}", origin.host()),
-        (false, port) => format!("{}:{port}", origin.host()),
-    };
-    let scheme = if origin.is_tls() { "wss" } else { "ws" };
-    let mut request = Request::builder()
-        .method(http::Method::GET)
-        .uri(format!("{scheme}://{authority}{}", target.path()));
-    for (name, value) in target.headers() {
-        request = request.header(name, value);
-    }
-    let request = request
-        .header(HOST, authority.as_str())
-        .header(CONNECTION, HeaderValue::from_static("Upgrade"))
-        .header(UPGRADE, HeaderValue::from_static("websocket"))
-        .header(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"))
-        .header(
-            SEC_WEBSOCKET_KEY,
-            tungstenite::handshake::client::generate_key(),
-        )
-        .body(())
-        .map_err(|e| {
-            Error::new(ErrorKind::Request)
-                .with_message("the WebSocket handshake request is invalid")
-                .with_source(e)
-        })?;
-    let (stream, _response) =
-        tokio_tungstenite::client_async_with_config(request, io, Some(settings.protocol_config()))
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::WebSocket)
-                    .with_message("the WebSocket handshake failed")
-                    .with_source(WebSocketError::from_tungstenite(&e, None))
-            })?;
-    Ok(start(stream))
-}
-
-/// The holder's end and the driver of a WebSocket whose handshake is done.
-pub(crate) fn start<S>(stream: WebSocketStream<S>) -> Opened
-where
-    WebSocketStream<S>: driver::Socket,
-{
-    let (commands, commands_rx) = mpsc::channel(OUTGOING);
-    let (incoming_tx, incoming) = mpsc::channel(INCOMING);
-    let shared = Arc::new(Shared::default());
-    Opened {
-        conn: WsConn {
-            commands,
-            incoming,
-            shared: Arc::clone(&shared),
-        },
-        driver: driver::Parts::new(Box::new(stream), commands_rx, incoming_tx, shared),
-    }
-}
-
-/// Gives a WebSocket lease back to the pool.
-pub(crate) trait WsPool: CheckIn {
-    /// Returns `lease`, with its WebSocket if it may be used again.
-    fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>);
-}
-
-impl<R: Runtime> WsPool for Inner<R> {
-    fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>) {
-        Inner::check_in_ws(self, lease, conn);
-    }
-}
 
 /// Opens (or takes from the pool) a WebSocket for `request`, within
 /// `timeout`.
 pub(crate) async fn connect<R: Runtime>(
-    inner: &Arc<Inner<R>>,
+    inner: &Arc<Shared<R>>,
     request: Request<()>,
     timeout: Duration,
 ) -> Result<WebSocket, Error> {
-    let origin = Origin::websocket(
+    let key = PoolKey::websocket(
         request.uri(),
         request.headers(),
         inner.settings.ws.tls.identity(),
     )?;
     let deadline = inner.runtime.now() + timeout;
+    let pool: Arc<dyn WsLender> = Arc::clone(inner) as Arc<dyn WsLender>;
+    let max_message = inner.settings.ws.max_message;
     let checkout = async {
         if inner.settings.ws.over_http2 {
-            if let Some(ws) = over_h2::open(inner, &origin, &request, deadline).await? {
-                return Ok(ws);
+            if let Some(conn) = over_h2::open(inner, &key, &request, deadline).await? {
+                // A stream of a shared connection: its slot goes back when its
+                // driver ends, not with this handle.
+                return Ok(WebSocket::new(conn, None, pool.clone(), max_message));
             }
         }
         loop {
-            let (lease, checked) = inner.checkout(&origin, Some(deadline)).await?;
-            let Checked::Ws(conn) = checked else {
+            let (lease, leased) = inner.checkout(&key, Some(deadline)).await?;
+            let LeasedConn::Ws(conn) = leased else {
                 inner.release(lease, Release::Close);
                 return Err(Error::new(ErrorKind::Protocol)
                     .with_message("the pool granted a connection that is not a WebSocket"));
@@ -480,14 +104,7 @@ pub(crate) async fn connect<R: Runtime>(
                 inner.check_in_ws(lease, None);
                 continue;
             }
-            let pool: Arc<dyn WsPool> = Arc::clone(inner) as Arc<dyn WsPool>;
-            return Ok(WebSocket {
-                conn: Some(conn),
-                lease: Some(lease),
-                pool,
-                max_message: inner.settings.ws.max_message,
-                closed: false,
-            });
+            return Ok(WebSocket::new(conn, Some(lease), pool.clone(), max_message));
         }
     };
     match with_deadline(&inner.runtime, deadline, checkout).await {
@@ -506,7 +123,7 @@ pub(crate) async fn connect<R: Runtime>(
 pub struct WebSocket {
     conn: Option<WsConn>,
     lease: Option<Lease>,
-    pool: Arc<dyn WsPool>,
+    pool: Arc<dyn WsLender>,
     max_message: usize,
     closed: bool,
 }
@@ -520,13 +137,40 @@ impl fmt::Debug for WebSocket {
     }
 }
 
+/// The error for a WebSocket that ended: why, as its driver recorded it.
+fn ended(sender: Option<&WsSender>) -> Error {
+    sender
+        .and_then(WsSender::fate)
+        .unwrap_or(WebSocketError::Dropped)
+        .into_error()
+}
+
+/// Refuses a message over `max` before it is queued.
+fn check_size(message: &Message, max: usize) -> Result<(), Error> {
+    if message.len() > max {
+        return Err(WebSocketError::MessageTooLarge {
+            size: message.len(),
+            max,
+        }
+        .into_error());
+    }
+    Ok(())
+}
+
 impl WebSocket {
-    fn ended(&self) -> Error {
-        self.conn
-            .as_ref()
-            .and_then(|c| c.shared.fate())
-            .unwrap_or(WebSocketError::Dropped)
-            .into_error()
+    fn new(
+        conn: WsConn,
+        lease: Option<Lease>,
+        pool: Arc<dyn WsLender>,
+        max_message: usize,
+    ) -> WebSocket {
+        WebSocket {
+            conn: Some(conn),
+            lease,
+            pool,
+            max_message,
+            closed: false,
+        }
     }
 
     /// Sends `message`. Waits while the messages queued before it are still
@@ -538,13 +182,7 @@ impl WebSocket {
     /// WebSocket stays usable); otherwise the reason the WebSocket ended.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        if message.len() > self.max_message {
-            return Err(WebSocketError::MessageTooLarge {
-                size: message.len(),
-                max: self.max_message,
-            }
-            .into_error());
-        }
+        check_size(&message, self.max_message)?;
         self.send_or_return(message).await.map_err(|(_, e)| e)
     }
 
@@ -553,11 +191,10 @@ impl WebSocket {
         let Some(conn) = self.conn.as_ref().filter(|_| !self.closed) else {
             return Err((message, WebSocketError::ClosedLocally.into_error()));
         };
-        match conn.commands.send(Command::Send(message)).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Command::Send(message))) => Err((message, self.ended())),
-            Err(_) => unreachable!("a failed send gives back the command it was given"),
-        }
+        conn.sender()
+            .send(message)
+            .await
+            .map_err(|message| (message, ended(Some(conn.sender()))))
     }
 
     /// The next message from the server.
@@ -571,9 +208,20 @@ impl WebSocket {
         let Some(conn) = self.conn.as_mut() else {
             return Err(WebSocketError::ClosedLocally.into_error());
         };
-        match conn.incoming.recv().await {
+        match conn.recv().await {
             Some(message) => Ok(message),
-            None => Err(self.ended()),
+            None => Err(ended(Some(conn.sender()))),
+        }
+    }
+
+    /// A handle that sends on this WebSocket from other tasks while this one
+    /// receives: clone it for as many senders as needed. It sends nothing
+    /// once the WebSocket is closed or has ended, and it does not keep the
+    /// WebSocket from going back to the pool when this handle is dropped.
+    pub fn sender(&self) -> WebSocketSender {
+        WebSocketSender {
+            sender: self.conn.as_ref().map(|c| c.sender().clone()),
+            max_message: self.max_message,
         }
     }
 
@@ -588,49 +236,24 @@ impl WebSocket {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        if conn.commands.send(Command::Close).await.is_err() {
-            return match conn.shared.fate() {
+        if !conn.sender().close().await {
+            return match conn.sender().fate() {
                 Some(WebSocketError::ClosedLocally) | None => Ok(()),
                 Some(fate) => Err(fate.into_error()),
             };
         }
-        let deadline = self.pool.now() + driver::CLOSE_GRACE;
+        let deadline = self.pool.now() + CLOSE_GRACE;
         let timer = self.pool.timer(deadline);
         // Messages still arriving before the server's close frame are
         // discarded: the caller asked to close.
-        let drained = async { while conn.incoming.recv().await.is_some() {} };
+        let drained = async { while conn.recv().await.is_some() {} };
         let _ = until(timer, drained).await;
         Ok(())
     }
 
-    /// A sender of commands to the driver, for a [`Connection`](crate::connection::Connection)
-    /// that sends from many tasks at once.
-    pub(crate) fn sender(&self) -> Option<mpsc::Sender<Command>> {
-        self.conn.as_ref().map(|c| c.commands.clone())
-    }
-
-    /// The pool, for its timers.
-    pub(crate) fn pool(&self) -> &Arc<dyn WsPool> {
-        &self.pool
-    }
-
-    /// The largest message this WebSocket sends.
-    pub(crate) fn max_message(&self) -> usize {
-        self.max_message
-    }
-
-    /// Why the WebSocket ended (once it has).
-    pub(crate) fn end_error(&self) -> Error {
-        self.ended()
-    }
-
     /// Whether this WebSocket has ended (closed by either side, or dropped).
     pub fn is_closed(&self) -> bool {
-        self.closed
-            || self
-                .conn
-                .as_ref()
-                .is_none_or(|c| c.shared.fate().is_some() || c.commands.is_closed())
+        self.closed || self.conn.as_ref().is_none_or(|c| c.sender().is_ended())
     }
 }
 
@@ -642,5 +265,47 @@ impl Drop for WebSocket {
         let conn = self.conn.take();
         let clean = !self.closed && conn.as_ref().is_some_and(WsConn::release);
         self.pool.check_in_ws(lease, conn.filter(|_| clean));
+    }
+}
+
+/// Sends on a [`WebSocket`] from another task: see [`WebSocket::sender`].
+#[derive(Clone)]
+pub struct WebSocketSender {
+    sender: Option<WsSender>,
+    max_message: usize,
+}
+
+impl fmt::Debug for WebSocketSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketSender")
+            .field("ended", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketSender {
+    /// Sends `message`, as [`WebSocket::send`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`WebSocketError::MessageTooLarge`] for a message over the limit;
+    /// otherwise the reason the WebSocket ended.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        check_size(&message, self.max_message)?;
+        let Some(sender) = &self.sender else {
+            return Err(WebSocketError::ClosedLocally.into_error());
+        };
+        sender.send(message).await.map_err(|_| ended(Some(sender)))
+    }
+
+    /// Whether the WebSocket has ended: nothing sent from now on arrives.
+    pub fn is_closed(&self) -> bool {
+        self.sender.as_ref().is_none_or(WsSender::is_ended)
+    }
+
+    /// Why the WebSocket ended, once it has: the error its next send gets.
+    pub fn ended(&self) -> Option<Error> {
+        self.is_closed().then(|| ended(self.sender.as_ref()))
     }
 }

@@ -18,17 +18,18 @@ use muxpool_core::{Lease, Release};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{start, Opened, WebSocket, WebSocketError, WsPool};
-use crate::error::{Error, ErrorKind};
-use crate::http2::Report;
-use crate::origin::Origin;
-use crate::pool::{Checked, Inner};
+use crate::conn::h2::h2_headers;
+use crate::conn::ws::{start, H2Stream, Opened, WsConn};
+use crate::conn::{Clock, Report};
+use crate::dial::PoolKey;
+use crate::error::{Error, ErrorKind, WebSocketError};
+use crate::pool::{LeasedConn, Shared};
 use crate::runtime::Runtime;
 
 /// A stream slot held by a WebSocket's driver, given back when the driver
 /// ends, or is dropped without ending.
 struct StreamLease<R: Runtime> {
-    inner: Arc<Inner<R>>,
+    inner: Arc<Shared<R>>,
     lease: Option<Lease>,
 }
 
@@ -48,30 +49,32 @@ fn stream_error(e: h2::Error) -> Error {
 
 /// Opens a WebSocket on a stream of the origin's HTTP/2 connection, if the
 /// server offers extended CONNECT there; `None` to fall back to the upgrade.
+/// The WebSocket comes leased, its driver running and holding the stream's
+/// slot.
 pub(crate) async fn open<R: Runtime>(
-    inner: &Arc<Inner<R>>,
-    origin: &Origin,
+    inner: &Arc<Shared<R>>,
+    origin: &PoolKey,
     request: &Request<()>,
     deadline: std::time::Instant,
-) -> Result<Option<WebSocket>, Error> {
+) -> Result<Option<WsConn>, Error> {
     if !origin.is_tls() && !inner.settings.h2_prior_knowledge {
         // Clear text speaks HTTP/2 only with prior knowledge.
         return Ok(None);
     }
     let http = origin.http();
-    let (lease, checked) = inner.checkout(&http, Some(deadline)).await?;
-    let send = match checked {
-        Checked::H2(send) if send.is_extended_connect_protocol_enabled() => send,
-        Checked::H2(_) => {
+    let (lease, leased) = inner.checkout(&http, Some(deadline)).await?;
+    let send = match leased {
+        LeasedConn::H2(send) if send.is_extended_connect_protocol_enabled() => send,
+        LeasedConn::H2(_) => {
             inner.release(lease, Release::Reuse);
             return Ok(None);
         }
-        Checked::H1(conn) => {
+        LeasedConn::H1(conn) => {
             // Unused: back to the pool, for HTTP requests.
             inner.check_in(lease, Some(conn));
             return Ok(None);
         }
-        Checked::Ws(_) => {
+        LeasedConn::Ws(_) => {
             inner.release(lease, Release::Close);
             return Ok(None);
         }
@@ -89,7 +92,7 @@ pub(crate) async fn open<R: Runtime>(
     *connect.uri_mut() = format!("{scheme}://{authority}{path}")
         .parse()
         .map_err(|e| Error::new(ErrorKind::Request).with_source(e))?;
-    *connect.headers_mut() = crate::http2::h2_headers(request.headers());
+    *connect.headers_mut() = h2_headers(request.headers());
     connect
         .headers_mut()
         .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
@@ -105,7 +108,7 @@ pub(crate) async fn open<R: Runtime>(
         }
         .into_error());
     }
-    let io = super::H2Stream::new(stream, response.into_body());
+    let io = H2Stream::new(stream, response.into_body());
     let socket = WebSocketStream::from_raw_socket(
         io,
         Role::Client,
@@ -114,20 +117,12 @@ pub(crate) async fn open<R: Runtime>(
     .await;
     let Opened { conn, driver } = start(socket);
     conn.lease();
-    let pool = Arc::clone(inner) as Arc<dyn WsPool>;
+    let clock = Arc::clone(inner) as Arc<dyn Clock>;
     let mut slot = Some(slot);
-    inner
-        .runtime
-        .spawn(driver.drive(pool.clone(), move |report| {
-            if let Report::Closed = report {
-                drop(slot.take());
-            }
-        }));
-    Ok(Some(WebSocket {
-        conn: Some(conn),
-        lease: None,
-        pool,
-        max_message: inner.settings.ws.max_message,
-        closed: false,
-    }))
+    inner.runtime.spawn(driver.drive(clock, move |report| {
+        if let Report::Closed = report {
+            drop(slot.take());
+        }
+    }));
+    Ok(Some(conn))
 }

@@ -1,25 +1,5 @@
-//! A WebSocket that reopens itself when it drops.
-//!
-//! # Why
-//!
-//! Long-lived subscriptions and RPC links outlive any one connection: servers
-//! restart, load balancers cut idle links, networks blip. A
-//! [`ReconnectingWebSocket`] hides that: when its WebSocket ends for any reason
-//! but its own [`close`](ReconnectingWebSocket::close), a background task opens
-//! another through the pool (so the pool's backoff and circuit pace the
-//! attempts, and its limits and statistics count them), and messages sent
-//! meanwhile wait in a bounded buffer, to be written, oldest first, as soon as
-//! the new WebSocket is up.
-//!
-//! # What is and is not promised
-//!
-//! A message sent while disconnected is kept until a WebSocket takes it; when
-//! the buffer is full, [`send`](ReconnectingWebSocket::send) refuses the
-//! message with [`WebSocketError::BufferFull`] rather than dropping anything
-//! silently. A message already handed to a WebSocket that then dropped may
-//! or may not have reached the server (TCP cannot tell): delivery across a drop
-//! is at most once for those, as with any WebSocket. Messages the server sent
-//! on the old WebSocket that were not yet received are lost with it.
+//! A WebSocket that reopens itself when it drops: [`ReconnectingWebSocket`],
+//! and the task that reopens it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,7 +11,7 @@ use http::{HeaderMap, Request, Uri};
 
 use super::{connect, Message, WebSocket, WebSocketError};
 use crate::error::{Error, ErrorKind};
-use crate::pool::Inner;
+use crate::pool::Shared;
 use crate::runtime::Runtime;
 
 /// How a [`ReconnectingWebSocket`] behaves.
@@ -95,8 +75,28 @@ impl Handoff {
 /// Starts a reconnect task.
 type Restart = Arc<dyn Fn(Arc<Handoff>) + Send + Sync>;
 
-/// A WebSocket that is reopened, through the pool, whenever it drops; see the
-/// [module documentation](self).
+/// A WebSocket that is reopened, through the pool, whenever it drops.
+///
+/// # Why
+///
+/// Long-lived subscriptions and RPC links outlive any one connection: servers
+/// restart, load balancers cut idle links, networks blip. A
+/// [`ReconnectingWebSocket`] hides that: when its WebSocket ends for any reason
+/// but its own [`close`](ReconnectingWebSocket::close), a background task opens
+/// another through the pool (so the pool's backoff and circuit pace the
+/// attempts, and its limits and statistics count them), and messages sent
+/// meanwhile wait in a bounded buffer, to be written, oldest first, as soon as
+/// the new WebSocket is up.
+///
+/// # What is and is not promised
+///
+/// A message sent while disconnected is kept until a WebSocket takes it; when
+/// the buffer is full, [`send`](ReconnectingWebSocket::send) refuses the
+/// message with [`WebSocketError::BufferFull`] rather than dropping anything
+/// silently. A message already handed to a WebSocket that then dropped may
+/// or may not have reached the server (TCP cannot tell): delivery across a drop
+/// is at most once for those, as with any WebSocket. Messages the server sent
+/// on the old WebSocket that were not yet received are lost with it.
 pub struct ReconnectingWebSocket {
     current: Option<WebSocket>,
     handoff: Arc<Handoff>,
@@ -117,7 +117,7 @@ impl fmt::Debug for ReconnectingWebSocket {
 /// Opens the first WebSocket for `request`; later ones are opened the same
 /// way, each within `timeout`.
 pub(crate) async fn open<R: Runtime>(
-    inner: &Arc<Inner<R>>,
+    inner: &Arc<Shared<R>>,
     request: Request<()>,
     timeout: Duration,
     options: Reconnect,
@@ -149,7 +149,7 @@ pub(crate) async fn open<R: Runtime>(
 /// The reconnect task: opens WebSockets until one takes the whole buffer,
 /// then hands it over.
 async fn reconnect<R: Runtime>(
-    inner: Arc<Inner<R>>,
+    inner: Arc<Shared<R>>,
     uri: Uri,
     headers: HeaderMap,
     timeout: Duration,

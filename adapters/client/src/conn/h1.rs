@@ -1,4 +1,5 @@
-//! One HTTP/1.1 exchange on a leased connection: the I/O around [`h1`](crate::h1).
+//! One HTTP/1.1 connection: the I/O around the codec in
+//! [`crate::h1`].
 //!
 //! The caller's own task writes the request and reads the response head; the
 //! response body is read by whoever polls the [`Body`](crate::Body), which owns
@@ -18,10 +19,67 @@ use muxpool_core::Lease;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
+use http::request;
+use tokio::io::ReadBuf;
+
+use crate::dial::Transport;
 use crate::error::{Error, ErrorKind};
-use crate::h1::{self, BodyDecoder, BodyEncoder, BodyEvent, ResponseHead, ResponseParser};
-use crate::outgoing::Outgoing;
-use crate::pool::H1Conn;
+use crate::h1::{
+    self, encode_request, BodyDecoder, BodyEncoder, BodyEvent, EncodedRequest, ResponseHead,
+    ResponseParser, TargetForm,
+};
+
+use super::outgoing::{Outgoing, Stream};
+use super::{Clock, Failure, Frame, Read};
+
+/// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
+pub(crate) struct H1Conn {
+    pub(crate) io: Transport,
+    /// It has waited in the pool (after a request, or since it came up with no
+    /// request to take it): the server may have closed it meanwhile.
+    pub(crate) waited: bool,
+    /// The read buffer: none while idle; at checkout, one the pool kept from a
+    /// finished exchange, if it has one.
+    pub(crate) buf: BytesMut,
+}
+
+/// The pool as an HTTP/1.1 response body sees it: the connection goes back
+/// when the body ends.
+pub(crate) trait H1Lender: Clock {
+    /// Returns `lease`, with its connection if it is clean.
+    fn check_in(&self, lease: Lease, conn: Option<H1Conn>);
+}
+
+/// Whether a connection that sat idle is still open, as far as can be seen
+/// without waiting: no end of stream, no reset, no unexpected bytes.
+///
+/// The probe is a read, polled with the calling task's context: a read that
+/// would block leaves the task registered for the connection's readiness,
+/// which is what the read of the response does next anyway, so that read
+/// finds its waker in place instead of swapping a stand-in out for it.
+pub(crate) async fn is_open(conn: &mut H1Conn) -> bool {
+    std::future::poll_fn(|cx| {
+        let mut probe = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut probe);
+        let pending = tokio::io::AsyncRead::poll_read(Pin::new(&mut conn.io), cx, &mut buf);
+        Poll::Ready(pending.is_pending())
+    })
+    .await
+}
+
+/// Encodes the request head into `buf`, the connection's empty read buffer:
+/// the head is written from there, and the same memory then takes the
+/// response, so a request allocates no buffer of its own for its head.
+pub(crate) fn encode(
+    parts: &request::Parts,
+    body: &Outgoing,
+    buf: &mut BytesMut,
+) -> Result<EncodedRequest, Error> {
+    // The room the response will be read into, made now: one allocation for
+    // the head and then the response.
+    make_room(buf);
+    encode_request(parts, body.framing(), TargetForm::Origin, buf).map_err(protocol)
+}
 
 /// Read buffer size: what one read asks the socket for.
 const READ_SIZE: usize = 8 * 1024;
@@ -37,17 +95,6 @@ pub(crate) fn make_room(buf: &mut BytesMut) {
 /// Request body chunks up to this size are copied next to their framing, so that
 /// one write carries both.
 const COPY_LIMIT: usize = 8 * 1024;
-
-/// How far an exchange got before it failed.
-pub(crate) struct Failure {
-    pub(crate) error: Error,
-    /// No byte of a response arrived, and the request body was not consumed: the
-    /// request may be sent again on another connection.
-    pub(crate) replayable: bool,
-    /// The connection is going away (an HTTP/2 GOAWAY): it must get no new
-    /// requests, and a request it refused goes to another connection.
-    pub(crate) going_away: bool,
-}
 
 fn io_error(kind: ErrorKind, message: &'static str, e: std::io::Error) -> Error {
     let kind = if e.kind() == std::io::ErrorKind::TimedOut {
@@ -171,7 +218,7 @@ async fn write_stream(
     conn: &mut H1Conn,
     out: &mut BytesMut,
     encoder: &mut BodyEncoder,
-    stream: &mut crate::outgoing::Stream,
+    stream: &mut Stream,
 ) -> Result<(), Error> {
     // The head goes out first: the body may take its time.
     conn.io.write_all(out).await.map_err(write_failed)?;
@@ -211,29 +258,11 @@ async fn write_data(
     Ok(())
 }
 
-/// One frame of a request body.
-pub(crate) enum Frame {
-    Data(Bytes),
-    Trailers(HeaderMap),
-}
-
-/// Gives the connection of a finished exchange back to the pool.
-pub(crate) trait CheckIn: Send + Sync {
-    /// Returns `lease`, with its connection if it is clean.
-    fn check_in(&self, lease: Lease, conn: Option<H1Conn>);
-    /// Returns the stream slot of an HTTP/2 lease.
-    fn release_stream(&self, lease: Lease);
-    /// A timer for `deadline` on the client's runtime.
-    fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn crate::runtime::Timer>>;
-    /// The runtime's now.
-    fn now(&self) -> std::time::Instant;
-}
-
 /// The response body of an HTTP/1.1 exchange, owning its connection.
 pub(crate) struct H1Body {
     conn: Option<H1Conn>,
     lease: Lease,
-    pool: Arc<dyn CheckIn>,
+    pool: Arc<dyn H1Lender>,
     buf: BytesMut,
     decoder: BodyDecoder,
     read_timeout: Duration,
@@ -246,18 +275,11 @@ pub(crate) struct H1Body {
     done: bool,
 }
 
-/// What reading a body produced.
-pub(crate) enum Read {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    End,
-}
-
 impl H1Body {
     pub(crate) fn new(
         conn: H1Conn,
         lease: Lease,
-        pool: Arc<dyn CheckIn>,
+        pool: Arc<dyn H1Lender>,
         buf: BytesMut,
         decoder: BodyDecoder,
         read_timeout: Duration,

@@ -1,5 +1,5 @@
-//! One interface for message protocols (JSON-RPC, MCP and the like) over a
-//! WebSocket or over HTTP.
+//! A message channel: one interface for message protocols (JSON-RPC, MCP and
+//! the like) over a WebSocket or over HTTP.
 //!
 //! # Why
 //!
@@ -7,20 +7,22 @@
 //! and get its response, send a notification that has none, and hear what the
 //! server says on its own. Over a WebSocket all three share one stream of
 //! messages, and responses come back in whatever order the server finishes
-//! them; over HTTP every request is an exchange of its own. A [`Connection`]
-//! gives both the same three calls, [`request`](Connection::request),
-//! [`notify`](Connection::notify) and [`receive`](Connection::receive), so the
+//! them; over HTTP every request is an exchange of its own. A [`MessageChannel`]
+//! gives both the same three calls, [`request`](MessageChannel::request),
+//! [`notify`](MessageChannel::notify) and [`receive`](MessageChannel::receive), so the
 //! code above it does not care which transport it runs on.
+//!
+//! The channel is built on the public [`Client`] and [`WebSocket`] alone.
 //!
 //! # Correlation
 //!
 //! The protocol, not muxpool, knows where a message's id is. A [`Codec`] the
-//! caller supplies reads it; over a WebSocket a task of the connection reads
+//! caller supplies reads it; over a WebSocket a task of the channel reads
 //! every incoming message, hands a response to the request waiting for its id,
 //! and queues anything else (notifications and requests from the server) for
-//! [`receive`](Connection::receive). So many requests from many tasks share one
+//! [`receive`](MessageChannel::receive). So many requests from many tasks share one
 //! WebSocket at once, and a session stays on that WebSocket (and so on one
-//! upstream connection) for the life of the `Connection`.
+//! upstream connection) for the life of the channel.
 //!
 //! Over HTTP each request is a `POST` of the message to the configured URL,
 //! and its response body is the answer; notifications are `POST`s whose
@@ -30,14 +32,15 @@
 //! # Backpressure
 //!
 //! Everything is bounded: at most
-//! [`max_in_flight`](ConnectionOptions::max_in_flight) requests wait for their
+//! [`max_in_flight`](ChannelOptions::max_in_flight) requests wait for their
 //! responses at once (one more waits for a place, by `await`), the messages
-//! queued for [`receive`](Connection::receive) are bounded (when the caller
-//! does not keep up, the connection stops reading), and every request is
+//! queued for [`receive`](MessageChannel::receive) are bounded (when the caller
+//! does not keep up, the channel stops reading), and every request is
 //! bounded by the client's request timeout.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -48,12 +51,12 @@ use http::Uri;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::Body;
-use crate::error::{Error, ErrorKind};
+use crate::client::{Client, RequestTimeout};
+use crate::error::{Error, ErrorKind, WebSocketError};
 use crate::runtime::Runtime;
 use crate::session::Session;
 use crate::timeout::until;
-use crate::websocket::{Command, Message, WebSocket, WebSocketError};
-use crate::Client;
+use crate::websocket::{Message, WebSocket, WebSocketSender};
 
 /// Reads the correlation id of a message: the caller's knowledge of its
 /// protocol.
@@ -67,28 +70,28 @@ pub trait Codec: Send + Sync + 'static {
     fn id(&self, message: &Message) -> Option<Self::Id>;
 }
 
-/// Limits of a [`Connection`].
+/// Limits of a [`MessageChannel`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ConnectionOptions {
+pub struct ChannelOptions {
     /// Requests awaiting their responses at once; one more waits. Default 256.
     pub max_in_flight: usize,
-    /// Server-initiated messages read ahead of [`Connection::receive`].
+    /// Server-initiated messages read ahead of [`MessageChannel::receive`].
     /// Default 64.
     pub max_queued: usize,
     /// Over HTTP: where server-initiated messages are read from (a `GET`
     /// whose body is one message a line). `None`: there are none.
     pub events: Option<Uri>,
-    /// Over HTTP: the connection's messages form one [`Session`], so they go
+    /// Over HTTP: the channel's messages form one [`Session`], so they go
     /// to the upstream connection its last message used while it can take
     /// them (a WebSocket connection is on one upstream connection anyway).
     /// Default on.
     pub affinity: bool,
 }
 
-impl Default for ConnectionOptions {
+impl Default for ChannelOptions {
     fn default() -> Self {
-        ConnectionOptions {
+        ChannelOptions {
             max_in_flight: 256,
             max_queued: 64,
             events: None,
@@ -97,7 +100,7 @@ impl Default for ConnectionOptions {
     }
 }
 
-impl ConnectionOptions {
+impl ChannelOptions {
     /// At most `max` requests awaiting their responses at once.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max;
@@ -110,7 +113,7 @@ impl ConnectionOptions {
         self
     }
 
-    /// Over HTTP: whether the connection's messages stay on one upstream
+    /// Over HTTP: whether the channel's messages stay on one upstream
     /// connection while it can take them (see [`affinity`](Self::affinity)).
     pub fn affinity(mut self, enabled: bool) -> Self {
         self.affinity = enabled;
@@ -120,31 +123,34 @@ impl ConnectionOptions {
 
 type Pending<Id> = Arc<Mutex<HashMap<Id, oneshot::Sender<Message>>>>;
 
-/// Why the WebSocket under a connection ended, once it has.
+/// A sleep of the client's runtime, without its type.
+type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Why the WebSocket under a channel ended, once it has.
 type Fate = Arc<Mutex<Option<Error>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A request/notify/receive connection for a message protocol; see the
-/// [module documentation](self).
-pub struct Connection<C: Codec> {
+/// A request/notify/receive channel for a message protocol, over a
+/// WebSocket or over HTTP; see the [module documentation](self).
+pub struct MessageChannel<C: Codec> {
     codec: Arc<C>,
     permits: Semaphore,
     timeout: Duration,
-    transport: Transport<C::Id>,
+    over: Over<C::Id>,
 }
 
-enum Transport<Id> {
+/// What a channel's messages travel over.
+enum Over<Id> {
     WebSocket {
-        commands: mpsc::Sender<Command>,
+        sender: WebSocketSender,
         pending: Pending<Id>,
         pushed: tokio::sync::Mutex<mpsc::Receiver<Message>>,
         fate: Fate,
-        timers: Arc<dyn crate::websocket::WsPool>,
-        max_message: usize,
-        /// Dropped with the connection: the reading task then ends.
+        sleep: Sleep,
+        /// Dropped with the channel: the reading task then ends.
         _stop: oneshot::Sender<()>,
     },
     Http {
@@ -153,13 +159,13 @@ enum Transport<Id> {
     },
 }
 
-impl<C: Codec> fmt::Debug for Connection<C> {
+impl<C: Codec> fmt::Debug for MessageChannel<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = match self.transport {
-            Transport::WebSocket { .. } => "websocket",
-            Transport::Http { .. } => "http",
+        let transport = match self.over {
+            Over::WebSocket { .. } => "websocket",
+            Over::Http { .. } => "http",
         };
-        f.debug_struct("Connection")
+        f.debug_struct("MessageChannel")
             .field("transport", &transport)
             .finish_non_exhaustive()
     }
@@ -189,19 +195,60 @@ fn ended(fate: &Fate) -> Error {
         .unwrap_or_else(|| WebSocketError::Dropped.into_error())
 }
 
-impl<C: Codec> Connection<C> {
-    /// A connection over `ws`, whose incoming messages a task spawned with
-    /// `spawn` reads from now on.
-    pub(crate) fn over_websocket<R: Runtime>(
+impl<R: Runtime> Client<R> {
+    /// A [`MessageChannel`] for a message protocol over a WebSocket opened
+    /// (or taken from the pool) for `request`: many concurrent requests share
+    /// it, their responses found by the id `codec` reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Client::websocket).
+    pub async fn messages_over_websocket<C: Codec>(
+        &self,
+        request: http::Request<()>,
+        codec: C,
+        options: ChannelOptions,
+    ) -> Result<MessageChannel<C>, Error> {
+        let timeout = request
+            .extensions()
+            .get::<RequestTimeout>()
+            .map_or(self.request_timeout(), |t| t.0);
+        let ws = self.websocket(request).await?;
+        MessageChannel::over_websocket(self.runtime(), ws, codec, &options, timeout)
+    }
+
+    /// A [`MessageChannel`] for a message protocol over HTTP: each message
+    /// is a `POST` to `url` (over HTTP/2 where the origin speaks it, a stream
+    /// each), server-initiated messages come from `options.events`.
+    pub fn messages_over_http<C: Codec>(
+        &self,
+        url: Uri,
+        codec: C,
+        options: ChannelOptions,
+    ) -> MessageChannel<C> {
+        MessageChannel::over_http(self, url, codec, &options, self.request_timeout())
+    }
+}
+
+impl<C: Codec> MessageChannel<C> {
+    /// A channel over `ws`, whose incoming messages a task spawned on
+    /// `runtime` reads from now on.
+    fn over_websocket<R: Runtime>(
         runtime: &R,
         ws: WebSocket,
         codec: C,
-        options: &ConnectionOptions,
+        options: &ChannelOptions,
         timeout: Duration,
-    ) -> Result<Connection<C>, Error> {
-        let commands = ws.sender().ok_or_else(|| ws.end_error())?;
-        let timers = Arc::clone(ws.pool());
-        let max_message = ws.max_message();
+    ) -> Result<MessageChannel<C>, Error> {
+        let sender = ws.sender();
+        if let Some(error) = sender.ended() {
+            return Err(error);
+        }
+        let clock = runtime.clone();
+        let sleep: Sleep = Arc::new(move |after| {
+            let clock = clock.clone();
+            Box::pin(async move { clock.timer(clock.now() + after).await })
+        });
         let codec = Arc::new(codec);
         let pending: Pending<C::Id> = Arc::default();
         let fate: Fate = Arc::default();
@@ -215,41 +262,40 @@ impl<C: Codec> Connection<C> {
             Arc::clone(&fate),
             stopped,
         ));
-        Ok(Connection {
+        Ok(MessageChannel {
             codec,
             permits: Semaphore::new(options.max_in_flight.max(1)),
             timeout,
-            transport: Transport::WebSocket {
-                commands,
+            over: Over::WebSocket {
+                sender,
                 pending,
                 pushed: tokio::sync::Mutex::new(pushed),
                 fate,
-                timers,
-                max_message,
+                sleep,
                 _stop: stop,
             },
         })
     }
 
-    /// A connection that posts each message to `url` with `client`.
-    pub(crate) fn over_http<R: Runtime>(
+    /// A channel that posts each message to `url` with `client`.
+    fn over_http<R: Runtime>(
         client: &Client<R>,
         url: Uri,
         codec: C,
-        options: &ConnectionOptions,
+        options: &ChannelOptions,
         timeout: Duration,
-    ) -> Connection<C> {
+    ) -> MessageChannel<C> {
         let post = Arc::new(HttpPost {
             client: client.clone(),
             url,
             events: options.events.clone(),
             session: options.affinity.then(Session::new),
         });
-        Connection {
+        MessageChannel {
             codec: Arc::new(codec),
             permits: Semaphore::new(options.max_in_flight.max(1)),
             timeout,
-            transport: Transport::Http {
+            over: Over::Http {
                 post,
                 events: tokio::sync::Mutex::new(None),
             },
@@ -258,7 +304,7 @@ impl<C: Codec> Connection<C> {
 
     /// Sends the request `message` and returns its response: the message the
     /// server sends back with the same id. Waits while
-    /// [`max_in_flight`](ConnectionOptions::max_in_flight) requests are out.
+    /// [`max_in_flight`](ChannelOptions::max_in_flight) requests are out.
     ///
     /// # Errors
     ///
@@ -275,17 +321,15 @@ impl<C: Codec> Connection<C> {
             .acquire()
             .await
             .map_err(|_| Error::new(ErrorKind::ShutDown))?;
-        match &self.transport {
-            Transport::Http { post, .. } => post.post(message, self.timeout).await,
-            Transport::WebSocket {
-                commands,
+        match &self.over {
+            Over::Http { post, .. } => post.post(message, self.timeout).await,
+            Over::WebSocket {
+                sender,
                 pending,
                 fate,
-                timers,
-                max_message,
+                sleep,
                 ..
             } => {
-                check_size(&message, *max_message)?;
                 let (tx, rx) = oneshot::channel();
                 {
                     let mut waiting = lock(pending);
@@ -300,14 +344,12 @@ impl<C: Codec> Connection<C> {
                     id: Some(id),
                 };
                 let exchange = async {
-                    commands
-                        .send(Command::Send(message))
-                        .await
-                        .map_err(|_| ended(fate))?;
+                    sender.send(message).await?;
                     rx.await.map_err(|_| ended(fate))
                 };
-                let timer = timers.timer(timers.now() + self.timeout);
-                until(timer, exchange).await.map_err(|_| timed_out())?
+                until(sleep(self.timeout), exchange)
+                    .await
+                    .map_err(|_| timed_out())?
             }
         }
     }
@@ -319,36 +361,25 @@ impl<C: Codec> Connection<C> {
     /// Why the transport failed.
     pub async fn notify(&self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        match &self.transport {
-            Transport::Http { post, .. } => post.post(message, self.timeout).await.map(drop),
-            Transport::WebSocket {
-                commands,
-                fate,
-                max_message,
-                ..
-            } => {
-                check_size(&message, *max_message)?;
-                commands
-                    .send(Command::Send(message))
-                    .await
-                    .map_err(|_| ended(fate))
-            }
+        match &self.over {
+            Over::Http { post, .. } => post.post(message, self.timeout).await.map(drop),
+            Over::WebSocket { sender, .. } => sender.send(message).await,
         }
     }
 
     /// The next message the server sent on its own: a notification, or a
-    /// request of its own (answer it with [`notify`](Connection::notify)).
+    /// request of its own (answer it with [`notify`](MessageChannel::notify)).
     ///
     /// # Errors
     ///
     /// Why the transport ended; over HTTP without an events URL,
     /// [`ErrorKind::Request`].
     pub async fn receive(&self) -> Result<Message, Error> {
-        match &self.transport {
-            Transport::WebSocket { pushed, fate, .. } => {
+        match &self.over {
+            Over::WebSocket { pushed, fate, .. } => {
                 pushed.lock().await.recv().await.ok_or_else(|| ended(fate))
             }
-            Transport::Http { post, events } => {
+            Over::Http { post, events } => {
                 let mut events = events.lock().await;
                 loop {
                     if let Some(lines) = events.as_mut() {
@@ -369,19 +400,8 @@ impl<C: Codec> Connection<C> {
     }
 }
 
-fn check_size(message: &Message, max: usize) -> Result<(), Error> {
-    if message.len() > max {
-        return Err(WebSocketError::MessageTooLarge {
-            size: message.len(),
-            max,
-        }
-        .into_error());
-    }
-    Ok(())
-}
-
-/// The reading task of a connection over a WebSocket: responses to their
-/// requests, everything else to [`Connection::receive`].
+/// The reading task of a channel over a WebSocket: responses to their
+/// requests, everything else to [`MessageChannel::receive`].
 async fn read<C: Codec>(
     mut ws: WebSocket,
     codec: Arc<C>,
@@ -393,7 +413,7 @@ async fn read<C: Codec>(
     loop {
         let next = until(stop(&mut stopped), ws.recv()).await.ok();
         let message = match next {
-            // The connection is gone: the WebSocket goes back to the pool if
+            // The channel is gone: the WebSocket goes back to the pool if
             // it is clean.
             None => return,
             Some(Ok(message)) => message,
@@ -419,7 +439,7 @@ async fn read<C: Codec>(
     }
 }
 
-/// Resolves when the connection is dropped.
+/// Resolves when the channel is dropped.
 async fn stop(stopped: &mut oneshot::Receiver<()>) {
     let _ = stopped.await;
 }
@@ -445,7 +465,7 @@ struct HttpPost<R: Runtime> {
 }
 
 impl<R: Runtime> HttpPost<R> {
-    /// Sends `request` in the connection's session, if it has one.
+    /// Sends `request` in the channel's session, if it has one.
     async fn send(&self, mut request: http::Request<Body>) -> Result<http::Response<Body>, Error> {
         if let Some(session) = &self.session {
             request.extensions_mut().insert(session.clone());
@@ -480,7 +500,7 @@ impl<R: Runtime> Post for HttpPost<R> {
                 .header(http::header::CONTENT_TYPE, content_type)
                 .body(body)
                 .map_err(|e| Error::new(ErrorKind::Request).with_source(e))?;
-            request.extensions_mut().insert(crate::Timeout(timeout));
+            request.extensions_mut().insert(RequestTimeout(timeout));
             let response = self.send(request).await?;
             if !response.status().is_success() {
                 return Err(status_error());
@@ -498,9 +518,8 @@ impl<R: Runtime> Post for HttpPost<R> {
     ) -> Pin<Box<dyn std::future::Future<Output = Result<Lines, Error>> + Send + '_>> {
         Box::pin(async move {
             let Some(url) = &self.events else {
-                return Err(Error::new(ErrorKind::Request).with_message(
-                    "this connection has no events URL for server-initiated messages",
-                ));
+                return Err(Error::new(ErrorKind::Request)
+                    .with_message("this channel has no events URL for server-initiated messages"));
             };
             let request = http::Request::get(url.clone())
                 .body(Body::empty())

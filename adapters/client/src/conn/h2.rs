@@ -20,30 +20,14 @@ use h2::client::{Connection, SendRequest};
 use h2::{Ping, PingPong, RecvStream, SendStream};
 use http::header::{CONNECTION, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::{request, HeaderMap, HeaderName, Response, Version};
-use muxpool_core::Lease;
+use muxpool_core::{Lease, Release};
 
-use crate::connect::Transport;
+use crate::config::H2Settings;
+use crate::dial::Transport;
 use crate::error::{Error, ErrorKind};
-use crate::http1::{CheckIn, Failure, Frame, Read};
-use crate::outgoing::Outgoing;
 
-/// HTTP/2 settings of the client's side of every connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct H2Settings {
-    pub(crate) initial_stream_window: u32,
-    pub(crate) initial_connection_window: u32,
-    pub(crate) max_frame_size: u32,
-}
-
-impl Default for H2Settings {
-    fn default() -> Self {
-        H2Settings {
-            initial_stream_window: 256 * 1024,
-            initial_connection_window: 1024 * 1024,
-            max_frame_size: 16 * 1024,
-        }
-    }
-}
+use super::outgoing::Outgoing;
+use super::{Failure, Frame, Lender, Read, Report};
 
 /// Asks a connection's driver to send a PING.
 #[derive(Default)]
@@ -67,16 +51,6 @@ impl PingRequest {
 pub(crate) struct H2Conn {
     pub(crate) send: SendRequest<Bytes>,
     pub(crate) ping: Arc<PingRequest>,
-}
-
-/// What the driver reports.
-pub(crate) enum Report {
-    /// The peer's limit on concurrent streams changed.
-    MaxStreams(u32),
-    /// A PING was answered.
-    Pong,
-    /// The connection ended; nothing follows.
-    Closed,
 }
 
 fn h2_error(kind: ErrorKind, message: &'static str, e: h2::Error) -> Error {
@@ -354,7 +328,7 @@ pub(crate) struct H2Body {
     /// only so that the body is `Sync`; it is never contended.
     upload: Option<Mutex<Upload>>,
     lease: Option<Lease>,
-    pool: Arc<dyn CheckIn>,
+    pool: Arc<dyn Lender>,
     data_done: bool,
 }
 
@@ -363,7 +337,7 @@ impl H2Body {
         recv: RecvStream,
         upload: Option<Upload>,
         lease: Lease,
-        pool: Arc<dyn CheckIn>,
+        pool: Arc<dyn Lender>,
     ) -> H2Body {
         let mut body = H2Body {
             recv,
@@ -380,7 +354,7 @@ impl H2Body {
 
     fn finish(&mut self) {
         if let Some(lease) = self.lease.take() {
-            self.pool.release_stream(lease);
+            self.pool.release(lease, Release::Reuse);
         }
     }
 

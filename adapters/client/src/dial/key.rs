@@ -1,7 +1,7 @@
 //! The pool key: which connections may be shared.
 //!
 //! Two requests may share a connection only if they go to the same scheme, host
-//! and port, secured the same way. [`Origin`] is exactly that, with the
+//! and port, secured the same way. [`PoolKey`] is exactly that, with the
 //! [`TlsIdentity`] of the TLS settings for `https`, so a connection verified
 //! against one set of roots, or authenticated with one client certificate, is
 //! never handed to a request configured with another.
@@ -37,7 +37,7 @@ pub enum Security {
 
 /// Scheme, host, port and TLS identity: the key connections are pooled under.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
+pub struct PoolKey {
     security: Security,
     /// Lowercase; an IPv6 literal without brackets.
     host: Host,
@@ -78,10 +78,10 @@ fn is_handshake_header(name: &HeaderName) -> bool {
         || name == SEC_WEBSOCKET_VERSION
 }
 
-impl Origin {
+impl PoolKey {
     /// The origin of `uri` (which must be absolute, `http` or `https`), secured
     /// with `tls` when it is `https`.
-    pub fn from_uri(uri: &Uri, tls: TlsIdentity) -> Result<Origin, Error> {
+    pub fn from_uri(uri: &Uri, tls: TlsIdentity) -> Result<PoolKey, Error> {
         let https = match uri.scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
             Some(s) if *s == Scheme::HTTP => false,
@@ -90,12 +90,12 @@ impl Origin {
             }
             None => return Err(not_absolute()),
         };
-        Origin::new(uri, https, tls)
+        PoolKey::new(uri, https, tls)
     }
 
     /// The key of a WebSocket to `uri` (`ws` or `wss`) opened with `headers`,
     /// secured with `tls` when it is `wss`.
-    pub fn websocket(uri: &Uri, headers: &HeaderMap, tls: TlsIdentity) -> Result<Origin, Error> {
+    pub fn websocket(uri: &Uri, headers: &HeaderMap, tls: TlsIdentity) -> Result<PoolKey, Error> {
         let secure = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("wss") => true,
             Some(s) if s.eq_ignore_ascii_case("ws") => false,
@@ -105,7 +105,7 @@ impl Origin {
             }
             None => return Err(not_absolute()),
         };
-        let mut origin = Origin::new(uri, secure, tls)?;
+        let mut origin = PoolKey::new(uri, secure, tls)?;
         let mut fields: Vec<(HeaderName, HeaderValue)> = headers
             .iter()
             .filter(|(name, _)| !is_handshake_header(name))
@@ -122,14 +122,14 @@ impl Origin {
 
     /// The same scheme, host, port and TLS settings, without a WebSocket
     /// target: the key of the HTTP connections to this origin.
-    pub fn http(&self) -> Origin {
-        Origin {
+    pub fn http(&self) -> PoolKey {
+        PoolKey {
             websocket: None,
             ..self.clone()
         }
     }
 
-    fn new(uri: &Uri, https: bool, tls: TlsIdentity) -> Result<Origin, Error> {
+    fn new(uri: &Uri, https: bool, tls: TlsIdentity) -> Result<PoolKey, Error> {
         let authority = uri
             .authority()
             .ok_or_else(|| Error::new(ErrorKind::Request).with_message("the URI has no host"))?;
@@ -145,7 +145,7 @@ impl Origin {
             .and_then(parse_port)
             .unwrap_or(if https { 443 } else { 80 });
         let host = Host::lowercase(host);
-        Ok(Origin {
+        Ok(PoolKey {
             security: if https {
                 Security::Tls(tls)
             } else {
@@ -188,13 +188,13 @@ impl Origin {
     }
 }
 
-impl fmt::Debug for Origin {
+impl fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match (self.is_tls(), self.websocket.is_some()) {
             (true, false) => "https",

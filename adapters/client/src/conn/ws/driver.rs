@@ -34,8 +34,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_util::sync::PollSender;
 
-use super::{Command, Message, Shared, WebSocketError, WsPool};
-use crate::http2::Report;
+use super::{websocket_error, Command, Message, Shared};
+use crate::conn::{Clock, Report};
+use crate::error::WebSocketError;
 use crate::runtime::Timer;
 
 /// How long a closing WebSocket waits for the server's close frame.
@@ -87,7 +88,7 @@ impl Parts {
     /// `report` with answered pings and, last, [`Report::Closed`].
     pub(crate) fn drive<F: FnMut(Report) + Send + Unpin + 'static>(
         self,
-        pool: Arc<dyn WsPool>,
+        clock: Arc<dyn Clock>,
         report: F,
     ) -> Driver<F> {
         Driver {
@@ -95,7 +96,7 @@ impl Parts {
             commands: self.commands,
             incoming: PollSender::new(self.incoming),
             shared: self.shared,
-            pool,
+            clock,
             report,
             unflushed: false,
             awaiting_pong: false,
@@ -112,7 +113,7 @@ pub(crate) struct Driver<F> {
     commands: mpsc::Receiver<Command>,
     incoming: PollSender<Message>,
     shared: Arc<Shared>,
-    pool: Arc<dyn WsPool>,
+    clock: Arc<dyn Clock>,
     report: F,
     /// Frames were handed to the socket since it was last flushed.
     unflushed: bool,
@@ -143,7 +144,7 @@ impl<F: FnMut(Report) + Send + Unpin + 'static> Driver<F> {
     }
 
     fn failure(&self, error: &tungstenite::Error) -> WebSocketError {
-        WebSocketError::from_tungstenite(error, self.peer_close.as_ref())
+        websocket_error(error, self.peer_close.as_ref())
     }
 
     /// Takes what the holder (or the pool) asked for, while the socket has
@@ -174,8 +175,8 @@ impl<F: FnMut(Report) + Send + Unpin + 'static> Driver<F> {
                 // Nobody holds this WebSocket any more: close it politely,
                 // for a little while.
                 self.closing = true;
-                let deadline = self.pool.now() + CLOSE_GRACE;
-                self.grace = Some(self.pool.timer(deadline));
+                let deadline = self.clock.now() + CLOSE_GRACE;
+                self.grace = Some(self.clock.timer(deadline));
                 normal_close()
             }
             Poll::Pending => return Ok(false),

@@ -9,7 +9,6 @@
 //! streamed: with `Content-Length` when its size is known exactly, chunked
 //! otherwise, with trailers if it has them.
 
-use std::any::Any;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -18,10 +17,10 @@ use http_body::Body as HttpBody;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 
-use crate::body::Body;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::h1::RequestBody;
-use crate::http1::Frame;
+
+use super::Frame;
 
 /// A request body, ready to send.
 pub(crate) enum Outgoing {
@@ -42,23 +41,23 @@ pub(crate) struct Stream {
 }
 
 impl Outgoing {
-    /// Takes `body` in.
+    /// A body whose whole content is `data`.
+    pub(crate) fn whole(data: Bytes) -> Outgoing {
+        if data.is_empty() {
+            Outgoing::Empty
+        } else {
+            Outgoing::Full(data)
+        }
+    }
+
+    /// Takes `body` in: whole if its content is ready at once, streamed
+    /// otherwise.
     pub(crate) fn new<B>(body: B) -> Result<Outgoing, Error>
     where
         B: HttpBody + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let mut body = body;
-        if let Some(ours) = (&mut body as &mut dyn Any).downcast_mut::<Body>() {
-            if let Some(data) = ours.take_full() {
-                return Ok(if data.is_empty() {
-                    Outgoing::Empty
-                } else {
-                    Outgoing::Full(data)
-                });
-            }
-        }
         if body.is_end_stream() {
             return Ok(Outgoing::Empty);
         }
@@ -73,13 +72,7 @@ impl Outgoing {
             Poll::Ready(None) => return Ok(Outgoing::Empty),
             Poll::Ready(Some(Err(e))) => return Err(body_error(e)),
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) if body.is_end_stream() => {
-                    return Ok(if data.is_empty() {
-                        Outgoing::Empty
-                    } else {
-                        Outgoing::Full(data)
-                    });
-                }
+                Ok(data) if body.is_end_stream() => return Ok(Outgoing::whole(data)),
                 Ok(data) => Some(Frame::Data(data)),
                 Err(frame) => frame.into_trailers().ok().map(Frame::Trailers),
             },

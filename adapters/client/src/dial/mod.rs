@@ -1,4 +1,5 @@
-//! Opening a connection to an origin: resolve, connect (Happy Eyeballs), TLS.
+//! Dialing: the pool key a request is pooled under, and opening a transport
+//! to it (resolve, connect with Happy Eyeballs, TLS).
 //!
 //! Written once for every runtime over [`Runtime`]: the runtime only connects one
 //! address and resolves one name. Here, every resolved address is tried, IPv6 and
@@ -15,8 +16,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod key;
+
+pub use key::{PoolKey, Security, WsTarget};
+
 use crate::error::{Error, ErrorKind};
-use crate::origin::Origin;
 use crate::runtime::{Io, Runtime, Timer};
 use crate::tls::{negotiated, Negotiated, TlsConfig};
 
@@ -28,8 +32,8 @@ pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 /// type.
 pub(crate) type Transport = Box<dyn Io>;
 
-/// A connection ready for HTTP.
-pub(crate) struct Connection {
+/// A transport ready for HTTP, and the protocol it negotiated.
+pub(crate) struct Dialed {
     pub(crate) io: Transport,
     pub(crate) protocol: Negotiated,
 }
@@ -37,10 +41,10 @@ pub(crate) struct Connection {
 /// Opens a connection to `origin`. Deadlines are the caller's.
 pub(crate) async fn connect<R: Runtime>(
     runtime: &R,
-    origin: &Origin,
+    origin: &PoolKey,
     tls: &TlsConfig,
     h2_prior_knowledge: bool,
-) -> Result<Connection, Error> {
+) -> Result<Dialed, Error> {
     let addrs = match origin.ip() {
         Some(ip) => vec![SocketAddr::new(ip, origin.port())],
         None => runtime
@@ -59,7 +63,7 @@ pub(crate) async fn connect<R: Runtime>(
         .await
         .map_err(|e| Error::new(ErrorKind::Connect).with_source(e))?;
     if !origin.is_tls() {
-        return Ok(Connection {
+        return Ok(Dialed {
             io: Box::new(tcp),
             protocol: if h2_prior_knowledge {
                 Negotiated::Http2
@@ -77,7 +81,7 @@ pub(crate) async fn connect<R: Runtime>(
         .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
     let protocol =
         negotiated(stream.get_ref().1).map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
-    Ok(Connection {
+    Ok(Dialed {
         io: Box::new(stream),
         protocol,
     })

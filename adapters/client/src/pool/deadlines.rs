@@ -2,7 +2,7 @@
 //!
 //! # Why the pool keeps them
 //!
-//! Every request has a deadline (its [`Timeout`](crate::Timeout), or the
+//! Every request has a deadline (its [`RequestTimeout`](crate::RequestTimeout), or the
 //! client's), and nearly every request ends long before it. A runtime timer per
 //! request (a tokio `Sleep`, an async-io `Timer`) is registered in the
 //! runtime's timer wheel or heap when the request first waits and taken out

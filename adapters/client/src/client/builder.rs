@@ -1,0 +1,257 @@
+//! The [`ClientBuilder`]: every setting of a client, each with a finite,
+//! conservative default.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use muxpool_core::PoolConfig;
+
+use crate::body::DEFAULT_MAX_COLLECT;
+use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
+use crate::error::{Error, ErrorKind};
+use crate::h1::Limits;
+use crate::pool::Shared;
+use crate::runtime::Runtime;
+use crate::tls::{Alpn, TlsConfig};
+
+use super::{Client, Handle, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
+
+impl<R: Runtime + Default> Client<R> {
+    /// A client with the default configuration on the runtime `R`.
+    ///
+    /// # Panics
+    ///
+    /// Never with the bundled configuration; see [`ClientBuilder::build`] for the
+    /// errors a custom one can have.
+    pub fn new() -> Client<R> {
+        Client::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder, starting from the defaults.
+    pub fn builder() -> ClientBuilder<R> {
+        ClientBuilder::with_runtime(R::default())
+    }
+}
+
+impl<R: Runtime + Default> Default for Client<R> {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+/// Builds a [`Client`]: the pool's limits and timeouts, TLS, HTTP limits.
+///
+/// Every setting has a finite, conservative default.
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder<R> {
+    runtime: R,
+    pool: PoolConfig,
+    seeded: bool,
+    tls: Option<TlsConfig>,
+    h1_limits: Limits,
+    request_timeout: Duration,
+    read_timeout: Duration,
+    max_collect: usize,
+    h2: H2Settings,
+    h2_prior_knowledge: bool,
+    max_websocket_message: usize,
+    websocket_over_http2: bool,
+}
+
+impl<R: Runtime> ClientBuilder<R> {
+    /// A builder for a client on `runtime`.
+    pub fn with_runtime(runtime: R) -> ClientBuilder<R> {
+        ClientBuilder {
+            runtime,
+            pool: PoolConfig::default(),
+            seeded: false,
+            tls: None,
+            h1_limits: Limits::default(),
+            request_timeout: DEFAULT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_collect: DEFAULT_MAX_COLLECT,
+            h2: H2Settings::default(),
+            h2_prior_knowledge: false,
+            max_websocket_message: DEFAULT_MAX_MESSAGE,
+            websocket_over_http2: false,
+        }
+    }
+
+    /// The whole pool configuration at once (limits, timeouts, backoff, circuit,
+    /// seed). Its seed is used as given; otherwise each client draws its own, so a
+    /// fleet of processes does not expire its connections in step.
+    pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self.seeded = true;
+        self
+    }
+
+    /// Connections per origin (scheme, host, port, TLS settings). Default 100.
+    pub fn max_connections_per_key(mut self, max: u32) -> Self {
+        self.pool.max_connections_per_key = max;
+        self
+    }
+
+    /// Connections over all origins. Default 10,000.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.pool.max_connections = max;
+        self
+    }
+
+    /// Requests that may wait for a connection per origin; more are refused with
+    /// [`ErrorKind::PoolExhausted`]. Default 10,000.
+    pub fn max_waiting_per_key(mut self, max: u32) -> Self {
+        self.pool.max_waiters_per_key = max;
+        self
+    }
+
+    /// How long a connect (resolution, TCP, TLS) may take. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.connect_timeout = timeout;
+        self
+    }
+
+    /// Close connections idle this long. Default 60 s, shorter than common
+    /// servers' keep-alive timeouts so the client closes first.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.pool.idle_timeout = timeout;
+        self
+    }
+
+    /// Retire connections this long after they connected. Default 300 s.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.pool.max_lifetime = lifetime;
+        if let Some(lifetime) = lifetime {
+            self.pool.lifetime_jitter = self.pool.lifetime_jitter.min(lifetime / 2);
+        }
+        self
+    }
+
+    /// The TLS configuration for `https` origins. By default: the bundled Mozilla
+    /// roots, verification on, h2 and http/1.1 offered with ALPN (the server
+    /// chooses; one client speaks both).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Limits on the response heads a server can make the client buffer.
+    pub fn h1_limits(mut self, limits: Limits) -> Self {
+        self.h1_limits = limits;
+        self
+    }
+
+    /// How long a request may take until its response head. Default 30 s; a
+    /// request can override it with a [`RequestTimeout`](crate::RequestTimeout) extension.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The longest wait for the next bytes of a response body. Default 30 s.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The most [`Body::bytes`](crate::Body::bytes) and
+    /// [`Body::text`](crate::Body::text) collect. Default 64 MiB.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_collect = bytes;
+        self
+    }
+
+    /// Speak HTTP/2 at once on `http://` origins (h2c with prior knowledge, RFC
+    /// 9113 section 3.3), for servers known to support it. Off by default.
+    pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
+        self.h2_prior_knowledge = enabled;
+        self
+    }
+
+    /// Our cap on concurrent streams per HTTP/2 connection (the connection's
+    /// capacity is the smaller of this and the server's limit). Default 256.
+    pub fn max_streams_per_connection(mut self, max: u32) -> Self {
+        self.pool.max_streams_per_connection = max;
+        self
+    }
+
+    /// HTTP/2 flow-control windows we grant the server: per stream and per
+    /// connection. Defaults 256 KiB and 1 MiB.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
+        self.h2.initial_stream_window = stream;
+        self.h2.initial_connection_window = connection;
+        self
+    }
+
+    /// The largest HTTP/2 frame payload we accept. Default 16 KiB.
+    pub fn http2_max_frame_size(mut self, bytes: u32) -> Self {
+        self.h2.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest WebSocket message sent or accepted, in bytes. Default
+    /// 64 MiB. A larger one to send is refused with
+    /// [`WebSocketError::MessageTooLarge`](crate::WebSocketError::MessageTooLarge);
+    /// a larger one from the server ends its WebSocket with that error.
+    pub fn max_websocket_message(mut self, bytes: usize) -> Self {
+        self.max_websocket_message = bytes;
+        self
+    }
+
+    /// Open WebSockets as streams of the origin's HTTP/2 connection (RFC
+    /// 8441, extended CONNECT) when its server offers that, so that many
+    /// WebSockets share one connection; otherwise, and for `ws://` without
+    /// [`http2_prior_knowledge`](Self::http2_prior_knowledge), they fall back
+    /// to the HTTP/1.1 upgrade. Off by default.
+    pub fn websocket_over_http2(mut self, enabled: bool) -> Self {
+        self.websocket_over_http2 = enabled;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when the pool configuration is refused (a zero
+    /// limit, a zero timeout) or the default TLS configuration cannot be built.
+    pub fn build(self) -> Result<Client<R>, Error> {
+        let config_error = |message| Error::new(ErrorKind::Config).with_message(message);
+        if self.request_timeout.is_zero() || self.read_timeout.is_zero() {
+            return Err(config_error("timeouts must be longer than zero"));
+        }
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None => TlsConfig::builder()
+                .alpn(Alpn::Http1AndHttp2)
+                .build()
+                .map_err(|e| config_error("the default TLS configuration failed").with_source(e))?,
+        };
+        let mut pool = self.pool;
+        if !self.seeded {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(pool.seed);
+            pool.seed = hasher.finish();
+        }
+        let ws = WsSettings::new(&tls, self.max_websocket_message, self.websocket_over_http2);
+        let settings = Settings {
+            ws,
+            pool,
+            tls,
+            h1_limits: self.h1_limits,
+            request_timeout: self.request_timeout,
+            read_timeout: self.read_timeout,
+            max_collect: self.max_collect,
+            h2: self.h2,
+            h2_prior_knowledge: self.h2_prior_knowledge,
+        };
+        Ok(Client {
+            handle: Arc::new(Handle {
+                inner: Shared::new(self.runtime, settings)?,
+            }),
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! The public [`Client`]: one pool, shared by every task of a process.
+//!
+//! - this module: the [`Client`] handle and what it offers (send a request,
+//!   open a WebSocket, read the pool's statistics, shut down);
+//! - [`send`]: sending one request through the pool, with its retries;
+//! - [`builder`]: the [`ClientBuilder`], every setting with its default.
+
+mod builder;
+mod send;
+
+pub use builder::ClientBuilder;
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use muxpool_core::{Shutdown, Stats};
+
+use crate::body::Body;
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::pool::Shared;
+use crate::runtime::Runtime;
+use crate::session::ConnCell;
+use crate::timeout::until;
+
+/// How long a request may take, from [`Client::send`] to its response head, when
+/// neither the client nor the request says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest wait for the next bytes of a response body, by default.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A per-request timeout: put it in the request's extensions to override the
+/// client's [`timeout`](ClientBuilder::timeout) for that request.
+///
+/// ```
+/// # use std::time::Duration;
+/// let mut request = http::Request::get("http://127.0.0.1:1/").body(muxpool_client::Body::empty())?;
+/// request.extensions_mut().insert(muxpool_client::RequestTimeout(Duration::from_millis(250)));
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestTimeout(pub Duration);
+
+/// An HTTP client with a connection pool: cheap to clone, shared by every task of
+/// a process.
+///
+/// Clones share one pool. When the last clone is dropped the pool shuts down
+/// gracefully: waiting requests are refused, idle connections closed, and busy
+/// ones closed as their responses finish.
+pub struct Client<R: Runtime> {
+    pub(crate) handle: Arc<Handle<R>>,
+}
+
+/// The last clone of a [`Client`] to go shuts the pool down.
+pub(crate) struct Handle<R: Runtime> {
+    pub(crate) inner: Arc<Shared<R>>,
+}
+
+impl<R: Runtime> Drop for Handle<R> {
+    fn drop(&mut self) {
+        self.inner.shutdown(Shutdown::Graceful, true);
+    }
+}
+
+impl<R: Runtime> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// Sends `request` and returns its response, whose body streams from the
+    /// connection.
+    ///
+    /// The URI must be absolute (`http://` or `https://`). The body can be a
+    /// [`Body`] (from bytes, a string, or [`Body::empty`]) or any
+    /// [`http_body::Body`]. A request that fails on a reused connection before
+    /// any byte of a response arrived is sent once more, on a fresh connection,
+    /// when that is safe: its method is idempotent or its body can be replayed.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] whose [`kind`](Error::kind) says what failed; the request's
+    /// [`RequestTimeout`] (or the client's) bounds the whole call.
+    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let inner = &self.handle.inner;
+        let (parts, body) = request.into_parts();
+        let timeout = parts
+            .extensions
+            .get::<RequestTimeout>()
+            .map_or(inner.settings.request_timeout, |t| t.0);
+        let now = inner.now();
+        let deadline = now.saturating_add(timeout);
+        let mut body = crate::body::outgoing(body)?;
+        let awaiting = ConnCell::default();
+        // Both futures are pinned where they are built, in this future's own
+        // state, and raced through references: the request's future (the
+        // largest part of this one) is never moved once made. Both are gone at
+        // the end of the block, so a request that timed out has given its
+        // lease back before its connection is reported.
+        let outcome = {
+            let exchange = pin!(send::execute(
+                inner,
+                &parts,
+                &mut body,
+                (now, deadline),
+                &awaiting
+            ));
+            let timer = pin!(inner.request_timer(deadline));
+            until(timer, exchange).await
+        };
+        match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                // The peer of a multiplexed connection that gave no answer in
+                // time may be gone without a sign (its host vanished, no reset
+                // came): the core checks it at once and closes it unanswered,
+                // rather than hand it to every later request.
+                if let Some(conn) = awaiting.get() {
+                    inner.suspect(conn);
+                }
+                Err(Error::new(ErrorKind::Timeout).with_message("the request timed out"))
+            }
+        }
+    }
+
+    /// Opens a WebSocket for `request` (a `ws://` or `wss://` URI, and any
+    /// headers the handshake should carry: credentials, the subprotocols
+    /// asked for), or takes an idle one opened for the same URI and headers
+    /// from the pool.
+    ///
+    /// The returned [`WebSocket`](crate::WebSocket) is exclusively the
+    /// caller's until it is dropped; dropped clean it goes back to the pool.
+    /// `wss` uses the client's TLS configuration, offering only `http/1.1`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Client::send) for the connection; a refused handshake is
+    /// [`ErrorKind::WebSocket`]. The request's [`RequestTimeout`] (or the client's)
+    /// bounds the whole call.
+    pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
+        let inner = &self.handle.inner;
+        let timeout = timeout_of(inner, request.extensions());
+        crate::websocket::connect(inner, request, timeout).await
+    }
+
+    /// Opens a WebSocket for `request` as [`websocket`](Client::websocket)
+    /// does, and reopens it through the pool whenever it drops, buffering
+    /// what is sent meanwhile: see
+    /// [`ReconnectingWebSocket`](crate::websocket::ReconnectingWebSocket).
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Client::websocket), for the first WebSocket;
+    /// [`ErrorKind::Config`] for a buffer of no room.
+    pub async fn reconnecting_websocket(
+        &self,
+        request: Request<()>,
+        options: crate::websocket::Reconnect,
+    ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
+        let inner = &self.handle.inner;
+        let timeout = timeout_of(inner, request.extensions());
+        crate::websocket::open_reconnecting(inner, request, timeout, options).await
+    }
+
+    /// The runtime the client runs its tasks and timers on.
+    pub fn runtime(&self) -> &R {
+        &self.handle.inner.runtime
+    }
+
+    /// How long a request may take when it carries no [`RequestTimeout`]:
+    /// the builder's [`timeout`](ClientBuilder::timeout).
+    pub fn request_timeout(&self) -> Duration {
+        self.handle.inner.settings.request_timeout
+    }
+
+    /// The pool's counters, summed over every origin.
+    pub fn stats(&self) -> Stats {
+        self.handle.inner.stats()
+    }
+
+    /// Shuts down gracefully: refuses new requests and waiting ones, closes idle
+    /// connections, lets responses in progress finish, and resolves when every
+    /// connection is closed.
+    pub async fn shutdown(&self) {
+        self.handle.inner.shutdown(Shutdown::Graceful, false);
+        self.handle.inner.drained().await;
+    }
+
+    /// Shuts down at once: also forgets busy connections, which close as soon as
+    /// their holders let go of them.
+    pub fn shutdown_now(&self) {
+        self.handle.inner.shutdown(Shutdown::Immediate, false);
+    }
+}
+
+/// A request's [`RequestTimeout`], or the client's.
+fn timeout_of<R: Runtime>(inner: &Shared<R>, extensions: &http::Extensions) -> Duration {
+    extensions
+        .get::<RequestTimeout>()
+        .map_or(inner.settings.request_timeout, |t| t.0)
+}

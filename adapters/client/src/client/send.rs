@@ -1,0 +1,248 @@
+//! Sending one request through the pool: take a connection, run the
+//! exchange on it, and send again when that is safe.
+//!
+//! An HTTP/1.1 attempt runs in the request's own future (no task of its
+//! own): the caller's task writes the request and reads the head, and the
+//! response [`Body`] owns the connection until the body ends. An HTTP/2
+//! attempt takes a stream slot of a shared connection. A request that
+//! failed on a reused connection before any response byte arrived is sent
+//! once more, on a fresh connection, when its method and body allow it; a
+//! stream an HTTP/2 server refused goes to another connection.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::{request, Method, Response};
+use muxpool_core::{Instant, Lease, Release};
+
+use crate::body::Body;
+use crate::conn::h1::{encode, exchange, is_open, H1Body, H1Conn, H1Lender};
+use crate::conn::h2::H2Body;
+use crate::conn::outgoing::Outgoing;
+use crate::conn::{Failure, Lender};
+use crate::error::{Error, ErrorKind};
+use crate::h1::ResponseParser;
+use crate::pool::{LeasedConn, Shared};
+use crate::runtime::Runtime;
+use crate::session::{ConnCell, Session};
+
+/// How many times a request refused by HTTP/2 servers (REFUSED_STREAM, GOAWAY)
+/// is sent again before the refusal is returned.
+const MAX_REFUSALS: u32 = 8;
+
+/// Whether a request may be sent again after it failed before any response:
+/// RFC 9110's idempotent methods, or any method whose body can be replayed.
+fn may_retry(method: &Method, body: &Outgoing) -> bool {
+    body.is_replayable()
+        && (matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        ) || matches!(body, Outgoing::Full(_)))
+}
+
+/// Returns a lease whose exchange did not finish, as `how` says: an HTTP/1.1
+/// connection is closed (its position in the stream is unknown), an HTTP/2
+/// stream slot is given back (the stream is reset, the connection goes on).
+struct LeaseGuard<'a, R: Runtime> {
+    inner: &'a Shared<R>,
+    lease: Option<Lease>,
+    how: Release,
+}
+
+impl<R: Runtime> Drop for LeaseGuard<'_, R> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.inner.release(lease, self.how);
+        }
+    }
+}
+
+pub(super) async fn execute<R: Runtime>(
+    inner: &Arc<Shared<R>>,
+    parts: &request::Parts,
+    body: &mut Outgoing,
+    (now, deadline): (Instant, Instant),
+    awaiting: &ConnCell,
+) -> Result<Response<Body>, Error> {
+    let key = inner.key_of(&parts.uri)?;
+    let session = parts.extensions.get::<Session>();
+    let mut retried = false;
+    let mut refusals = 0;
+    // The clock was read for the deadline; later attempts read it afresh.
+    let mut now = Some(now);
+    loop {
+        let (lease, checked) = inner
+            .checkout_until(&key, Some(deadline))
+            .preferring(session.and_then(Session::last))
+            .at(now.take())
+            .await?;
+        if let Some(session) = session {
+            session.placed_on(lease.conn());
+        }
+        let mut conn = match checked {
+            LeasedConn::H1(conn) => conn,
+            LeasedConn::Ws(_) => {
+                // An HTTP origin's key never names a WebSocket.
+                inner.release(lease, Release::Close);
+                return Err(Error::new(ErrorKind::Protocol)
+                    .with_message("the pool granted a WebSocket for an HTTP request"));
+            }
+            LeasedConn::H2(send) => {
+                // Each attempt's future is built where it is awaited, not
+                // moved into this one.
+                let attempt = pin!(over_h2(inner, lease, send, parts, body, awaiting)).await;
+                match attempt {
+                    Ok(response) => return Ok(response),
+                    Err(failure) => {
+                        // A stream the server refused without processing it
+                        // (REFUSED_STREAM, or beyond a GOAWAY's last stream) goes
+                        // to another connection, transparently: the server said it
+                        // did nothing with it. The request's deadline, and a cap,
+                        // bound the attempts.
+                        if failure.replayable
+                            && refusals < MAX_REFUSALS
+                            && may_retry(&parts.method, body)
+                        {
+                            refusals += 1;
+                            continue;
+                        }
+                        return Err(failure.error);
+                    }
+                }
+            }
+        };
+        let reused = conn.waited;
+        // A retry goes to a fresh connection. The failure showed that this
+        // server drops idle connections, and the pool offers the most recently
+        // used first, so any idle one it offers now has waited at least as long
+        // as the one that failed: it is closed rather than trusted, and the pool
+        // opens a new one.
+        if reused && (retried || !is_open(&mut conn).await) {
+            inner.check_in(lease, None);
+            continue;
+        }
+        // Encoded here, once the connection is known to speak HTTP/1.1: a
+        // request that goes over HTTP/2 never needs the HTTP/1.1 head.
+        let mut encoded = match encode(parts, body, &mut conn.buf) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                // Nothing was written (the encoder left the buffer as it
+                // was): the connection is as clean as it came.
+                inner.check_in(lease, Some(conn));
+                return Err(error);
+            }
+        };
+        // One attempt on this connection, in this future (not one of its
+        // own): if it fails, or this future is dropped, the guard closes the
+        // connection, whose position in the stream is then unknown.
+        let mut guard = LeaseGuard {
+            inner,
+            lease: Some(lease),
+            how: Release::Close,
+        };
+        let mut parser = ResponseParser::new(encoded.info, inner.settings.h1_limits);
+        let attempt = pin!(exchange(&mut conn, &mut encoded.body, body, &mut parser)).await;
+        match attempt {
+            Ok((head, buf)) => {
+                guard.lease = None;
+                return respond(inner, lease, conn, head, buf);
+            }
+            Err(failure) => {
+                drop(guard);
+                if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
+                    retried = true;
+                    continue;
+                }
+                return Err(failure.error);
+            }
+        }
+    }
+}
+
+/// One attempt of a request on a stream of an HTTP/2 connection. On failure
+/// the stream slot is back with the pool, and a connection going away is
+/// marked so.
+async fn over_h2<R: Runtime>(
+    inner: &Arc<Shared<R>>,
+    lease: Lease,
+    send: h2::client::SendRequest<bytes::Bytes>,
+    parts: &request::Parts,
+    body: &mut Outgoing,
+    awaiting: &ConnCell,
+) -> Result<Response<Body>, Failure> {
+    let mut guard = LeaseGuard {
+        inner,
+        lease: Some(lease),
+        how: Release::Reuse,
+    };
+    awaiting.set(Some(lease.conn()));
+    let exchanged = pin!(crate::conn::h2::exchange(send, parts, body)).await;
+    awaiting.set(None);
+    match exchanged {
+        Ok((response, upload)) => {
+            guard.lease = None;
+            let (head, recv) = response.into_parts();
+            let pool: Arc<dyn Lender> = Arc::clone(inner) as Arc<dyn Lender>;
+            let body = Body::h2(
+                H2Body::new(recv, upload, lease, pool),
+                inner.settings.max_collect,
+            );
+            Ok(Response::from_parts(head, body))
+        }
+        Err(failure) => {
+            drop(guard);
+            if failure.going_away {
+                // No new stream goes to this connection.
+                inner.going_away(lease.conn());
+            }
+            Err(failure)
+        }
+    }
+}
+
+fn respond<R: Runtime>(
+    inner: &Arc<Shared<R>>,
+    lease: Lease,
+    conn: H1Conn,
+    head: crate::h1::ResponseHead,
+    mut buf: BytesMut,
+) -> Result<Response<Body>, Error> {
+    if let Some(data) = head.whole_body(&mut buf) {
+        // The body came whole with its head (the usual small response): the
+        // connection goes back to the pool now, as clean as the head says,
+        // with its emptied buffer for the next exchange.
+        let conn = head
+            .keep_alive()
+            .is_reusable()
+            .then(|| H1Conn { buf, ..conn });
+        inner.check_in(lease, conn);
+        return Ok(Response::from_parts(
+            head.into_parts(),
+            Body::full(data, None),
+        ));
+    }
+    let length = head.known_length();
+    let decoder = head.body_decoder();
+    let parts = head.into_parts();
+    let pool: Arc<dyn H1Lender> = Arc::clone(inner) as Arc<dyn H1Lender>;
+    let mut h1 = H1Body::new(
+        conn,
+        lease,
+        pool,
+        buf,
+        decoder,
+        inner.settings.read_timeout,
+        length,
+    );
+    let body = match h1.complete_from_buffer()? {
+        Some((data, trailers)) => Body::full(data, trailers),
+        None => Body::h1(h1, inner.settings.max_collect),
+    };
+    Ok(Response::from_parts(parts, body))
+}

@@ -1,0 +1,86 @@
+//! Everything a client is configured with, fixed when it is built: the
+//! settings of every protocol in one place.
+//!
+//! A leaf: the builder writes these, and every layer above reads them, so
+//! they name nothing but the codec's limits and the TLS configuration.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite;
+
+use crate::h1::Limits;
+use crate::tls::TlsConfig;
+
+/// The largest message a WebSocket sends or accepts unless the
+/// [`ClientBuilder`](crate::ClientBuilder) says otherwise: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// The configuration of one client; see [`ClientBuilder`](crate::ClientBuilder).
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// The core's configuration.
+    pub(crate) pool: muxpool_core::PoolConfig,
+    /// TLS for `https` origins.
+    pub(crate) tls: TlsConfig,
+    /// Limits on what a server can make us buffer in a response head.
+    pub(crate) h1_limits: Limits,
+    /// From sending a request to its response head.
+    pub(crate) request_timeout: Duration,
+    /// The longest wait for the next bytes of a response body.
+    pub(crate) read_timeout: Duration,
+    /// The most [`Body::bytes`](crate::Body::bytes) collects.
+    pub(crate) max_collect: usize,
+    /// Our side of every HTTP/2 connection.
+    pub(crate) h2: H2Settings,
+    /// Speak HTTP/2 at once on `http://` origins (h2c with prior knowledge).
+    pub(crate) h2_prior_knowledge: bool,
+    /// WebSockets: their TLS and message limit.
+    pub(crate) ws: WsSettings,
+}
+
+/// HTTP/2 settings of the client's side of every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct H2Settings {
+    pub(crate) initial_stream_window: u32,
+    pub(crate) initial_connection_window: u32,
+    pub(crate) max_frame_size: u32,
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_frame_size: 16 * 1024,
+        }
+    }
+}
+
+/// The WebSocket settings of a client.
+#[derive(Clone, Debug)]
+pub(crate) struct WsSettings {
+    /// The largest message sent or accepted.
+    pub(crate) max_message: usize,
+    /// TLS for `wss`: the client's, offering only `http/1.1`.
+    pub(crate) tls: TlsConfig,
+    /// Open WebSockets as streams of the origin's HTTP/2 connection when its
+    /// server offers extended CONNECT (RFC 8441).
+    pub(crate) over_http2: bool,
+}
+
+impl WsSettings {
+    pub(crate) fn new(tls: &TlsConfig, max_message: usize, over_http2: bool) -> WsSettings {
+        WsSettings {
+            max_message,
+            tls: tls.http1_only(),
+            over_http2,
+        }
+    }
+
+    /// tungstenite's configuration for these limits.
+    pub(crate) fn protocol_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_message))
+            .max_frame_size(Some(self.max_message))
+    }
+}

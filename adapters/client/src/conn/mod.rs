@@ -1,0 +1,80 @@
+//! One connection, knowing nothing of the pool.
+//!
+//! # Why this layer
+//!
+//! What a connection does (frame a request, read a response, answer pings,
+//! report that the peer changed its limits or went away) is the same
+//! whichever pool holds it, and the pool's decisions are the same whichever
+//! protocol a connection speaks. So each protocol is a sibling here,
+//! [`h1`], [`h2`] and [`ws`], none importing another; what they share is
+//! this module: how a request body is taken in ([`outgoing`]), how far a
+//! failed exchange got ([`Failure`]), the frames of bodies ([`Frame`],
+//! [`Read`]), what a connection's driver reports ([`Report`]), and the pool
+//! as a connection sees it ([`Lender`]): where a lease goes back, and the
+//! runtime's clock for read timeouts. The pool (`crate::pool`) implements
+//! [`Lender`] and holds the connections; hyper's `client/conn/{http1,http2}`
+//! over a shared `dispatch` is the model.
+
+pub(crate) mod h1;
+pub(crate) mod h2;
+pub(crate) mod outgoing;
+pub(crate) mod ws;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use muxpool_core::{Lease, Release};
+
+use crate::error::Error;
+use crate::runtime::Timer;
+
+/// How far an exchange got before it failed.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// No byte of a response arrived, and the request body was not consumed: the
+    /// request may be sent again on another connection.
+    pub(crate) replayable: bool,
+    /// The connection is going away (an HTTP/2 GOAWAY): it must get no new
+    /// requests, and a request it refused goes to another connection.
+    pub(crate) going_away: bool,
+}
+
+/// One frame of a request body.
+pub(crate) enum Frame {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+/// What reading a body produced.
+pub(crate) enum Read {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    End,
+}
+
+/// What the driver reports.
+pub(crate) enum Report {
+    /// The peer's limit on concurrent streams changed.
+    MaxStreams(u32),
+    /// A PING was answered.
+    Pong,
+    /// The connection ended; nothing follows.
+    Closed,
+}
+
+/// The runtime's clock, without its type: what a connection needs for its
+/// own timeouts (a body's read timeout, a closing handshake's grace).
+pub(crate) trait Clock: Send + Sync {
+    /// A timer for `deadline` on the client's runtime.
+    fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn Timer>>;
+    /// The runtime's now.
+    fn now(&self) -> std::time::Instant;
+}
+
+/// The pool as a connection sees it: where a lease goes back.
+pub(crate) trait Lender: Clock {
+    /// Gives `lease` back without its transport: a stream slot (`Reuse`), or
+    /// a connection that must be closed (`Close`).
+    fn release(&self, lease: Lease, how: Release);
+}

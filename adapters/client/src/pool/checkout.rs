@@ -1,0 +1,183 @@
+//! A request waiting for a connection: the future that asks the core for
+//! capacity and, once granted, takes the connection out of its slot.
+//!
+//! Dropping it at any await point gives back what it holds: a queued request
+//! is cancelled, a lease granted but not collected is released.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use muxpool_core::{Acquire, AcquireOptions, ConnId, Instant, Lease, Release, WaiterId};
+
+use crate::dial::PoolKey;
+use crate::error::{Error, ErrorKind};
+use crate::runtime::Runtime;
+
+use super::state::{LeasedConn, Waiting};
+use super::Shared;
+
+impl<R: Runtime> Shared<R> {
+    /// Waits for a connection to `origin`, until `deadline` at the latest.
+    pub(crate) fn checkout<'a>(
+        &'a self,
+        origin: &'a PoolKey,
+        deadline: Option<std::time::Instant>,
+    ) -> Checkout<'a, R> {
+        self.checkout_until(origin, deadline.map(|at| self.instant(at)))
+    }
+
+    /// [`checkout`](Self::checkout) with the deadline in the core's time.
+    pub(crate) fn checkout_until<'a>(
+        &'a self,
+        origin: &'a PoolKey,
+        deadline: Option<Instant>,
+    ) -> Checkout<'a, R> {
+        Checkout {
+            inner: self,
+            origin,
+            deadline,
+            prefer: None,
+            waiter: None,
+            now: None,
+        }
+    }
+}
+
+/// A request waiting for a connection. Dropping it at any point gives back what
+/// it holds: a queued request is cancelled, a granted lease is released.
+pub(crate) struct Checkout<'a, R: Runtime> {
+    inner: &'a Shared<R>,
+    origin: &'a PoolKey,
+    deadline: Option<Instant>,
+    prefer: Option<ConnId>,
+    waiter: Option<WaiterId>,
+    /// A clock reading the caller took just before, for the first poll.
+    now: Option<Instant>,
+}
+
+impl<R: Runtime> Checkout<'_, R> {
+    /// Offers `conn` first when it can take the request at once (session
+    /// affinity).
+    pub(crate) fn preferring(mut self, conn: Option<ConnId>) -> Self {
+        self.prefer = conn;
+        self
+    }
+
+    /// Uses `now`, read from the clock just before, as the time of the first
+    /// poll: a request reads the clock once to set its deadline and need not
+    /// read it again to ask for a connection.
+    pub(crate) fn at(mut self, now: Option<Instant>) -> Self {
+        self.now = now;
+        self
+    }
+}
+
+impl<R: Runtime> Future for Checkout<'_, R> {
+    type Output = Result<(Lease, LeasedConn), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner;
+        let now = match self.now.take() {
+            Some(now) => now,
+            None => inner.now(),
+        };
+        let mut st = inner.lock();
+        let lease = match self.waiter {
+            None => {
+                let mut options = match self.deadline {
+                    Some(at) => AcquireOptions::with_deadline(at),
+                    None => AcquireOptions::default(),
+                };
+                if let Some(conn) = self.prefer {
+                    options = options.preferring(conn);
+                }
+                match st.pool.acquire(self.origin, now, options) {
+                    Ok(Acquire::Ready(lease)) => lease,
+                    Ok(Acquire::Queued(waiter)) => {
+                        st.waiters
+                            .insert(waiter, Waiting::Queued(Some(cx.waker().clone())));
+                        self.waiter = Some(waiter);
+                        let fx = st.drain();
+                        drop(st);
+                        fx.run(inner);
+                        return Poll::Pending;
+                    }
+                    Err(reason) => {
+                        let fx = st.drain();
+                        let error = st.rejection(self.origin, reason);
+                        drop(st);
+                        fx.run(inner);
+                        return Poll::Ready(Err(error));
+                    }
+                }
+            }
+            Some(waiter) => {
+                let Some(w) = st.waiters.get_mut(&waiter) else {
+                    return Poll::Ready(Err(Error::new(ErrorKind::ShutDown)));
+                };
+                match w {
+                    Waiting::Queued(waker) => {
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
+                    Waiting::Granted(_) | Waiting::Rejected(_) => {}
+                }
+                self.waiter = None;
+                match st.take_waiter(waiter) {
+                    Some(Waiting::Granted(lease)) => lease,
+                    Some(Waiting::Rejected(reason)) => {
+                        return Poll::Ready(Err(st.rejection(self.origin, reason)))
+                    }
+                    _ => return Poll::Ready(Err(Error::new(ErrorKind::ShutDown))),
+                }
+            }
+        };
+        match st.check_out(lease) {
+            Some(conn) => {
+                let fx = st.drain();
+                drop(st);
+                fx.run(inner);
+                Poll::Ready(Ok((lease, conn)))
+            }
+            None => {
+                // The core granted a connection whose transport is not here; give
+                // the lease back as broken rather than use it.
+                let _ = st.pool.release(lease, now, Release::Close);
+                let error = if st.pool.is_shut_down() {
+                    // An immediate shutdown closed it between grant and pickup.
+                    Error::new(ErrorKind::ShutDown)
+                } else {
+                    Error::new(ErrorKind::Protocol)
+                        .with_message("the granted connection has no transport")
+                };
+                let fx = st.drain();
+                drop(st);
+                fx.run(inner);
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Drop for Checkout<'_, R> {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        self.inner.with_state(|st, now| {
+            match st.take_waiter(waiter) {
+                Some(Waiting::Queued(_)) => {
+                    let _ = st.pool.cancel(waiter, now);
+                }
+                Some(Waiting::Granted(lease)) => {
+                    // Never used: the transport is still in its slot.
+                    let _ = st.pool.release(lease, now, Release::Reuse);
+                }
+                _ => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,179 @@
+//! The connect task of one new connection, and what its driver reports for
+//! the rest of its life.
+//!
+//! The core asks for a connection ([`Action::Open`](muxpool_core::Action::Open));
+//! a short task dials it (resolve, connect, TLS), finishes the protocol's
+//! handshake (HTTP/2's SETTINGS, a WebSocket's upgrade), tells the core what
+//! came up, and ends. A connection that needs a task of its own for its life
+//! (an HTTP/2 connection, a WebSocket) gets its driver spawned here, which
+//! reports to the core through [`Shared::report`].
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use muxpool_core::{ConnId, Connected};
+
+use crate::conn::h1::H1Conn;
+use crate::conn::{h2, ws, Report};
+use crate::dial::{connect, Dialed, PoolKey, Transport};
+use crate::error::{Error, ErrorKind};
+use crate::runtime::Runtime;
+use crate::timeout::with_deadline;
+use crate::tls::Negotiated;
+
+use super::state::{put, take, Slot};
+use super::Shared;
+
+impl<R: Runtime> Shared<R> {
+    /// The connect task of one connection.
+    pub(crate) async fn open(self: Arc<Self>, conn: ConnId, origin: PoolKey) {
+        // A task dropped before it reports (its runtime shut down) reports a
+        // failed connect, so the core does not wait for its timeout.
+        struct Unreported<'a, R: Runtime>(&'a Shared<R>, Option<ConnId>);
+        impl<R: Runtime> Drop for Unreported<'_, R> {
+            fn drop(&mut self) {
+                if let Some(conn) = self.1 {
+                    self.0.with_state(|st, now| {
+                        if take(&mut st.conns, conn.index(), conn).is_some() {
+                            let _ = st.pool.handle_connect_failed(conn, now);
+                        }
+                    });
+                }
+            }
+        }
+        let mut unreported = Unreported(&self, Some(conn));
+        let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
+        let websocket = origin.websocket_target().is_some();
+        let (tls, h2_prior_knowledge) = match websocket {
+            true => (&self.settings.ws.tls, false),
+            false => (&self.settings.tls, self.settings.h2_prior_knowledge),
+        };
+        let result = with_deadline(&self.runtime, deadline, async {
+            let c = connect(&self.runtime, &origin, tls, h2_prior_knowledge).await?;
+            if !websocket {
+                return Ok(Reached::Http(c));
+            }
+            let ws = ws::handshake(c.io, &origin, &self.settings.ws).await?;
+            Ok(Reached::Ws(ws))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
+        });
+        unreported.1 = None;
+        let result = match result {
+            Ok(Reached::Ws(ws)) => Ok(Opened::Ws(Box::new(ws))),
+            Ok(Reached::Http(c)) if c.protocol == Negotiated::Http2 => {
+                match h2::handshake(c.io, self.settings.h2).await {
+                    Ok(h2) => Ok(Opened::H2(Box::new(h2))),
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(Reached::Http(c)) => Ok(Opened::H1(c.io)),
+            Err(e) => Err(e),
+        };
+        let mut driver = None;
+        let mut ws_driver = None;
+        let dropped = self.with_state(|st, now| match result {
+            Ok(opened) => {
+                // With nobody waiting, the new connection goes idle, unused.
+                let unclaimed = st.pool.key_stats(&origin).is_none_or(|s| s.waiting == 0);
+                let (info, slot) = match opened {
+                    Opened::H1(io) => (
+                        Connected::http1(),
+                        Slot::Idle(H1Conn {
+                            io,
+                            waited: unclaimed,
+                            buf: BytesMut::new(),
+                        }),
+                    ),
+                    Opened::H2(h2) => {
+                        let h2::Handshaken {
+                            conn: h2,
+                            connection,
+                            pings,
+                        } = *h2;
+                        let info = Connected::http2(h2::max_streams(&connection));
+                        let ping = Arc::clone(&h2.ping);
+                        driver = Some((connection, pings, ping));
+                        (info, Slot::H2(h2))
+                    }
+                    Opened::Ws(ws) => {
+                        let ws::Opened { conn, driver } = *ws;
+                        ws_driver = Some(driver);
+                        (Connected::websocket(), Slot::Ws(conn))
+                    }
+                };
+                match st.pool.handle_connected(conn, now, info) {
+                    Ok(()) => {
+                        st.connect_errors.remove(&origin);
+                        put(&mut st.conns, conn.index(), conn, slot);
+                        None
+                    }
+                    Err(_) => {
+                        driver = None;
+                        ws_driver = None;
+                        Some(slot)
+                    }
+                }
+            }
+            Err(error) => {
+                // A connect the core already gave up on (its deadline came
+                // first) is not this origin's latest failure.
+                if let Some(Slot::Connecting(origin)) = take(&mut st.conns, conn.index(), conn) {
+                    st.remember_failure(origin, error);
+                    let _ = st.pool.handle_connect_failed(conn, now);
+                }
+                None
+            }
+        });
+        drop(dropped);
+        if let Some((connection, pings, ping)) = driver {
+            // The connection's driver is a task of its own, and this one ends:
+            // the driver lives as long as the connection, and this task's
+            // future keeps room for the connect's state (resolution, Happy
+            // Eyeballs, the TLS and HTTP/2 handshakes), a few KB.
+            let me = Arc::clone(&self);
+            let driver = h2::drive(connection, pings, ping, move |report| {
+                me.report(conn, report);
+            });
+            self.runtime.spawn(driver);
+        }
+        if let Some(driver) = ws_driver {
+            let me = Arc::clone(&self);
+            let pool = Arc::clone(&self) as Arc<dyn crate::conn::Clock>;
+            self.runtime
+                .spawn(driver.drive(pool, move |report| me.report(conn, report)));
+        }
+    }
+
+    /// What a connection's driver task learned, for the core.
+    pub(crate) fn report(&self, conn: ConnId, report: Report) {
+        self.with_state(|st, now| match report {
+            Report::MaxStreams(n) => {
+                let _ = st.pool.handle_peer_max_streams(conn, now, n);
+            }
+            Report::Pong => {
+                let _ = st.pool.handle_health_ok(conn, now);
+            }
+            Report::Closed => {
+                let _ = st.pool.handle_transport_closed(conn, now);
+                let _ = take(&mut st.conns, conn.index(), conn);
+            }
+        });
+    }
+}
+
+/// A connect that finished: an HTTP connection, or a WebSocket after its
+/// handshake.
+enum Reached {
+    Http(Dialed),
+    Ws(ws::Opened),
+}
+
+/// A connection that came up.
+enum Opened {
+    H1(Transport),
+    H2(Box<h2::Handshaken>),
+    Ws(Box<ws::Opened>),
+}

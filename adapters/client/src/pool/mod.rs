@@ -1,0 +1,324 @@
+//! The pool as the client holds it: the core behind one short lock, and the
+//! connections the core names.
+//!
+//! # Why one lock and no worker
+//!
+//! Every decision is the core's ([`muxpool_core::Pool`]); this module only
+//! carries them out. A request locks the state, asks the core for capacity,
+//! and usually leaves with an idle connection in well under a microsecond: no
+//! task, no channel, no hop to another thread. Only what must happen in the
+//! background runs in a task: a connect (one short-lived task per new
+//! connection) and the pool's timers (one task per client, only while the core
+//! or a request has a deadline).
+//!
+//! # The parts
+//!
+//! - [`state`]: what is behind the lock, and the drain that follows every
+//!   input to the core;
+//! - this module: [`Shared`], the lock and the clock, running what a drain
+//!   left to do once the lock is released, and giving leases back;
+//! - [`checkout`]: a request waiting for a connection;
+//! - [`connect`]: the connect task of one new connection, and what its
+//!   driver reports later;
+//! - [`timers`] and [`deadlines`]: the pool's timer task, and the table of
+//!   request deadlines it expires.
+
+mod checkout;
+mod connect;
+mod deadlines;
+mod state;
+mod timers;
+
+pub(crate) use state::LeasedConn;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Poll;
+
+use bytes::BytesMut;
+use muxpool_core::{ConnId, Instant, Lease, Pool, Release, Shutdown, Stats};
+
+use crate::config::Settings;
+use crate::conn::h1::{H1Conn, H1Lender};
+use crate::conn::ws::{WsConn, WsLender};
+use crate::conn::{Clock, Lender};
+use crate::dial::PoolKey;
+use crate::error::{Error, ErrorKind};
+use crate::runtime::{Runtime, Timer};
+
+use state::{slot_mut, Effect, Effects, Slot, State, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
+
+/// The pool and what every task of one client shares: the runtime, the
+/// settings, the state behind the lock.
+pub(crate) struct Shared<R: Runtime> {
+    pub(crate) runtime: R,
+    pub(crate) settings: Settings,
+    epoch: std::time::Instant,
+    state: Mutex<State>,
+    me: Weak<Shared<R>>,
+    /// The last request URI's scheme and authority, and its pool key.
+    last_key: Mutex<Option<LastKey>>,
+}
+
+/// A request URI's scheme and authority, and the pool key they make: most
+/// requests go where the one before went, and comparing the two texts costs a
+/// fraction of working the key out again (splitting the authority, reading the
+/// port, lower-casing the host).
+struct LastKey {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    origin: PoolKey,
+}
+
+impl Effects {
+    /// Does what the lock's holder left to do. Most holds leave nothing, which
+    /// this sees where it is called, without a call of its own.
+    #[inline(always)]
+    pub(crate) fn run<R: Runtime>(self, inner: &Shared<R>) {
+        if !self.list.is_empty() || self.start_timer {
+            self.run_all(inner);
+        }
+    }
+
+    fn run_all<R: Runtime>(self, inner: &Shared<R>) {
+        let Effects {
+            mut list,
+            start_timer,
+        } = self;
+        // Stable: within a kind, the order the core gave.
+        list.sort_by_key(Effect::rank);
+        // The tasks spawned here hold the client; none is spawned once it is
+        // going away.
+        let me = || inner.me.upgrade();
+        for effect in list {
+            match effect {
+                Effect::Drop(slot) => drop(slot),
+                Effect::Ping(ping) => ping.request(),
+                Effect::WsPing(ping) => ping.ping(),
+                Effect::Wake(waker) => waker.wake(),
+                Effect::Open(conn, origin) => {
+                    if let Some(task) = me() {
+                        inner
+                            .runtime
+                            .spawn(async move { task.open(conn, origin).await });
+                    }
+                }
+            }
+        }
+        if start_timer {
+            if let Some(me) = me() {
+                inner.runtime.spawn(me.timer_task());
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Shared<R> {
+    pub(crate) fn new(runtime: R, settings: Settings) -> Result<Arc<Shared<R>>, Error> {
+        let pool = Pool::new(settings.pool.clone()).map_err(|e| {
+            Error::new(ErrorKind::Config)
+                .with_message("the pool configuration is invalid")
+                .with_source(e)
+        })?;
+        let epoch = runtime.now();
+        Ok(Arc::new_cyclic(|me| Shared {
+            runtime,
+            settings,
+            epoch,
+            state: Mutex::new(State::new(pool)),
+            me: me.clone(),
+            last_key: Mutex::new(None),
+        }))
+    }
+
+    /// The pool key of a request to `uri` (see [`PoolKey::from_uri`]).
+    pub(crate) fn key_of(&self, uri: &http::Uri) -> Result<PoolKey, Error> {
+        let mut last = self
+            .last_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let named = uri.scheme().zip(uri.authority());
+        if let (Some(last), Some((scheme, authority))) = (last.as_ref(), named) {
+            if last.authority.as_str() == authority.as_str() && last.scheme == *scheme {
+                return Ok(last.origin.clone());
+            }
+        }
+        let origin = PoolKey::from_uri(uri, self.settings.tls.identity())?;
+        if let Some((scheme, authority)) = named {
+            *last = Some(LastKey {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+                origin: origin.clone(),
+            });
+        }
+        Ok(origin)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the core half-updated in a
+        // way that matters more than losing the client: keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The core's time for the runtime's `now`.
+    pub(crate) fn now(&self) -> Instant {
+        self.instant(self.runtime.now())
+    }
+
+    pub(crate) fn instant(&self, at: std::time::Instant) -> Instant {
+        Instant::from_elapsed(at.saturating_duration_since(self.epoch))
+    }
+
+    pub(crate) fn std_instant(&self, at: Instant) -> std::time::Instant {
+        self.epoch + at.elapsed_since_epoch()
+    }
+
+    /// Runs `f` on the state under the lock, then carries out what it queued.
+    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let now = self.now();
+        let mut st = self.lock();
+        let out = f(&mut st, now);
+        let fx = st.drain();
+        drop(st);
+        fx.run(self);
+        out
+    }
+
+    /// Gives a lease back: with its connection when the connection is clean and
+    /// may carry another request, without it (closing it) otherwise.
+    pub(crate) fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
+        match conn {
+            Some(mut c) => {
+                let buf = std::mem::take(&mut c.buf);
+                self.put_back(lease, Slot::Idle(H1Conn { waited: true, ..c }), buf);
+            }
+            None => self.release(lease, Release::Close),
+        }
+    }
+
+    /// Gives a WebSocket lease back: with its WebSocket when it may be used
+    /// again, without it (closing it) otherwise.
+    pub(crate) fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>) {
+        match conn {
+            Some(c) => self.put_back(lease, Slot::Ws(c), BytesMut::new()),
+            None => self.release(lease, Release::Close),
+        }
+    }
+
+    /// Returns an exclusive lease as reusable, its connection to its slot.
+    /// Puts the connection of `lease` back as `idle`, and keeps `buf` (its read
+    /// buffer) for the next exchange when it is empty and the pool has room.
+    fn put_back(&self, lease: Lease, idle: Slot, buf: BytesMut) {
+        let dropped = self.with_state(|st, now| {
+            let kept = buf.is_empty()
+                && buf.capacity() > 0
+                && buf.capacity() <= SPARE_BUFFER_CAPACITY
+                && st.spare_buffers.len() < SPARE_BUFFERS;
+            // A buffer not kept is freed after the lock, with the connection.
+            let unkept = if kept {
+                st.spare_buffers.push(buf);
+                None
+            } else {
+                Some(buf)
+            };
+            let idle = match st.pool.release(lease, now, Release::Reuse) {
+                Ok(()) => match slot_mut(&mut st.conns, lease.conn().index(), lease.conn()) {
+                    Some(slot) => {
+                        *slot = idle;
+                        None
+                    }
+                    None => Some(idle),
+                },
+                Err(_) => Some(idle),
+            };
+            (unkept, idle)
+        });
+        drop(dropped);
+    }
+
+    /// Reports that a connection is going away: no new grants on it.
+    pub(crate) fn going_away(&self, conn: ConnId) {
+        self.with_state(|st, now| {
+            let _ = st.pool.handle_going_away(conn, now);
+        });
+    }
+
+    /// A request on `conn` got no answer in time: the core checks the
+    /// connection at once (see [`muxpool_core::Pool::handle_suspect`]).
+    pub(crate) fn suspect(&self, conn: ConnId) {
+        self.with_state(|st, now| {
+            let _ = st.pool.handle_suspect(conn, now);
+        });
+    }
+
+    /// Gives back a lease without its transport: an HTTP/2 stream slot
+    /// (`Reuse`), or an HTTP/1.1 connection that must be closed (`Close`).
+    pub(crate) fn release(&self, lease: Lease, how: Release) {
+        self.with_state(|st, now| {
+            let _ = st.pool.release(lease, now, how);
+        });
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.lock().pool.stats()
+    }
+
+    /// Starts a shutdown; `closed` also stops the timer task for good.
+    pub(crate) fn shutdown(&self, how: Shutdown, closed: bool) {
+        self.with_state(|st, now| {
+            if closed {
+                st.closed = true;
+                if let Some(w) = st.timer.waker.take() {
+                    w.wake();
+                }
+            }
+            st.pool.shutdown(now, how);
+        });
+    }
+
+    /// Resolves when a shutdown has closed every connection.
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut st = self.lock();
+            if st.is_drained() {
+                Poll::Ready(())
+            } else {
+                if !st.shutdown_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.shutdown_waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl<R: Runtime> Clock for Shared<R> {
+    fn timer(&self, deadline: std::time::Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(self.runtime.timer(deadline))
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.runtime.now()
+    }
+}
+
+impl<R: Runtime> Lender for Shared<R> {
+    fn release(&self, lease: Lease, how: Release) {
+        Shared::release(self, lease, how);
+    }
+}
+
+impl<R: Runtime> H1Lender for Shared<R> {
+    fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
+        Shared::check_in(self, lease, conn);
+    }
+}
+
+impl<R: Runtime> WsLender for Shared<R> {
+    fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>) {
+        Shared::check_in_ws(self, lease, conn);
+    }
+}

@@ -1,0 +1,336 @@
+//! What is behind the pool's lock: the core, the connections it names, the
+//! requests waiting on it.
+//!
+//! Every input to the core is followed by [`State::drain`], which carries out
+//! the actions the core queued while the lock is held (granting wakes the
+//! waiter, closing takes the transport out of its slot) and collects in
+//! [`Effects`] what must happen once the lock is released: wake tasks, spawn
+//! connects, drop sockets, wake or start the timer task. This module knows no
+//! runtime: running the effects is the pool's (`super`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::Waker;
+
+use bytes::BytesMut;
+use muxpool_core::{Action, CloseReason, ConnId, Instant, Lease, Pool, RejectReason, WaiterId};
+
+use crate::conn::h1::H1Conn;
+use crate::conn::h2::{H2Conn, PingRequest};
+use crate::conn::ws::{Pinger, WsConn};
+use crate::dial::PoolKey;
+use crate::error::{Error, ErrorKind};
+
+use super::deadlines::{earliest, Deadlines};
+
+/// How many read buffers of finished exchanges the pool keeps for the next
+/// ones, and the largest it keeps. A request that follows another (the usual
+/// pattern: a task sends its next request as soon as it has read a response)
+/// reads into the buffer the last one left, already in the cache, instead of
+/// allocating one; idle connections still hold no buffer, and the pool no more
+/// than these few.
+pub(crate) const SPARE_BUFFERS: usize = 4;
+pub(crate) const SPARE_BUFFER_CAPACITY: usize = 16 * 1024;
+
+/// What the client holds for one connection the core knows.
+pub(crate) enum Slot {
+    /// A connect task is running for this origin.
+    Connecting(PoolKey),
+    /// Ready and not leased: the transport waits here.
+    Idle(H1Conn),
+    /// Leased: the transport is with the lease holder.
+    Leased,
+    /// An HTTP/2 connection: shared by its leases, each a stream.
+    H2(H2Conn),
+    /// A WebSocket, idle: its driver task owns the socket.
+    Ws(WsConn),
+}
+
+/// The connection a granted lease is used through.
+pub(crate) enum LeasedConn {
+    /// An HTTP/1.1 connection, exclusively.
+    H1(H1Conn),
+    /// A stream on an HTTP/2 connection, sent on this handle of it.
+    H2(h2::client::SendRequest<bytes::Bytes>),
+    /// A WebSocket, exclusively.
+    Ws(WsConn),
+}
+
+/// Where a waiting request stands.
+pub(crate) enum Waiting {
+    Queued(Option<Waker>),
+    Granted(Lease),
+    Rejected(RejectReason),
+}
+
+/// What must happen once the lock is released: usually nothing, so one list
+/// that stays empty (and allocates nothing) rather than one per kind.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Effects {
+    pub(crate) list: Vec<Effect>,
+    pub(crate) start_timer: bool,
+}
+
+/// One thing to do after the lock, in the order of [`Effect::rank`].
+pub(crate) enum Effect {
+    /// A connection the core closed: dropped (closing its transport) first.
+    Drop(Slot),
+    /// A health-check PING for an HTTP/2 connection's driver.
+    Ping(Arc<PingRequest>),
+    /// A health-check ping for a pooled WebSocket.
+    WsPing(Pinger),
+    /// A task to wake: a waiter answered, the timer, a shutdown finished.
+    Wake(Waker),
+    /// A connection to open, in a task of its own.
+    Open(ConnId, PoolKey),
+}
+
+impl Effect {
+    /// Closes before pings, pings before wakes, wakes before new connects.
+    pub(crate) fn rank(&self) -> u8 {
+        match self {
+            Effect::Drop(_) => 0,
+            Effect::Ping(_) => 1,
+            Effect::WsPing(_) => 2,
+            Effect::Wake(_) => 3,
+            Effect::Open(..) => 4,
+        }
+    }
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    pub(crate) pool: Pool<PoolKey>,
+    pub(crate) conns: Vec<Option<(ConnId, Slot)>>,
+    /// Keyed by the full handle: the core reuses a waiter's slot as soon as it
+    /// answers it, possibly before the waiting task has collected the answer.
+    pub(crate) waiters: HashMap<WaiterId, Waiting>,
+    /// The last connect failure per origin, given to the requests it fails.
+    pub(crate) connect_errors: HashMap<PoolKey, Error>,
+    pub(crate) timer: TimerState,
+    /// Tasks waiting for a shutdown to finish.
+    pub(crate) shutdown_waiters: Vec<Waker>,
+    /// The last client handle is gone.
+    pub(crate) closed: bool,
+    /// Empty read buffers for the next HTTP/1.1 exchanges.
+    pub(crate) spare_buffers: Vec<BytesMut>,
+    /// The deadlines of requests in flight (the timer task expires them).
+    pub(crate) deadlines: Deadlines,
+}
+
+#[derive(Default)]
+pub(crate) struct TimerState {
+    pub(crate) running: bool,
+    pub(crate) armed: Option<Instant>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// Keep at most this many remembered connect failures.
+const MAX_CONNECT_ERRORS: usize = 1024;
+
+/// The table of waiting requests, once empty, is given back down to room for
+/// this many if it grew past [`WAITERS_SHRINK_ABOVE`]: a burst (10,000 waiting
+/// requests take about 1 MB) does not stay allocated for the client's life.
+const WAITERS_KEPT: usize = 64;
+
+/// See [`WAITERS_KEPT`]; the gap between the two keeps a queue that comes and
+/// goes in the hundreds from reallocating each time it empties.
+const WAITERS_SHRINK_ABOVE: usize = 1024;
+
+pub(crate) fn slot_mut<I: Copy + PartialEq, T>(
+    table: &mut [Option<(I, T)>],
+    index: u32,
+    id: I,
+) -> Option<&mut T> {
+    match table.get_mut(index as usize) {
+        Some(Some((held, value))) if *held == id => Some(value),
+        _ => None,
+    }
+}
+
+pub(crate) fn put<I, T>(table: &mut Vec<Option<(I, T)>>, index: u32, id: I, value: T) {
+    let index = index as usize;
+    if table.len() <= index {
+        table.resize_with(index + 1, || None);
+    }
+    table[index] = Some((id, value));
+}
+
+pub(crate) fn take<I: Copy + PartialEq, T>(
+    table: &mut [Option<(I, T)>],
+    index: u32,
+    id: I,
+) -> Option<T> {
+    let entry = table.get_mut(index as usize)?;
+    match entry {
+        Some((held, _)) if *held == id => entry.take().map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+impl State {
+    /// The state of a new pool around `pool`.
+    pub(crate) fn new(pool: Pool<PoolKey>) -> State {
+        State {
+            pool,
+            conns: Vec::new(),
+            waiters: HashMap::new(),
+            connect_errors: HashMap::new(),
+            timer: TimerState::default(),
+            shutdown_waiters: Vec::new(),
+            closed: false,
+            spare_buffers: Vec::new(),
+            deadlines: Deadlines::default(),
+        }
+    }
+
+    /// Forgets a waiting request, giving back the table's room once it empties
+    /// after a burst.
+    pub(crate) fn take_waiter(&mut self, waiter: WaiterId) -> Option<Waiting> {
+        let taken = self.waiters.remove(&waiter);
+        if self.waiters.is_empty() && self.waiters.capacity() > WAITERS_SHRINK_ABOVE {
+            self.waiters.shrink_to(WAITERS_KEPT);
+        }
+        taken
+    }
+
+    /// Carries out the core's queued actions; returns what must happen after the
+    /// lock is released.
+    pub(crate) fn drain(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        while let Some(action) = self.pool.poll_action() {
+            match action {
+                Action::Open { conn } => {
+                    if let Some(origin) = self.pool.key(conn).cloned() {
+                        put(
+                            &mut self.conns,
+                            conn.index(),
+                            conn,
+                            Slot::Connecting(origin.clone()),
+                        );
+                        fx.list.push(Effect::Open(conn, origin));
+                    }
+                }
+                Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
+                    Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
+                        fx.list.push(Effect::Drop(slot))
+                    }
+                    Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
+                        // The core's deadline came first; the connect task will
+                        // find its connection forgotten.
+                        self.remember_failure(
+                            origin,
+                            Error::new(ErrorKind::Timeout).with_message("the connect timed out"),
+                        );
+                    }
+                    _ => {}
+                },
+                Action::Grant { waiter, lease } => {
+                    self.answer(waiter, Waiting::Granted(lease), &mut fx);
+                }
+                Action::Reject { waiter, reason } => {
+                    self.answer(waiter, Waiting::Rejected(reason), &mut fx);
+                }
+                Action::HealthCheck { conn } => {
+                    // Only HTTP/2 connections and WebSockets declare health
+                    // checks; on any other the core's deadline closes the
+                    // connection.
+                    match slot_mut(&mut self.conns, conn.index(), conn) {
+                        Some(Slot::H2(c)) => fx.list.push(Effect::Ping(Arc::clone(&c.ping))),
+                        Some(Slot::Ws(c)) => fx.list.push(Effect::WsPing(c.pinger())),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.after_inputs(&mut fx);
+        fx
+    }
+
+    /// The timer and shutdown bookkeeping every input ends with.
+    fn after_inputs(&mut self, fx: &mut Effects) {
+        if let Some(next) = self.next_deadline() {
+            self.tell_timer(next, fx);
+        }
+        if !self.shutdown_waiters.is_empty() && self.is_drained() {
+            fx.list
+                .extend(self.shutdown_waiters.drain(..).map(Effect::Wake));
+        }
+    }
+
+    /// Starts the timer task, or wakes it, if it must look at `next` (a
+    /// deadline of the core's or a request's) and would not otherwise.
+    pub(crate) fn tell_timer(&mut self, next: Instant, fx: &mut Effects) {
+        if !self.timer.running && !self.closed {
+            self.timer.running = true;
+            fx.start_timer = true;
+        } else if self.timer.armed.is_none_or(|armed| next < armed) {
+            if let Some(w) = self.timer.waker.take() {
+                fx.list.push(Effect::Wake(w));
+            }
+        }
+    }
+
+    /// When the timer task must next look: the core's next deadline or the
+    /// earliest a request's could be, whichever comes first.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        earliest(self.pool.poll_timeout(), self.deadlines.next())
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        self.pool.is_shut_down() && self.pool.stats().open == 0
+    }
+
+    pub(crate) fn remember_failure(&mut self, origin: PoolKey, error: Error) {
+        if self.connect_errors.len() >= MAX_CONNECT_ERRORS {
+            self.connect_errors.clear();
+        }
+        self.connect_errors.insert(origin, error);
+    }
+
+    /// The error for a request to `origin` refused for `reason`, with the last
+    /// connect failure as its cause when connects are why.
+    pub(crate) fn rejection(&self, origin: &PoolKey, reason: RejectReason) -> Error {
+        let error = Error::rejected(reason);
+        let cause = match reason {
+            RejectReason::ConnectFailed | RejectReason::CircuitOpen => {
+                self.connect_errors.get(origin).cloned()
+            }
+            _ => None,
+        };
+        match cause {
+            Some(cause) if reason == RejectReason::ConnectFailed => cause,
+            Some(cause) => error.with_source(cause),
+            None => error,
+        }
+    }
+
+    fn answer(&mut self, waiter: WaiterId, answer: Waiting, fx: &mut Effects) {
+        if let Some(w) = self.waiters.get_mut(&waiter) {
+            if let Waiting::Queued(Some(waker)) = std::mem::replace(w, answer) {
+                fx.list.push(Effect::Wake(waker));
+            }
+        }
+    }
+
+    /// Takes the transport of a granted lease out of its slot (HTTP/1.1), or a
+    /// handle on its connection (HTTP/2).
+    pub(crate) fn check_out(&mut self, lease: Lease) -> Option<LeasedConn> {
+        let conn = lease.conn();
+        let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
+        match slot {
+            Slot::H2(c) => return Some(LeasedConn::H2(c.send.clone())),
+            Slot::Idle(_) | Slot::Ws(_) => {}
+            _ => return None,
+        }
+        match std::mem::replace(slot, Slot::Leased) {
+            Slot::Idle(mut c) => {
+                c.buf = self.spare_buffers.pop().unwrap_or_default();
+                Some(LeasedConn::H1(c))
+            }
+            Slot::Ws(c) => Some(LeasedConn::Ws(c)),
+            _ => None,
+        }
+    }
+}
