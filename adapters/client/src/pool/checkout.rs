@@ -18,24 +18,24 @@ use super::state::{LeasedConn, Waiting};
 use super::Shared;
 
 impl<R: Runtime> Shared<R> {
-    /// Waits for a connection to `origin`, until `deadline` at the latest.
+    /// Waits for a connection to `key`, until `deadline` at the latest.
     pub(crate) fn checkout<'a>(
         &'a self,
-        origin: &'a PoolKey,
+        key: &'a PoolKey,
         deadline: Option<std::time::Instant>,
     ) -> Checkout<'a, R> {
-        self.checkout_until(origin, deadline.map(|at| self.instant(at)))
+        self.checkout_until(key, deadline.map(|at| self.instant(at)))
     }
 
     /// [`checkout`](Self::checkout) with the deadline in the core's time.
     pub(crate) fn checkout_until<'a>(
         &'a self,
-        origin: &'a PoolKey,
+        key: &'a PoolKey,
         deadline: Option<Instant>,
     ) -> Checkout<'a, R> {
         Checkout {
             inner: self,
-            origin,
+            key,
             deadline,
             prefer: None,
             waiter: None,
@@ -48,7 +48,7 @@ impl<R: Runtime> Shared<R> {
 /// it holds: a queued request is cancelled, a granted lease is released.
 pub(crate) struct Checkout<'a, R: Runtime> {
     inner: &'a Shared<R>,
-    origin: &'a PoolKey,
+    key: &'a PoolKey,
     deadline: Option<Instant>,
     prefer: Option<ConnId>,
     waiter: Option<WaiterId>,
@@ -92,7 +92,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 if let Some(conn) = self.prefer {
                     options = options.preferring(conn);
                 }
-                match st.pool.acquire(self.origin, now, options) {
+                match st.pool.acquire(self.key, now, options) {
                     Ok(Acquire::Ready(lease)) => lease,
                     Ok(Acquire::Queued(waiter)) => {
                         st.waiters
@@ -105,7 +105,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                     }
                     Err(reason) => {
                         let fx = st.drain();
-                        let error = st.rejection(self.origin, reason);
+                        let error = st.rejection(self.key, reason);
                         drop(st);
                         fx.run(inner);
                         return Poll::Ready(Err(error));
@@ -129,7 +129,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 match st.take_waiter(waiter) {
                     Some(Waiting::Granted(lease)) => lease,
                     Some(Waiting::Rejected(reason)) => {
-                        return Poll::Ready(Err(st.rejection(self.origin, reason)))
+                        return Poll::Ready(Err(st.rejection(self.key, reason)))
                     }
                     _ => return Poll::Ready(Err(Error::new(ErrorKind::ShutDown))),
                 }

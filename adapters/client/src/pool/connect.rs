@@ -26,7 +26,7 @@ use super::Shared;
 
 impl<R: Runtime> Shared<R> {
     /// The connect task of one connection.
-    pub(crate) async fn open(self: Arc<Self>, conn: ConnId, origin: PoolKey) {
+    pub(crate) async fn open(self: Arc<Self>, conn: ConnId, key: PoolKey) {
         // A task dropped before it reports (its runtime shut down) reports a
         // failed connect, so the core does not wait for its timeout.
         struct Unreported<'a, R: Runtime>(&'a Shared<R>, Option<ConnId>);
@@ -43,17 +43,17 @@ impl<R: Runtime> Shared<R> {
         }
         let mut unreported = Unreported(&self, Some(conn));
         let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
-        let websocket = origin.websocket_target().is_some();
+        let websocket = key.websocket_target().is_some();
         let (tls, h2_prior_knowledge) = match websocket {
             true => (&self.settings.ws.tls, false),
             false => (&self.settings.tls, self.settings.h2_prior_knowledge),
         };
         let result = with_deadline(&self.runtime, deadline, async {
-            let c = connect(&self.runtime, &origin, tls, h2_prior_knowledge).await?;
+            let c = connect(&self.runtime, &key, tls, h2_prior_knowledge).await?;
             if !websocket {
                 return Ok(Reached::Http(c));
             }
-            let ws = ws::handshake(c.io, &origin, &self.settings.ws).await?;
+            let ws = ws::handshake(c.io, &key, &self.settings.ws).await?;
             Ok(Reached::Ws(ws))
         })
         .await
@@ -77,7 +77,7 @@ impl<R: Runtime> Shared<R> {
         let dropped = self.with_state(|st, now| match result {
             Ok(opened) => {
                 // With nobody waiting, the new connection goes idle, unused.
-                let unclaimed = st.pool.key_stats(&origin).is_none_or(|s| s.waiting == 0);
+                let unclaimed = st.pool.key_stats(&key).is_none_or(|s| s.waiting == 0);
                 let (info, slot) = match opened {
                     Opened::H1(io) => (
                         Connected::http1(),
@@ -106,7 +106,7 @@ impl<R: Runtime> Shared<R> {
                 };
                 match st.pool.handle_connected(conn, now, info) {
                     Ok(()) => {
-                        st.connect_errors.remove(&origin);
+                        st.connect_errors.remove(&key);
                         put(&mut st.conns, conn.index(), conn, slot);
                         None
                     }
@@ -119,9 +119,9 @@ impl<R: Runtime> Shared<R> {
             }
             Err(error) => {
                 // A connect the core already gave up on (its deadline came
-                // first) is not this origin's latest failure.
-                if let Some(Slot::Connecting(origin)) = take(&mut st.conns, conn.index(), conn) {
-                    st.remember_failure(origin, error);
+                // first) is not this key's latest failure.
+                if let Some(Slot::Connecting(key)) = take(&mut st.conns, conn.index(), conn) {
+                    st.remember_failure(key, error);
                     let _ = st.pool.handle_connect_failed(conn, now);
                 }
                 None

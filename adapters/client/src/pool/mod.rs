@@ -68,7 +68,7 @@ pub(crate) struct Shared<R: Runtime> {
 struct LastKey {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
-    origin: PoolKey,
+    key: PoolKey,
 }
 
 impl Effects {
@@ -97,11 +97,11 @@ impl Effects {
                 Effect::Ping(ping) => ping.request(),
                 Effect::WsPing(ping) => ping.ping(),
                 Effect::Wake(waker) => waker.wake(),
-                Effect::Open(conn, origin) => {
+                Effect::Open(conn, key) => {
                     if let Some(task) = me() {
                         inner
                             .runtime
-                            .spawn(async move { task.open(conn, origin).await });
+                            .spawn(async move { task.open(conn, key).await });
                     }
                 }
             }
@@ -141,18 +141,18 @@ impl<R: Runtime> Shared<R> {
         let named = uri.scheme().zip(uri.authority());
         if let (Some(last), Some((scheme, authority))) = (last.as_ref(), named) {
             if last.authority.as_str() == authority.as_str() && last.scheme == *scheme {
-                return Ok(last.origin.clone());
+                return Ok(last.key.clone());
             }
         }
-        let origin = PoolKey::from_uri(uri, self.settings.tls.identity())?;
+        let key = PoolKey::from_uri(uri, self.settings.tls.identity())?;
         if let Some((scheme, authority)) = named {
             *last = Some(LastKey {
                 scheme: scheme.clone(),
                 authority: authority.clone(),
-                origin: origin.clone(),
+                key: key.clone(),
             });
         }
-        Ok(origin)
+        Ok(key)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -34,7 +34,7 @@ pub(crate) const SPARE_BUFFER_CAPACITY: usize = 16 * 1024;
 
 /// What the client holds for one connection the core knows.
 pub(crate) enum Slot {
-    /// A connect task is running for this origin.
+    /// A connect task is running for this key.
     Connecting(PoolKey),
     /// Ready and not leased: the transport waits here.
     Idle(H1Conn),
@@ -106,7 +106,7 @@ pub(crate) struct State {
     /// Keyed by the full handle: the core reuses a waiter's slot as soon as it
     /// answers it, possibly before the waiting task has collected the answer.
     pub(crate) waiters: HashMap<WaiterId, Waiting>,
-    /// The last connect failure per origin, given to the requests it fails.
+    /// The last connect failure per key, given to the requests it fails.
     pub(crate) connect_errors: HashMap<PoolKey, Error>,
     pub(crate) timer: TimerState,
     /// Tasks waiting for a shutdown to finish.
@@ -202,25 +202,25 @@ impl State {
         while let Some(action) = self.pool.poll_action() {
             match action {
                 Action::Open { conn } => {
-                    if let Some(origin) = self.pool.key(conn).cloned() {
+                    if let Some(key) = self.pool.key(conn).cloned() {
                         put(
                             &mut self.conns,
                             conn.index(),
                             conn,
-                            Slot::Connecting(origin.clone()),
+                            Slot::Connecting(key.clone()),
                         );
-                        fx.list.push(Effect::Open(conn, origin));
+                        fx.list.push(Effect::Open(conn, key));
                     }
                 }
                 Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
                     Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
                         fx.list.push(Effect::Drop(slot))
                     }
-                    Some(Slot::Connecting(origin)) if reason == CloseReason::ConnectTimeout => {
+                    Some(Slot::Connecting(key)) if reason == CloseReason::ConnectTimeout => {
                         // The core's deadline came first; the connect task will
                         // find its connection forgotten.
                         self.remember_failure(
-                            origin,
+                            key,
                             Error::new(ErrorKind::Timeout).with_message("the connect timed out"),
                         );
                     }
@@ -282,20 +282,20 @@ impl State {
         self.pool.is_shut_down() && self.pool.stats().open == 0
     }
 
-    pub(crate) fn remember_failure(&mut self, origin: PoolKey, error: Error) {
+    pub(crate) fn remember_failure(&mut self, key: PoolKey, error: Error) {
         if self.connect_errors.len() >= MAX_CONNECT_ERRORS {
             self.connect_errors.clear();
         }
-        self.connect_errors.insert(origin, error);
+        self.connect_errors.insert(key, error);
     }
 
-    /// The error for a request to `origin` refused for `reason`, with the last
+    /// The error for a request to `key` refused for `reason`, with the last
     /// connect failure as its cause when connects are why.
-    pub(crate) fn rejection(&self, origin: &PoolKey, reason: RejectReason) -> Error {
+    pub(crate) fn rejection(&self, key: &PoolKey, reason: RejectReason) -> Error {
         let error = Error::rejected(reason);
         let cause = match reason {
             RejectReason::ConnectFailed | RejectReason::CircuitOpen => {
-                self.connect_errors.get(origin).cloned()
+                self.connect_errors.get(key).cloned()
             }
             _ => None,
         };
