@@ -39,3 +39,9 @@ pub use muxpool_tokio::{Client, ClientBuilder, Tokio};
 pub use muxpool_smol as smol;
 
 pub use muxpool_client::exports::*;
+
+/// The README's Rust examples, compiled (and the runnable ones run) as doc
+/// tests, so that what the README shows is what the crates accept.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
