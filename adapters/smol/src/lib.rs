@@ -1,30 +1,46 @@
 //! # muxpool-smol: muxpool's HTTP client on smol
 //!
-//! The whole client ([`muxpool_client`]) runs on any runtime that implements its
-//! small [`Runtime`] trait; this crate is that trait for smol, and nothing else:
+//! The whole client ([`muxpool_client`]: the pool, dialing, TLS, HTTP/1.1,
+//! HTTP/2, WebSocket) runs on any runtime that implements its small
+//! [`Runtime`] trait; this crate is that trait for smol, and nothing else:
 //! tasks go to smol's global executor (or to an [`Executor`] of your own),
 //! timers are [`async_io::Timer`]s, connects are [`async_net::TcpStream`]s with
-//! `TCP_NODELAY`, and names resolve through [`async_net::resolve`].
+//! `TCP_NODELAY`, and names resolve through [`async_net::resolve`]. It names
+//! the client [`Client`] and re-exports the client layer's names ([`Body`],
+//! [`Error`], [`RequestTimeout`], [`tls`], ...). The `muxpool` facade with
+//! its `smol` feature (and without its default `tokio` one) re-exports this
+//! crate as `muxpool::smol`.
 //!
-//! The client frames HTTP on tokio's `AsyncRead`/`AsyncWrite` traits (the traits
-//! only: no tokio runtime is involved), because `h2` and the TLS stream speak
-//! them; smol's sockets speak the `futures-io` traits, and [`Tcp`] bridges the
-//! two, here and nowhere else.
+//! ```toml
+//! [dependencies]
+//! muxpool-smol = { git = "https://github.com/muxpool/muxpool" }
+//! http = "1"
+//! smol = "2"
+//! ```
+//!
+//! A request with a client-wide timeout and a shorter one of its own:
 //!
 //! ```no_run
-//! # fn run() -> Result<(), muxpool_smol::Error> {
-//! use muxpool_smol::{Body, Client};
+//! use std::time::Duration;
 //!
-//! smol::block_on(async {
-//!     let client = Client::new();
-//!     let request = http::Request::get("http://127.0.0.1:8080/")
-//!         .body(Body::empty())
-//!         .expect("a valid request");
-//!     let response = client.send(request).await?;
-//!     println!("{}: {}", response.status(), response.into_body().text().await?);
+//! use muxpool_smol::{Body, Client, ErrorKind, RequestTimeout};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     smol::block_on(fetch())
+//! }
+//!
+//! async fn fetch() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::builder().timeout(Duration::from_secs(10)).build()?;
+//!     let mut request = http::Request::get("https://example.com/").body(Body::empty())?;
+//!     request.extensions_mut().insert(RequestTimeout(Duration::from_secs(2)));
+//!     match client.send(request).await {
+//!         Ok(response) => println!("{}: {}", response.status(), response.into_body().text().await?),
+//!         Err(e) if e.is_timeout() => println!("no answer within 2 s"),
+//!         Err(e) if e.kind() == ErrorKind::Tls => println!("untrusted server: {e:#}"),
+//!         Err(e) => return Err(e.into()),
+//!     }
 //!     Ok(())
-//! })
-//! # }
+//! }
 //! ```
 //!
 //! A `Client` needs no runtime to be created or used: smol's reactor and global
@@ -32,6 +48,16 @@
 //! tasks on an executor you run yourself, build it with
 //! [`ClientBuilder::with_runtime`](muxpool_client::ClientBuilder::with_runtime)
 //! and [`Smol::on`].
+//!
+//! The client frames HTTP on tokio's `AsyncRead`/`AsyncWrite` traits (the traits
+//! only: no tokio runtime is involved), because `h2` and the TLS stream speak
+//! them; smol's sockets speak the `futures-io` traits, and [`Tcp`] bridges the
+//! two, here and nowhere else.
+//!
+//! Next: [`TlsConfig`](tls::TlsConfig) for a private CA,
+//! [`Client::websocket`](muxpool_client::Client::websocket) for WebSockets
+//! from the same pool, and the `muxpool` facade's documentation for the whole
+//! tour.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

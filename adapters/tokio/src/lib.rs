@@ -1,28 +1,55 @@
 //! # muxpool-tokio: muxpool's HTTP client on tokio
 //!
-//! The whole client ([`muxpool_client`]) runs on any runtime that implements its
-//! small [`Runtime`] trait; this crate is that trait for tokio, and nothing else:
+//! The whole client ([`muxpool_client`]: the pool, dialing, TLS, HTTP/1.1,
+//! HTTP/2, WebSocket) runs on any runtime that implements its small
+//! [`Runtime`] trait; this crate is that trait for tokio, and nothing else:
 //! tasks go to `tokio::spawn`, timers are `tokio::time::Sleep` (so a test with a
 //! paused clock controls the pool's time too), connects are
 //! `tokio::net::TcpStream` with `TCP_NODELAY`, and names resolve through
-//! `tokio::net::lookup_host`.
+//! `tokio::net::lookup_host`. It names the client [`Client`] and re-exports
+//! the client layer's names ([`Body`], [`Error`], [`RequestTimeout`], [`tls`],
+//! ...); the `muxpool` facade re-exports the same, and is the usual way in.
+//!
+//! ```toml
+//! [dependencies]
+//! muxpool-tokio = { git = "https://github.com/muxpool/muxpool" }
+//! http = "1"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! A request with a client-wide timeout and a shorter one of its own:
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), muxpool_tokio::Error> {
-//! use muxpool_tokio::{Body, Client};
+//! use std::time::Duration;
 //!
-//! let client = Client::new();
-//! let request = http::Request::get("http://127.0.0.1:8080/")
-//!     .body(Body::empty())
-//!     .expect("a valid request");
-//! let response = client.send(request).await?;
-//! println!("{}: {}", response.status(), response.into_body().text().await?);
-//! # Ok(())
-//! # }
+//! use muxpool_tokio::{Body, Client, ErrorKind, RequestTimeout};
+//!
+//! // With tokio's `macros` feature, `#[tokio::main] async fn main` does this in one line.
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//!     runtime.block_on(fetch())
+//! }
+//!
+//! async fn fetch() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::builder().timeout(Duration::from_secs(10)).build()?;
+//!     let mut request = http::Request::get("https://example.com/").body(Body::empty())?;
+//!     request.extensions_mut().insert(RequestTimeout(Duration::from_secs(2)));
+//!     match client.send(request).await {
+//!         Ok(response) => println!("{}: {}", response.status(), response.into_body().text().await?),
+//!         Err(e) if e.is_timeout() => println!("no answer within 2 s"),
+//!         Err(e) if e.kind() == ErrorKind::Tls => println!("untrusted server: {e:#}"),
+//!         Err(e) => return Err(e.into()),
+//!     }
+//!     Ok(())
+//! }
 //! ```
 //!
 //! A `Client` must be used from within a tokio runtime (it spawns its connect
-//! and timer tasks there), and can be created anywhere.
+//! and timer tasks there), and can be created anywhere. Next:
+//! [`TlsConfig`](tls::TlsConfig) for a private CA,
+//! [`Client::websocket`](muxpool_client::Client::websocket) for WebSockets
+//! from the same pool, and the `muxpool` facade's documentation for the whole
+//! tour.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
