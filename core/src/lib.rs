@@ -94,7 +94,7 @@ mod timer;
 pub mod sim;
 
 pub use action::{Action, CloseReason, RejectReason};
-pub use config::{Backoff, Circuit, PoolConfig, ConfigError, HealthCheck, Saturation};
+pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, Saturation};
 pub use error::{EventError, HandleKind};
 pub use event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
 pub use id::{ConnId, Lease, LeaseId, WaiterId};

@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::action::{Action, CloseReason, RejectReason};
-use crate::config::{PoolConfig, ConfigError, Saturation};
+use crate::config::{ConfigError, PoolConfig, Saturation};
 use crate::error::{EventError, HandleKind};
 use crate::event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
 use crate::id::{Arena, ConnId, Handle, KeyId, Lease, LeaseId, StreamLease, WaiterId};
@@ -1125,7 +1125,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Reports that a connection's transport closed (the peer closed it, or an I/O
     /// error). Leases still out on it may be released as usual. A connection still
     /// connecting counts as a failed connect.
-    pub fn handle_transport_closed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+    pub fn handle_transport_closed(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         match c.state {
