@@ -832,40 +832,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         // Queueing changes nothing about the key's connections: if it is at its
         // own limits now, it still is after.
         let may_open = self.below_key_limits(k);
-        // Listed if its deadline keeps the key's list in order (see `Expiry`); the
-        // new waiter is made with its links to the lists' backs already set.
-        let listed = k
-            .expiring
-            .back(&self.waiters)
-            .and_then(|w| self.waiters.get(w))
-            .is_none_or(|w| w.deadline <= deadline);
-        let waiter = self.waiters.insert(Waiter {
-            key: kid,
-            since: now,
-            deadline,
-            expiry: Expiry::Listed,
-            link: k.waiters.back_link(),
-            expiring_link: if listed {
-                k.expiring.back_link()
-            } else {
-                Link::default()
-            },
-        });
-        let k = self.keys.get_mut(kid).expect("indexed keys are live");
-        k.waiters
-            .attach_back(&mut self.waiters, waiter.index(), waiter_link);
-        k.stats.waiting += 1;
-        k.empty_since = None;
-        if listed {
-            k.expiring
-                .attach_back(&mut self.waiters, waiter.index(), expiring_link);
-            if k.timer.is_none_or(|(_, armed)| armed > deadline) {
-                self.arm(kid, deadline);
-            }
-        } else {
-            let timer = self.timers.insert(deadline, Target::Waiter(waiter));
-            self.waiters.get_mut(waiter).expect("just inserted").expiry = Expiry::Timer(timer);
-        }
+        let waiter = self.enqueue(kid, now, deadline);
         // Driving the key could only open connections: it has no free capacity
         // (that was looked for above, or others wait already, which a settled
         // key with capacity never has), and it is not empty now.
@@ -1710,6 +1677,48 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             None => self.retired.rejections.bump(reason.slot()),
         }
         reason
+    }
+
+    /// Puts a request that arrived at `now` at the back of `kid`'s queue, to
+    /// time out at `deadline` (see [`Expiry`]).
+    #[inline(always)]
+    fn enqueue(&mut self, kid: KeyId, now: Instant, deadline: Instant) -> WaiterId {
+        let k = self.keys.get(kid).expect("indexed keys are live");
+        // Listed if its deadline keeps the key's list in order (see `Expiry`); the
+        // new waiter is made with its links to the lists' backs already set.
+        let listed = k
+            .expiring
+            .back(&self.waiters)
+            .and_then(|w| self.waiters.get(w))
+            .is_none_or(|w| w.deadline <= deadline);
+        let waiter = self.waiters.insert(Waiter {
+            key: kid,
+            since: now,
+            deadline,
+            expiry: Expiry::Listed,
+            link: k.waiters.back_link(),
+            expiring_link: if listed {
+                k.expiring.back_link()
+            } else {
+                Link::default()
+            },
+        });
+        let k = self.keys.get_mut(kid).expect("indexed keys are live");
+        k.waiters
+            .attach_back(&mut self.waiters, waiter.index(), waiter_link);
+        k.stats.waiting += 1;
+        k.empty_since = None;
+        if listed {
+            k.expiring
+                .attach_back(&mut self.waiters, waiter.index(), expiring_link);
+            if k.timer.is_none_or(|(_, armed)| armed > deadline) {
+                self.arm(kid, deadline);
+            }
+        } else {
+            let timer = self.timers.insert(deadline, Target::Waiter(waiter));
+            self.waiters.get_mut(waiter).expect("just inserted").expiry = Expiry::Timer(timer);
+        }
+        waiter
     }
 
     /// Takes a waiter out of its queue and the timers; returns its key and the
