@@ -91,11 +91,106 @@ fn stale_lease() -> EventError {
 /// for: no decision iterates it.
 type SeededState = foldhash::quality::FixedState;
 
-/// The sans-IO connection pool. See the [crate documentation](crate) for the run
-/// loop.
+/// The sans-IO connection pool: every connection and waiting request, keyed by
+/// origin, and every decision about them.
 ///
 /// `K` names an origin: anything hashable that tells apart connections that must
 /// never be shared (the adapters use scheme, host, port and TLS identity).
+///
+/// A `Pool` does no I/O, reads no clock and starts no task. Its caller (an
+/// adapter, a test, the simulator) gives it *inputs*, each with the current time,
+/// and carries out the *outputs* it asks for; *getters* read its state. What
+/// follows is the contract between the two; the [crate documentation](crate)
+/// shows it in code.
+///
+/// # Methods
+///
+/// **Inputs** take `&mut self` and `now`, change the pool's state, and return
+/// at once. They are the only methods that make decisions.
+///
+/// - *Requests*, from the application: [`acquire`](Pool::acquire),
+///   [`cancel`](Pool::cancel), [`release`](Pool::release) and
+///   [`shutdown`](Pool::shutdown).
+/// - *Events*, from the connections, their transports and the clock:
+///   [`handle_connected`](Pool::handle_connected),
+///   [`handle_connect_failed`](Pool::handle_connect_failed),
+///   [`handle_peer_max_streams`](Pool::handle_peer_max_streams),
+///   [`handle_going_away`](Pool::handle_going_away),
+///   [`handle_transport_closed`](Pool::handle_transport_closed),
+///   [`handle_health_ok`](Pool::handle_health_ok),
+///   [`handle_suspect`](Pool::handle_suspect) and
+///   [`handle_timeout`](Pool::handle_timeout).
+///
+/// **Outputs** say what the inputs decided: [`poll_action`](Pool::poll_action)
+/// hands out the next [`Action`] to carry out, and
+/// [`poll_timeout`](Pool::poll_timeout) the instant at which to call
+/// `handle_timeout`.
+///
+/// **Getters** take `&self` and change nothing: [`key`](Pool::key),
+/// [`waiter_key`](Pool::waiter_key), [`conn_info`](Pool::conn_info),
+/// [`is_leased`](Pool::is_leased), [`stats`](Pool::stats),
+/// [`key_stats`](Pool::key_stats), [`keys`](Pool::keys),
+/// [`is_shut_down`](Pool::is_shut_down), [`now`](Pool::now),
+/// [`config`](Pool::config) and [`check_invariants`](Pool::check_invariants).
+///
+/// # The run loop
+///
+/// **After every input, drain [`poll_action`](Pool::poll_action) until it
+/// returns `None`, then read [`poll_timeout`](Pool::poll_timeout).** Actions are
+/// the only way a decision leaves the core, in the order it was made, and the
+/// deadline is the only way the core asks to be woken: an action left in the
+/// queue is a connection never opened or closed or a request never answered, and
+/// a deadline not kept is a timeout that never happens. So a caller's loop is:
+///
+/// 1. Wait for the first of: a request from the application, an event from a
+///    connection, or the instant `poll_timeout` last returned.
+/// 2. Read the clock, and give the core that one input with the time as `now`
+///    ([`handle_timeout`](Pool::handle_timeout) when the deadline came).
+/// 3. Drain `poll_action` until it returns `None`, carrying out each action in
+///    order. An input given meanwhile (a connect that fails at once, say) is
+///    fine: its actions queue behind the ones not yet drained.
+/// 4. Read `poll_timeout`, and set the one timer to it: no timer if it is
+///    `None`, at once if it has passed. Go back to 1.
+///
+/// # Time
+///
+/// `now` must not go backwards from one input to the next: take it from a
+/// monotonic clock (the adapters count from a `std::time::Instant` taken at
+/// start). The core does not rely on it: every input reads its `now` as the later
+/// of it and the latest time seen, which [`now`](Pool::now) returns, and does
+/// everything at that time (a waiter's arrival and deadline, a connection's idle
+/// time, the end of a backoff). So an earlier `now` is read as the latest time
+/// seen, and the core's clock never runs backwards.
+///
+/// Only [`handle_timeout`](Pool::handle_timeout) makes what is due happen.
+/// Another input whose `now` is past `poll_timeout` moves the clock, but what
+/// was due stays pending until `handle_timeout` is called, so a late timer
+/// delays a timeout and never loses it. Calling `handle_timeout` early, or
+/// more often than asked, is harmless: only what is due by its `now` happens.
+///
+/// # Stale and unknown handles
+///
+/// Handles ([`ConnId`], [`WaiterId`], [`Lease`]) can outlive what they name: a
+/// connection the core closed, a request already answered, a lease already
+/// released. An input that names one of those, or a handle never issued, is
+/// refused with [`EventError::Stale`]; an event that does not apply to the
+/// connection's state (connected twice, a health check answered that was never
+/// asked for) with [`EventError::WrongState`]. Either way nothing changes, no
+/// state, counter, action or deadline, but for the latest time seen, which the
+/// input's `now` still moves forward. Such inputs are the races a caller cannot
+/// avoid (the core closed a connection on a timeout while the caller was
+/// reporting it up): the error is for logging, never a reason to panic. Getters
+/// answer `None`, or `false`, for a handle that names nothing.
+///
+/// # Exhaustive outputs, open reasons
+///
+/// [`Action`] and [`Acquire`] are exhaustive on purpose: a `match` on them needs
+/// no wildcard arm, so a new action or answer fails to compile in every adapter
+/// rather than fall into a `_ => {}` and be dropped, a connection never opened or
+/// a request never answered. [`RejectReason`] and [`CloseReason`] are
+/// `#[non_exhaustive]`: a caller maps a reason to its own errors and metrics, and
+/// mapping one it does not know to a general fallback (a generic error, a plain
+/// close) is always safe, so reasons can be added without breaking adapters.
 pub struct Pool<K> {
     config: PoolConfig,
     keys: Arena<KeyId, KeyState<K>>,
@@ -138,6 +233,7 @@ impl<K> fmt::Debug for Pool<K> {
     }
 }
 
+/// Making a pool.
 impl<K: Hash + Eq + Clone> Pool<K> {
     /// A pool with `config`, or why the configuration is refused.
     pub fn new(config: PoolConfig) -> Result<Pool<K>, ConfigError> {
@@ -174,14 +270,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             config,
         })
     }
+}
 
-    /// The configuration the pool runs with.
-    pub fn config(&self) -> &PoolConfig {
-        &self.config
-    }
-
-    // ----------------------------------------------------------------- inputs
-
+/// Inputs: the application's requests. Like every input, each takes `now`, and
+/// is followed by draining the actions (see [the run loop](Pool#the-run-loop)).
+impl<K: Hash + Eq + Clone> Pool<K> {
     /// Asks for capacity on `key`: a lease now if some is free, otherwise a place in
     /// the key's queue (answered later by [`Action::Grant`] or [`Action::Reject`]).
     ///
@@ -414,6 +507,50 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         Ok(())
     }
 
+    /// Shuts the pool down. Waiting requests are rejected, new ones refused, idle
+    /// and connecting connections closed; busy ones are closed now
+    /// ([`Shutdown::Immediate`]) or when their last lease comes back
+    /// ([`Shutdown::Graceful`]). Calling it again can only make it more immediate.
+    pub fn shutdown(&mut self, now: Instant, how: Shutdown) {
+        self.tick(now);
+        let how = match self.shutdown {
+            Some(Shutdown::Immediate) => Shutdown::Immediate,
+            _ => how,
+        };
+        self.shutdown = Some(how);
+        let waiting: Vec<WaiterId> = self.waiters.iter().map(|(w, _)| w).collect();
+        let mut by_key: Vec<(KeyId, Instant, WaiterId)> = waiting
+            .into_iter()
+            .filter_map(|w| self.waiters.get(w).map(|x| (x.key, x.since, w)))
+            .collect();
+        // Arrival order within each key, keys in slot order: deterministic.
+        by_key.sort_by_key(|&(k, since, w)| (k.index(), since, w.generation()));
+        for (_, _, w) in by_key {
+            self.reject(w, RejectReason::ShuttingDown);
+        }
+        let conns: Vec<ConnId> = self.books.conns.iter().map(|(c, _)| c).collect();
+        for cid in conns {
+            let Some(c) = self.books.conns.get(cid) else {
+                continue;
+            };
+            match (c.state, c.leases, how) {
+                (State::Closed, _, _) => {}
+                (State::Draining, _, Shutdown::Graceful) => {
+                    self.update(cid, |c| c.drain_reason = CloseReason::Shutdown);
+                }
+                (_, 0, _) | (_, _, Shutdown::Immediate) => self.close(cid, CloseReason::Shutdown),
+                _ => self.drain(cid, CloseReason::Shutdown),
+            }
+        }
+        self.settle();
+    }
+}
+
+/// Inputs: events, from the connections, their transports and the clock. An
+/// event that names a connection the core no longer holds, or that does not
+/// apply to its state, is refused with an [`EventError`] and changes nothing
+/// (see [stale and unknown handles](Pool#stale-and-unknown-handles)).
+impl<K: Hash + Eq + Clone> Pool<K> {
     /// Reports that a connection the core asked for is up, and what it is.
     pub fn handle_connected(
         &mut self,
@@ -600,57 +737,28 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
         debug_assert!(false, "timers still due at {now:?} after 16 rounds");
     }
+}
 
-    /// Shuts the pool down. Waiting requests are rejected, new ones refused, idle
-    /// and connecting connections closed; busy ones are closed now
-    /// ([`Shutdown::Immediate`]) or when their last lease comes back
-    /// ([`Shutdown::Graceful`]). Calling it again can only make it more immediate.
-    pub fn shutdown(&mut self, now: Instant, how: Shutdown) {
-        self.tick(now);
-        let how = match self.shutdown {
-            Some(Shutdown::Immediate) => Shutdown::Immediate,
-            _ => how,
-        };
-        self.shutdown = Some(how);
-        let waiting: Vec<WaiterId> = self.waiters.iter().map(|(w, _)| w).collect();
-        let mut by_key: Vec<(KeyId, Instant, WaiterId)> = waiting
-            .into_iter()
-            .filter_map(|w| self.waiters.get(w).map(|x| (x.key, x.since, w)))
-            .collect();
-        // Arrival order within each key, keys in slot order: deterministic.
-        by_key.sort_by_key(|&(k, since, w)| (k.index(), since, w.generation()));
-        for (_, _, w) in by_key {
-            self.reject(w, RejectReason::ShuttingDown);
-        }
-        let conns: Vec<ConnId> = self.books.conns.iter().map(|(c, _)| c).collect();
-        for cid in conns {
-            let Some(c) = self.books.conns.get(cid) else {
-                continue;
-            };
-            match (c.state, c.leases, how) {
-                (State::Closed, _, _) => {}
-                (State::Draining, _, Shutdown::Graceful) => {
-                    self.update(cid, |c| c.drain_reason = CloseReason::Shutdown);
-                }
-                (_, 0, _) | (_, _, Shutdown::Immediate) => self.close(cid, CloseReason::Shutdown),
-                _ => self.drain(cid, CloseReason::Shutdown),
-            }
-        }
-        self.settle();
-    }
-
-    // ---------------------------------------------------------------- outputs
-
-    /// The next action to carry out, in order.
+/// Outputs: what the inputs decided. Drain [`poll_action`](Pool::poll_action)
+/// after every input, then read [`poll_timeout`](Pool::poll_timeout) (see [the
+/// run loop](Pool#the-run-loop)).
+impl<K: Hash + Eq + Clone> Pool<K> {
+    /// The next action to carry out, in the order the core decided them;
+    /// `None` once every action has been handed out.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// The next instant at which [`Pool::handle_timeout`] must be called, if any.
+    /// The next instant at which [`Pool::handle_timeout`] must be called;
+    /// `None` while nothing is pending. It may have passed already (then call it
+    /// at once), and only an input changes it.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
     }
+}
 
+/// Getters: the pool's state, read without changing it.
+impl<K: Hash + Eq + Clone> Pool<K> {
     /// The key a connection belongs to.
     pub fn key(&self, conn: ConnId) -> Option<&K> {
         let c = self.books.conns.get(conn)?;
@@ -710,8 +818,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.now
     }
 
-    // ---------------------------------------------------------------- helpers
+    /// The configuration the pool runs with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+}
 
+/// What the inputs and the decisions share: the clock, looking up a key or a
+/// live connection, and changing a connection or a key's counters.
+impl<K: Hash + Eq + Clone> Pool<K> {
     /// A connection events may name: known, and not closed. A connection the core
     /// closed while leases were out lingers for their release only.
     fn live(&self, conn: ConnId) -> Result<&Conn, EventError> {
