@@ -887,3 +887,48 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Acquire, AcquireOptions, Action, Connected, Instant, Pool, PoolConfig, Release};
+
+    /// Every input, not only `handle_timeout`, reads an earlier `now` as the
+    /// latest time seen, and does what it does at that time.
+    #[test]
+    fn an_earlier_now_is_read_as_the_latest_seen() {
+        let config = PoolConfig::default();
+        let mut pool: Pool<&str> = Pool::new(config.clone()).unwrap();
+        let late = Instant::from_millis(10_000);
+        let early = Instant::from_millis(1);
+        pool.handle_timeout(late);
+
+        let waiter = match pool.acquire(&"k", early, AcquireOptions::default()) {
+            Ok(Acquire::Queued(waiter)) => waiter,
+            other => panic!("nothing is open, so the request waits: {other:?}"),
+        };
+        assert_eq!(pool.now(), late);
+        // The request waits, and its connect runs, from the latest time seen.
+        let first_due = config.acquire_timeout.min(config.connect_timeout);
+        assert_eq!(pool.poll_timeout(), Some(late + first_due));
+        let conn = match pool.poll_action() {
+            Some(Action::Open { conn }) => conn,
+            other => panic!("expected an open, got {other:?}"),
+        };
+
+        pool.handle_connected(conn, early, Connected::http1())
+            .unwrap();
+        let lease = match pool.poll_action() {
+            Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
+            other => panic!("expected the grant, got {other:?}"),
+        };
+        // It arrived and was granted at the same latest time: it waited for nothing.
+        assert_eq!(pool.stats().wait_time, Duration::ZERO);
+
+        pool.release(lease, early, Release::Reuse).unwrap();
+        assert_eq!(pool.poll_action(), None);
+        assert_eq!(pool.now(), late);
+        pool.check_invariants().unwrap();
+    }
+}
