@@ -14,7 +14,8 @@ pub enum HandleKind {
     Lease,
 }
 
-/// An input the core could not apply. The core is unchanged by it.
+/// An input the core could not apply. The core is unchanged by it, but for the
+/// latest time seen, which the input's `now` still moves forward.
 ///
 /// These are the caller's races and mistakes made harmless: for example a connection
 /// that the core closed on a timeout while the caller was reporting it connected.

@@ -16,6 +16,13 @@
 //!
 //! ## The run loop
 //!
+//! [`Pool`]'s documentation is the contract between the core and its caller:
+//! which methods are inputs, outputs and getters, how time must move, what a
+//! stale handle gets. Its rule, in short: **after every input, drain
+//! [`Pool::poll_action`] until it returns `None`, then read
+//! [`Pool::poll_timeout`]**, and call [`Pool::handle_timeout`] when that
+//! instant comes. This is the loop for one request:
+//!
 //! ```
 //! use std::collections::HashMap;
 //! use std::time::Duration;
@@ -57,12 +64,13 @@
 //! }
 //!
 //! // Use the connection, then give it back clean: it goes idle, ready for reuse.
+//! // Each of these inputs is drained too; neither asks for anything here.
 //! let lease = granted[&waiter];
 //! pool.release(lease, now, Release::Reuse).unwrap();
-//! assert!(matches!(
-//!     pool.acquire(&"https://example.com", now, AcquireOptions::default()),
-//!     Ok(Acquire::Ready(reused)) if reused.conn() == lease.conn()
-//! ));
+//! assert_eq!(pool.poll_action(), None);
+//! let again = pool.acquire(&"https://example.com", now, AcquireOptions::default());
+//! assert!(matches!(again, Ok(Acquire::Ready(reused)) if reused.conn() == lease.conn()));
+//! assert_eq!(pool.poll_action(), None);
 //! ```
 //!
 //! ## What always holds
@@ -71,8 +79,9 @@
 //! capacity, exclusivity, no grant on a connection that cannot take it, every
 //! request answered exactly once, arrival-order service per key, and counters that
 //! equal the state. Inputs that name unknown or stale handles are refused with an
-//! [`EventError`] and change nothing; no sequence of inputs panics the core. Taking
-//! and returning an idle connection allocates nothing.
+//! [`EventError`] and change nothing but the latest time seen; no sequence of
+//! inputs panics the core. Taking and returning an idle connection allocates
+//! nothing.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -94,7 +103,7 @@ mod timer;
 pub mod sim;
 
 pub use action::{Action, CloseReason, RejectReason};
-pub use config::{Backoff, Circuit, PoolConfig, ConfigError, HealthCheck, Saturation};
+pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, Saturation};
 pub use error::{EventError, HandleKind};
 pub use event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
 pub use id::{ConnId, Lease, LeaseId, WaiterId};

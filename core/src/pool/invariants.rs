@@ -7,17 +7,21 @@
 
 use std::collections::HashMap;
 
-use super::{Circuit, Class, Conn, Expiry, KeyId, Pool, Slot, State};
-use crate::id::{ConnId, Handle};
+use std::hash::Hash;
+
+use crate::id::{ConnId, Handle, KeyId};
 use crate::list::List;
 use crate::stats::Stats;
 use crate::time::Instant;
-use std::hash::Hash;
+
+use super::conn::{Class, Conn, Slot, State};
+use super::key::{Circuit, Expiry};
+use super::{InvariantViolation, Pool};
 
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            return Err(super::InvariantViolation(format!($($fmt)+)));
+            return Err(InvariantViolation(format!($($fmt)+)));
         }
     };
 }
@@ -37,7 +41,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     ///
     /// Meant for tests, simulators and fuzzers: it walks the whole state, so it
     /// costs time proportional to everything the pool holds.
-    pub fn check_invariants(&self) -> Result<(), super::InvariantViolation> {
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let cfg = &self.config;
         let mut per_key: HashMap<u32, Recount> = HashMap::new();
         let mut lease_counts: HashMap<ConnId, u32> = HashMap::new();
@@ -213,7 +217,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     "{w:?} deadline timer is gone or moved"
                 ),
                 Expiry::Fired => {
-                    return Err(super::InvariantViolation(format!(
+                    return Err(InvariantViolation(format!(
                         "{w:?} timed out but still waits"
                     )))
                 }
@@ -246,7 +250,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         Ok(())
     }
 
-    fn check_lists(&self, kid: KeyId) -> Result<(), super::InvariantViolation> {
+    fn check_lists(&self, kid: KeyId) -> Result<(), InvariantViolation> {
         let k = self.keys.get(kid).expect("iterating live keys");
         let members = |list: &List, want: &dyn Fn(&Conn) -> bool, name: &str| {
             let expected = self
@@ -288,7 +292,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// A key's timer may fire early, never late.
-    fn check_key_timer(&self, kid: KeyId) -> Result<(), super::InvariantViolation> {
+    fn check_key_timer(&self, kid: KeyId) -> Result<(), InvariantViolation> {
         let k = self.keys.get(kid).expect("iterating live keys");
         if let Some((timer, cached)) = k.timer {
             let heap = self.timers.deadline(timer);

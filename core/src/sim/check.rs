@@ -19,8 +19,8 @@ use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::{
-    Acquire, AcquireOptions, Action, CloseReason, PoolConfig, ConfigError, ConnId, ConnState,
-    Connected, EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, RejectReason, Release,
+    Acquire, AcquireOptions, Action, CloseReason, ConfigError, ConnId, ConnState, Connected,
+    EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, PoolConfig, RejectReason, Release,
     Shutdown, Stats, WaiterId,
 };
 

@@ -21,8 +21,8 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::check::{Checker, Violation};
 use crate::{
-    AcquireOptions, Backoff, Circuit, PoolConfig, ConnId, Connected, HealthCheck, Instant, Lease,
-    LeaseId, Release, Saturation, Shutdown, WaiterId,
+    AcquireOptions, Backoff, Circuit, ConnId, Connected, HealthCheck, Instant, Lease, LeaseId,
+    PoolConfig, Release, Saturation, Shutdown, WaiterId,
 };
 
 /// The most inputs one run applies, so that every run stays fast.

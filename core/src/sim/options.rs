@@ -5,7 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::rng::Rng;
-use crate::{Backoff, Circuit, PoolConfig, Connected, HealthCheck, Saturation};
+use crate::{Backoff, Circuit, Connected, HealthCheck, PoolConfig, Saturation};
 
 /// The simulator's dice: the core's own generator, with the draws a workload needs.
 #[derive(Debug, Clone)]
