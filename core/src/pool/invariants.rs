@@ -1,4 +1,5 @@
-//! The invariants of `../../shared/DESIGN.md`, checked against the state itself.
+//! The invariants of `docs/architecture.md` ("What always holds"), checked
+//! against the state itself.
 //!
 //! Every counter is recounted from the objects, every list walked, every limit and
 //! timer compared with what the state implies. Property tests, the simulator and

@@ -247,8 +247,10 @@ impl TlsConfig {
     }
 
     /// Starts a TLS connection to `host` (a DNS name or an IP address, see
-    /// [`server_name`](super::server_name)). The adapter then moves bytes between
-    /// it and the socket until the handshake is done.
+    /// [`server_name`](super::server_name)), for code that drives rustls by
+    /// hand: it moves bytes between the connection and its socket until the
+    /// handshake is done. The client itself hands
+    /// [`client_config`](Self::client_config) to `tokio-rustls`.
     ///
     /// Errors: [`TlsError::InvalidServerName`], or [`TlsError::Rustls`] if rustls
     /// cannot start the connection.
@@ -263,7 +265,7 @@ impl TlsConfig {
         Ok(ClientConnection::new(Arc::clone(&self.config), name)?)
     }
 
-    /// The rustls configuration, for adapters that drive rustls themselves.
+    /// The rustls configuration: what the client's dialing handshakes with.
     pub fn client_config(&self) -> &Arc<ClientConfig> {
         &self.config
     }

@@ -2,21 +2,23 @@
 //!
 //! # Why this module exists
 //!
-//! The tokio and smol adapters only wrap a [`rustls::ClientConnection`] around
-//! their sockets, the way tokio-rustls and futures-rustls do. Everything that
-//! decides *how* a connection is secured lives here, once: which roots are
-//! trusted, which client certificate is presented, which protocols are offered
-//! with ALPN, whether sessions are resumed. An adapter cannot get TLS subtly
-//! different from another adapter, because it never configures TLS at all.
+//! The client layer runs the TLS handshake itself, on whatever socket the
+//! runtime adapter connected (`tokio-rustls` over the client's I/O traits, on
+//! every runtime). Everything that decides *how* a connection is secured lives
+//! here, once: which roots are trusted, which client certificate is presented,
+//! which protocols are offered with ALPN, whether sessions are resumed. An
+//! adapter cannot get TLS subtly different from another adapter, because it
+//! never touches TLS at all.
 //!
 //! # The pieces
 //!
 //! - [`TlsConfig::builder`] collects typed options and [`build`](TlsConfigBuilder::build)s
 //!   a [`TlsConfig`]: a cheap, cloneable handle on one shared
 //!   `Arc<rustls::ClientConfig>` and the [`TlsIdentity`] computed from its inputs.
-//! - [`TlsConfig::connect`] turns a host string into a fresh
-//!   [`rustls::ClientConnection`] for the adapter to drive; [`server_name`] is the
-//!   host parsing on its own.
+//! - [`TlsConfig::client_config`] is the rustls configuration the client's
+//!   dialing hands to `tokio-rustls`; [`TlsConfig::connect`] makes a bare
+//!   [`rustls::ClientConnection`] for code that drives rustls by hand;
+//!   [`server_name`] is the host parsing on its own.
 //! - [`negotiated`] maps the ALPN outcome of a finished handshake to
 //!   [`Negotiated::Http1`] or [`Negotiated::Http2`], which is what the core needs to
 //!   hear (`Connected::http1()` or `Connected::http2(..)`) to learn an origin's
@@ -58,7 +60,7 @@
 //! // Once per client: loads the roots, sets up verification and the session cache.
 //! let tls = TlsConfig::builder().alpn(Alpn::Http1AndHttp2).build()?;
 //!
-//! // Per connection: the adapter moves bytes between this and its socket.
+//! // A bare rustls connection, for code that drives rustls by hand.
 //! let conn = tls.connect("example.com")?;
 //! assert!(conn.is_handshaking());
 //!
