@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use muxpool_core::sim::{self, Checker, Faults, Options, Origin, Protocol, Report};
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, PoolConfig, ConnId, Connected,
-    HealthCheck, Instant, Lease, RejectReason, Release, WaiterId,
+    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, ConnId, Connected, HealthCheck,
+    Instant, Lease, PoolConfig, RejectReason, Release, WaiterId,
 };
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -3,7 +3,7 @@
 //! failures its circuit opens and requests fail fast until a probe succeeds.
 
 mod support;
-use muxpool_core::{Acquire, Backoff, Circuit, PoolConfig, Connected, RejectReason};
+use muxpool_core::{Acquire, Backoff, Circuit, Connected, PoolConfig, RejectReason};
 use support::*;
 
 fn flaky(threshold: Option<u32>) -> PoolConfig {

@@ -3,7 +3,7 @@
 //! time closes it.
 
 mod support;
-use muxpool_core::{Action, CloseReason, PoolConfig, Connected, EventError, HealthCheck};
+use muxpool_core::{Action, CloseReason, Connected, EventError, HealthCheck, PoolConfig};
 use support::*;
 
 fn checked() -> PoolConfig {

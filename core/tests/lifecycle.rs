@@ -3,7 +3,7 @@
 //! last one is back).
 
 mod support;
-use muxpool_core::{Action, CloseReason, PoolConfig, Connected, Instant, Pool, RejectReason};
+use muxpool_core::{Action, CloseReason, Connected, Instant, Pool, PoolConfig, RejectReason};
 use support::*;
 
 #[test]
@@ -19,7 +19,9 @@ fn a_connect_that_takes_too_long_is_closed_and_counted_as_a_failure() {
     assert_eq!(rejects(&actions), [(w, RejectReason::ConnectFailed)]);
     assert_eq!(d.pool.stats().connect_failures, 1);
     assert!(
-        d.pool.handle_connected(conn, d.now, Connected::http1()).is_err(),
+        d.pool
+            .handle_connected(conn, d.now, Connected::http1())
+            .is_err(),
         "too late"
     );
 }

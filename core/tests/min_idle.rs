@@ -2,7 +2,7 @@
 //! failures and expiry, and the idle timeout never closes below it.
 
 mod support;
-use muxpool_core::{CloseReason, PoolConfig, Connected};
+use muxpool_core::{CloseReason, Connected, PoolConfig};
 use support::*;
 
 fn warm(min_idle: u32) -> PoolConfig {

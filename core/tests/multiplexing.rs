@@ -32,7 +32,9 @@ fn a_peer_limit_below_the_streams_in_flight_stops_new_grants_until_they_drop_und
     let leases: Vec<_> = std::iter::once(first)
         .chain((0..5).map(|_| d.ready("k")))
         .collect();
-    d.pool.handle_peer_max_streams(first.conn(), d.now, 2).unwrap();
+    d.pool
+        .handle_peer_max_streams(first.conn(), d.now, 2)
+        .unwrap();
     d.check();
     let w = d.queued("k");
     for l in &leases[..4] {
@@ -54,7 +56,9 @@ fn a_raised_peer_limit_serves_waiters_at_once() {
     let first = d.first_lease("k", Connected::http2(1));
     let w = d.queued("k");
     assert!(d.actions().is_empty());
-    d.pool.handle_peer_max_streams(first.conn(), d.now, 5).unwrap();
+    d.pool
+        .handle_peer_max_streams(first.conn(), d.now, 5)
+        .unwrap();
     d.check();
     assert_eq!(grant_of(&d.actions(), w).conn(), first.conn());
 }

@@ -38,7 +38,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Lease, Pool, Release,
+    Acquire, AcquireOptions, Action, Connected, Instant, Lease, Pool, PoolConfig, Release,
 };
 
 /// Hot-path iterations measured per test.
@@ -153,7 +153,10 @@ fn bring_up<K: Hash + Eq + Clone + Debug>(
 
 /// A pool with one connection up on `"origin"`, and the lease the first request
 /// got on it (still out).
-fn pool_with_connection(config: PoolConfig, how: Connected) -> (Pool<&'static str>, Lease, Instant) {
+fn pool_with_connection(
+    config: PoolConfig,
+    how: Connected,
+) -> (Pool<&'static str>, Lease, Instant) {
     let mut pool = Pool::new(config).expect("valid config");
     let now = Instant::from_millis(1);
     let lease = bring_up(&mut pool, &"origin", now, how);
@@ -213,7 +216,8 @@ fn the_counter_sees_allocations() {
 
 #[test]
 fn idle_exclusive_acquire_release() {
-    let (mut pool, lease, mut now) = pool_with_connection(PoolConfig::default(), Connected::http1());
+    let (mut pool, lease, mut now) =
+        pool_with_connection(PoolConfig::default(), Connected::http1());
     pool.release(lease, now, Release::Reuse)
         .expect("live lease");
     drain_nothing(&mut pool);
@@ -242,7 +246,8 @@ fn idle_exclusive_acquire_release() {
 
 #[test]
 fn multiplexed_stream_acquire_release() {
-    let (mut pool, held, mut now) = pool_with_connection(PoolConfig::default(), Connected::http2(100));
+    let (mut pool, held, mut now) =
+        pool_with_connection(PoolConfig::default(), Connected::http2(100));
     let conn = held.conn();
 
     // Streams on a connection that is otherwise idle, and on one with a stream

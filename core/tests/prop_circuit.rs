@@ -18,7 +18,7 @@ mod prop_support;
 
 use std::time::Duration;
 
-use muxpool_core::{Acquire, Action, Backoff, Circuit, PoolConfig, Instant, RejectReason};
+use muxpool_core::{Acquire, Action, Backoff, Circuit, Instant, PoolConfig, RejectReason};
 use prop_support::{case, proptest_config, Harness, Input, Profile, Proto};
 use proptest::prelude::*;
 

@@ -36,7 +36,11 @@ fn small_config(seed: u64) -> PoolConfig {
 }
 
 /// Serves `requests` requests one after another on key 0; returns the harness.
-fn serve_one_by_one(config: PoolConfig, proto: Proto, requests: u64) -> Result<Harness<u8>, String> {
+fn serve_one_by_one(
+    config: PoolConfig,
+    proto: Proto,
+    requests: u64,
+) -> Result<Harness<u8>, String> {
     let mut h = Harness::new(config, 1, |k| k);
     for _ in 0..requests {
         match h.acquire(0, None)? {

@@ -151,7 +151,9 @@ fn a_grant_already_issued_cannot_be_cancelled() {
     let mut d = Driver::new(one_connection());
     let w = d.queued("k");
     let conn = d.opens(1)[0];
-    d.pool.handle_connected(conn, d.now, Connected::http1()).unwrap();
+    d.pool
+        .handle_connected(conn, d.now, Connected::http1())
+        .unwrap();
     // The grant is among the undrained actions: the waiter has been answered.
     assert_eq!(
         d.pool.cancel(w, d.now),

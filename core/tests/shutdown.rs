@@ -74,6 +74,9 @@ fn connects_finishing_after_shutdown_are_refused() {
     let conn = d.opens(1)[0];
     d.pool.shutdown(d.now, Shutdown::Graceful);
     d.actions();
-    assert!(d.pool.handle_connected(conn, d.now, Connected::http1()).is_err());
+    assert!(d
+        .pool
+        .handle_connected(conn, d.now, Connected::http1())
+        .is_err());
     d.check();
 }

@@ -21,7 +21,10 @@ fn every_input_refuses_a_forged_connection() {
         ConnId::from_parts(u32::MAX, u64::MAX),
     ] {
         let stale = Err(EventError::Stale(HandleKind::Connection));
-        assert_eq!(d.pool.handle_connected(forged, now, Connected::http1()), stale);
+        assert_eq!(
+            d.pool.handle_connected(forged, now, Connected::http1()),
+            stale
+        );
         assert_eq!(d.pool.handle_connect_failed(forged, now), stale);
         assert_eq!(d.pool.handle_peer_max_streams(forged, now, 1), stale);
         assert_eq!(d.pool.handle_going_away(forged, now), stale);
@@ -80,8 +83,14 @@ fn events_in_the_wrong_state_are_refused_and_change_nothing() {
     let w = d.queued("k");
     let conn = d.opens(1)[0];
     let before = snapshot(&d);
-    assert_eq!(d.pool.handle_going_away(conn, d.now), Err(EventError::WrongState));
-    assert_eq!(d.pool.handle_health_ok(conn, d.now), Err(EventError::WrongState));
+    assert_eq!(
+        d.pool.handle_going_away(conn, d.now),
+        Err(EventError::WrongState)
+    );
+    assert_eq!(
+        d.pool.handle_health_ok(conn, d.now),
+        Err(EventError::WrongState)
+    );
     assert_eq!(snapshot(&d), before);
     d.handle_connected(conn, Connected::http1());
     let _ = grant_of(&d.actions(), w);

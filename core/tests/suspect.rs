@@ -5,7 +5,7 @@
 
 mod support;
 use muxpool_core::{
-    Action, CloseReason, PoolConfig, Connected, EventError, HandleKind, HealthCheck, Release,
+    Action, CloseReason, Connected, EventError, HandleKind, HealthCheck, PoolConfig, Release,
 };
 use support::*;
 
@@ -92,7 +92,10 @@ fn a_connecting_or_unknown_connection_is_refused() {
     let mut d = Driver::new(config());
     d.queued("k");
     let conn = d.opens(1)[0];
-    assert_eq!(d.pool.handle_suspect(conn, d.now), Err(EventError::WrongState));
+    assert_eq!(
+        d.pool.handle_suspect(conn, d.now),
+        Err(EventError::WrongState)
+    );
     d.handle_connect_failed(conn);
     d.actions();
     assert_eq!(

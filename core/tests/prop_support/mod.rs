@@ -45,9 +45,9 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, PoolConfig, ConnId, ConnInfo,
-    ConnState, Connected, EventError, HandleKind, HealthCheck, Instant, Lease, LeaseId, Mode, Pool,
-    RejectReason, Release, Saturation, Shutdown, Stats, WaiterId,
+    Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, ConnId, ConnInfo, ConnState,
+    Connected, EventError, HandleKind, HealthCheck, Instant, Lease, LeaseId, Mode, Pool,
+    PoolConfig, RejectReason, Release, Saturation, Shutdown, Stats, WaiterId,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -2262,7 +2262,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             }
             Input::Cancel(w) => Outcome::Event(p.cancel(w, now)),
             Input::Release(lease, how) => Outcome::Event(p.release(lease, now, how)),
-            Input::Connected(c, proto) => Outcome::Event(p.handle_connected(c, now, proto.connected())),
+            Input::Connected(c, proto) => {
+                Outcome::Event(p.handle_connected(c, now, proto.connected()))
+            }
             Input::ConnectFailed(c) => Outcome::Event(p.handle_connect_failed(c, now)),
             Input::PeerMaxStreams(c, n) => Outcome::Event(p.handle_peer_max_streams(c, now, n)),
             Input::GoingAway(c) => Outcome::Event(p.handle_going_away(c, now)),

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, CloseReason, PoolConfig, ConnId, Connected, Instant, Lease, Pool,
-    RejectReason, Release, WaiterId,
+    Acquire, AcquireOptions, Action, CloseReason, ConnId, Connected, Instant, Lease, Pool,
+    PoolConfig, RejectReason, Release, WaiterId,
 };
 
 pub struct Driver {
