@@ -4,7 +4,9 @@
 //! `alloc_zeroed`, `realloc` and `dealloc` made by the current thread while a
 //! thread-local switch is on. The switch is on only inside [`measure`], so the test
 //! harness's own threads and bookkeeping never show up, and tests running in
-//! parallel do not see each other's allocations.
+//! parallel do not see each other's allocations. That is why this module can share
+//! the behaviour tests' binary: the allocator is the whole binary's, and the other
+//! tests allocate through it on their own threads, never counted.
 //!
 //! Each test builds a pool, brings it to the state the hot path runs in (the
 //! connection is up, the slabs, heap and queues have grown to their working size),

@@ -2,9 +2,8 @@
 //! seeded jitter, maximum requests, and draining (no new lease, closed when the
 //! last one is back).
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Action, CloseReason, Connected, Instant, Pool, PoolConfig, RejectReason};
-use support::*;
 
 #[test]
 fn a_connect_that_takes_too_long_is_closed_and_counted_as_a_failure() {

@@ -3,11 +3,10 @@
 //! checks it at once, leases out or not, grants nothing on it meanwhile, and
 //! closes it when the check goes unanswered.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{
     Action, CloseReason, Connected, EventError, HandleKind, HealthCheck, PoolConfig, Release,
 };
-use support::*;
 
 /// No periodic check: only suspicion sends one.
 fn config() -> PoolConfig {

@@ -2,9 +2,8 @@
 //! key backs off exponentially with seeded jitter; after enough consecutive
 //! failures its circuit opens and requests fail fast until a probe succeeds.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Acquire, Backoff, Circuit, Connected, PoolConfig, RejectReason};
-use support::*;
 
 fn flaky(threshold: Option<u32>) -> PoolConfig {
     let mut c = quiet();

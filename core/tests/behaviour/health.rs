@@ -2,9 +2,8 @@
 //! interval of idleness; it takes no lease while the check is out; no answer in
 //! time closes it.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Action, CloseReason, Connected, EventError, HealthCheck, PoolConfig};
-use support::*;
 
 fn checked() -> PoolConfig {
     let mut c = quiet();

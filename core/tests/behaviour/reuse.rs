@@ -1,9 +1,8 @@
 //! Connection reuse: an idle connection is handed out again, most recently used
 //! first, so the least used connections age out under the idle timeout.
 
-mod support;
+use crate::support::*;
 use muxpool_core::Connected;
-use support::*;
 
 #[test]
 fn a_released_connection_is_reused_without_opening_another() {

@@ -1,9 +1,8 @@
 //! Waiting requests: served in arrival order, bounded per key, answered exactly once
 //! (granted, rejected at their deadline, or withdrawn by cancel).
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Acquire, Action, Connected, EventError, HandleKind, RejectReason};
-use support::*;
 
 fn one_connection() -> muxpool_core::PoolConfig {
     let mut c = quiet();

@@ -1,9 +1,8 @@
 //! Pre-warming: a key keeps a minimum of idle connections, restored after use,
 //! failures and expiry, and the idle timeout never closes below it.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{CloseReason, Connected, PoolConfig};
-use support::*;
 
 fn warm(min_idle: u32) -> PoolConfig {
     let mut c = quiet();

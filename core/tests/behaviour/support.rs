@@ -4,8 +4,6 @@
 //! come out, so the driver does no work of its own beyond keeping time and checking
 //! the invariants after every input.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use muxpool_core::{

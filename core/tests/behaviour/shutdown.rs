@@ -2,9 +2,8 @@
 //! connecting connections, close busy ones when their leases come back) and
 //! immediate (close everything now).
 
-mod support;
+use crate::support::*;
 use muxpool_core::{CloseReason, Connected, RejectReason, Shutdown};
-use support::*;
 
 #[test]
 fn graceful_shutdown_lets_leases_finish() {

@@ -2,9 +2,8 @@
 //! connecting, ready and draining connections; and how a key that meets the global
 //! limit still makes progress.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Acquire, CloseReason, Connected};
-use support::*;
 
 #[test]
 fn per_key_limit_caps_opens_and_queues_the_rest() {

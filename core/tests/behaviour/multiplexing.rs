@@ -2,9 +2,8 @@
 //! peer's limit, which may change at any time (even below the streams in flight);
 //! a full key spills to a new connection or queues, as configured.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Acquire, Action, Connected, EventError, Saturation};
-use support::*;
 
 #[test]
 fn capacity_is_the_smaller_of_our_cap_and_the_peers_limit() {

@@ -2,9 +2,8 @@
 //! connection, learns whether it multiplexes, then opens exactly what the waiting
 //! demand needs, and the key remembers what it learned for next time.
 
-mod support;
+use crate::support::*;
 use muxpool_core::Connected;
-use support::*;
 
 #[test]
 fn a_cold_burst_opens_one_connection_first() {

@@ -1,9 +1,8 @@
 //! Inputs that name unknown, stale or forged handles are refused with a typed error
 //! and change nothing: not the counters, not the actions, not the deadlines.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{ConnId, Connected, EventError, HandleKind, Release, WaiterId};
-use support::*;
 
 fn snapshot(d: &Driver) -> (muxpool_core::Stats, Option<muxpool_core::Instant>) {
     (d.pool.stats(), d.pool.poll_timeout())

@@ -2,9 +2,8 @@
 //! session's last one). The core grants on it when it has room at once, and
 //! otherwise serves the request like any other.
 
-mod support;
+use crate::support::*;
 use muxpool_core::{Acquire, AcquireOptions, Connected, Lease};
-use support::*;
 
 fn preferring(d: &mut Driver, key: &'static str, conn: muxpool_core::ConnId) -> Acquire {
     let r = d
