@@ -5,16 +5,14 @@
 //! connections per key, one to three keys, small stream caps and timeouts, so that
 //! limits and timers are reached within a few dozen operations) and a sequence of
 //! operations over all of the core's inputs, naming live handles by index. After
-//! every step the harness in `prop_support` checks limits, exclusivity, that grants
+//! every step the harness in `support` checks limits, exclusivity, that grants
 //! go only to ready connections with room and to the head waiter of their key,
 //! that every request ends exactly once, progress, the counters against the state,
 //! that nothing overdue is left, that the core wakes up in time, and
 //! `check_invariants()`. Each case ends by driving the pool to quiescence and
 //! checking that no request was lost and no connection or key was leaked.
 
-mod prop_support;
-
-use prop_support::{case, proptest_config, run_case, Profile};
+use crate::support::{case, proptest_config, run_case, Profile};
 use proptest::prelude::*;
 
 proptest! {

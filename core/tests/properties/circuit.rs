@@ -14,12 +14,10 @@
 //! it, and that a circuit past `open_for` has its probe. A directed property walks
 //! one key through the whole cycle.
 
-mod prop_support;
-
 use std::time::Duration;
 
+use crate::support::{case, proptest_config, Harness, Input, Profile, Proto};
 use muxpool_core::{Acquire, Action, Backoff, Circuit, Instant, PoolConfig, RejectReason};
-use prop_support::{case, proptest_config, Harness, Input, Profile, Proto};
 use proptest::prelude::*;
 
 /// Fails connects on key 0 until `failures` have failed in a row; returns the time

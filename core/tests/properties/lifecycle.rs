@@ -11,10 +11,8 @@
 //! overdue after the core has been woken at its deadline. Two directed properties
 //! pin the request limit and going away down exactly.
 
-mod prop_support;
-
+use crate::support::{case, proptest_config, Harness, Input, Profile, Proto};
 use muxpool_core::{Acquire, Action, CloseReason, PoolConfig, Release};
-use prop_support::{case, proptest_config, Harness, Input, Profile, Proto};
 use proptest::prelude::*;
 
 fn exclusive_or_multiplexed() -> impl Strategy<Value = Proto> {

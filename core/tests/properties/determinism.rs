@@ -10,9 +10,7 @@
 //! This compares whole traces, whether or not the run found a broken invariant
 //! (that is for the other tests to report).
 
-mod prop_support;
-
-use prop_support::{case, proptest_config, trace_of, Profile};
+use crate::support::{case, proptest_config, trace_of, Profile};
 use proptest::prelude::*;
 
 proptest! {

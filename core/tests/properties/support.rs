@@ -51,7 +51,7 @@ use muxpool_core::{
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 
 /// Keys are small numbers; the pool is driven with `K` made from them.
 pub type Key = u8;
@@ -391,7 +391,9 @@ pub fn case(profile: Profile, len: RangeInclusive<usize>) -> BoxedStrategy<Case>
 }
 
 /// The proptest configuration of a test file: `default_cases` cases unless
-/// `PROPTEST_CASES` says otherwise, and failures persisted next to the test file.
+/// `PROPTEST_CASES` says otherwise, and failures persisted next to the test file,
+/// `circuit.rs`'s in `circuit.proptest-regressions` (unless
+/// `PROPTEST_DISABLE_FAILURE_PERSISTENCE` is set), and replayed from there first.
 ///
 /// Every case runs in a forked child with a time limit of `timeout_ms` (unless
 /// `PROPTEST_TIMEOUT` says otherwise; 0 runs in process), so that an input that
@@ -403,6 +405,14 @@ pub fn proptest_config(default_cases: u32, timeout_ms: u32) -> ProptestConfig {
     }
     if std::env::var_os("PROPTEST_TIMEOUT").is_none() {
         config.timeout = timeout_ms;
+    }
+    // proptest's own default, `SourceParallel`, finds this binary's `main.rs`
+    // and would keep the failures in `core/tests/proptest-regressions/*.txt`
+    // instead, away from their tests.
+    if config.failure_persistence.is_some() {
+        config.failure_persistence = Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        )));
     }
     config
 }

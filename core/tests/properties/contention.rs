@@ -11,9 +11,7 @@
 //! takes the least recently used idle connection of another key). Independently,
 //! grant order is rechecked from the trace alone.
 
-mod prop_support;
-
-use prop_support::{case, proptest_config, Harness, Profile};
+use crate::support::{case, proptest_config, Harness, Profile};
 use proptest::prelude::*;
 
 proptest! {

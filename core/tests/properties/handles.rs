@@ -13,9 +13,7 @@
 //! At the end of each case, every finished handle of the run is tried against
 //! every input once more.
 
-mod prop_support;
-
-use prop_support::{case, proptest_config, Harness, Profile};
+use crate::support::{case, proptest_config, Harness, Profile};
 use proptest::prelude::*;
 
 proptest! {

@@ -9,9 +9,7 @@
 //! Cases run in a forked child with a short time limit: an input that makes
 //! `handle_timeout` loop forever fails, and is shrunk, instead of hanging.
 
-mod prop_support;
-
-use prop_support::{case, proptest_config, Harness, Profile};
+use crate::support::{case, proptest_config, Harness, Profile};
 use proptest::prelude::*;
 
 proptest! {
