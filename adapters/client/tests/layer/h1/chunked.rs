@@ -3,10 +3,8 @@
 //! overflow, and truncation at every point; and the request encoder's chunks
 //! decoded back to what was sent.
 
-mod h1_support;
-
+use super::support::{bytewise, drive, get, open, whole};
 use bytes::BytesMut;
-use h1_support::{bytewise, drive, get, open, whole};
 use http::header::HeaderValue;
 use http::HeaderMap;
 use muxpool_client::h1::{

@@ -2,9 +2,7 @@
 //! splits it into reads: all at once, one byte at a time, or at random points;
 //! and that result is the response that was generated.
 
-mod h1_support;
-
-use h1_support::{drive, Outcome};
+use super::support::{drive, Outcome};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use muxpool_client::h1::{Framing, Limits, RequestInfo};
 use proptest::prelude::*;

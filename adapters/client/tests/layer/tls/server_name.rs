@@ -1,16 +1,14 @@
 //! Server names: parsing hosts (DNS names, IPv4, IPv6), verifying certificates
 //! issued for IP addresses, and SNI.
 
-mod tls_support;
-
 use std::error::Error as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::support::{connect, trusting, Ca, Failed, Trusted};
 use muxpool_client::tls::{server_name, Roots, TlsConfig, TlsError};
 use muxpool_testkit::certs::server_config;
 use rustls::{CertificateError, Error};
 use rustls_pki_types::ServerName;
-use tls_support::{connect, trusting, Ca, Failed, Trusted};
 
 #[test]
 fn hosts_parse_to_dns_names_and_ip_addresses() {

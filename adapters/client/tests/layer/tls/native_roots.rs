@@ -2,17 +2,16 @@
 //! `SSL_CERT_DIR` (which rustls-native-certs honours on every platform) so the
 //! test controls what "the platform" trusts.
 
-mod tls_support;
-
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::support::{connect, Ca, Trusted};
 use muxpool_client::tls::{Roots, TlsConfig, TlsError};
 use muxpool_testkit::certs::server_config;
-use tls_support::{connect, Ca, Trusted};
 
-/// The environment is process-wide: one test at a time touches it.
+/// The environment is process-wide: one test at a time touches it. The other
+/// tests of this binary never read these variables: only `Roots::Native` does.
 static ENV: Mutex<()> = Mutex::new(());
 
 /// A file in the temporary directory, removed when dropped.

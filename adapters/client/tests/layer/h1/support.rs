@@ -1,8 +1,6 @@
 //! Helpers shared by the HTTP/1.1 codec tests: build requests, and drive a whole
 //! response through the parser and the body decoder, fed in any pieces.
 
-#![allow(dead_code)]
-
 use bytes::BytesMut;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 use muxpool_client::h1::{

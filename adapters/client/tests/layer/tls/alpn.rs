@@ -1,12 +1,10 @@
 //! ALPN: what each mode offers, and what it negotiates against servers that offer
 //! h2, http/1.1, both, or nothing.
 
-mod tls_support;
-
+use super::support::{self, connect, Ca, Failed, Trusted};
 use muxpool_client::tls::{negotiated, Alpn, Negotiated, Roots, TlsConfig, TlsError};
 use muxpool_testkit::certs::server_config;
 use rustls::Error;
-use tls_support::{connect, Ca, Failed, Trusted};
 
 const H2: &[u8] = b"h2";
 const H1: &[u8] = b"http/1.1";
@@ -127,7 +125,7 @@ fn a_protocol_other_than_h1_or_h2_is_reported_not_guessed() {
             .unwrap();
     let srv = server_config(&ca.leaf(&["localhost"]), &[b"spdy/3.1"]);
     let mut server = rustls::ServerConnection::new(srv).unwrap();
-    tls_support::handshake(&mut client, &mut server).unwrap();
+    support::handshake(&mut client, &mut server).unwrap();
     match negotiated(&client) {
         Err(TlsError::UnexpectedAlpn { protocol }) => assert_eq!(protocol, b"spdy/3.1"),
         other => panic!("expected UnexpectedAlpn, got {other:?}"),

@@ -1,9 +1,7 @@
-//! Shared by the `tls_*` tests: the test certificates of
+//! Shared by the `tls` tests: the test certificates of
 //! [`muxpool_testkit::certs`] as the client sees them, a TLS 1.2-only server,
 //! and a handshake pumped in memory between a client and a server connection
 //! (no sockets).
-
-#![allow(dead_code)] // each test file uses a different part of this
 
 use std::sync::Arc;
 

@@ -1,12 +1,10 @@
 //! Session resumption: shared by every connection of one configuration, never
 //! across configurations.
 
-mod tls_support;
-
+use super::support::{connect, tls12_server, Ca, Trusted};
 use muxpool_client::tls::{Roots, TlsConfig};
 use muxpool_testkit::certs::server_config;
 use rustls::HandshakeKind;
-use tls_support::{connect, tls12_server, Ca, Trusted};
 
 fn config(ca: &Ca, sessions: usize) -> TlsConfig {
     TlsConfig::builder()

@@ -1,14 +1,12 @@
 //! TlsIdentity: equal for configurations built from equal inputs, different for
 //! any difference in roots, client certificate, ALPN or SNI.
 
-mod tls_support;
-
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
+use super::support::{AsClientAuth, Ca, Trusted};
 use muxpool_client::tls::{Alpn, CaCertificates, Roots, TlsConfig, TlsConfigBuilder, TlsIdentity};
-use tls_support::{AsClientAuth, Ca, Trusted};
 
 fn id(builder: TlsConfigBuilder) -> TlsIdentity {
     builder.build().unwrap().identity()

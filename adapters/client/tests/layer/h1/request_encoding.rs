@@ -2,10 +2,8 @@
 //! fields, the body framing the codec owns, and the refusal of anything that
 //! would let a server read a different request than the one meant.
 
-mod h1_support;
-
+use super::support::parts;
 use bytes::BytesMut;
-use h1_support::parts;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Version};
 use muxpool_client::h1::{

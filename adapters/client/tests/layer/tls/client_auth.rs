@@ -1,11 +1,9 @@
 //! Mutual TLS: a client certificate is presented to servers that require one.
 
-mod tls_support;
-
+use super::support::{connect, send_to_server, AsClientAuth, Ca, Failed, Trusted};
 use muxpool_client::tls::{ClientAuth, Roots, TlsConfig};
 use muxpool_testkit::certs::server_config_with_client_auth;
 use rustls::{CertificateError, Error};
-use tls_support::{connect, send_to_server, AsClientAuth, Ca, Failed, Trusted};
 
 fn client(server_ca: &Ca, auth: Option<ClientAuth>) -> TlsConfig {
     let builder = TlsConfig::builder()

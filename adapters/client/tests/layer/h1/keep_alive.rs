@@ -2,10 +2,8 @@
 //! it clean (both heads allow it, the body was framed and read to its end, and
 //! nothing followed it), and the reason it is not travels with the decision.
 
-mod h1_support;
-
+use super::support::{get, open, parts, whole};
 use bytes::BytesMut;
-use h1_support::{get, open, parts, whole};
 use http::header::{HeaderValue, CONNECTION};
 use http::Method;
 use muxpool_client::h1::{

@@ -1,14 +1,12 @@
 //! Errors: each bad input gives its own typed error, with a readable message and
 //! the underlying cause as its source.
 
-mod tls_support;
-
 use std::error::Error as _;
 
+use super::support::Ca;
 use muxpool_client::tls::{CaCertificates, ClientAuth, Input, Roots, TlsConfig, TlsError};
 use rustls::InconsistentKeys;
 use rustls_pki_types::pem;
-use tls_support::Ca;
 
 const BAD_BASE64: &str =
     "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";

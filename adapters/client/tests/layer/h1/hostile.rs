@@ -4,10 +4,8 @@
 //! error or a connection that is not reused, never a panic, a hang or unbounded
 //! buffering.
 
-mod h1_support;
-
+use super::support::{self, get, open, whole};
 use bytes::BytesMut;
-use h1_support::{get, open, whole};
 use muxpool_client::h1::{
     BodyDecoder, CloseReason, Error, Framing, KeepAlive, Limits, ResponseParser,
 };
@@ -279,15 +277,15 @@ fn zero_limits_refuse_everything_without_panicking() {
         .with_max_chunk_line(0);
     let input = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(
-        h1_support::drive(get(), zero, [&input[..]], false).unwrap_err(),
+        support::drive(get(), zero, [&input[..]], false).unwrap_err(),
         Error::HeaderTooLarge
     );
     let no_fields = Limits::default().with_max_headers(0);
     assert_eq!(
-        h1_support::drive(get(), no_fields, [&input[..]], false).unwrap_err(),
+        support::drive(get(), no_fields, [&input[..]], false).unwrap_err(),
         Error::TooManyHeaders
     );
-    let out = h1_support::drive(get(), no_fields, [&b"HTTP/1.1 200 OK\r\n\r\n"[..]], true).unwrap();
+    let out = support::drive(get(), no_fields, [&b"HTTP/1.1 200 OK\r\n\r\n"[..]], true).unwrap();
     assert_eq!(out.framing, Framing::CloseDelimited);
     let mut decoder = BodyDecoder::new(Framing::Chunked, KeepAlive::REUSABLE, zero);
     assert!(matches!(

@@ -2,10 +2,8 @@
 //! (RFC 9112 section 6.3), and the decoding of `Content-Length`, close-delimited
 //! and bodiless responses, including the end of the connection in the middle.
 
-mod h1_support;
-
+use super::support::{bytewise, get, open, whole};
 use bytes::BytesMut;
-use h1_support::{bytewise, get, open, whole};
 use http::Method;
 use muxpool_client::h1::{
     BodyDecoder, BodyEvent, CloseReason, Error, Framing, KeepAlive, Limits, RequestInfo,

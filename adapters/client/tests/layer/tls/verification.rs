@@ -1,13 +1,11 @@
 //! Server certificate verification: on by default, against the configured roots,
 //! checking the chain, the validity period and the host name.
 
-mod tls_support;
-
+use super::support::{connect, send_to_server, trusting, Ca, Failed, Trusted};
 use muxpool_client::tls::{Roots, TlsConfig};
 use muxpool_testkit::certs::server_config;
 use rcgen::date_time_ymd;
 use rustls::{CertificateError, Error};
-use tls_support::{connect, send_to_server, trusting, Ca, Failed, Trusted};
 
 fn client_cert_error(result: Result<impl Sized, Failed>) -> CertificateError {
     match result {

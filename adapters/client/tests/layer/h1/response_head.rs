@@ -3,10 +3,8 @@
 //! as final); the limits; and what the end of the connection means before a head
 //! is complete.
 
-mod h1_support;
-
+use super::support::{self, drive, get, open, whole};
 use bytes::BytesMut;
-use h1_support::{drive, get, open, whole};
 use http::{Method, StatusCode, Version};
 use muxpool_client::h1::{CloseReason, Error, Framing, Limits, RequestInfo, ResponseParser};
 
@@ -99,7 +97,7 @@ fn bare_lf_line_endings_are_accepted_in_the_head() {
 fn empty_lines_before_the_status_line_are_skipped() {
     let out = open(get(), b"\r\n\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
     assert_eq!(out.status, StatusCode::OK);
-    let out = h1_support::bytewise(
+    let out = support::bytewise(
         get(),
         b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
         false,
@@ -113,7 +111,7 @@ fn continue_and_early_hints_are_skipped() {
     let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     for out in [
         open(get(), input).unwrap(),
-        h1_support::bytewise(get(), input, false).unwrap(),
+        support::bytewise(get(), input, false).unwrap(),
     ] {
         assert_eq!(out.status, StatusCode::OK);
         assert!(
