@@ -1,7 +1,11 @@
-//! The client layer's own tests, one binary: the HTTP/1.1 codec (`h1`) and the
-//! TLS configuration (`tls`), each area a module with the helpers it shares in
-//! its `support`.
+//! The client layer's own tests, one binary: the HTTP/1.1 codec (`h1`, with the
+//! `unstable` feature) and the TLS configuration (`tls`), each area a module
+//! with the helpers it shares in its `support`.
 
+// The HTTP/1.1 codec is unstable interface, behind the `unstable` feature: its
+// tests are built with it, as `cargo test --all-features` (or `--features
+// unstable`) does.
+#[cfg(feature = "unstable")]
 mod h1 {
     mod support;
 
