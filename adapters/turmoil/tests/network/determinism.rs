@@ -14,14 +14,12 @@
 //! inside its host, so its clock starts on the host's virtual clock rather than
 //! the real one.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use support::soak;
+use crate::support::soak;
 
 /// The seeds replayed, each by several threads at once.
 const SEEDS: [u64; 2] = [3, 11];
@@ -58,7 +56,8 @@ fn spawn_tasks_until(done: &AtomicBool) {
 
 #[test]
 fn a_seed_replays_exactly_and_another_seed_differs() {
-    // Alone in the process first: the references.
+    // One run at a time first (of this test's; the binary's other tests may be
+    // running meanwhile): the references.
     let references: Vec<Vec<String>> = SEEDS.iter().map(|&seed| soak::run(seed).trace()).collect();
     for (&seed, reference) in SEEDS.iter().zip(&references) {
         assert_same(seed, "run again alone", reference, &soak::run(seed).trace());

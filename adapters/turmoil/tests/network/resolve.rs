@@ -2,14 +2,12 @@
 //! error (never a panic, never an address made up for it), and the network is
 //! refused outside a simulation.
 
-mod support;
-
 use std::io;
 use std::time::Duration;
 
+use crate::support::{self, client_builder, get, server_host, url, Certs, Proto, CLIENT};
 use muxpool_turmoil::runtime::Runtime;
 use muxpool_turmoil::{ErrorKind, Turmoil};
-use support::{client_builder, get, server_host, url, Certs, Proto, CLIENT};
 
 #[test]
 fn a_name_no_host_has_is_a_connect_error() {

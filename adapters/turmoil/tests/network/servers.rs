@@ -1,11 +1,9 @@
 //! One client reaches an HTTP/1.1 host and an HTTP/2 host of the simulation over
 //! TLS, ALPN choosing the protocol, and reuses its connections.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{client_builder, exchange, get, server_host, url, Certs, Proto, CLIENT};
+use crate::support::{self, client_builder, exchange, get, server_host, url, Certs, Proto, CLIENT};
 
 #[test]
 fn http1_and_http2_hosts_through_one_client() {

@@ -2,12 +2,10 @@
 //! to it fail with a connect or timeout error within the client's timeouts; once
 //! it is repaired, the same requests succeed.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, client_builder, exchange, get, server_host, url, Certs, Proto, CLIENT};
 use muxpool_turmoil::ErrorKind;
-use support::{client_builder, exchange, get, server_host, url, Certs, Proto, CLIENT};
 
 fn cut_then_heal(proto: Proto, hold: bool) {
     let certs = Certs::new(&["server.sim"]);

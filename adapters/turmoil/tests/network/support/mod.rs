@@ -7,7 +7,7 @@
 //! so that one client reaches both kinds: ALPN picks HTTP/1.1 on one host and
 //! HTTP/2 on the other, as it would in production.
 
-#![allow(dead_code)] // Each test file uses a part of this.
+#![allow(dead_code)] // Each test module uses a part of this.
 
 pub mod soak;
 

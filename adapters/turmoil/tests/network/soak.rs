@@ -8,14 +8,15 @@
 //! healed phase must succeed; the connection limit must hold throughout; and the
 //! pool must be quiescent at the end.
 //!
-//! `MUXPOOL_TURMOIL_SEEDS=200 cargo test -p muxpool-turmoil --test soak` runs
-//! more seeds; a failure prints the line that replays it.
-
-mod support;
+//! More seeds (a failure prints the line that replays it):
+//!
+//! ```text
+//! MUXPOOL_TURMOIL_SEEDS=200 cargo test -p muxpool-turmoil --test network -- soak::
+//! ```
 
 use std::time::Instant;
 
-use support::soak;
+use crate::support::{self, soak};
 
 /// Seeds CI runs (each is a few seconds of virtual time under faults).
 const CI_SEEDS: u64 = 16;
@@ -28,7 +29,7 @@ impl Drop for Replay {
         if std::thread::panicking() {
             eprintln!(
                 "soak failed for seed {0}; replay it with:\n  \
-                 MUXPOOL_TURMOIL_SEED={0} cargo test -p muxpool-turmoil --test soak -- --nocapture",
+                 MUXPOOL_TURMOIL_SEED={0} cargo test -p muxpool-turmoil --test network -- soak:: --nocapture",
                 self.0
             );
         }
