@@ -1,7 +1,5 @@
 //! Shared by the self-tests of the in-process servers.
 
-#![allow(dead_code)] // each test file uses a different part of this
-
 use std::time::Duration;
 
 /// Polls `condition` every 10 ms until it holds, for about a second at most;

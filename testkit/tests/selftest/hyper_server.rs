@@ -2,8 +2,6 @@
 //! HTTP/2, plain and TLS, and each option (keep-alive, close after N requests,
 //! idle timeout, stream limit), through hyper's client or raw TCP.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,8 @@ use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hyper_server::{byte_at, content, HyperServer, Options, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support;
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -2,8 +2,6 @@
 //! client, writes exactly what it promises and ends the connection the way it
 //! promises (clean close, reset, or not at all).
 
-mod support;
-
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -11,6 +9,8 @@ use muxpool_testkit::hostile::{Behavior, Hostile, GARBAGE, TRAILING_GARBAGE};
 use muxpool_testkit::hyper_server::content;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support;
 
 const WAIT: Duration = Duration::from_secs(5);
 /// How long "nothing more comes" is watched for.
