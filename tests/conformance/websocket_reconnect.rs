@@ -4,11 +4,9 @@
 //! refuses a message with a typed error instead of losing it, and nothing is
 //! left in the pool.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::{assert_quiescent, wait_for, within, Adapter};
+use crate::support::{self, assert_quiescent, wait_for, within, Adapter};
 use muxpool::client::Client;
 use muxpool::websocket::{Reconnect, ReconnectingWebSocket};
 use muxpool::{ErrorKind, Message, WebSocketError};
@@ -59,7 +57,7 @@ async fn messages_sent_while_disconnected_arrive_after_reconnection<R: Adapter>(
         client.stats().open == 0
     })
     .await;
-    let nothing = client_support::timeout(Duration::from_millis(300), ws.recv()).await;
+    let nothing = support::timeout(Duration::from_millis(300), ws.recv()).await;
     assert!(nothing.is_none(), "{nothing:?}");
     wait_for(Duration::from_secs(10), "the third connection", || {
         server.accepted() == 3
@@ -150,7 +148,7 @@ async fn a_message_over_the_limit_is_refused_and_the_link_goes_on<R: Adapter>() 
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     messages_sent_while_disconnected_arrive_after_reconnection,
     a_full_buffer_refuses_messages_instead_of_dropping_them,
     a_message_over_the_limit_is_refused_and_the_link_goes_on,

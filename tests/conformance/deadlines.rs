@@ -3,11 +3,9 @@
 //! ones wait, many deadlines due together all expire, and deadlines of
 //! requests that finished in time never fire.
 
-mod client_support;
-
 use std::time::{Duration, Instant};
 
-use client_support::{assert_quiescent, get_text, request, spawn, spawn_get_text, Adapter};
+use crate::support::{self, assert_quiescent, get_text, request, spawn, spawn_get_text, Adapter};
 use http::Method;
 use muxpool::client::Client;
 use muxpool::{Body, ErrorKind, Timeout};
@@ -33,7 +31,7 @@ async fn an_earlier_deadline_is_kept_while_later_ones_wait<R: Adapter>() {
     // A request with the client's distant deadline is in flight: the timer
     // task sleeps until that deadline...
     let slow = spawn_get_text(&client, server.url("/slow/1200"));
-    client_support::wait_until("the slow request is in flight", || server.requests() == 1).await;
+    support::wait_until("the slow request is in flight", || server.requests() == 1).await;
     // ...and a request whose own deadline comes much sooner wakes it to sleep
     // less.
     let started = Instant::now();
@@ -89,14 +87,14 @@ async fn deadlines_of_finished_requests_never_fire<R: Adapter>() {
     for _ in 0..50 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");
     }
-    client_support::sleep(Duration::from_millis(600)).await;
+    support::sleep(Duration::from_millis(600)).await;
     // A request made now has a deadline of its own, not a stale one.
     assert_eq!(get_text(&client, server.url("/slow/200")).await, "slow");
     assert_eq!(server.accepted(), 1, "one connection served them all");
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     an_earlier_deadline_is_kept_while_later_ones_wait,
     deadlines_due_together_all_expire,
     deadlines_of_finished_requests_never_fire,

@@ -3,11 +3,9 @@
 //! on another runtime starts them again there. Connections made on the dead
 //! runtime are seen to be unusable and replaced.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::{get_text, wait_until};
+use crate::support::{get_text, wait_until};
 use muxpool::Client;
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 

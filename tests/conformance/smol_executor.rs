@@ -2,11 +2,9 @@
 //! run on an executor the application runs itself instead of smol's global
 //! one; they end when the client is shut down and dropped.
 
-mod client_support;
-
 use std::sync::Arc;
 
-use client_support::{get_text, wait_until};
+use crate::support::{get_text, wait_until};
 use muxpool_smol::{ClientBuilder, Executor, Smol};
 use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
 

@@ -3,13 +3,11 @@
 //! gets that complete response, not an error from the cut upload. A stream
 //! reset without an answer is still an error.
 
-mod client_support;
-
 use std::time::Duration;
 
+use crate::support::raw_h2::RawH2;
+use crate::support::{self, assert_quiescent, within, Adapter, PatternBody};
 use bytes::Bytes;
-use client_support::raw_h2::RawH2;
-use client_support::{assert_quiescent, within, Adapter, PatternBody};
 use http::Method;
 use muxpool::client::Client;
 
@@ -65,8 +63,7 @@ async fn an_early_complete_response_is_the_answer<R: Adapter>() {
         assert_eq!(text, "too big");
     }
     // An in-memory body, too.
-    let request =
-        client_support::request(Method::POST, &server.url, Bytes::from(vec![7u8; UPLOAD]));
+    let request = support::request(Method::POST, &server.url, Bytes::from(vec![7u8; UPLOAD]));
     let response = client.send(request).await.expect("the early answer");
     assert_eq!(
         response.into_body().text().await.expect("its body"),
@@ -94,7 +91,7 @@ async fn a_reset_without_an_answer_is_an_error<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     an_early_complete_response_is_the_answer,
     a_reset_without_an_answer_is_an_error,
 );

@@ -4,13 +4,11 @@
 //! client keeps working. `shutdown` waits for responses in progress, then
 //! every later request fails with `ErrorKind::ShutDown`.
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 
 use std::time::Duration;
 
-use client_support::{
+use crate::support::{
     assert_quiescent, get, get_text, is_quiescent, spawn_get, spawn_get_text, within, Rng,
 };
 use muxpool::client::Client;
@@ -31,19 +29,19 @@ async fn chaos<R: Adapter>(client: Client<R>, base: String, seed: u64) {
         };
         let url = format!("{base}{path}");
         let request = if path == "/echo" {
-            client_support::request(
+            support::request(
                 http::Method::POST,
                 url,
                 bytes::Bytes::from(content(rng.below(100_000) as usize)),
             )
         } else {
-            client_support::request(http::Method::GET, url, muxpool::Body::empty())
+            support::request(http::Method::GET, url, muxpool::Body::empty())
         };
         match rng.below(3) {
             // Drop `send` at a random moment.
             0 => {
                 let limit = Duration::from_micros(rng.below(20_000));
-                let _ = client_support::timeout(limit, client.send(request)).await;
+                let _ = support::timeout(limit, client.send(request)).await;
             }
             // Read part of the body, then drop it.
             1 => {
@@ -59,13 +57,13 @@ async fn chaos<R: Adapter>(client: Client<R>, base: String, seed: u64) {
                 if rng.below(2) == 0 {
                     // Or drop it while a read is pending.
                     let limit = Duration::from_micros(rng.below(2_000));
-                    let _ = client_support::timeout(limit, body.chunk()).await;
+                    let _ = support::timeout(limit, body.chunk()).await;
                 }
             }
             // Read it all, under a random deadline.
             _ => {
                 let limit = Duration::from_micros(rng.below(50_000));
-                let _ = client_support::timeout(limit, async {
+                let _ = support::timeout(limit, async {
                     let response = client.send(request).await?;
                     response.into_body().bytes().await
                 })
@@ -137,7 +135,7 @@ async fn cancelled_requests_and_dropped_bodies_leak_nothing<R: Adapter>() {
     );
     // The server sees no more connections than the client holds, once the
     // closed ones are gone.
-    client_support::wait_until("the server sees the closes", || {
+    support::wait_until("the server sees the closes", || {
         server.open_connections() <= stats.open as usize
     })
     .await;
@@ -175,7 +173,7 @@ async fn cancelled_while_queued_and_while_connecting<R: Adapter>() {
         .build()
         .unwrap();
     let holder = spawn_get_text(&client, server.url("/slow/1000"));
-    client_support::wait_until("the slow request holds the connection", || {
+    support::wait_until("the slow request holds the connection", || {
         server.requests() == 1
     })
     .await;
@@ -183,7 +181,7 @@ async fn cancelled_while_queued_and_while_connecting<R: Adapter>() {
     for _ in 0..50 {
         waiting.push(spawn_get(&client, server.url("/")));
     }
-    client_support::wait_until("the requests are queued", || client.stats().waiting == 50).await;
+    support::wait_until("the requests are queued", || client.stats().waiting == 50).await;
     for task in &waiting {
         task.abort();
     }
@@ -234,7 +232,7 @@ async fn shutdown_waits_for_responses_in_progress<R: Adapter>() {
         spawn::<R, _>(async move { client.shutdown().await })
     };
     // The idle connection closes at once; the busy one stays for its response.
-    client_support::wait_until("the idle connection closes", || {
+    support::wait_until("the idle connection closes", || {
         server.open_connections() == 1
     })
     .await;
@@ -260,7 +258,7 @@ async fn shutdown_waits_for_responses_in_progress<R: Adapter>() {
         .await
         .unwrap();
     assert_eq!(client.stats().open, 0);
-    client_support::wait_until("the server sees every connection closed", || {
+    support::wait_until("the server sees every connection closed", || {
         server.open_connections() == 0
     })
     .await;
@@ -297,7 +295,7 @@ async fn shutdown_refuses_waiting_requests<R: Adapter>() {
         .unwrap();
     let holder = get(&client, server.url("/bytes/2000000")).await.unwrap();
     let waiter = spawn_get(&client, server.url("/"));
-    client_support::wait_until("the second request waits", || client.stats().waiting == 1).await;
+    support::wait_until("the second request waits", || client.stats().waiting == 1).await;
     client.shutdown_now();
     let error = within(Duration::from_secs(2), "the waiter's answer", waiter)
         .await
@@ -307,7 +305,7 @@ async fn shutdown_refuses_waiting_requests<R: Adapter>() {
     // The holder can still read what it holds (or fails cleanly); either way
     // the connection is gone afterwards.
     let _ = holder.into_body().bytes().await;
-    client_support::wait_until("everything is closed", || {
+    support::wait_until("everything is closed", || {
         let stats = client.stats();
         stats.open == 0 && is_quiescent(&stats)
     })
@@ -325,13 +323,13 @@ async fn dropping_the_last_client_closes_its_connections<R: Adapter>() {
     assert_eq!(get_text(&other, server.url("/")).await, "hello");
     assert_eq!(server.open_connections(), 1);
     drop(other);
-    client_support::wait_until("the server sees the connection closed", || {
+    support::wait_until("the server sees the connection closed", || {
         server.open_connections() == 0
     })
     .await;
 }
 
-client_support::conformance!(
+support::conformance!(
     cancelled_requests_and_dropped_bodies_leak_nothing,
     cancelled_http2_streams_leak_nothing,
     cancelled_while_queued_and_while_connecting,

@@ -4,16 +4,14 @@
 //! after them, bodies delimited by the end of the connection, HTTP/1.0, and
 //! interim (1xx) responses skipped.
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
-use client_support::{
+use crate::support::{
     assert_quiescent, capture_one_request, get, get_bytes, get_text, request, PatternBody,
 };
+use bytes::Bytes;
 use futures_util::stream;
 use http::{HeaderMap, HeaderValue, Method};
 use http_body::Frame;
@@ -481,7 +479,7 @@ async fn informational_responses_are_skipped<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     chunked_response,
     trailers_with_te_trailers,
     large_streamed_response,

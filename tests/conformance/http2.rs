@@ -2,11 +2,11 @@
 //! knowledge on `http://`; concurrent requests share one connection as streams
 //! (counted by the server's accepted connections); bodies stream both ways.
 
-mod client_support;
+use crate::support::Adapter;
 
-use client_support::Adapter;
-
-use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_concurrently, request};
+use crate::support::{
+    self, assert_quiescent, get, get_bytes, get_text, get_text_concurrently, request,
+};
 use http::{Method, Version};
 use muxpool::client::Client;
 use muxpool::tls::Alpn;
@@ -69,7 +69,7 @@ async fn alpn_chooses_http2_over_tls<R: Adapter>() {
         )),
         ..Options::default()
     });
-    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
+    let tls = support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::<R>::builder().tls(tls).build().expect("a client");
     for _ in 0..3 {
         let response = get(&client, server.url("/")).await.expect("a response");
@@ -108,7 +108,7 @@ async fn idle_connections_answer_health_check_pings<R: Adapter>() {
         .build()
         .expect("a valid configuration");
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
-    client_support::sleep(std::time::Duration::from_millis(600)).await;
+    support::sleep(std::time::Duration::from_millis(600)).await;
     let stats = client.stats();
     assert_eq!(stats.open, 1, "{stats:?}");
     assert_eq!(stats.closes.total(), 0, "{stats:?}");
@@ -123,7 +123,7 @@ async fn a_burst_on_a_cold_tls_origin_opens_one_connection<R: Adapter>() {
         protocol: Protocol::Http2,
         ..Options::default()
     });
-    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
+    let tls = support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::<R>::builder().tls(tls).build().expect("a client");
     get_text_concurrently(&client, server.url("/slow/20"), 64, "slow").await;
     assert_eq!(server.accepted(), 1, "one handshake for the whole burst");
@@ -215,11 +215,11 @@ async fn an_idle_timeout_closes_the_connection_on_the_wire<R: Adapter>() {
         .build()
         .expect("a valid configuration");
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
-    client_support::wait_until("the pool closes the idle connection", || {
+    support::wait_until("the pool closes the idle connection", || {
         client.stats().open == 0
     })
     .await;
-    client_support::wait_until("the server sees it closed", || {
+    support::wait_until("the server sees it closed", || {
         server.open_connections() == 0
     })
     .await;
@@ -227,7 +227,7 @@ async fn an_idle_timeout_closes_the_connection_on_the_wire<R: Adapter>() {
     assert_eq!(server.accepted(), 2);
 }
 
-client_support::conformance!(
+support::conformance!(
     concurrent_requests_share_one_h2c_connection,
     responses_are_http2_and_bodies_stream_both_ways,
     alpn_chooses_http2_over_tls,

@@ -2,13 +2,11 @@
 //! PINGs unanswered) fails the core's health check: it is closed, and never
 //! handed out again; the next request goes out on a new connection.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::raw_h2::{ok, RawH2};
-use client_support::{
-    assert_quiescent, get_text, h2c_client_checking, wait_until, within, Adapter,
+use crate::support::raw_h2::{ok, RawH2};
+use crate::support::{
+    self, assert_quiescent, get_text, h2c_client_checking, wait_until, within, Adapter,
 };
 use muxpool::core::{CloseReason, HealthCheck};
 
@@ -42,4 +40,4 @@ async fn a_peer_that_stops_answering_pings_is_closed<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(a_peer_that_stops_answering_pings_is_closed);
+support::conformance!(a_peer_that_stops_answering_pings_is_closed);

@@ -4,13 +4,11 @@
 //! leaves the pool clean: no lease leaked, the broken connection closed, the
 //! next request to a good server served.
 
-mod client_support;
-
-use client_support::Adapter;
+use crate::support::Adapter;
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, get, get_text, within};
+use crate::support::{self, assert_quiescent, get, get_text, within};
 use muxpool::client::Client;
 use muxpool::h1::Limits;
 use muxpool::{Error, ErrorKind};
@@ -155,7 +153,7 @@ async fn truncated_chunked_body_is_an_error<R: Adapter>() {
 /// `error` says the connection was reset, or closed.
 fn assert_reset_or_closed(error: &muxpool::Error) {
     assert!(
-        client_support::has_io_cause(error, std::io::ErrorKind::ConnectionReset)
+        support::has_io_cause(error, std::io::ErrorKind::ConnectionReset)
             || format!("{error:#}").contains("closed"),
         "{error:#}"
     );
@@ -329,7 +327,7 @@ async fn scripted_valid_keep_alive_responses_are_reused<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     garbage_is_a_protocol_error,
     huge_headers_are_refused_under_the_limit,
     a_smaller_header_limit_is_honoured,

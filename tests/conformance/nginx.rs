@@ -4,11 +4,9 @@
 //! (with a message) on a machine without nginx, unless `MUXPOOL_REQUIRE_NGINX`
 //! is set.
 
-mod client_support;
+use crate::support::Adapter;
 
-use client_support::Adapter;
-
-use client_support::{assert_quiescent, get, get_bytes, get_text, get_text_times, request};
+use crate::support::{self, assert_quiescent, get, get_bytes, get_text, get_text_times, request};
 use http::Method;
 use muxpool::client::Client;
 use muxpool_testkit::certs::Ca;
@@ -111,14 +109,14 @@ async fn https_with_a_test_ca<R: Adapter>() {
     }
     let ca = Ca::new("muxpool nginx test CA");
     let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
-    let dir = client_support::cert_dir("client-nginx");
+    let dir = support::cert_dir("client-nginx");
     let (cert, key) = leaf.write_pem(&dir);
     let server = start(NginxOptions {
         plain: false,
         tls: Some((cert, key)),
         ..NginxOptions::default()
     });
-    let client = client_support::client_trusting::<R>(&ca);
+    let client = support::client_trusting::<R>(&ca);
     let url = format!("{}/", server.https_base_url());
     for _ in 0..5 {
         assert_eq!(get_text(&client, &url).await, HELLO);
@@ -138,7 +136,7 @@ async fn https_with_a_test_ca<R: Adapter>() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-client_support::conformance!(
+support::conformance!(
     keep_alive_reuse,
     keepalive_requests_limit,
     large_file,

@@ -3,10 +3,8 @@
 //! caller sees only the answer. The server here, built on the `h2` crate's
 //! server side, refuses every other stream: the first, the third, ...
 
-mod client_support;
-
-use client_support::raw_h2::{ok, RawH2};
-use client_support::Adapter;
+use crate::support::raw_h2::{ok, RawH2};
+use crate::support::{self, Adapter};
 use muxpool::client::Client;
 use muxpool::Body;
 
@@ -44,4 +42,4 @@ async fn a_refused_stream_is_sent_again<R: Adapter>() {
     assert_eq!(server.streams(), 4);
 }
 
-client_support::conformance!(a_refused_stream_is_sent_again,);
+support::conformance!(a_refused_stream_is_sent_again,);

@@ -4,13 +4,11 @@
 //! server closed while it sat idle in the pool is never used for a request, and
 //! the connections opened are exactly those needed.
 
-mod client_support;
-
-use client_support::Adapter;
+use crate::support::Adapter;
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, get_text, get_text_times, wait_until, PatternBody};
+use crate::support::{self, assert_quiescent, get_text, get_text_times, wait_until, PatternBody};
 use muxpool::client::Client;
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
@@ -42,8 +40,7 @@ async fn server_closing_after_n_requests_with_streamed_bodies<R: Adapter>() {
     });
     let client = Client::<R>::new();
     for _ in 0..5 {
-        let (status, body) =
-            client_support::get_bytes(&client, server.url("/chunked/200000")).await;
+        let (status, body) = support::get_bytes(&client, server.url("/chunked/200000")).await;
         assert_eq!(status, 200);
         assert_eq!(body, content(200_000));
     }
@@ -65,7 +62,7 @@ async fn connection_closed_by_the_server_while_idle_is_not_used<R: Adapter>() {
     .await;
     // Let the runtime's reactor see the end of stream (one park of this
     // current-thread runtime polls it).
-    client_support::sleep(Duration::from_millis(20)).await;
+    support::sleep(Duration::from_millis(20)).await;
 
     // A streamed POST cannot be replayed, so it only succeeds if the client did
     // not write it on the dead connection: it noticed the close and opened a
@@ -145,7 +142,7 @@ async fn hostile_close_after_three_answers<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     server_closing_after_n_requests,
     server_closing_after_n_requests_with_streamed_bodies,
     connection_closed_by_the_server_while_idle_is_not_used,

@@ -5,15 +5,13 @@
 //! request whose streamed body was consumed is not replayed: it fails with a
 //! protocol error saying the connection closed before the response.
 
-mod client_support;
-
-use client_support::Adapter;
+use crate::support::Adapter;
 
 use std::time::Duration;
 
+use crate::support::scripted::Scripted;
+use crate::support::{self, assert_quiescent, get_text, request, PatternBody};
 use bytes::Bytes;
-use client_support::scripted::Scripted;
-use client_support::{assert_quiescent, get_text, request, PatternBody};
 use http::Method;
 use muxpool::client::Client;
 use muxpool::{Body, ErrorKind};
@@ -141,7 +139,7 @@ async fn retry_happens_only_once<R: Adapter>() {
     let server = Scripted::start(|i| usize::from(i == 0)).await;
     let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
-    let error = client_support::get(&client, server.url("/"))
+    let error = support::get(&client, server.url("/"))
         .await
         .expect_err("the retry fails too");
     assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
@@ -165,14 +163,14 @@ async fn a_connection_that_waited_unused_is_treated_as_reused<R: Adapter>() {
         .build()
         .expect("a valid configuration");
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
-    client_support::wait_until("two more connections wait, unused", || {
+    support::wait_until("two more connections wait, unused", || {
         client.stats().idle == 3
     })
     .await;
     // The used connection (most recently idle) goes to a slow request; the
     // next request gets one that never served.
-    let slow = client_support::spawn_get_text(&client, server.url("/slow"));
-    client_support::wait_until("the slow request holds its connection", || {
+    let slow = support::spawn_get_text(&client, server.url("/slow"));
+    support::wait_until("the slow request holds its connection", || {
         client.stats().busy == 1
     })
     .await;
@@ -187,7 +185,7 @@ async fn a_fresh_connection_closed_before_the_response_is_an_error<R: Adapter>()
     // no retry, a protocol error.
     let server = Scripted::start(|_| 0).await;
     let client = Client::<R>::new();
-    let error = client_support::get(&client, server.url("/"))
+    let error = support::get(&client, server.url("/"))
         .await
         .expect_err("no response");
     assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
@@ -213,7 +211,7 @@ async fn hostile_close_after_one_answer_get_always_succeeds<R: Adapter>() {
         );
         if i % 2 == 0 {
             // Sometimes give the close time to arrive, sometimes not.
-            client_support::sleep(Duration::from_millis(5)).await;
+            support::sleep(Duration::from_millis(5)).await;
         }
     }
     assert_eq!(server.accepted(), 10);
@@ -232,7 +230,7 @@ async fn hostile_close_after_zero_answers_fails_without_retry<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     get_on_a_connection_closed_at_the_request_is_retried,
     idempotent_methods_and_in_memory_bodies_are_retried,
     post_with_a_streamed_body_is_not_replayed,

@@ -8,9 +8,7 @@
 //! that affinity and the pool's own choice disagree. The server's `/conn`
 //! route answers with the number of the connection a request came on.
 
-mod client_support;
-
-use client_support::{assert_quiescent, get_text, request, spawn, wait_until, Adapter};
+use crate::support::{self, assert_quiescent, get_text, request, spawn, wait_until, Adapter};
 use http::Method;
 use muxpool::client::connection::{Codec, ConnectionOptions};
 use muxpool::client::Client;
@@ -137,7 +135,7 @@ async fn a_message_connection_over_http_is_one_session<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     a_session_stays_on_its_connection,
     a_busy_session_connection_is_passed_over,
     a_message_connection_over_http_is_one_session,

@@ -4,13 +4,11 @@
 //! with no periodic health checks configured, hands it to no later request while
 //! the check is out, and closes it when the PING goes unanswered.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::raw_h2::{ok, RawH2};
-use client_support::{
-    assert_quiescent, get_text, h2c_client_checking, request, wait_until, within, Adapter,
+use crate::support::raw_h2::{ok, RawH2};
+use crate::support::{
+    self, assert_quiescent, get_text, h2c_client_checking, request, wait_until, within, Adapter,
 };
 use http::Method;
 use muxpool::client::Timeout;
@@ -54,4 +52,4 @@ async fn a_request_that_times_out_gets_its_connection_checked<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(a_request_that_times_out_gets_its_connection_checked);
+support::conformance!(a_request_that_times_out_gets_its_connection_checked);

@@ -4,12 +4,10 @@
 //! server-initiated messages, backpressure by await, and a deadline on every
 //! request.
 
-mod client_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_support::{assert_quiescent, sleep, spawn, within, Adapter};
+use crate::support::{self, assert_quiescent, sleep, spawn, within, Adapter};
 use muxpool::client::connection::{Codec, Connection, ConnectionOptions};
 use muxpool::client::Client;
 use muxpool::{ErrorKind, Message};
@@ -175,7 +173,7 @@ async fn the_same_connection_over_http2<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     responses_answered_in_reverse_order_find_their_requests,
     notifications_and_server_initiated_messages,
     saturation_waits_and_every_request_has_a_deadline,

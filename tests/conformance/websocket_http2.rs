@@ -3,11 +3,11 @@
 //! counted by the core like any other; when it does not, or the origin speaks
 //! HTTP/1.1, they fall back to the HTTP/1.1 upgrade.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::{assert_quiescent, spawn, tls_trusting_with, wait_until, within, Adapter};
+use crate::support::{
+    self, assert_quiescent, spawn, tls_trusting_with, wait_until, within, Adapter,
+};
 use muxpool::client::Client;
 use muxpool::tls::Alpn;
 use muxpool::{Message, WebSocketError};
@@ -211,7 +211,7 @@ async fn wss_shares_the_origins_tls_http2_connection<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     many_websockets_share_one_http2_connection,
     wss_shares_the_origins_tls_http2_connection,
     a_close_by_the_server_ends_only_its_stream,

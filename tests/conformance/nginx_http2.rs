@@ -5,11 +5,9 @@
 //! control. Skipped (with a message) on a machine without nginx, unless
 //! `MUXPOOL_REQUIRE_NGINX` is set.
 
-mod client_support;
+use crate::support::Adapter;
 
-use client_support::Adapter;
-
-use client_support::{assert_quiescent, get_bytes, get_text, get_text_concurrently};
+use crate::support::{self, assert_quiescent, get_bytes, get_text, get_text_concurrently};
 use muxpool::client::Client;
 use muxpool::tls::Alpn;
 use muxpool_testkit::certs::Ca;
@@ -37,7 +35,7 @@ async fn https_h2_multiplexes_on_one_connection<R: Adapter>() {
         return;
     }
     let ca = Ca::new("muxpool nginx h2 CA");
-    let dir = client_support::cert_dir("nginx-h2");
+    let dir = support::cert_dir("nginx-h2");
     let (cert, key) = ca.leaf(&["127.0.0.1"]).write_pem(&dir);
     let server = start(NginxOptions {
         plain: false,
@@ -45,7 +43,7 @@ async fn https_h2_multiplexes_on_one_connection<R: Adapter>() {
         h2: true,
         ..NginxOptions::default()
     });
-    let tls = client_support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
+    let tls = support::tls_trusting_with(&ca, Alpn::Http1AndHttp2);
     let client = Client::<R>::builder().tls(tls).build().expect("a client");
     let url = format!("{}/", server.https_base_url());
     // A cold burst: one handshake, then streams.
@@ -98,7 +96,7 @@ async fn goaway_after_keepalive_requests_is_invisible<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
-client_support::conformance!(
+support::conformance!(
     https_h2_multiplexes_on_one_connection,
     h2c_with_a_low_stream_limit_spills,
     goaway_after_keepalive_requests_is_invisible,

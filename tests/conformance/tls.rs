@@ -3,13 +3,11 @@
 //! untrusted CA) refused with `ErrorKind::Tls`, client certificates, and pool
 //! keys that keep plain and TLS connections, and different TLS settings, apart.
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, client_trusting, get, get_text, tls_trusting};
+use crate::support::{assert_quiescent, client_trusting, get, get_text, tls_trusting};
 use muxpool::client::Client;
 use muxpool::tls::{Alpn, CaCertificates, ClientAuth, Roots, TlsConfig};
 use muxpool::{ErrorKind, Origin};
@@ -36,10 +34,10 @@ async fn https_with_a_trusted_test_ca<R: Adapter>() {
     for _ in 0..5 {
         assert_eq!(get_text(&client, &url).await, "hello");
     }
-    let (_, body) = client_support::get_bytes(&client, server.url("/bytes/2000000")).await;
+    let (_, body) = support::get_bytes(&client, server.url("/bytes/2000000")).await;
     assert!(body[..] == content(2_000_000)[..]);
     let response = client
-        .send(client_support::request(
+        .send(support::request(
             http::Method::POST,
             server.url("/echo"),
             "over tls",
@@ -358,7 +356,7 @@ async fn one_client_keeps_http_and_https_connections_apart<R: Adapter>() {
     assert_eq!(client.stats().open, 2);
 }
 
-client_support::conformance!(
+support::conformance!(
     https_with_a_trusted_test_ca,
     new_connections_resume_the_tls_session,
     https_by_dns_name,

@@ -2,13 +2,11 @@
 //! the client's and a request's own timeout, a full queue, and error values a
 //! person can read (`Display`, `{:#}` with the causes, `source` chains).
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 
 use std::time::Duration;
 
-use client_support::{
+use crate::support::{
     assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, spawn_get_text,
     within,
 };
@@ -183,7 +181,7 @@ async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
         .build()
         .unwrap();
     let slow = spawn_get_text(&client, server.url("/slow/800"));
-    client_support::wait_until("the slow request is in flight", || server.requests() == 1).await;
+    support::wait_until("the slow request is in flight", || server.requests() == 1).await;
     let mut req = request(Method::GET, server.url("/"), Body::empty());
     req.extensions_mut()
         .insert(Timeout(Duration::from_millis(200)));
@@ -283,7 +281,7 @@ async fn invalid_configuration_is_a_config_error<R: Adapter>() {
     );
 }
 
-client_support::conformance!(
+support::conformance!(
     connect_refused,
     connect_refused_by_name,
     unresolvable_name_is_a_connect_error,

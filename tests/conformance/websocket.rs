@@ -5,12 +5,10 @@
 //! unanswered, `wss` with a test CA, the message limit, and no lease or
 //! connection left behind.
 
-mod client_support;
-
 use std::time::Duration;
 
+use crate::support::{self, assert_quiescent, sleep, tls_trusting_with, wait_for, within, Adapter};
 use bytes::Bytes;
-use client_support::{assert_quiescent, sleep, tls_trusting_with, wait_for, within, Adapter};
 use muxpool::client::Client;
 use muxpool::core::{CloseReason, HealthCheck};
 use muxpool::tls::Alpn;
@@ -50,7 +48,7 @@ fn ws_error(error: &muxpool::Error) -> WebSocketError {
 }
 
 fn client_with_health<R: Adapter>(interval: Duration, timeout: Duration) -> Client<R> {
-    client_support::builder_checking::<R>(HealthCheck::new(Some(interval), timeout))
+    support::builder_checking::<R>(HealthCheck::new(Some(interval), timeout))
         .build()
         .expect("a valid configuration")
 }
@@ -380,10 +378,10 @@ async fn unclean_drops_leak_nothing<R: Adapter>() {
     echo(&mut ws, "fresh".into()).await;
     assert_eq!(server.accepted(), 2);
     // A receive abandoned half-way, and an open abandoned half-way.
-    let pending = client_support::timeout(Duration::from_millis(50), ws.recv()).await;
+    let pending = support::timeout(Duration::from_millis(50), ws.recv()).await;
     assert!(pending.is_none());
     drop(ws);
-    let abandoned = client_support::timeout(
+    let abandoned = support::timeout(
         Duration::from_micros(1),
         client.websocket(request(&server.url("/other"))),
     )
@@ -402,7 +400,7 @@ async fn unclean_drops_leak_nothing<R: Adapter>() {
     assert_eq!(client.stats().open, 0);
 }
 
-client_support::conformance!(
+support::conformance!(
     text_and_binary_up_to_16_mib_echo,
     a_returned_websocket_is_reused,
     websockets_are_pooled_per_path_and_headers,

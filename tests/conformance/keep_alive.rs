@@ -3,13 +3,11 @@
 //! finishing a response (small, streamed, collected, read frame by frame) gives
 //! the connection back for the next request.
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 
 use std::time::Duration;
 
-use client_support::{assert_quiescent, get, get_bytes, get_text, request};
+use crate::support::{assert_quiescent, get, get_bytes, get_text, request};
 use http::Method;
 use http_body_util::BodyExt;
 use muxpool::client::Client;
@@ -185,7 +183,7 @@ async fn a_response_that_is_not_read_holds_its_connection<R: Adapter>() {
     assert_eq!(client.stats().idle, 2);
 }
 
-client_support::conformance!(
+support::conformance!(
     sequential_requests_reuse_one_connection,
     every_kind_of_body_gives_the_connection_back,
     concurrent_requests_stay_within_the_per_origin_limit,

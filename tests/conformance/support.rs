@@ -1,25 +1,22 @@
-//! Helpers shared by the `client_*` integration tests: the conformance harness
+//! Helpers shared by the client conformance tests: the conformance harness
 //! that runs every test on every adapter, requests in one line, a client
 //! trusting a test CA, polling for server-side state with a deadline, checks
 //! that the pool holds no leaked lease, a tiny seeded RNG, and a raw scripted
 //! server for the cases no testkit server covers.
 //!
-//! Every test file includes this module and uses only part of it.
-//!
 //! # One suite, every runtime
 //!
 //! A test is an `async fn name<R: Adapter>()` that makes its clients with
-//! `Client::<R>` and spawns with [`spawn::<R, _>`](spawn); the file lists its
+//! `Client::<R>` and spawns with [`spawn::<R, _>`](spawn); its module lists its
 //! tests once in [`conformance!`], which runs each on every [`Adapter`]:
-//! `on_tokio::name`, `on_smol::name`. A new adapter joins the whole suite with
-//! one line in that macro (and its `Adapter` impl below).
+//! `module::on_tokio::name`, `module::on_smol::name`. A new adapter joins the
+//! whole suite with one line in that macro (and its `Adapter` impl below).
 //!
 //! The servers (hyper, hostile, raw scripted ones) are built on tokio and run
 //! on the testkit's background runtime whenever the test's own runtime is not
 //! tokio; the helpers here keep time with `async-io`'s timers, which work under
 //! any executor. Nothing on the client's side touches tokio's runtime unless
 //! the adapter is tokio's.
-#![allow(dead_code, unused_imports, unused_macros)]
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -64,22 +61,22 @@ impl Adapter for muxpool_smol::Smol {
     }
 }
 
-/// Runs every listed test (an `async fn name<R: Adapter>()` of the file) on
-/// every adapter, as `on_tokio::name`, `on_smol::name`, ...
+/// Runs every listed test (an `async fn name<R: Adapter>()` of the module) on
+/// every adapter, as `on_tokio::name`, `on_smol::name`, ... within that module.
 macro_rules! conformance {
     (@on $module:ident, $runtime:ty; $($test:ident),*) => {
         mod $module {
             $(
                 #[test]
                 fn $test() {
-                    $crate::client_support::run::<$runtime, _>(super::$test::<$runtime>());
+                    $crate::support::run::<$runtime, _>(super::$test::<$runtime>());
                 }
             )*
         }
     };
     ($($test:ident),* $(,)?) => {
-        $crate::client_support::conformance!(@on on_tokio, muxpool::Tokio; $($test),*);
-        $crate::client_support::conformance!(@on on_smol, muxpool_smol::Smol; $($test),*);
+        $crate::support::conformance!(@on on_tokio, muxpool::Tokio; $($test),*);
+        $crate::support::conformance!(@on on_smol, muxpool_smol::Smol; $($test),*);
     };
 }
 pub(crate) use conformance;

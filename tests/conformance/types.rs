@@ -3,9 +3,7 @@
 //! runtime, and a response body can travel between tasks and threads, on every
 //! runtime.
 
-mod client_support;
-
-use client_support::{spawn, Adapter};
+use crate::support::{self, spawn, Adapter};
 use muxpool::client::{Client, ClientBuilder};
 use muxpool::{Body, Error};
 
@@ -46,7 +44,7 @@ async fn a_request_can_be_spawned<R: Adapter>() {
     assert!(task.await.expect("the task ran").is_err());
 }
 
-client_support::conformance!(
+support::conformance!(
     clients_futures_and_bodies_cross_threads,
     a_request_can_be_spawned,
 );
