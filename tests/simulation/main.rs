@@ -6,9 +6,13 @@
 //!   `MUXPOOL_SIM_SEED=123 cargo test --test simulation -- replay --nocapture`;
 //!   `MUXPOOL_SIM_TRACE=1` prints the whole trace.
 //! - The rest pin down determinism and a few behaviours through whole runs.
+//! - `fuzz_corpus` replays the committed fuzz corpus the same way, and traces one
+//!   input on demand.
 //!
 //! Every step of every run is checked by `sim::Checker`; a failing seed names the
 //! command that replays it.
+
+mod fuzz_corpus;
 
 use std::time::Duration;
 

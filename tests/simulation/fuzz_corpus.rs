@@ -2,7 +2,7 @@
 //! entry point as the `pool_ops` fuzz target, on stable, so that every input the
 //! fuzzer found interesting stays checked by every test run.
 //!
-//! `MUXPOOL_FUZZ_INPUT=path cargo test --test fuzz_corpus -- --ignored input --nocapture`
+//! `MUXPOOL_FUZZ_INPUT=path cargo test --test simulation -- --ignored input --nocapture`
 //! prints the trace of one input (a crash artifact, say) and its verdict.
 
 use std::fs;
@@ -36,7 +36,7 @@ fn corpus_replays_clean() {
 /// A tool rather than a test: prints the trace of the input at
 /// `MUXPOOL_FUZZ_INPUT` and fails with its violation, if any.
 #[test]
-#[ignore = "a tool: MUXPOOL_FUZZ_INPUT=path cargo test --test fuzz_corpus -- --ignored input --nocapture"]
+#[ignore = "a tool: MUXPOOL_FUZZ_INPUT=path cargo test --test simulation -- --ignored input --nocapture"]
 fn input() {
     let path = std::env::var_os("MUXPOOL_FUZZ_INPUT")
         .expect("MUXPOOL_FUZZ_INPUT names the input to trace");
