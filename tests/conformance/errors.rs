@@ -1,0 +1,296 @@
+//! Errors and timeouts: a refused connect, requests the client cannot send,
+//! the client's and a request's own timeout, a full queue, and error values a
+//! person can read (`Display`, `{:#}` with the causes, `source` chains).
+
+use crate::support::{self, spawn, Adapter};
+
+use std::time::Duration;
+
+use crate::support::{
+    assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, spawn_get_text,
+    within,
+};
+use http::Method;
+use muxpool::client::Client;
+use muxpool::{Body, Error, ErrorKind, Timeout};
+use muxpool_testkit::hyper_server::{HyperServer, Options};
+
+async fn connect_refused<R: Adapter>() {
+    let port = closed_port();
+    let client = Client::<R>::new();
+    let error = within(
+        Duration::from_secs(3),
+        "a refused connect",
+        get(&client, format!("http://127.0.0.1:{port}/")),
+    )
+    .await
+    .expect_err("nothing listens");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
+    assert!(
+        has_io_cause(&error, std::io::ErrorKind::ConnectionRefused),
+        "the io::Error is in the source chain: {:?}",
+        causes(&error)
+    );
+    let text = format!("{error:#}");
+    assert!(text.starts_with("connect failed"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("refused"), "{text}");
+    // The short form has no causes; the alternate form has them all.
+    assert!(format!("{error}").len() < text.len());
+    assert_quiescent(&client).await;
+    let stats = client.stats();
+    assert_eq!(stats.connect_failures, 1, "{stats:#?}");
+    assert_eq!(stats.open, 0);
+}
+
+async fn connect_refused_by_name<R: Adapter>() {
+    let port = closed_port();
+    let client = Client::<R>::new();
+    let error = get(&client, format!("http://localhost:{port}/"))
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
+}
+
+async fn unresolvable_name_is_a_connect_error<R: Adapter>() {
+    let client = Client::<R>::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    // `.invalid` never resolves (RFC 6761).
+    let error = within(
+        Duration::from_secs(4),
+        "resolving an invalid name",
+        get(&client, "http://no-such-host.invalid/"),
+    )
+    .await
+    .expect_err("no such name");
+    assert!(
+        matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout),
+        "{error:#}"
+    );
+}
+
+async fn requests_the_client_cannot_send<R: Adapter>() {
+    let client = Client::<R>::new();
+    for url in ["ftp://127.0.0.1/file", "ws://127.0.0.1/", "/relative/path"] {
+        let error = get(&client, url).await.expect_err(url);
+        assert_eq!(error.kind(), ErrorKind::Request, "{url}: {error:#}");
+        assert!(format!("{error}").starts_with("invalid request"), "{error}");
+    }
+    // Nothing was sent, nothing was opened.
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.grants), (0, 0), "{stats:#?}");
+    assert_quiescent(&client).await;
+}
+
+/// A request that HTTP/1.1 cannot carry as it is (a `Content-Length` that
+/// contradicts its body) is refused on the connection it was given, before
+/// any byte is written: the connection goes back to the pool clean.
+async fn a_request_refused_by_the_encoder_keeps_its_connection<R: Adapter>() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::new();
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    let mut req = request(Method::POST, server.url("/echo"), Body::from("abc"));
+    req.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("5"),
+    );
+    let error = client.send(req).await.expect_err("a contradicting length");
+    assert_eq!(error.kind(), ErrorKind::Request, "{error:#}");
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(
+        server.accepted(),
+        1,
+        "the connection was reused after the refusal"
+    );
+    assert_eq!(server.requests(), 2, "the refused request was never sent");
+    assert_quiescent(&client).await;
+}
+
+async fn the_client_timeout<R: Adapter>() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(get_text(&client, server.url("/slow/50")).await, "slow");
+    let started = std::time::Instant::now();
+    let error = get(&client, server.url("/slow/3000"))
+        .await
+        .expect_err("slower than the timeout");
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(error.is_timeout());
+    assert!(format!("{error}").contains("timed out"), "{error}");
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+    assert_quiescent(&client).await;
+    // The timed-out exchange's connection was closed, not pooled.
+    assert_eq!(client.stats().open, 0);
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    assert_eq!(server.accepted(), 2);
+}
+
+async fn a_request_timeout_overrides_the_client_timeout<R: Adapter>() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    // Shorter than the client's.
+    let mut req = request(Method::GET, server.url("/slow/3000"), Body::empty());
+    req.extensions_mut()
+        .insert(Timeout(Duration::from_millis(200)));
+    let started = std::time::Instant::now();
+    let error = client.send(req).await.expect_err("the request's timeout");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Longer than the client's.
+    let short = Client::<R>::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut req = request(Method::GET, server.url("/slow/300"), Body::empty());
+    req.extensions_mut().insert(Timeout(Duration::from_secs(3)));
+    let response = short.send(req).await.expect("the longer request timeout");
+    assert_eq!(response.into_body().text().await.unwrap(), "slow");
+    // Without the extension the client's applies.
+    let error = get(&short, server.url("/slow/300"))
+        .await
+        .expect_err("the client's timeout");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_quiescent(&client).await;
+    assert_quiescent(&short).await;
+}
+
+async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
+    // One connection, held by a slow request: a second request waits in the
+    // queue and times out there.
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::builder()
+        .max_connections_per_key(1)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let slow = spawn_get_text(&client, server.url("/slow/800"));
+    support::wait_until("the slow request is in flight", || server.requests() == 1).await;
+    let mut req = request(Method::GET, server.url("/"), Body::empty());
+    req.extensions_mut()
+        .insert(Timeout(Duration::from_millis(200)));
+    let started = std::time::Instant::now();
+    let error = client.send(req).await.expect_err("no connection in time");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert!(started.elapsed() < Duration::from_millis(700));
+    assert_eq!(slow.await.unwrap(), "slow");
+    assert_quiescent(&client).await;
+    assert_eq!(client.stats().waiting, 0);
+    assert_eq!(server.accepted(), 1);
+}
+
+async fn a_full_queue_is_pool_exhausted<R: Adapter>() {
+    const REQUESTS: usize = 12;
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::builder()
+        .max_connections_per_key(1)
+        .max_waiting_per_key(2)
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..REQUESTS {
+        let client = client.clone();
+        let url = server.url("/slow/500");
+        tasks.push(spawn::<R, _>(async move {
+            match get(&client, url).await {
+                Ok(response) => Ok(response.into_body().text().await.unwrap()),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let mut served = 0;
+    let mut exhausted = Vec::<Error>::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(text) => {
+                assert_eq!(text, "slow");
+                served += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::PoolExhausted, "{e:#}");
+                exhausted.push(e);
+            }
+        }
+    }
+    assert!(served >= 1, "some requests were served");
+    assert!(
+        !exhausted.is_empty(),
+        "with one connection and two places in the queue, {REQUESTS} at once overflow"
+    );
+    assert_eq!(served + exhausted.len(), REQUESTS);
+    assert!(
+        served <= 4,
+        "{served} served: the queue held more than its limit"
+    );
+    let text = format!("{:#}", exhausted[0]);
+    assert!(text.starts_with("pool exhausted"), "{text}");
+    assert!(text.contains("waiting"), "{text}");
+    let stats = client.stats();
+    assert!(
+        stats.rejections.total() >= exhausted.len() as u64,
+        "{stats:#?}"
+    );
+    assert_quiescent(&client).await;
+    assert_eq!(server.accepted(), 1);
+}
+
+async fn errors_are_send_sync_and_std_errors<R: Adapter>() {
+    fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
+    assert_traits::<Error>();
+    let client = Client::<R>::new();
+    let error = get(&client, "ftp://x/").await.unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
+    assert!(
+        boxed.to_string().contains("unsupported URI scheme"),
+        "{boxed}"
+    );
+    let debug = format!("{boxed:?}");
+    assert!(debug.contains("Request"), "{debug}");
+}
+
+async fn invalid_configuration_is_a_config_error<R: Adapter>() {
+    let error = Client::<R>::builder()
+        .timeout(Duration::ZERO)
+        .build()
+        .expect_err("a zero timeout");
+    assert_eq!(error.kind(), ErrorKind::Config);
+    let error = Client::<R>::builder()
+        .max_connections_per_key(0)
+        .build()
+        .expect_err("a zero limit");
+    assert_eq!(error.kind(), ErrorKind::Config, "{error:#}");
+    assert!(
+        !causes(&error).is_empty(),
+        "the core's reason is the source"
+    );
+}
+
+support::conformance!(
+    connect_refused,
+    connect_refused_by_name,
+    unresolvable_name_is_a_connect_error,
+    requests_the_client_cannot_send,
+    a_request_refused_by_the_encoder_keeps_its_connection,
+    the_client_timeout,
+    a_request_timeout_overrides_the_client_timeout,
+    the_timeout_covers_waiting_for_a_connection,
+    a_full_queue_is_pool_exhausted,
+    errors_are_send_sync_and_std_errors,
+    invalid_configuration_is_a_config_error,
+);

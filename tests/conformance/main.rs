@@ -1,0 +1,34 @@
+//! The client conformance suite, one binary: each module is one area of the
+//! client, and each of its tests runs on every adapter, tokio and smol
+//! (`bodies::on_tokio::…`, `bodies::on_smol::…`), through `conformance!` in
+//! `support`.
+//!
+//! The nginx tests return early with a message when nginx is not installed,
+//! unless `MUXPOOL_REQUIRE_NGINX` is set.
+
+mod support;
+
+mod bodies;
+mod cancellation;
+mod connection;
+mod deadlines;
+mod errors;
+mod hostile;
+mod http2;
+mod http2_dead_peer;
+mod http2_early_response;
+mod http2_refused;
+mod http2_unanswered;
+mod keep_alive;
+mod nginx;
+mod nginx_http2;
+mod retry;
+mod runtimes;
+mod server_close;
+mod session_affinity;
+mod smol_executor;
+mod tls;
+mod types;
+mod websocket;
+mod websocket_http2;
+mod websocket_reconnect;
