@@ -2,7 +2,7 @@
 //! free, or when it waits for capacity that frees up.
 //!
 //! Run with `cargo bench -p muxpool-core --bench hot_path` (release profile). The
-//! target (DESIGN.md) is under 50 ns per operation; `tests/no_alloc.rs` proves the
+//! target is under 50 ns per operation; `tests/behaviour/no_alloc.rs` proves the
 //! same paths allocate nothing.
 //!
 //! Every benchmark drives a [`Pool`] exactly as an adapter does: each input is
@@ -52,7 +52,7 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{Bencher, BenchmarkId, Criterion};
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Lease, Pool, Release,
+    Acquire, AcquireOptions, Action, Connected, Instant, Lease, Pool, PoolConfig, Release,
 };
 use support::ThreadTime;
 
@@ -101,7 +101,9 @@ impl<K: Hash + Eq + Clone + Debug> Driver<K> {
             Some(Action::Open { conn }) => conn,
             other => panic!("expected an open, got {other:?}"),
         };
-        self.pool.handle_connected(conn, now, how).expect("connecting");
+        self.pool
+            .handle_connected(conn, now, how)
+            .expect("connecting");
         match self.pool.poll_action() {
             Some(Action::Grant { waiter: w, lease }) if w == waiter => lease,
             other => panic!("expected the grant, got {other:?}"),

@@ -37,7 +37,9 @@ use std::time::{Duration, Instant as StdInstant};
 
 use criterion::measurement::Measurement;
 use criterion::Criterion;
-use muxpool_core::{Acquire, AcquireOptions, Action, PoolConfig, Connected, Instant, Pool, Release};
+use muxpool_core::{
+    Acquire, AcquireOptions, Action, Connected, Instant, Pool, PoolConfig, Release,
+};
 use support::{thread_cpu_time, ThreadTime};
 use tokio::runtime::Runtime;
 

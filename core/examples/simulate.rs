@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muxpool_core::sim::{self, Faults, Options, Origin, Protocol};
-use muxpool_core::{PoolConfig, HealthCheck};
+use muxpool_core::{HealthCheck, PoolConfig};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::{self, assert_quiescent, get_text, request, spawn, spawn_get_text, Adapter};
 use http::Method;
 use muxpool::client::Client;
-use muxpool::{Body, ErrorKind, Timeout};
+use muxpool::{Body, ErrorKind, RequestTimeout};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
 /// An in-process server, and a client whose requests time out after
@@ -22,7 +22,7 @@ fn setup<R: Adapter>(timeout: Duration) -> (HyperServer, Client<R>) {
 /// A `GET url` with its own timeout.
 fn with_timeout(url: String, timeout: Duration) -> http::Request<Body> {
     let mut req = request(Method::GET, url, Body::empty());
-    req.extensions_mut().insert(Timeout(timeout));
+    req.extensions_mut().insert(RequestTimeout(timeout));
     req
 }
 

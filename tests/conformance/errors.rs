@@ -12,7 +12,7 @@ use crate::support::{
 };
 use http::Method;
 use muxpool::client::Client;
-use muxpool::{Body, Error, ErrorKind, Timeout};
+use muxpool::{Body, Error, ErrorKind, RequestTimeout};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
 async fn connect_refused<R: Adapter>() {
@@ -143,7 +143,7 @@ async fn a_request_timeout_overrides_the_client_timeout<R: Adapter>() {
     // Shorter than the client's.
     let mut req = request(Method::GET, server.url("/slow/3000"), Body::empty());
     req.extensions_mut()
-        .insert(Timeout(Duration::from_millis(200)));
+        .insert(RequestTimeout(Duration::from_millis(200)));
     let started = std::time::Instant::now();
     let error = client.send(req).await.expect_err("the request's timeout");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
@@ -159,7 +159,8 @@ async fn a_request_timeout_overrides_the_client_timeout<R: Adapter>() {
         .build()
         .unwrap();
     let mut req = request(Method::GET, server.url("/slow/300"), Body::empty());
-    req.extensions_mut().insert(Timeout(Duration::from_secs(3)));
+    req.extensions_mut()
+        .insert(RequestTimeout(Duration::from_secs(3)));
     let response = short.send(req).await.expect("the longer request timeout");
     assert_eq!(response.into_body().text().await.unwrap(), "slow");
     // Without the extension the client's applies.
@@ -184,7 +185,7 @@ async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
     support::wait_until("the slow request is in flight", || server.requests() == 1).await;
     let mut req = request(Method::GET, server.url("/"), Body::empty());
     req.extensions_mut()
-        .insert(Timeout(Duration::from_millis(200)));
+        .insert(RequestTimeout(Duration::from_millis(200)));
     let started = std::time::Instant::now();
     let error = client.send(req).await.expect_err("no connection in time");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::{self, assert_quiescent, get, get_text, within};
 use muxpool::client::Client;
-use muxpool::h1::Limits;
+use muxpool::H1Limits;
 use muxpool::{Error, ErrorKind};
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options};
@@ -71,7 +71,7 @@ async fn huge_headers_are_refused_under_the_limit<R: Adapter>() {
 async fn a_smaller_header_limit_is_honoured<R: Adapter>() {
     let server = Hostile::start(Behavior::HugeHeaders { bytes: 8 * 1024 });
     let client = Client::<R>::builder()
-        .h1_limits(Limits::DEFAULT.with_max_header_bytes(4 * 1024))
+        .h1_limits(H1Limits::DEFAULT.with_max_header_bytes(4 * 1024))
         .build()
         .unwrap();
     let error = get(&client, server.url("/")).await.expect_err("too large");

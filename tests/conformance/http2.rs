@@ -98,7 +98,7 @@ async fn idle_connections_answer_health_check_pings<R: Adapter>() {
     // reports the PONG, so the connection lives on.
     let server = h2_server(Options::default());
     let mut pool = muxpool::PoolConfig::default();
-    pool.health_check = muxpool::core::HealthCheck::new(
+    pool.health_check = muxpool::sans_io::HealthCheck::new(
         Some(std::time::Duration::from_millis(50)),
         std::time::Duration::from_millis(200),
     );

@@ -8,7 +8,7 @@ use crate::support::raw_h2::{ok, RawH2};
 use crate::support::{
     self, assert_quiescent, get_text, h2c_client_checking, wait_until, within, Adapter,
 };
-use muxpool::core::{CloseReason, HealthCheck};
+use muxpool::sans_io::{CloseReason, HealthCheck};
 
 async fn a_peer_that_stops_answering_pings_is_closed<R: Adapter>() {
     // Answers the first stream of each connection, then hangs.

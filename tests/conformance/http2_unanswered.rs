@@ -11,8 +11,8 @@ use crate::support::{
     self, assert_quiescent, get_text, h2c_client_checking, request, wait_until, within, Adapter,
 };
 use http::Method;
-use muxpool::client::Timeout;
-use muxpool::core::{CloseReason, HealthCheck};
+use muxpool::sans_io::{CloseReason, HealthCheck};
+use muxpool::RequestTimeout;
 use muxpool::{Body, ErrorKind};
 
 async fn a_request_that_times_out_gets_its_connection_checked<R: Adapter>() {
@@ -24,7 +24,7 @@ async fn a_request_that_times_out_gets_its_connection_checked<R: Adapter>() {
     assert_eq!(get_text(&client, &server.url).await, "ok");
     let mut hung = request(Method::GET, &server.url, Body::empty());
     hung.extensions_mut()
-        .insert(Timeout(Duration::from_millis(200)));
+        .insert(RequestTimeout(Duration::from_millis(200)));
     let error = client.send(hung).await.expect_err("no answer comes");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
 

@@ -10,7 +10,7 @@ mod support;
 
 mod bodies;
 mod cancellation;
-mod connection;
+mod channel;
 mod deadlines;
 mod errors;
 mod hostile;

@@ -10,9 +10,9 @@
 
 use crate::support::{self, assert_quiescent, get_text, request, spawn, wait_until, Adapter};
 use http::Method;
-use muxpool::client::connection::{Codec, ConnectionOptions};
 use muxpool::client::Client;
 use muxpool::{Body, Message, Session};
+use muxpool::{ChannelOptions, Codec};
 use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
 
 fn server() -> HyperServer {
@@ -116,8 +116,8 @@ async fn a_message_connection_over_http_is_one_session<R: Adapter>() {
     let server = server();
     let client = Client::<R>::new();
     let url: http::Uri = server.url("/conn").parse().expect("a URI");
-    let sticky = client.messages_over_http(url.clone(), Whole, ConnectionOptions::default());
-    let loose = client.messages_over_http(url, Whole, ConnectionOptions::default().affinity(false));
+    let sticky = client.messages_over_http(url.clone(), Whole, ChannelOptions::default());
+    let loose = client.messages_over_http(url, Whole, ChannelOptions::default().affinity(false));
     let text = |m: Message| m.as_text().expect("a text answer").to_owned();
     behind_a_busy_connection(&client, &server, async {
         text(sticky.request("first").await.expect("a request"))

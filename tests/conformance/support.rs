@@ -302,7 +302,7 @@ pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
 
 /// A client builder whose pool has these health checks.
 pub fn builder_checking<R: Adapter>(
-    health: muxpool::core::HealthCheck,
+    health: muxpool::sans_io::HealthCheck,
 ) -> muxpool::client::ClientBuilder<R> {
     let mut pool = muxpool::PoolConfig::default();
     pool.health_check = health;
@@ -310,7 +310,7 @@ pub fn builder_checking<R: Adapter>(
 }
 
 /// An h2c (prior knowledge) client with these health checks.
-pub fn h2c_client_checking<R: Adapter>(health: muxpool::core::HealthCheck) -> Client<R> {
+pub fn h2c_client_checking<R: Adapter>(health: muxpool::sans_io::HealthCheck) -> Client<R> {
     builder_checking::<R>(health)
         .http2_prior_knowledge(true)
         .build()

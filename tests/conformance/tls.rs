@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::{assert_quiescent, client_trusting, get, get_text, tls_trusting};
 use muxpool::client::Client;
 use muxpool::tls::{Alpn, CaCertificates, ClientAuth, Roots, TlsConfig};
-use muxpool::{ErrorKind, Origin};
+use muxpool::{ErrorKind, PoolKey};
 use muxpool_testkit::certs::{self, Ca};
 use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{content, HyperServer, Options, Protocol};
@@ -259,14 +259,14 @@ async fn plain_and_tls_origins_never_share_connections<R: Adapter>() {
     let tls = tls_trusting(&ca);
     let plain: http::Uri = "http://127.0.0.1:8443/".parse().unwrap();
     let secure: http::Uri = "https://127.0.0.1:8443/".parse().unwrap();
-    let plain = Origin::from_uri(&plain, tls.identity()).unwrap();
-    let secure = Origin::from_uri(&secure, tls.identity()).unwrap();
+    let plain = PoolKey::from_uri(&plain, tls.identity()).unwrap();
+    let secure = PoolKey::from_uri(&secure, tls.identity()).unwrap();
     assert_ne!(plain, secure, "same host and port, http vs https");
     assert!(!plain.is_tls() && secure.is_tls());
 
     // Default ports, case, brackets.
-    let a = Origin::from_uri(&"https://Example.COM/x".parse().unwrap(), tls.identity()).unwrap();
-    let b = Origin::from_uri(
+    let a = PoolKey::from_uri(&"https://Example.COM/x".parse().unwrap(), tls.identity()).unwrap();
+    let b = PoolKey::from_uri(
         &"https://example.com:443/y".parse().unwrap(),
         tls.identity(),
     )
@@ -274,7 +274,7 @@ async fn plain_and_tls_origins_never_share_connections<R: Adapter>() {
     assert_eq!(a, b);
     assert_eq!(a.port(), 443);
     assert_eq!(a.host(), "example.com");
-    let v6 = Origin::from_uri(&"http://[::1]:80/".parse().unwrap(), tls.identity()).unwrap();
+    let v6 = PoolKey::from_uri(&"http://[::1]:80/".parse().unwrap(), tls.identity()).unwrap();
     assert_eq!(v6.host(), "::1");
     assert_eq!(v6.to_string(), "http://[::1]:80");
 }
@@ -287,8 +287,8 @@ async fn different_tls_settings_are_different_origins<R: Adapter>() {
     let base = tls_trusting(&ca);
     let same = tls_trusting(&ca);
     assert_eq!(
-        Origin::from_uri(&uri, base.identity()).unwrap(),
-        Origin::from_uri(&uri, same.identity()).unwrap(),
+        PoolKey::from_uri(&uri, base.identity()).unwrap(),
+        PoolKey::from_uri(&uri, same.identity()).unwrap(),
         "equal settings may share connections"
     );
     let variants = [
@@ -323,10 +323,10 @@ async fn different_tls_settings_are_different_origins<R: Adapter>() {
                 .unwrap()
         }),
     ];
-    let base_origin = Origin::from_uri(&uri, base.identity()).unwrap();
+    let base_origin = PoolKey::from_uri(&uri, base.identity()).unwrap();
     for (what, config) in &variants {
         assert_ne!(
-            Origin::from_uri(&uri, config.identity()).unwrap(),
+            PoolKey::from_uri(&uri, config.identity()).unwrap(),
             base_origin,
             "{what} must not share connections"
         );
@@ -334,8 +334,8 @@ async fn different_tls_settings_are_different_origins<R: Adapter>() {
     // Plain origins ignore TLS settings.
     let plain: http::Uri = "http://127.0.0.1:8080/".parse().unwrap();
     assert_eq!(
-        Origin::from_uri(&plain, base.identity()).unwrap(),
-        Origin::from_uri(&plain, variants[0].1.identity()).unwrap()
+        PoolKey::from_uri(&plain, base.identity()).unwrap(),
+        PoolKey::from_uri(&plain, variants[0].1.identity()).unwrap()
     );
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::{self, assert_quiescent, sleep, tls_trusting_with, wait_for, within, Adapter};
 use bytes::Bytes;
 use muxpool::client::Client;
-use muxpool::core::{CloseReason, HealthCheck};
+use muxpool::sans_io::{CloseReason, HealthCheck};
 use muxpool::tls::Alpn;
 use muxpool::{ErrorKind, Message, WebSocket, WebSocketError};
 use muxpool_testkit::certs::{self, Ca};

@@ -1,4 +1,4 @@
-//! The hot path allocates nothing (DESIGN.md, invariant 11).
+//! The hot path allocates nothing (docs/architecture.md, invariant 11).
 //!
 //! A counting global allocator wraps [`System`] and counts every `alloc`,
 //! `alloc_zeroed`, `realloc` and `dealloc` made by the current thread while a

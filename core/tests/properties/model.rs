@@ -1,5 +1,5 @@
 //! Random workloads against the reference model: every input, every kind of
-//! configuration, every invariant of `DESIGN.md` checked after every step.
+//! configuration, every invariant of `docs/architecture.md` checked after every step.
 //!
 //! This is the broad net. Each case is a small configuration (one to four
 //! connections per key, one to three keys, small stream caps and timeouts, so that

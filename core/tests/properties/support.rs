@@ -1,6 +1,6 @@
 //! The shared harness of the property tests: a small reference model of the pool,
 //! a driver that feeds the real core and the model the same inputs, and the checks
-//! of every invariant of `DESIGN.md` ("What must always hold"), run after every step.
+//! of every invariant of `docs/architecture.md` ("What always holds"), run after every step.
 //!
 //! ## The model
 //!

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::{self, assert_quiescent, sleep, spawn, within, Adapter};
-use muxpool::client::connection::{Codec, Connection, ConnectionOptions};
 use muxpool::client::Client;
+use muxpool::{ChannelOptions, Codec, MessageChannel};
 use muxpool::{ErrorKind, Message};
 use muxpool_testkit::hyper_server::{HyperServer, Options as HttpOptions, Protocol};
 use muxpool_testkit::ws_server::{Behavior, Options, WsServer};
@@ -39,8 +39,8 @@ fn rpc_server(batch: usize) -> WsServer {
 async fn over_websocket<R: Adapter>(
     client: &Client<R>,
     server: &WsServer,
-    options: ConnectionOptions,
-) -> Connection<Words> {
+    options: ChannelOptions,
+) -> MessageChannel<Words> {
     let request = http::Request::get(server.url("/rpc"))
         .body(())
         .expect("a request");
@@ -57,7 +57,7 @@ fn text(message: Message) -> String {
 async fn responses_answered_in_reverse_order_find_their_requests<R: Adapter>() {
     let server = rpc_server(16);
     let client = Client::<R>::new();
-    let conn = Arc::new(over_websocket(&client, &server, ConnectionOptions::default()).await);
+    let conn = Arc::new(over_websocket(&client, &server, ChannelOptions::default()).await);
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let conn = Arc::clone(&conn);
@@ -82,7 +82,7 @@ async fn responses_answered_in_reverse_order_find_their_requests<R: Adapter>() {
 async fn notifications_and_server_initiated_messages<R: Adapter>() {
     let server = rpc_server(1);
     let client = Client::<R>::new();
-    let conn = over_websocket(&client, &server, ConnectionOptions::default()).await;
+    let conn = over_websocket(&client, &server, ChannelOptions::default()).await;
     conn.notify("note hello").await.expect("notify");
     conn.notify("note world").await.expect("notify");
     // Requests are answered meanwhile; the pushes wait for `receive`.
@@ -108,7 +108,7 @@ async fn saturation_waits_and_every_request_has_a_deadline<R: Adapter>() {
         .timeout(Duration::from_millis(800))
         .build()
         .expect("a client");
-    let options = ConnectionOptions::default().max_in_flight(1);
+    let options = ChannelOptions::default().max_in_flight(1);
     let conn = Arc::new(over_websocket(&client, &server, options).await);
     let first = {
         let conn = Arc::clone(&conn);
@@ -145,8 +145,7 @@ async fn the_same_connection_over_http2<R: Adapter>() {
         .http2_prior_knowledge(true)
         .build()
         .expect("a client");
-    let options =
-        ConnectionOptions::default().events(server.url("/lines/3").parse().expect("a URI"));
+    let options = ChannelOptions::default().events(server.url("/lines/3").parse().expect("a URI"));
     let url = server.url("/echo").parse().expect("a URI");
     let conn = Arc::new(client.messages_over_http(url, Words, options));
     let tasks: Vec<_> = (0..16)
