@@ -1,5 +1,5 @@
-//! The pool: every connection and waiting request, keyed by origin, and every
-//! decision about them.
+//! The pool: every connection and waiting request, by key, and every decision
+//! about them.
 //!
 //! ## How a decision is made
 //!
@@ -91,11 +91,12 @@ fn stale_lease() -> EventError {
 /// for: no decision iterates it.
 type SeededState = foldhash::quality::FixedState;
 
-/// The sans-IO connection pool: every connection and waiting request, keyed by
-/// origin, and every decision about them.
+/// The sans-IO connection pool: every connection and waiting request, by key,
+/// and every decision about them.
 ///
-/// `K` names an origin: anything hashable that tells apart connections that must
-/// never be shared (the adapters use scheme, host, port and TLS identity).
+/// `K` is the pool key: anything hashable that tells apart connections that
+/// must never be shared (the client's `PoolKey` is scheme, host, port and TLS
+/// identity, and a WebSocket's target).
 ///
 /// A `Pool` does no I/O, reads no clock and starts no task. Its caller (an
 /// adapter, a test, the simulator) gives it *inputs*, each with the current time,
