@@ -2,8 +2,9 @@
 //! runtime: echo of text and binary up to 16 MiB, reuse of a returned
 //! WebSocket, keys per path and headers, closes by the server (after N
 //! messages, when idle), abrupt drops, health-check pings answered and
-//! unanswered, `wss` with a test CA, the message limit, and no lease or
-//! connection left behind.
+//! unanswered, `wss` with a test CA, the message limit, senders on other
+//! tasks and the lease they belong to, and no lease or connection left
+//! behind.
 
 use std::time::Duration;
 
@@ -400,6 +401,72 @@ async fn unclean_drops_leak_nothing<R: Adapter>() {
     assert_eq!(client.stats().open, 0);
 }
 
+async fn a_sender_sends_from_another_task_while_the_owner_receives<R: Adapter>() {
+    let server = server(Behavior::Echo);
+    let client = Client::<R>::new();
+    let mut ws = open(&client, &server.url("/senders")).await;
+    let sender = ws.sender();
+    assert!(!sender.is_closed());
+    client.runtime().spawn(async move {
+        for i in 0..3 {
+            sender.send(format!("from a task {i}")).await.expect("send");
+        }
+    });
+    for i in 0..3 {
+        let back = within(Duration::from_secs(5), "an echo", ws.recv())
+            .await
+            .expect("recv");
+        assert_eq!(back.as_text(), Some(format!("from a task {i}").as_str()));
+    }
+    drop(ws);
+    assert_quiescent(&client).await;
+}
+
+async fn a_websocket_goes_back_to_the_pool_once_its_senders_are_gone<R: Adapter>() {
+    let server = server(Behavior::Echo);
+    let client = Client::<R>::new();
+    let mut ws = open(&client, &server.url("/")).await;
+    let sender = ws.sender();
+    sender.send("one").await.expect("send");
+    assert_eq!(ws.recv().await.expect("recv").as_text(), Some("one"));
+    drop(sender);
+    drop(ws);
+    let mut ws = open(&client, &server.url("/")).await;
+    echo(&mut ws, "two".into()).await;
+    assert_eq!(server.accepted(), 1);
+    drop(ws);
+    assert_quiescent(&client).await;
+}
+
+async fn a_websocket_dropped_with_a_live_sender_is_closed_not_pooled<R: Adapter>() {
+    let server = server(Behavior::Echo);
+    let client = Client::<R>::new();
+    let mut ws = open(&client, &server.url("/")).await;
+    let sender = ws.sender();
+    echo(&mut ws, "one".into()).await;
+    drop(ws);
+    // The WebSocket closes, and its sender reaches nothing any more...
+    wait_for(Duration::from_secs(5), "the server sees the close", || {
+        server.open() == 0
+    })
+    .await;
+    let error = sender
+        .send("stale")
+        .await
+        .expect_err("a sender of a dropped WebSocket sends nothing");
+    assert_eq!(error.kind(), ErrorKind::WebSocket, "{error:#}");
+    assert!(sender.is_closed());
+    assert!(sender.ended().is_some());
+    // ...least of all the WebSocket the next caller gets, which is its own.
+    let mut ws = open(&client, &server.url("/")).await;
+    echo(&mut ws, "two".into()).await;
+    assert_eq!(server.accepted(), 2);
+    assert_eq!(server.messages(), 2, "the stale message never left");
+    drop(ws);
+    drop(sender);
+    assert_quiescent(&client).await;
+}
+
 support::conformance!(
     text_and_binary_up_to_16_mib_echo,
     a_returned_websocket_is_reused,
@@ -414,4 +481,7 @@ support::conformance!(
     a_refused_upgrade_is_a_typed_error,
     a_closed_websocket_leaves_the_pool,
     unclean_drops_leak_nothing,
+    a_sender_sends_from_another_task_while_the_owner_receives,
+    a_websocket_goes_back_to_the_pool_once_its_senders_are_gone,
+    a_websocket_dropped_with_a_live_sender_is_closed_not_pooled,
 );

@@ -61,7 +61,7 @@ use std::time::Duration;
 use http::Request;
 use muxpool_core::{Lease, Release};
 
-use crate::conn::ws::{WsConn, WsLender, WsSender, CLOSE_GRACE};
+use crate::conn::ws::{WeakWsSender, WsConn, WsLender, CLOSE_GRACE};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::pool::{LeasedConn, Shared};
@@ -126,6 +126,9 @@ pub struct WebSocket {
     pool: Arc<dyn WsLender>,
     max_message: usize,
     closed: bool,
+    /// Held by every [`WebSocketSender`] of this lease: a WebSocket dropped
+    /// while one is still alive is closed, never pooled.
+    senders: Arc<()>,
 }
 
 impl fmt::Debug for WebSocket {
@@ -138,11 +141,8 @@ impl fmt::Debug for WebSocket {
 }
 
 /// The error for a WebSocket that ended: why, as its driver recorded it.
-fn ended(sender: Option<&WsSender>) -> Error {
-    sender
-        .and_then(WsSender::fate)
-        .unwrap_or(WebSocketError::Dropped)
-        .into_error()
+fn ended(fate: Option<WebSocketError>) -> Error {
+    fate.unwrap_or(WebSocketError::Dropped).into_error()
 }
 
 /// Refuses a message over `max` before it is queued.
@@ -170,6 +170,7 @@ impl WebSocket {
             pool,
             max_message,
             closed: false,
+            senders: Arc::new(()),
         }
     }
 
@@ -194,7 +195,7 @@ impl WebSocket {
         conn.sender()
             .send(message)
             .await
-            .map_err(|message| (message, ended(Some(conn.sender()))))
+            .map_err(|message| (message, ended(conn.sender().fate())))
     }
 
     /// The next message from the server.
@@ -210,18 +211,23 @@ impl WebSocket {
         };
         match conn.recv().await {
             Some(message) => Ok(message),
-            None => Err(ended(Some(conn.sender()))),
+            None => Err(ended(conn.sender().fate())),
         }
     }
 
     /// A handle that sends on this WebSocket from other tasks while this one
     /// receives: clone it for as many senders as needed. It sends nothing
-    /// once the WebSocket is closed or has ended, and it does not keep the
-    /// WebSocket from going back to the pool when this handle is dropped.
+    /// once the WebSocket is closed or has ended.
+    ///
+    /// A sender belongs to this lease: when the `WebSocket` is dropped while a
+    /// sender is still alive, the WebSocket is closed rather than pooled, so
+    /// no sender ever reaches a WebSocket leased to another caller. Drop the
+    /// senders first to give the WebSocket back to the pool.
     pub fn sender(&self) -> WebSocketSender {
         WebSocketSender {
-            sender: self.conn.as_ref().map(|c| c.sender().clone()),
+            sender: self.conn.as_ref().map(|c| c.sender().downgrade()),
             max_message: self.max_message,
+            _lease: Arc::clone(&self.senders),
         }
     }
 
@@ -263,7 +269,9 @@ impl Drop for WebSocket {
             return;
         };
         let conn = self.conn.take();
-        let clean = !self.closed && conn.as_ref().is_some_and(WsConn::release);
+        let clean = !self.closed
+            && Arc::strong_count(&self.senders) == 1
+            && conn.as_ref().is_some_and(WsConn::release);
         self.pool.check_in_ws(lease, conn.filter(|_| clean));
     }
 }
@@ -271,8 +279,10 @@ impl Drop for WebSocket {
 /// Sends on a [`WebSocket`] from another task: see [`WebSocket::sender`].
 #[derive(Clone)]
 pub struct WebSocketSender {
-    sender: Option<WsSender>,
+    sender: Option<WeakWsSender>,
     max_message: usize,
+    /// The lease's count of live senders (see [`WebSocket::sender`]).
+    _lease: Arc<()>,
 }
 
 impl fmt::Debug for WebSocketSender {
@@ -296,16 +306,17 @@ impl WebSocketSender {
         let Some(sender) = &self.sender else {
             return Err(WebSocketError::ClosedLocally.into_error());
         };
-        sender.send(message).await.map_err(|_| ended(Some(sender)))
+        sender.send(message).await.map_err(|_| ended(sender.fate()))
     }
 
     /// Whether the WebSocket has ended: nothing sent from now on arrives.
     pub fn is_closed(&self) -> bool {
-        self.sender.as_ref().is_none_or(WsSender::is_ended)
+        self.sender.as_ref().is_none_or(WeakWsSender::is_ended)
     }
 
     /// Why the WebSocket ended, once it has: the error its next send gets.
     pub fn ended(&self) -> Option<Error> {
-        self.is_closed().then(|| ended(self.sender.as_ref()))
+        self.is_closed()
+            .then(|| ended(self.sender.as_ref().and_then(WeakWsSender::fate)))
     }
 }

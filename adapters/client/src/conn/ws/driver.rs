@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_util::sync::PollSender;
 
-use super::{websocket_error, Command, Message, Shared};
+use super::{websocket_error, Command, Message, WsShared};
 use crate::conn::{Clock, Report};
 use crate::error::WebSocketError;
 use crate::runtime::Timer;
@@ -66,7 +66,7 @@ pub(crate) struct Parts {
     socket: Box<dyn Socket>,
     commands: mpsc::Receiver<Command>,
     incoming: mpsc::Sender<Message>,
-    shared: Arc<Shared>,
+    shared: Arc<WsShared>,
 }
 
 impl Parts {
@@ -74,7 +74,7 @@ impl Parts {
         socket: Box<dyn Socket>,
         commands: mpsc::Receiver<Command>,
         incoming: mpsc::Sender<Message>,
-        shared: Arc<Shared>,
+        shared: Arc<WsShared>,
     ) -> Parts {
         Parts {
             socket,
@@ -112,7 +112,7 @@ pub(crate) struct Driver<F> {
     socket: Box<dyn Socket>,
     commands: mpsc::Receiver<Command>,
     incoming: PollSender<Message>,
-    shared: Arc<Shared>,
+    shared: Arc<WsShared>,
     clock: Arc<dyn Clock>,
     report: F,
     /// Frames were handed to the socket since it was last flushed.

@@ -141,7 +141,7 @@ pub(crate) enum Command {
 
 /// What a WebSocket's holder and its driver share.
 #[derive(Default)]
-pub(crate) struct Shared {
+pub(crate) struct WsShared {
     /// Leased to a holder: a message that arrives while this is off is
     /// unexpected, and ends the WebSocket.
     leased: AtomicBool,
@@ -150,7 +150,7 @@ pub(crate) struct Shared {
     fate: Mutex<Option<WebSocketError>>,
 }
 
-impl Shared {
+impl WsShared {
     fn fate(&self) -> Option<WebSocketError> {
         self.fate.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -173,7 +173,7 @@ pub(crate) struct WsConn {
 #[derive(Clone)]
 pub(crate) struct WsSender {
     commands: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
+    shared: Arc<WsShared>,
 }
 
 impl WsSender {
@@ -200,6 +200,51 @@ impl WsSender {
     /// Whether the WebSocket has ended, or its driver is gone.
     pub(crate) fn is_ended(&self) -> bool {
         self.shared.fate().is_some() || self.commands.is_closed()
+    }
+
+    /// A sender that does not keep the WebSocket open: it sends only while
+    /// the holder's end (or the pool's) still holds it.
+    pub(crate) fn downgrade(&self) -> WeakWsSender {
+        WeakWsSender {
+            commands: self.commands.downgrade(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A [`WsSender`] that does not keep the WebSocket open: once the holder's
+/// end is gone, the driver's queue closes and this sends nothing.
+#[derive(Clone)]
+pub(crate) struct WeakWsSender {
+    commands: mpsc::WeakSender<Command>,
+    shared: Arc<WsShared>,
+}
+
+impl WeakWsSender {
+    fn upgrade(&self) -> Option<WsSender> {
+        Some(WsSender {
+            commands: self.commands.upgrade()?,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Queues `message`, as [`WsSender::send`] does; gives it back once the
+    /// WebSocket has ended or its holder's end is gone.
+    pub(crate) async fn send(&self, message: Message) -> Result<(), Message> {
+        match self.upgrade() {
+            Some(sender) => sender.send(message).await,
+            None => Err(message),
+        }
+    }
+
+    /// Why the WebSocket ended, once the driver has said.
+    pub(crate) fn fate(&self) -> Option<WebSocketError> {
+        self.shared.fate()
+    }
+
+    /// Whether the WebSocket has ended, or its holder's end is gone.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.upgrade().is_none_or(|s| s.is_ended())
     }
 }
 
@@ -305,7 +350,7 @@ where
 {
     let (commands, commands_rx) = mpsc::channel(OUTGOING);
     let (incoming_tx, incoming) = mpsc::channel(INCOMING);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(WsShared::default());
     Opened {
         conn: WsConn {
             sender: WsSender {
