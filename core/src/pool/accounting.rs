@@ -16,7 +16,7 @@ use crate::id::{Arena, ConnId, Lease, LeaseId, StreamLease};
 use crate::list::Link;
 use crate::stats::Stats;
 
-use super::conn::{slot_link, Conn, Place, State};
+use super::conn::{slot_link, Conn, Place};
 use super::key::KeyState;
 
 /// How a lease comes to be granted.
@@ -86,7 +86,7 @@ impl Books {
                 c.lease_generation = generation;
             }
             if max_requests.is_some_and(|max| c.requests >= max) {
-                c.state = State::Draining;
+                c.state = c.state.draining();
                 c.drain_reason = CloseReason::RequestLimit;
             }
             inline

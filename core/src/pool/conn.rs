@@ -57,11 +57,39 @@ pub(super) const NO_LEASE: u64 = 0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
-    Connecting { deadline: Instant },
+    Connecting {
+        deadline: Instant,
+    },
     Ready,
-    Checking { deadline: Instant },
+    Checking {
+        deadline: Instant,
+    },
+    /// No new lease.
     Draining,
+    /// No new lease, and a health check sent before the connection began to
+    /// drain is still out: draining does not excuse a suspected connection
+    /// from answering it, and it closes at `deadline` unanswered.
+    DrainingChecked {
+        deadline: Instant,
+    },
     Closed,
+}
+
+impl State {
+    /// The state a connection drains in: a health check out stays out.
+    pub(super) fn draining(self) -> State {
+        match self {
+            State::Checking { deadline } | State::DrainingChecked { deadline } => {
+                State::DrainingChecked { deadline }
+            }
+            _ => State::Draining,
+        }
+    }
+
+    /// Whether the connection takes no new lease and closes with its last.
+    pub(super) fn is_draining(self) -> bool {
+        matches!(self, State::Draining | State::DrainingChecked { .. })
+    }
 }
 
 /// Where a connection is counted in the gauges. The values are its bits in a
@@ -210,7 +238,7 @@ impl Conn {
             }
             State::Checking { .. } if self.leases == 0 => Class::Idle as u8 | usable,
             State::Checking { .. } => Class::Busy as u8 | usable,
-            State::Draining => Class::Draining as u8,
+            State::Draining | State::DrainingChecked { .. } => Class::Draining as u8,
             State::Closed => return Place::CLOSED,
         };
         Place(bits)
@@ -233,7 +261,7 @@ impl Conn {
                 State::Connecting { .. } => ConnState::Connecting,
                 State::Ready => ConnState::Ready,
                 State::Checking { .. } => ConnState::Checking,
-                State::Draining => ConnState::Draining,
+                State::Draining | State::DrainingChecked { .. } => ConnState::Draining,
                 State::Closed => ConnState::Closed,
             },
             mode: connected.then_some(if self.multiplexed {

@@ -456,8 +456,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 if c.grandfathered > 0 {
                     c.grandfathered = c.grandfathered.min(c.leases.saturating_sub(c.capacity));
                 }
-                if how == Release::Close && !matches!(c.state, State::Draining) {
-                    c.state = State::Draining;
+                if how == Release::Close && !c.state.is_draining() {
+                    c.state = c.state.draining();
                     c.drain_reason = CloseReason::NotReusable;
                 }
                 if c.leases == 0 {
@@ -536,7 +536,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             };
             match (c.state, c.leases, how) {
                 (State::Closed, _, _) => {}
-                (State::Draining, _, Shutdown::Graceful) => {
+                (state, _, Shutdown::Graceful) if state.is_draining() => {
                     self.update(cid, |c| c.drain_reason = CloseReason::Shutdown);
                 }
                 (_, 0, _) | (_, _, Shutdown::Immediate) => self.close(cid, CloseReason::Shutdown),
@@ -640,13 +640,14 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// Reports that the peer is going away (HTTP/2 GOAWAY, `Connection: close`):
-    /// no new lease; closed when the last one is back.
+    /// no new lease; closed when the last one is back, or at the deadline of a
+    /// health check still out on it, unanswered.
     pub fn handle_going_away(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         match c.state {
             State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
-            State::Draining => return Ok(()),
+            State::Draining | State::DrainingChecked { .. } => return Ok(()),
             State::Ready | State::Checking { .. } => {}
         }
         self.drain(conn, CloseReason::PeerGoingAway);
@@ -677,16 +678,25 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// Reports that the health check asked for by [`Action::HealthCheck`] was
-    /// answered: the connection is alive and may be leased again.
+    /// answered: the connection is alive and may be leased again. A
+    /// connection that started draining while its check was out (the peer went
+    /// away, a graceful shutdown) takes the answer too, and drains on; had the
+    /// answer not come, it would have closed at the check's deadline, leases
+    /// out or not. With no check out, the answer is refused with
+    /// [`EventError::WrongState`].
     pub fn handle_health_ok(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
         let now = self.tick(now);
         let c = self.live(conn)?;
-        if !matches!(c.state, State::Checking { .. }) {
-            return Err(EventError::WrongState);
-        }
+        let answered = match c.state {
+            State::Checking { .. } => State::Ready,
+            // Suspected, then draining: the answer clears the check, and the
+            // connection drains on.
+            State::DrainingChecked { .. } => State::Draining,
+            _ => return Err(EventError::WrongState),
+        };
         let kid = c.key;
         self.update(conn, |c| {
-            c.state = State::Ready;
+            c.state = answered;
             c.seen_at = now;
         });
         self.arm_for_conn(conn);
@@ -711,7 +721,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         match c.state {
             State::Connecting { .. } | State::Closed => return Err(EventError::WrongState),
             State::Ready if c.health_checks => {}
-            State::Ready | State::Checking { .. } | State::Draining => return Ok(()),
+            State::Ready
+            | State::Checking { .. }
+            | State::Draining
+            | State::DrainingChecked { .. } => return Ok(()),
         }
         let kid = c.key;
         let deadline = now.saturating_add(self.config.health_check.timeout);

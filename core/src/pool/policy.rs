@@ -327,7 +327,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         } else {
             let kid = c.key;
             self.update(cid, |c| {
-                c.state = State::Draining;
+                c.state = c.state.draining();
                 c.drain_reason = reason;
             });
             self.mark_dirty(kid);

@@ -50,7 +50,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         match c.state {
-            State::Connecting { deadline } | State::Checking { deadline } => at(deadline),
+            State::Connecting { deadline }
+            | State::Checking { deadline }
+            | State::DrainingChecked { deadline } => at(deadline),
             State::Ready if c.leases == 0 => {
                 if let Some(idle) = cfg.idle_timeout {
                     at(c.idle_since.saturating_add(idle));
@@ -184,7 +186,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.fail_connect(cid, Some(CloseReason::ConnectTimeout));
                 return;
             }
-            State::Checking { deadline } if deadline <= now => {
+            State::Checking { deadline } | State::DrainingChecked { deadline }
+                if deadline <= now =>
+            {
                 self.close(cid, CloseReason::HealthCheckFailed);
                 return;
             }

@@ -6,6 +6,7 @@
 use crate::support::*;
 use muxpool_core::{
     Action, CloseReason, Connected, EventError, HandleKind, HealthCheck, PoolConfig, Release,
+    Shutdown,
 };
 
 /// No periodic check: only suspicion sends one.
@@ -83,6 +84,69 @@ fn draining_connections_are_left_alone() {
     assert_eq!(
         closes(&d.actions()),
         [(lease.conn(), CloseReason::PeerGoingAway)]
+    );
+}
+
+#[test]
+fn a_suspected_connection_that_goes_away_still_answers_for_its_check() {
+    let mut d = Driver::new(config());
+    let lease = d.first_lease("k", Connected::http2(10));
+    d.pool.handle_suspect(lease.conn(), d.now).unwrap();
+    assert_eq!(d.actions(), [Action::HealthCheck { conn: lease.conn() }]);
+    // GOAWAY while the check is out: the connection drains, and the check
+    // stays out. Unanswered, it closes the connection under its lease.
+    d.pool.handle_going_away(lease.conn(), d.now).unwrap();
+    d.check();
+    assert!(d.actions().is_empty());
+    d.advance(secs(5));
+    assert_eq!(
+        closes(&d.actions()),
+        [(lease.conn(), CloseReason::HealthCheckFailed)]
+    );
+    d.pool.release(lease, d.now, Release::Reuse).unwrap();
+    d.check();
+    assert_eq!(d.pool.stats().open, 0);
+}
+
+#[test]
+fn the_answer_to_a_draining_connections_check_is_taken() {
+    let mut d = Driver::new(config());
+    let lease = d.first_lease("k", Connected::http2(10));
+    d.pool.handle_suspect(lease.conn(), d.now).unwrap();
+    d.actions();
+    d.pool.handle_going_away(lease.conn(), d.now).unwrap();
+    d.actions();
+    // The pong to the check sent before the GOAWAY: answered, not refused.
+    d.advance(millis(20));
+    assert_eq!(d.pool.handle_health_ok(lease.conn(), d.now), Ok(()));
+    d.check();
+    // No check is out any more: it drains to its last lease, then closes.
+    d.advance(secs(10));
+    assert!(d.actions().is_empty());
+    assert_eq!(
+        d.pool.handle_health_ok(lease.conn(), d.now),
+        Err(EventError::WrongState)
+    );
+    d.release(lease);
+    assert_eq!(
+        closes(&d.actions()),
+        [(lease.conn(), CloseReason::PeerGoingAway)]
+    );
+}
+
+#[test]
+fn a_suspected_connection_in_a_graceful_shutdown_still_closes_at_its_check() {
+    let mut d = Driver::new(config());
+    let lease = d.first_lease("k", Connected::websocket());
+    d.pool.handle_suspect(lease.conn(), d.now).unwrap();
+    assert_eq!(d.actions(), [Action::HealthCheck { conn: lease.conn() }]);
+    d.pool.shutdown(d.now, Shutdown::Graceful);
+    d.check();
+    assert!(d.actions().is_empty());
+    d.advance(secs(5));
+    assert_eq!(
+        closes(&d.actions()),
+        [(lease.conn(), CloseReason::HealthCheckFailed)]
     );
 }
 

@@ -444,6 +444,9 @@ struct MConn {
     idle_since: Instant,
     seen_at: Instant,
     check_sent_at: Instant,
+    /// A health check is out on it: sent, not yet answered. It stays out when
+    /// the connection starts draining, and closes it at its deadline.
+    check_out: bool,
     /// `suspect` was accepted on it in this step: a health check is due at once.
     suspected: bool,
     drain_reason: Option<CloseReason>,
@@ -1132,21 +1135,27 @@ impl Model {
     }
 
     fn on_health_ok(&mut self, conn: ConnId, res: Result<(), EventError>) -> Result<(), String> {
-        let state = self.conns.get(&conn).map(|c| c.state);
-        if state != Some(MState::Checking) {
+        let state = self.conns.get(&conn).map(|c| (c.state, c.check_out));
+        if !matches!(
+            state,
+            Some((MState::Checking, _) | (MState::Draining, true))
+        ) {
             ensure!(res.is_err(), "health_ok on a {state:?} connection accepted");
             return Ok(());
         }
         ensure!(
             res.is_ok(),
-            "health_ok on a checking connection refused: {res:?}"
+            "health_ok on a connection with a check out refused: {res:?}"
         );
         let now = self.now;
         let stamp = self.next_stamp();
         let c = self.conns.get_mut(&conn).expect("checked");
-        c.state = MState::Ready;
+        c.check_out = false;
         c.seen_at = now;
-        c.lru_stamp = stamp;
+        if c.state == MState::Checking {
+            c.state = MState::Ready;
+            c.lru_stamp = stamp;
+        }
         Ok(())
     }
 
@@ -1262,6 +1271,7 @@ impl Model {
                 idle_since: now,
                 seen_at: now,
                 check_sent_at: now,
+                check_out: false,
                 suspected: false,
                 drain_reason: None,
                 going_away: false,
@@ -1321,17 +1331,20 @@ impl Model {
             // a request suspected, closes one under its leases.
             ensure!(
                 (reason == CloseReason::Shutdown && self.shutdown == Some(Shutdown::Immediate))
-                    || (reason == CloseReason::HealthCheckFailed && c.state == MState::Checking),
+                    || (reason == CloseReason::HealthCheckFailed && c.check_out),
                 "Close {conn:?} ({reason:?}) while {} leases are out on it",
                 c.leases.len()
             );
         }
-        if self.shutdown.is_some() {
+        // An unanswered check closes a connection whatever else it was
+        // waiting for: draining, or a graceful shutdown.
+        let check_failed = reason == CloseReason::HealthCheckFailed && c.check_out;
+        if self.shutdown.is_some() && !check_failed {
             ensure!(
                 reason == CloseReason::Shutdown,
                 "Close {conn:?} with {reason:?} after shutdown"
             );
-        } else if c.state == MState::Draining {
+        } else if c.state == MState::Draining && !check_failed {
             ensure!(
                 Some(reason) == c.drain_reason,
                 "Close {conn:?} with {reason:?}, but it was draining for {:?}",
@@ -1365,8 +1378,7 @@ impl Model {
                         && now >= c.opened_at.saturating_add(cfg.connect_timeout)
                 }
                 CloseReason::HealthCheckFailed => {
-                    c.state == MState::Checking
-                        && now >= c.check_sent_at.saturating_add(cfg.health_check.timeout)
+                    c.check_out && now >= c.check_sent_at.saturating_add(cfg.health_check.timeout)
                 }
                 CloseReason::Evicted => self.evictable(conn, &c),
                 CloseReason::Surplus => {
@@ -1475,6 +1487,7 @@ impl Model {
             c.suspected = false;
             c.state = MState::Checking;
             c.check_sent_at = now;
+            c.check_out = true;
             return Ok(());
         }
         ensure!(
@@ -1494,6 +1507,7 @@ impl Model {
         );
         c.state = MState::Checking;
         c.check_sent_at = now;
+        c.check_out = true;
         Ok(())
     }
 
@@ -1846,10 +1860,17 @@ impl Model {
                     now < c.check_sent_at.saturating_add(cfg.health_check.timeout),
                     "{cid:?} still waits for its health check past the timeout"
                 ),
-                MState::Draining => ensure!(
-                    !c.leases.is_empty(),
-                    "{cid:?} drains with no lease out but was not closed"
-                ),
+                MState::Draining => {
+                    ensure!(
+                        !c.leases.is_empty(),
+                        "{cid:?} drains with no lease out but was not closed"
+                    );
+                    ensure!(
+                        !c.check_out
+                            || now < c.check_sent_at.saturating_add(cfg.health_check.timeout),
+                        "draining {cid:?} still waits for its health check past the timeout"
+                    );
+                }
                 MState::Closed => ensure!(
                     !c.leases.is_empty(),
                     "closed {cid:?} has no lease out but is still kept"
@@ -2028,7 +2049,7 @@ impl Model {
                     c.opened_at.saturating_add(cfg.connect_timeout),
                     format!("the connect timeout of {cid:?}"),
                 ),
-                MState::Checking => at(
+                MState::Checking | MState::Draining if c.check_out => at(
                     c.check_sent_at.saturating_add(cfg.health_check.timeout),
                     format!("the health check timeout of {cid:?}"),
                 ),
@@ -2236,9 +2257,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             Op::TransportClosed(i) => {
                 pick(self.conns_where(MConn::is_open), i).map(Input::TransportClosed)
             }
-            Op::HealthOk(i) => {
-                pick(self.conns_where(|c| c.state == MState::Checking), i).map(Input::HealthOk)
-            }
+            Op::HealthOk(i) => pick(self.conns_where(|c| c.check_out), i).map(Input::HealthOk),
             Op::Suspect(i) => pick(
                 self.conns_where(|c| c.connected && c.state != MState::Closed),
                 i,
@@ -2457,9 +2476,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
                 };
                 Some((Input::TransportClosed(c), e))
             }
-            Misuse::HealthOk => {
-                conn(&|c| c.state != MState::Checking).map(|(c, e)| (Input::HealthOk(c), e))
-            }
+            Misuse::HealthOk => conn(&|c| !c.check_out).map(|(c, e)| (Input::HealthOk(c), e)),
             Misuse::Suspect => {
                 conn(&|c| c.state == MState::Connecting).map(|(c, e)| (Input::Suspect(c), e))
             }
@@ -2534,7 +2551,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
                 self.input(Input::Connected(c, proto))?;
             } else if let Some(&lease) = self.model.leases.values().next() {
                 self.input(Input::Release(lease, Release::Reuse))?;
-            } else if let Some(&c) = self.conns_where(|c| c.state == MState::Checking).first() {
+            } else if let Some(&c) = self.conns_where(|c| c.check_out).first() {
                 self.input(Input::HealthOk(c))?;
             } else if !self.model.waiters.is_empty() {
                 let t = self
