@@ -269,6 +269,19 @@ fn half_open_probe_evicts_under_the_global_limit() {
     );
 }
 
+/// Seeds in which a circuit half-opened while the global limit was full of
+/// other keys' busy connections, each handed straight to its own key's next
+/// request when its lease came back: none ever went idle for the probe to
+/// evict, and the circuit refused requests with `CircuitOpen` long after the
+/// faults stopped. The next connection given back while a probe waits goes
+/// to the probe.
+#[test]
+fn a_half_open_probe_is_not_starved_by_busy_keys() {
+    for seed in [5270, 24321, 28050, 64523, 128813] {
+        run(&options_for(seed));
+    }
+}
+
 /// With a tiny `forget_key_after`, a timeout that empties a key makes forgetting
 /// it due at once: `handle_timeout` must handle that too before returning.
 #[test]

@@ -13,7 +13,10 @@
 //! connection but meets the global limit evicts the least recently used idle
 //! connection of another key, or waits in a FIFO of blocked keys that is served as
 //! soon as any connection closes. So a waiter is granted as soon as its key has
-//! capacity or room to open, and never waits for an unrelated event.
+//! capacity or room to open, and never waits for an unrelated event. A
+//! half-open circuit's probe has no waiter to hold its place, and other keys'
+//! requests can keep every connection busy for ever: a connection given back
+//! while a probe is blocked goes to the probe.
 //!
 //! The hot path (an idle connection taken and returned, a stream slot taken and
 //! returned) skips all of that: it moves one connection between two intrusive lists
@@ -402,7 +405,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let head = k.waiters.front(&self.waiters);
         let armed = k.timer.map(|(_, at)| at);
         if let (Some(waiter), State::Ready) = (head, conn.state) {
-            if how == Release::Reuse && conn.leases <= conn.capacity {
+            // A key blocked at the global limit may need this connection more
+            // (see below): the slow path looks.
+            if how == Release::Reuse && conn.leases <= conn.capacity && self.blocked.is_empty() {
                 // Hot path: the freed capacity goes straight to the head waiter. A
                 // key with waiters has no other free capacity (each input settles
                 // it), so this is the connection `pick` would choose; it never
@@ -475,6 +480,17 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.close(cid, reason);
             }
             // Its key lost capacity: it may need another connection.
+            self.settle_key(kid);
+            return Ok(());
+        }
+        if head.is_some() && place.is_some_and(|p| p.is(Class::Idle)) && self.probe_blocked() {
+            // A half-open circuit's probe is blocked at the global limit. Handed
+            // to its own key's next request, this connection (like every other,
+            // while their keys have requests waiting) would never go idle for
+            // the probe to take, and the circuit would refuse requests for
+            // ever: it goes to the probe instead, and its key queues for room.
+            self.close(cid, CloseReason::Evicted);
+            self.open_blocked_probe();
             self.settle_key(kid);
             return Ok(());
         }

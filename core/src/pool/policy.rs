@@ -210,6 +210,35 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         }
     }
 
+    /// Where the first key blocked at the global limit to open its half-open
+    /// circuit's probe stands in the queue of blocked keys.
+    fn blocked_probe(&self) -> Option<usize> {
+        self.blocked.iter().position(|&kid| {
+            self.keys
+                .get(kid)
+                .is_some_and(|k| k.circuit == Circuit::HalfOpen { probe: None })
+        })
+    }
+
+    /// Whether a key blocked at the global limit waits to open its half-open
+    /// circuit's probe.
+    #[cold]
+    pub(super) fn probe_blocked(&self) -> bool {
+        self.blocked_probe().is_some()
+    }
+
+    /// Opens the probe of the first key blocked at the global limit for one,
+    /// in the room a connection just left, before any other key can take it.
+    pub(super) fn open_blocked_probe(&mut self) {
+        let Some(kid) = self.blocked_probe().and_then(|at| self.blocked.remove(at)) else {
+            return;
+        };
+        if let Some(k) = self.keys.get_mut(kid) {
+            k.blocked = false;
+            self.open_for_demand(kid);
+        }
+    }
+
     fn block(&mut self, kid: KeyId) {
         if let Some(k) = self.keys.get_mut(kid) {
             if !k.blocked {

@@ -165,3 +165,38 @@ fn an_open_circuit_still_serves_connections_it_already_has() {
     d.release(lease);
     assert_eq!(d.ready("k").conn(), lease.conn());
 }
+
+#[test]
+fn a_probe_at_the_global_limit_takes_the_next_connection_another_key_gives_back() {
+    // One connection in all: "busy" keeps it, and always has a request
+    // waiting for it when its lease comes back.
+    let mut c = flaky(Some(1));
+    c.max_connections = 1;
+    c.max_connections_per_key = 1;
+    let mut d = Driver::new(c);
+    let _w = d.queued("down");
+    let failed = d.opens(1)[0];
+    d.handle_connect_failed(failed);
+    d.actions();
+    let lease = d.first_lease("busy", Connected::http1());
+    let next = d.queued("busy");
+    // The circuit half-opens, but its probe finds no room.
+    d.advance(secs(5));
+    assert!(d.actions().is_empty());
+    assert_eq!(d.acquire("down"), Err(RejectReason::CircuitOpen));
+    // The lease comes back: the connection goes to the probe, not to the
+    // waiting request, which queues for room in turn.
+    d.release(lease);
+    let actions = d.actions();
+    assert_eq!(
+        closes(&actions),
+        [(lease.conn(), muxpool_core::CloseReason::Evicted)]
+    );
+    assert!(grants(&actions).is_empty(), "{next:?} waits its turn");
+    let probe = opens_in(&actions)[0];
+    assert_eq!(d.pool.key(probe), Some(&"down"));
+    // The probe comes up: the circuit closes, and requests to "down" are
+    // taken again rather than refused.
+    d.handle_connected(probe, Connected::http1());
+    assert!(d.acquire("down").is_ok());
+}
