@@ -190,7 +190,7 @@ async fn over_h2<R: Runtime>(
             let (head, recv) = response.into_parts();
             let pool: Arc<dyn Lender> = Arc::clone(inner) as Arc<dyn Lender>;
             let body = Body::h2(
-                H2Body::new(recv, upload, lease, pool),
+                H2Body::new(recv, upload, lease, pool, inner.settings.read_timeout),
                 inner.settings.max_collect,
             );
             Ok(Response::from_parts(head, body))

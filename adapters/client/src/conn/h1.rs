@@ -30,7 +30,7 @@ use crate::h1::{
 };
 
 use super::outgoing::{Outgoing, Stream};
-use super::{Clock, Failure, Frame, Read};
+use super::{read_timed_out, Clock, Failure, Frame, Read, ReadTimeout};
 
 /// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
 pub(crate) struct H1Conn {
@@ -265,10 +265,7 @@ pub(crate) struct H1Body {
     pool: Arc<dyn H1Lender>,
     buf: BytesMut,
     decoder: BodyDecoder,
-    read_timeout: Duration,
-    timer: Option<Pin<Box<dyn crate::runtime::Timer>>>,
-    /// Bytes arrived since the timer was last set.
-    progressed: bool,
+    read_timeout: ReadTimeout,
     remaining_hint: Option<u64>,
     /// Events decoded ahead, while trying to complete the body from the buffer.
     ahead: std::collections::VecDeque<Read>,
@@ -291,9 +288,7 @@ impl H1Body {
             pool,
             buf,
             decoder,
-            read_timeout,
-            timer: None,
-            progressed: false,
+            read_timeout: ReadTimeout::new(read_timeout),
             remaining_hint: length,
             ahead: std::collections::VecDeque::new(),
             done: false,
@@ -418,7 +413,7 @@ impl H1Body {
                     });
                 }
                 Poll::Ready(Ok(_)) => {
-                    self.progressed = true;
+                    self.read_timeout.progress();
                 }
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(Err(self.fail(io_error(
@@ -428,26 +423,8 @@ impl H1Body {
                     ))))
                 }
                 Poll::Pending => {
-                    // One timer per body, moved forward whenever bytes arrived
-                    // since it was set.
-                    let timer = match &mut self.timer {
-                        Some(t) => {
-                            if std::mem::take(&mut self.progressed) {
-                                t.as_mut().reset(self.pool.now() + self.read_timeout);
-                            }
-                            t
-                        }
-                        None => {
-                            self.progressed = false;
-                            let deadline = self.pool.now() + self.read_timeout;
-                            self.timer.insert(self.pool.timer(deadline))
-                        }
-                    };
-                    ready!(timer.as_mut().poll(cx));
-                    return Poll::Ready(Err(self
-                        .fail(Error::new(ErrorKind::Timeout).with_message(
-                            "no response body bytes arrived within the read timeout",
-                        ))));
+                    ready!(self.read_timeout.poll_expired(&*self.pool, cx));
+                    return Poll::Ready(Err(self.fail(read_timed_out())));
                 }
             }
         }

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
@@ -27,7 +28,7 @@ use crate::dial::Transport;
 use crate::error::{Error, ErrorKind};
 
 use super::outgoing::Outgoing;
-use super::{Failure, Frame, Lender, Read, Report};
+use super::{read_timed_out, Failure, Frame, Lender, Read, ReadTimeout, Report};
 
 /// Asks a connection's driver to send a PING.
 #[derive(Default)]
@@ -330,6 +331,7 @@ pub(crate) struct H2Body {
     lease: Option<Lease>,
     pool: Arc<dyn Lender>,
     data_done: bool,
+    read_timeout: ReadTimeout,
 }
 
 impl H2Body {
@@ -338,6 +340,7 @@ impl H2Body {
         upload: Option<Upload>,
         lease: Lease,
         pool: Arc<dyn Lender>,
+        read_timeout: Duration,
     ) -> H2Body {
         let mut body = H2Body {
             recv,
@@ -345,6 +348,7 @@ impl H2Body {
             lease: Some(lease),
             pool,
             data_done: false,
+            read_timeout: ReadTimeout::new(read_timeout),
         };
         if body.recv.is_end_stream() {
             body.finish();
@@ -362,7 +366,24 @@ impl H2Body {
         self.lease.is_none()
     }
 
+    /// The next part of the body, within the read timeout. A stream that
+    /// stays silent for a whole read timeout is given up, and its connection
+    /// suspected: its peer may have vanished without a reset, and the other
+    /// streams on it would wait as long.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Read, Error>> {
+        if let Poll::Ready(read) = self.poll_stream(cx) {
+            self.read_timeout.progress();
+            return Poll::Ready(read);
+        }
+        ready!(self.read_timeout.poll_expired(&*self.pool, cx));
+        if let Some(lease) = self.lease {
+            self.pool.suspect(lease.conn());
+        }
+        self.finish();
+        Poll::Ready(Err(read_timed_out()))
+    }
+
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<Result<Read, Error>> {
         if self.lease.is_none() {
             return Poll::Ready(Ok(Read::End));
         }

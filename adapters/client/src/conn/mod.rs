@@ -21,10 +21,12 @@ pub(crate) mod outgoing;
 pub(crate) mod ws;
 
 use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use muxpool_core::{Lease, Release};
+use muxpool_core::{ConnId, Lease, Release};
 
 use crate::error::Error;
 use crate::runtime::Timer;
@@ -77,4 +79,56 @@ pub(crate) trait Lender: Clock {
     /// Gives `lease` back without its transport: a stream slot (`Reuse`), or
     /// a connection that must be closed (`Close`).
     fn release(&self, lease: Lease, how: Release);
+    /// Tells the pool that `conn` left a request unanswered for too long: its
+    /// peer may be gone without a sign, and the pool checks it at once.
+    fn suspect(&self, conn: ConnId);
+}
+
+/// A response body's read timeout: the longest wait for its next bytes. One
+/// timer per body, armed when a read first waits and moved forward only when
+/// bytes arrived since it was last set.
+pub(crate) struct ReadTimeout {
+    timeout: Duration,
+    timer: Option<Pin<Box<dyn Timer>>>,
+    /// Bytes arrived since the timer was last set.
+    progressed: bool,
+}
+
+impl ReadTimeout {
+    pub(crate) fn new(timeout: Duration) -> ReadTimeout {
+        ReadTimeout {
+            timeout,
+            timer: None,
+            progressed: false,
+        }
+    }
+
+    /// Bytes arrived.
+    pub(crate) fn progress(&mut self) {
+        self.progressed = true;
+    }
+
+    /// Polled when a read waits: ready once a whole timeout passed with no
+    /// bytes.
+    pub(crate) fn poll_expired(&mut self, clock: &dyn Clock, cx: &mut Context<'_>) -> Poll<()> {
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if std::mem::take(&mut self.progressed) {
+                    t.as_mut().reset(clock.now() + self.timeout);
+                }
+                t
+            }
+            None => {
+                self.progressed = false;
+                self.timer.insert(clock.timer(clock.now() + self.timeout))
+            }
+        };
+        timer.as_mut().poll(cx)
+    }
+}
+
+/// The error of a body whose read timeout passed.
+pub(crate) fn read_timed_out() -> Error {
+    Error::new(crate::error::ErrorKind::Timeout)
+        .with_message("no response body bytes arrived within the read timeout")
 }

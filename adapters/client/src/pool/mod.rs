@@ -309,6 +309,10 @@ impl<R: Runtime> Lender for Shared<R> {
     fn release(&self, lease: Lease, how: Release) {
         Shared::release(self, lease, how);
     }
+
+    fn suspect(&self, conn: ConnId) {
+        Shared::suspect(self, conn);
+    }
 }
 
 impl<R: Runtime> H1Lender for Shared<R> {
