@@ -1,6 +1,6 @@
 //! Arbitrary sequences of the pool's inputs, every step checked by
 //! `muxpool_core::sim::Checker`. The decoding and the checks live in
-//! `muxpool_core::sim::fuzz`, so `tests/simulation/fuzz_corpus.rs` replays the corpus on
+//! `muxpool_core::sim::fuzz`, so `core/tests/simulation/fuzz_corpus.rs` replays the corpus on
 //! stable through the same code.
 //!
 //! Run: `cargo +nightly fuzz run pool_ops` from the repository root.

@@ -1,6 +1,6 @@
 //! Arbitrary bytes in, a checked run of the core out: the body of the `pool_ops`
 //! fuzz target, kept here so that the committed corpus replays on stable through
-//! exactly the same code (`tests/simulation/fuzz_corpus.rs`).
+//! exactly the same code (`core/tests/simulation/fuzz_corpus.rs`).
 //!
 //! The bytes decode (with [`arbitrary`]) into a small configuration (tight
 //! limits, durations from a millisecond to a minute) and then into up to
@@ -11,7 +11,7 @@
 //! whose connection part does not match. Time moves forward in steps, waking the core at each of its
 //! deadlines on the way as a punctual adapter would (a late wake-up is legitimate,
 //! but the core's own invariant check reads it as a stalled key: see
-//! `known_bug_late_wake_up` in `tests/simulation/main.rs`), and an input may carry a
+//! `known_bug_late_wake_up` in `core/tests/simulation/main.rs`), and an input may carry a
 //! time earlier than the last one. The run ends with a graceful shutdown that must
 //! leave nothing open.
 
@@ -66,7 +66,7 @@ struct Setup {
 impl Setup {
     fn config(&self) -> PoolConfig {
         // Durations start at a millisecond: zero ones trip the core (the
-        // `known_bug_zero_*` tests in `tests/simulation/main.rs`), and the fuzzer is to
+        // `known_bug_zero_*` tests in `core/tests/simulation/main.rs`), and the fuzzer is to
         // look past that.
         let dur = |n: u16| ms(n) + Duration::from_millis(1);
         let mut c = PoolConfig::default();

@@ -2,7 +2,7 @@
 //! entry point as the `pool_ops` fuzz target, on stable, so that every input the
 //! fuzzer found interesting stays checked by every test run.
 //!
-//! `MUXPOOL_FUZZ_INPUT=path cargo test --test simulation -- --ignored input --nocapture`
+//! `MUXPOOL_FUZZ_INPUT=path cargo test -p muxpool-core --all-features --test simulation -- --ignored input --nocapture`
 //! prints the trace of one input (a crash artifact, say) and its verdict.
 
 use std::fs;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use muxpool_core::sim::fuzz;
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pool_ops");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pool_ops");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("readable corpus entry").path())
@@ -36,10 +36,18 @@ fn corpus_replays_clean() {
 /// A tool rather than a test: prints the trace of the input at
 /// `MUXPOOL_FUZZ_INPUT` and fails with its violation, if any.
 #[test]
-#[ignore = "a tool: MUXPOOL_FUZZ_INPUT=path cargo test --test simulation -- --ignored input --nocapture"]
+#[ignore = "a tool: MUXPOOL_FUZZ_INPUT=path cargo test -p muxpool-core --all-features --test simulation -- --ignored input --nocapture"]
 fn input() {
-    let path = std::env::var_os("MUXPOOL_FUZZ_INPUT")
-        .expect("MUXPOOL_FUZZ_INPUT names the input to trace");
+    let path = PathBuf::from(
+        std::env::var_os("MUXPOOL_FUZZ_INPUT")
+            .expect("MUXPOOL_FUZZ_INPUT names the input to trace"),
+    );
+    // Cargo runs the test in the core's directory; a relative path is the
+    // workspace's, where the command is typed.
+    let path = match path.is_relative() {
+        true => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path),
+        false => path,
+    };
     let data = fs::read(&path).expect("readable input");
     let (trace, result) = fuzz::trace(&data);
     trace.iter().for_each(|line| println!("{line}"));

@@ -3,7 +3,7 @@
 //! - `seeds` runs seeds `0..1000`; `MUXPOOL_SIM_SEEDS=N` runs `N` seeds, starting
 //!   at `MUXPOOL_SIM_FIRST` (default 0).
 //! - `replay` replays the seed in `MUXPOOL_SIM_SEED` (default 0) with its trace:
-//!   `MUXPOOL_SIM_SEED=123 cargo test --test simulation -- replay --nocapture`;
+//!   `MUXPOOL_SIM_SEED=123 cargo test -p muxpool-core --all-features --test simulation -- replay --nocapture`;
 //!   `MUXPOOL_SIM_TRACE=1` prints the whole trace.
 //! - The rest pin down determinism and a few behaviours through whole runs.
 //! - `fuzz_corpus` replays the committed fuzz corpus the same way, and traces one
@@ -37,7 +37,7 @@ fn options_for(seed: u64) -> Options {
 }
 
 fn replay_line(seed: u64) -> String {
-    format!("MUXPOOL_SIM_SEED={seed} cargo test --test simulation -- replay --nocapture")
+    format!("MUXPOOL_SIM_SEED={seed} cargo test -p muxpool-core --all-features --test simulation -- replay --nocapture")
 }
 
 /// Runs a scenario test's options, or fails with the run's trace.
