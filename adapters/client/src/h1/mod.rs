@@ -79,6 +79,8 @@ mod decoder;
 mod encoder;
 mod error;
 mod fields;
+#[cfg(feature = "unstable")]
+pub mod harness;
 mod keep_alive;
 mod limits;
 mod request;

@@ -11,6 +11,7 @@ mod h1 {
 
     mod body_framing;
     mod chunked;
+    mod fuzz_corpus;
     mod hostile;
     mod keep_alive;
     mod prop_no_panic;
