@@ -157,9 +157,10 @@ impl Books {
         }
         if changed & Place::CLASS != 0 {
             k.gauges.moved(before, after);
-            if before == Place::CLOSED {
-                self.open_total += 1;
-            } else if after == Place::CLOSED {
+            // A connection is counted open where it opens (`Pool::open`) and
+            // never leaves `CLOSED` once there: only the way out counts here.
+            debug_assert!(before != Place::CLOSED, "a closed connection reopened");
+            if after == Place::CLOSED {
                 self.open_total -= 1;
             }
         }
