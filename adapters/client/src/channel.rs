@@ -209,10 +209,7 @@ impl<R: Runtime> Client<R> {
         codec: C,
         options: ChannelOptions,
     ) -> Result<MessageChannel<C>, Error> {
-        let timeout = request
-            .extensions()
-            .get::<RequestTimeout>()
-            .map_or(self.request_timeout(), |t| t.0);
+        let timeout = self.timeout_of(request.extensions());
         let ws = self.websocket(request).await?;
         MessageChannel::over_websocket(self.runtime(), ws, codec, &options, timeout)
     }

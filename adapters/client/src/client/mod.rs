@@ -102,10 +102,7 @@ impl<R: Runtime> Client<R> {
     {
         let inner = &self.handle.inner;
         let (parts, body) = request.into_parts();
-        let timeout = parts
-            .extensions
-            .get::<RequestTimeout>()
-            .map_or(inner.settings.request_timeout, |t| t.0);
+        let timeout = self.timeout_of(&parts.extensions);
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
         let mut body = crate::body::outgoing(body)?;
@@ -156,9 +153,8 @@ impl<R: Runtime> Client<R> {
     /// [`ErrorKind::WebSocket`]. The request's [`RequestTimeout`] (or the client's)
     /// bounds the whole call.
     pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
-        let inner = &self.handle.inner;
-        let timeout = timeout_of(inner, request.extensions());
-        crate::websocket::connect(inner, request, timeout).await
+        let timeout = self.timeout_of(request.extensions());
+        crate::websocket::connect(&self.handle.inner, request, timeout).await
     }
 
     /// Opens a WebSocket for `request` as [`websocket`](Client::websocket)
@@ -175,9 +171,8 @@ impl<R: Runtime> Client<R> {
         request: Request<()>,
         options: crate::websocket::Reconnect,
     ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
-        let inner = &self.handle.inner;
-        let timeout = timeout_of(inner, request.extensions());
-        crate::websocket::open_reconnecting(inner, request, timeout, options).await
+        let timeout = self.timeout_of(request.extensions());
+        crate::websocket::open_reconnecting(&self.handle.inner, request, timeout, options).await
     }
 
     /// The runtime the client runs its tasks and timers on.
@@ -189,6 +184,14 @@ impl<R: Runtime> Client<R> {
     /// the builder's [`timeout`](ClientBuilder::timeout).
     pub fn request_timeout(&self) -> Duration {
         self.handle.inner.settings.request_timeout
+    }
+
+    /// How long a request with these extensions may take: its
+    /// [`RequestTimeout`], or the client's.
+    pub(crate) fn timeout_of(&self, extensions: &http::Extensions) -> Duration {
+        extensions
+            .get::<RequestTimeout>()
+            .map_or(self.request_timeout(), |t| t.0)
     }
 
     /// The pool's counters, summed over every origin.
@@ -209,11 +212,4 @@ impl<R: Runtime> Client<R> {
     pub fn shutdown_now(&self) {
         self.handle.inner.shutdown(Shutdown::Immediate, false);
     }
-}
-
-/// A request's [`RequestTimeout`], or the client's.
-fn timeout_of<R: Runtime>(inner: &Shared<R>, extensions: &http::Extensions) -> Duration {
-    extensions
-        .get::<RequestTimeout>()
-        .map_or(inner.settings.request_timeout, |t| t.0)
 }
