@@ -168,9 +168,8 @@ pub(crate) struct WsConn {
     incoming: mpsc::Receiver<Message>,
 }
 
-/// What sends on one WebSocket: the holder's, and as many clones as its
-/// senders need.
-#[derive(Clone)]
+/// What sends on one WebSocket: the holder's end, and for other tasks its
+/// [`downgrade`](WsSender::downgrade)d copies.
 pub(crate) struct WsSender {
     commands: mpsc::Sender<Command>,
     shared: Arc<WsShared>,
