@@ -13,11 +13,11 @@
 //!
 //! The first of: the server's close handshake, an I/O or protocol error, a
 //! message arriving while the WebSocket is idle in the pool (whoever it was
-//! for is gone), or the holder's end going away (the pool closed the
-//! WebSocket, or a holder dropped it unclean), after which the task sends a
-//! close frame and waits [`CLOSE_GRACE`] at most for the server's. It then
-//! records why it ended, reports [`Report::Closed`] to the pool, and drops the
-//! socket.
+//! for is gone), the holder's close, or the holder's end going away (the pool
+//! closed the WebSocket, or a holder dropped it unclean). After the last two
+//! the task sends a close frame and waits [`CLOSE_GRACE`] at most for the
+//! server's. It then records why it ended, reports [`Report::Closed`] to the
+//! pool, and drops the socket.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -123,7 +123,8 @@ pub(crate) struct Driver<F> {
     peer_close: Option<WebSocketError>,
     /// This side sent its close frame.
     closing: bool,
-    /// The holder's end is gone: the deadline for the closing handshake.
+    /// The deadline for the closing handshake, once this side sent its
+    /// close frame.
     grace: Option<Pin<Box<dyn Timer>>>,
 }
 
@@ -167,13 +168,10 @@ impl<F: FnMut(Report) + Send + Unpin + 'static> Driver<F> {
                 self.awaiting_pong = true;
                 Frame::Ping(Default::default())
             }
-            Poll::Ready(Some(Command::Close)) => {
-                self.closing = true;
-                normal_close()
-            }
-            Poll::Ready(None) => {
-                // Nobody holds this WebSocket any more: close it politely,
-                // for a little while.
+            // The holder closes, or nobody holds this WebSocket any more:
+            // close it politely, for a little while. Once closing, commands
+            // are no longer read, so the deadline is set here either way.
+            Poll::Ready(Some(Command::Close) | None) => {
                 self.closing = true;
                 let deadline = self.clock.now() + CLOSE_GRACE;
                 self.grace = Some(self.clock.timer(deadline));
