@@ -143,20 +143,22 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 Poll::Ready(Ok((lease, conn)))
             }
             None => {
-                // The core granted a connection whose transport is not here; give
-                // the lease back as broken rather than use it.
+                // The core granted a connection whose transport is gone: it
+                // closed between the grant and this pickup (its server closed
+                // it at once). Nothing was sent on it, so the lease goes back as
+                // broken and the request asks again, within its deadline.
                 let _ = st.pool.release(lease, now, Release::Close);
-                let error = if st.pool.is_shut_down() {
-                    // An immediate shutdown closed it between grant and pickup.
-                    Error::new(ErrorKind::ShutDown)
-                } else {
-                    Error::new(ErrorKind::Protocol)
-                        .with_message("the granted connection has no transport")
-                };
+                let shut_down = st.pool.is_shut_down();
                 let fx = st.drain();
                 drop(st);
                 fx.run(inner);
-                Poll::Ready(Err(error))
+                if shut_down {
+                    // An immediate shutdown closed it between grant and pickup.
+                    return Poll::Ready(Err(Error::new(ErrorKind::ShutDown)));
+                }
+                self.prefer = None;
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
         }
     }
@@ -174,7 +176,8 @@ impl<R: Runtime> Drop for Checkout<'_, R> {
                 }
                 Some(Waiting::Granted(lease)) => {
                     // Never used: the transport is still in its slot.
-                    let _ = st.pool.release(lease, now, Release::Reuse);
+                    let how = st.unclaimed(lease);
+                    let _ = st.pool.release(lease, now, how);
                 }
                 _ => {}
             }

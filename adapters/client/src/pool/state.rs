@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use bytes::BytesMut;
-use muxpool_core::{Action, CloseReason, ConnId, Instant, Lease, Pool, RejectReason, WaiterId};
+use muxpool_core::{
+    Action, CloseReason, ConnId, Instant, Lease, Pool, RejectReason, Release, WaiterId,
+};
 
 use crate::conn::h1::H1Conn;
 use crate::conn::h2::{H2Conn, PingRequest};
@@ -227,6 +229,13 @@ impl State {
                     _ => {}
                 },
                 Action::Grant { waiter, lease } => {
+                    // A WebSocket is its holder's from the grant on: what its
+                    // server sends before the holder picks it up is kept for
+                    // the holder, not taken for a message to nobody.
+                    let conn = lease.conn();
+                    if let Some(Slot::Ws(c)) = slot_mut(&mut self.conns, conn.index(), conn) {
+                        c.lease();
+                    }
                     self.answer(waiter, Waiting::Granted(lease), &mut fx);
                 }
                 Action::Reject { waiter, reason } => {
@@ -311,6 +320,16 @@ impl State {
             if let Waiting::Queued(Some(waker)) = std::mem::replace(w, answer) {
                 fx.list.push(Effect::Wake(waker));
             }
+        }
+    }
+
+    /// How a lease granted and never picked up goes back: a WebSocket that
+    /// received something meanwhile cannot wait in the pool.
+    pub(crate) fn unclaimed(&mut self, lease: Lease) -> Release {
+        let conn = lease.conn();
+        match slot_mut(&mut self.conns, conn.index(), conn) {
+            Some(Slot::Ws(c)) if !c.release() => Release::Close,
+            _ => Release::Reuse,
         }
     }
 
