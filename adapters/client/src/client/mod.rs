@@ -199,6 +199,18 @@ impl<R: Runtime> Client<R> {
         self.handle.inner.stats()
     }
 
+    /// Checks the pool's invariants ([`muxpool_core::Pool::check_invariants`]):
+    /// every count recounted, every list walked, every limit compared. For
+    /// tests and fuzzing; with the `unstable` feature.
+    ///
+    /// # Errors
+    ///
+    /// The first invariant found broken.
+    #[cfg(feature = "unstable")]
+    pub fn check_invariants(&self) -> Result<(), muxpool_core::InvariantViolation> {
+        self.handle.inner.check_invariants()
+    }
+
     /// Shuts down gracefully: refuses new requests and waiting ones, closes idle
     /// connections, lets responses in progress finish, and resolves when every
     /// connection is closed.

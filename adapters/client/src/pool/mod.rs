@@ -266,6 +266,11 @@ impl<R: Runtime> Shared<R> {
         self.lock().pool.stats()
     }
 
+    #[cfg(feature = "unstable")]
+    pub(crate) fn check_invariants(&self) -> Result<(), muxpool_core::InvariantViolation> {
+        self.lock().pool.check_invariants()
+    }
+
     /// Starts a shutdown; `closed` also stops the timer task for good.
     pub(crate) fn shutdown(&self, how: Shutdown, closed: bool) {
         self.with_state(|st, now| {
