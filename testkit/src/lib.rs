@@ -14,6 +14,8 @@
 //!   closes, drops or stalls on demand, and records its handshakes.
 //! - [`hostile`]: servers that misbehave on purpose (garbage, huge headers,
 //!   truncated bodies, resets, silence).
+//! - [`scripted`]: a server that answers from a script over an in-memory
+//!   transport, and the whole client fuzzed against it.
 //! - [`runtime`]: where they run: the caller's tokio runtime, or the testkit's
 //!   own in the background, so clients on any runtime can use them.
 //! - [`rng`]: a small seeded generator, so a randomized test replays from its
@@ -30,4 +32,5 @@ pub mod layering;
 pub mod nginx;
 pub mod rng;
 pub mod runtime;
+pub mod scripted;
 pub mod ws_server;

@@ -20,6 +20,10 @@ mod h1 {
     mod response_head;
 }
 
+mod scripted {
+    mod fuzz_corpus;
+}
+
 mod tls {
     mod support;
 
