@@ -15,7 +15,7 @@ use muxpool_core::{ConnId, Connected};
 
 use crate::conn::h1::H1Conn;
 use crate::conn::{h2, ws, Report};
-use crate::dial::{connect, Dialed, PoolKey, Transport};
+use crate::dial::{connect, PoolKey, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::runtime::Runtime;
 use crate::timeout::with_deadline;
@@ -48,30 +48,26 @@ impl<R: Runtime> Shared<R> {
             true => (&self.settings.ws.tls, false),
             false => (&self.settings.tls, self.settings.h2_prior_knowledge),
         };
+        // The deadline covers every handshake: a server that accepts and then
+        // says nothing (no TLS, no SETTINGS, no upgrade) is a failed connect,
+        // and its transport goes with this task.
         let result = with_deadline(&self.runtime, deadline, async {
             let c = connect(&self.runtime, &key, tls, h2_prior_knowledge).await?;
-            if !websocket {
-                return Ok(Reached::Http(c));
+            if websocket {
+                let ws = ws::handshake(c.io, &key, &self.settings.ws).await?;
+                return Ok(Opened::Ws(Box::new(ws)));
             }
-            let ws = ws::handshake(c.io, &key, &self.settings.ws).await?;
-            Ok(Reached::Ws(ws))
+            if c.protocol == Negotiated::Http2 {
+                let h2 = h2::handshake(c.io, self.settings.h2).await?;
+                return Ok(Opened::H2(Box::new(h2)));
+            }
+            Ok(Opened::H1(c.io))
         })
         .await
         .unwrap_or_else(|_| {
             Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
         });
         unreported.1 = None;
-        let result = match result {
-            Ok(Reached::Ws(ws)) => Ok(Opened::Ws(Box::new(ws))),
-            Ok(Reached::Http(c)) if c.protocol == Negotiated::Http2 => {
-                match h2::handshake(c.io, self.settings.h2).await {
-                    Ok(h2) => Ok(Opened::H2(Box::new(h2))),
-                    Err(e) => Err(e),
-                }
-            }
-            Ok(Reached::Http(c)) => Ok(Opened::H1(c.io)),
-            Err(e) => Err(e),
-        };
         let mut driver = None;
         let mut ws_driver = None;
         let dropped = self.with_state(|st, now| match result {
@@ -162,13 +158,6 @@ impl<R: Runtime> Shared<R> {
             }
         });
     }
-}
-
-/// A connect that finished: an HTTP connection, or a WebSocket after its
-/// handshake.
-enum Reached {
-    Http(Dialed),
-    Ws(ws::Opened),
 }
 
 /// A connection that came up.

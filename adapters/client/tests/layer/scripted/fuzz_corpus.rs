@@ -98,6 +98,18 @@ fn http_seeds_end_as_their_servers_answer() {
     assert_eq!(http("h2-refused-stream"), [ok(200, 2)]);
 }
 
+/// A server that accepts a connection for HTTP/2 and never sends its
+/// SETTINGS fails the connect at the connect timeout, and the connect task
+/// ends with its transport (the harness checks that none outlives the
+/// client).
+#[test]
+fn an_http2_server_that_never_speaks_fails_the_connect() {
+    assert_eq!(
+        http("h2-silent-after-accept"),
+        [Ended::Failed(ErrorKind::Timeout)]
+    );
+}
+
 #[test]
 fn websocket_seeds_end_as_their_servers_answer() {
     assert_eq!(websocket("ws-echo-close"), Ok(2));
