@@ -384,7 +384,11 @@ mod tests {
         let b = arena.insert("b");
         assert_eq!(a.index(), b.index(), "slab reuses the slot");
         assert_eq!(arena.get(a), None);
+        assert_eq!(arena.get_mut(a), None);
+        assert!(!arena.contains(a));
         assert_eq!(arena.get(b), Some(&"b"));
+        assert_eq!(arena.get_mut(b), Some(&mut "b"));
+        assert!(arena.contains(b));
         assert_eq!(arena.remove(a), None);
         assert_eq!(arena.len(), 1);
     }

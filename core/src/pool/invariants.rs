@@ -320,3 +320,89 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         Ok(())
     }
 }
+
+/// The checker finds what it promises to find: each test breaks one thing in
+/// a consistent pool and expects the violation named.
+#[cfg(test)]
+mod tests {
+    use crate::{Acquire, AcquireOptions, Action, Connected, Instant, Pool, PoolConfig, Release};
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn violation(pool: &Pool<&'static str>) -> String {
+        pool.check_invariants()
+            .expect_err("the broken pool is found out")
+            .to_string()
+    }
+
+    /// Two idle connections on key "k", both back in the pool.
+    fn two_idle() -> Pool<&'static str> {
+        let mut pool = Pool::new(PoolConfig::default()).unwrap();
+        let mut leases = Vec::new();
+        for _ in 0..2 {
+            assert!(matches!(
+                pool.acquire(&"k", at(0), AcquireOptions::default()),
+                Ok(Acquire::Queued(_))
+            ));
+            let Some(Action::Open { conn }) = pool.poll_action() else {
+                panic!("a connection opens for the waiter");
+            };
+            pool.handle_connected(conn, at(0), Connected::http1())
+                .unwrap();
+            let Some(Action::Grant { lease, .. }) = pool.poll_action() else {
+                panic!("the waiter is granted");
+            };
+            leases.push(lease);
+        }
+        for lease in leases {
+            pool.release(lease, at(0), Release::Reuse).unwrap();
+        }
+        while pool.poll_action().is_some() {}
+        pool.check_invariants().unwrap();
+        pool
+    }
+
+    #[test]
+    fn a_violation_says_it_is_one() {
+        let mut pool = two_idle();
+        let (kid, _) = pool.keys.iter().next().unwrap();
+        pool.keys.get_mut(kid).unwrap().partial = 2;
+        assert!(violation(&pool).starts_with("pool invariant violated: "));
+    }
+
+    #[test]
+    fn the_whole_free_list_is_walked() {
+        let mut pool = two_idle();
+        let (kid, _) = pool.keys.iter().next().unwrap();
+        // The second connection is idle, but would have to be partly used.
+        pool.keys.get_mut(kid).unwrap().partial = 1;
+        assert!(violation(&pool).contains("at 1 of its free list"));
+    }
+
+    #[test]
+    fn the_whole_expiring_list_is_walked() {
+        let mut pool: Pool<&'static str> = Pool::new(PoolConfig::default()).unwrap();
+        for now in [0, 10] {
+            assert!(matches!(
+                pool.acquire(&"k", at(now), AcquireOptions::default()),
+                Ok(Acquire::Queued(_))
+            ));
+        }
+        pool.check_invariants().unwrap();
+        let (second, _) = pool.waiters.iter().nth(1).unwrap();
+        pool.waiters.get_mut(second).unwrap().deadline = at(1);
+        assert!(violation(&pool).contains("out of deadline order"));
+    }
+
+    #[test]
+    fn a_connection_of_a_forgotten_key_is_found() {
+        let mut pool = two_idle();
+        let (kid, _) = pool.keys.iter().next().unwrap();
+        // The key's entry is replaced: same slot, new generation.
+        let key = pool.keys.remove(kid).unwrap();
+        pool.keys.insert(key);
+        assert!(violation(&pool).contains("belongs to a forgotten key"));
+    }
+}

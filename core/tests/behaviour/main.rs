@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod min_idle;
 mod multiplexing;
+mod names;
 mod no_alloc;
 mod protocol_learning;
 mod queueing;
