@@ -8,12 +8,12 @@
 //! [`Checker`]'s live sets (the n-th waiting request, lease out, open connection),
 //! so that most of them do something; the rest forge raw handles from small
 //! numbers, which hit live, finished and never-issued handles alike, and leases
-//! whose connection part does not match. Time moves forward in steps, waking the core at each of its
-//! deadlines on the way as a punctual adapter would (a late wake-up is legitimate,
-//! but the core's own invariant check reads it as a stalled key: see
-//! `known_bug_late_wake_up` in `core/tests/simulation/main.rs`), and an input may carry a
-//! time earlier than the last one. The run ends with a graceful shutdown that must
-//! leave nothing open.
+//! whose connection part does not match. Time moves forward in steps, waking
+//! the core at each of its deadlines on the way as a punctual adapter would (a
+//! late wake-up is legitimate too: `a_late_wake_up_is_not_a_stall` in
+//! `core/tests/simulation/main.rs`), and an input may carry a time earlier than
+//! the last one. The run ends with a graceful shutdown that must leave nothing
+//! open.
 
 use core::time::Duration;
 
