@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use http::{Method, Request};
 use muxpool_client::runtime::Runtime;
-use muxpool_client::{Body, Client, ClientBuilder, ErrorKind, H1Limits, PoolConfig};
+use muxpool_client::{Body, Client, ClientBuilder, ErrorKind, H1Limits};
 use muxpool_tokio::{Sleep, Tokio};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::watch;
@@ -386,7 +386,7 @@ impl Options {
 fn client(net: &ScriptedNet, options: Options) -> Client<ScriptedNet> {
     let max_connections = if options.one_connection() { 1 } else { 2 };
     let mut builder = ClientBuilder::with_runtime(net.clone())
-        .pool(PoolConfig::default())
+        .seed(0x5c91_97ed)
         .max_connections_per_key(max_connections)
         .connect_timeout(Duration::from_secs(1))
         .timeout(REQUEST_TIMEOUT)

@@ -82,10 +82,32 @@ impl<R: Runtime> ClientBuilder<R> {
     }
 
     /// The whole pool configuration at once (limits, timeouts, backoff, circuit,
-    /// seed). Its seed is used as given; otherwise each client draws its own, so a
-    /// fleet of processes does not expire its connections in step.
+    /// seed), replacing the pool settings made before. A seed changed from
+    /// [`PoolConfig::default`]'s is used as given; a default one is replaced by
+    /// the client's own, as without this call.
     pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.seeded = config.seed != PoolConfig::default().seed;
         self.pool = config;
+        self
+    }
+
+    /// The seed of the pool's random choices (lifetime jitter, backoff
+    /// jitter), so that a test or a simulation replays them. By default each
+    /// client draws its own, so that a fleet of processes does not expire its
+    /// connections or retry its connects in step.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .seed(7)
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().seed, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.pool.seed = seed;
         self.seeded = true;
         self
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use muxpool_core::{Shutdown, Stats};
+use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
 use crate::error::{BoxError, Error, ErrorKind};
@@ -192,6 +192,11 @@ impl<R: Runtime> Client<R> {
         extensions
             .get::<RequestTimeout>()
             .map_or(self.request_timeout(), |t| t.0)
+    }
+
+    /// The pool's configuration, as the client runs it (with its seed).
+    pub fn pool_config(&self) -> &PoolConfig {
+        &self.handle.inner.settings.pool
     }
 
     /// The pool's counters, summed over every origin.

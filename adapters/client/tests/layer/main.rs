@@ -20,6 +20,8 @@ mod h1 {
     mod response_head;
 }
 
+mod builder;
+
 mod scripted {
     mod fuzz_corpus;
 }
