@@ -253,6 +253,10 @@ impl Runtime for ScriptedNet {
         Tokio.spawn(task);
     }
 
+    fn is_reachable(&self) -> bool {
+        Tokio.is_reachable()
+    }
+
     fn now(&self) -> Instant {
         Tokio.now()
     }

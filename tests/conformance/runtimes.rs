@@ -46,3 +46,34 @@ fn a_client_outlives_its_first_runtime() {
         assert_eq!(server.accepted(), 3);
     });
 }
+
+/// A tokio client used where no tokio runtime is (here, a future polled by
+/// hand on a plain thread) refuses a request at once, on its first poll,
+/// instead of waiting forever for tasks that were never spawned.
+#[test]
+fn outside_any_runtime_a_request_fails_at_once() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let client = Client::new();
+    let request = http::Request::get("http://127.0.0.1:9/")
+        .body(muxpool::Body::empty())
+        .expect("a request");
+    let mut send = std::pin::pin!(client.send(request));
+    match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Err(e)) => {
+            assert_eq!(e.kind(), muxpool::ErrorKind::Runtime);
+            assert!(e.to_string().contains("tokio runtime"), "{e}");
+        }
+        Poll::Ready(Ok(_)) => panic!("a request without a runtime succeeded"),
+        Poll::Pending => panic!("a request without a runtime waits"),
+    }
+    let ws = http::Request::get("ws://127.0.0.1:9/")
+        .body(())
+        .expect("a request");
+    let mut open = std::pin::pin!(client.websocket(ws));
+    assert!(matches!(
+        open.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+        Poll::Ready(Err(e)) if e.kind() == muxpool::ErrorKind::Runtime
+    ));
+}

@@ -53,6 +53,10 @@ pub enum ErrorKind {
     /// it dropped, a message exceeded its limit, a reconnecting WebSocket's
     /// buffer is full. [`Error::websocket`] says which.
     WebSocket,
+    /// The client's runtime cannot run its tasks from here: a tokio client
+    /// used outside any tokio runtime
+    /// ([`Runtime::is_reachable`](crate::runtime::Runtime::is_reachable)).
+    Runtime,
 }
 
 impl ErrorKind {
@@ -69,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Body => "body error",
             ErrorKind::WebSocket => "WebSocket error",
+            ErrorKind::Runtime => "no runtime to run on",
         }
     }
 }

@@ -100,6 +100,15 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// instead; this must never panic.
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F);
 
+    /// Whether the calling thread can use this runtime now: spawn its tasks
+    /// and arm its timers. Where it cannot (a tokio client used outside any
+    /// tokio runtime), the client refuses requests at once with
+    /// [`ErrorKind::Runtime`](crate::ErrorKind::Runtime) rather than wait for
+    /// tasks that never run. The default says it always can.
+    fn is_reachable(&self) -> bool {
+        true
+    }
+
     /// The current time. A runtime with a virtual clock returns its own.
     fn now(&self) -> Instant;
 

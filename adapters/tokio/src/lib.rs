@@ -45,7 +45,8 @@
 //! ```
 //!
 //! A `Client` must be used from within a tokio runtime (it spawns its connect
-//! and timer tasks there), and can be created anywhere. Next:
+//! and timer tasks there), and can be created anywhere; used outside one, a
+//! request fails at once with [`ErrorKind::Runtime`]. Next:
 //! [`TlsConfig`](tls::TlsConfig) for a private CA,
 //! [`Client::websocket`](muxpool_client::Client::websocket) for WebSockets
 //! from the same pool, and the `muxpool` facade's documentation for the whole
@@ -106,6 +107,10 @@ impl Runtime for Tokio {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             drop(handle.spawn(task));
         }
+    }
+
+    fn is_reachable(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_ok()
     }
 
     fn now(&self) -> Instant {

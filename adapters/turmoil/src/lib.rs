@@ -139,6 +139,10 @@ impl Runtime for Turmoil {
         Tokio.spawn(task);
     }
 
+    fn is_reachable(&self) -> bool {
+        Tokio.is_reachable()
+    }
+
     fn now(&self) -> Instant {
         Tokio.now()
     }

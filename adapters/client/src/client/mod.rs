@@ -100,6 +100,7 @@ impl<R: Runtime> Client<R> {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        self.reachable()?;
         let inner = &self.handle.inner;
         let (parts, body) = request.into_parts();
         let timeout = self.timeout_of(&parts.extensions);
@@ -153,6 +154,7 @@ impl<R: Runtime> Client<R> {
     /// [`ErrorKind::WebSocket`]. The request's [`RequestTimeout`] (or the client's)
     /// bounds the whole call.
     pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
+        self.reachable()?;
         let timeout = self.timeout_of(request.extensions());
         crate::websocket::connect(&self.handle.inner, request, timeout).await
     }
@@ -171,6 +173,7 @@ impl<R: Runtime> Client<R> {
         request: Request<()>,
         options: crate::websocket::Reconnect,
     ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
+        self.reachable()?;
         let timeout = self.timeout_of(request.extensions());
         crate::websocket::open_reconnecting(&self.handle.inner, request, timeout, options).await
     }
@@ -192,6 +195,17 @@ impl<R: Runtime> Client<R> {
         extensions
             .get::<RequestTimeout>()
             .map_or(self.request_timeout(), |t| t.0)
+    }
+
+    /// Refuses work where the runtime cannot run the client's tasks and
+    /// timers, rather than wait for them forever.
+    pub(crate) fn reachable(&self) -> Result<(), Error> {
+        if self.handle.inner.runtime.is_reachable() {
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::Runtime).with_message(
+            "the client's runtime is not reachable from this thread (a tokio client must be used inside a tokio runtime)",
+        ))
     }
 
     /// The pool's configuration, as the client runs it (with its seed).
