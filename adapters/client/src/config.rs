@@ -44,6 +44,9 @@ pub(crate) struct H2Settings {
     pub(crate) initial_stream_window: u32,
     pub(crate) initial_connection_window: u32,
     pub(crate) max_frame_size: u32,
+    /// The largest response header list accepted (RFC 9113's
+    /// SETTINGS_MAX_HEADER_LIST_SIZE): HTTP/1.1's `max_header_bytes`.
+    pub(crate) max_header_list_size: u32,
 }
 
 impl Default for H2Settings {
@@ -52,6 +55,7 @@ impl Default for H2Settings {
             initial_stream_window: 256 * 1024,
             initial_connection_window: 1024 * 1024,
             max_frame_size: 16 * 1024,
+            max_header_list_size: 64 * 1024,
         }
     }
 }

@@ -162,6 +162,10 @@ impl<R: Runtime> ClientBuilder<R> {
     }
 
     /// Limits on the response heads a server can make the client buffer.
+    /// HTTP/2 responses are held to `max_header_bytes` too: it is the header
+    /// list size the client announces (SETTINGS_MAX_HEADER_LIST_SIZE), and a
+    /// response over it fails with [`ErrorKind::Protocol`](crate::ErrorKind)
+    /// saying so.
     pub fn h1_limits(mut self, limits: Limits) -> Self {
         self.h1_limits = limits;
         self
@@ -267,7 +271,11 @@ impl<R: Runtime> ClientBuilder<R> {
             request_timeout: self.request_timeout,
             read_timeout: self.read_timeout,
             max_collect: self.max_collect,
-            h2: self.h2,
+            h2: H2Settings {
+                max_header_list_size: u32::try_from(self.h1_limits.max_header_bytes())
+                    .unwrap_or(u32::MAX),
+                ..self.h2
+            },
             h2_prior_knowledge: self.h2_prior_knowledge,
         };
         Ok(Client {

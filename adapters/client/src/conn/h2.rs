@@ -75,6 +75,7 @@ pub(crate) async fn handshake(io: Transport, settings: H2Settings) -> Result<Han
         .initial_window_size(settings.initial_stream_window)
         .initial_connection_window_size(settings.initial_connection_window)
         .max_frame_size(settings.max_frame_size)
+        .max_header_list_size(settings.max_header_list_size)
         .enable_push(false)
         .handshake(io)
         .await
@@ -216,7 +217,7 @@ pub(crate) async fn exchange(
         replayable: replayable
             && (error.reason() == Some(h2::Reason::REFUSED_STREAM) || error.is_go_away()),
         going_away: error.is_go_away(),
-        error: h2_error(ErrorKind::Protocol, "the HTTP/2 stream failed", error),
+        error: head_error(error),
     };
     let mut send = send.ready().await.map_err(|e| refused(e, true))?;
     let mut request = http::Request::new(());
@@ -258,6 +259,22 @@ pub(crate) async fn exchange(
         }
     })
     .await
+}
+
+/// What a failed wait for a response head tells the caller. h2 resets a
+/// stream whose response head it refuses (malformed, or a header list over
+/// SETTINGS_MAX_HEADER_LIST_SIZE) with its own PROTOCOL_ERROR, which would
+/// otherwise read as any other broken stream.
+fn head_error(error: h2::Error) -> Error {
+    let refused_here = error.is_reset()
+        && error.is_library()
+        && error.reason() == Some(h2::Reason::PROTOCOL_ERROR);
+    let message = if refused_here {
+        "the HTTP/2 response head was refused: malformed, or its header list over the limit (H1Limits::max_header_bytes)"
+    } else {
+        "the HTTP/2 stream failed"
+    };
+    h2_error(ErrorKind::Protocol, message, error)
 }
 
 /// Sends the request body. An HTTP/2 error while sending means the server
