@@ -172,7 +172,36 @@ async fn the_same_connection_over_http2<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
+/// The events stream cannot make the client buffer a line without bound: a
+/// line over `max_event_line` fails `receive` with a body error saying so,
+/// and lines within it are read.
+async fn an_events_line_over_its_limit_is_refused<R: Adapter>() {
+    let server = HyperServer::start(HttpOptions::default());
+    let client = Client::<R>::new();
+    let url: http::Uri = server.url("/echo").parse().expect("a URI");
+    // `event 0`: seven bytes a line.
+    let options = ChannelOptions::default()
+        .events(server.url("/lines/3").parse().expect("a URI"))
+        .max_event_line(7);
+    let conn = client.messages_over_http(url.clone(), Words, options);
+    assert_eq!(text(conn.receive().await.expect("an event")), "event 0");
+    drop(conn);
+    // The deterministic content has a line end at byte 10, then every 251.
+    let options = ChannelOptions::default()
+        .events(server.url("/chunked/100000").parse().expect("a URI"))
+        .max_event_line(100);
+    let conn = client.messages_over_http(url, Words, options);
+    let first = conn.receive().await.expect("a short first line");
+    assert_eq!(first.len(), 10);
+    let error = conn.receive().await.expect_err("a line over the limit");
+    assert_eq!(error.kind(), ErrorKind::Body);
+    assert!(error.to_string().contains("max_event_line"), "{error}");
+    drop(conn);
+    assert_quiescent(&client).await;
+}
+
 support::conformance!(
+    an_events_line_over_its_limit_is_refused,
     responses_answered_in_reverse_order_find_their_requests,
     notifications_and_server_initiated_messages,
     saturation_waits_and_every_request_has_a_deadline,

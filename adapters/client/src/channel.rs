@@ -52,6 +52,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::Body;
 use crate::client::{Client, RequestTimeout};
+use crate::config::DEFAULT_MAX_MESSAGE;
 use crate::error::{Error, ErrorKind, WebSocketError};
 use crate::runtime::Runtime;
 use crate::session::Session;
@@ -82,6 +83,10 @@ pub struct ChannelOptions {
     /// Over HTTP: where server-initiated messages are read from (a `GET`
     /// whose body is one message a line). `None`: there are none.
     pub events: Option<Uri>,
+    /// Over HTTP: the longest line of `events`, in bytes; a longer one ends
+    /// the events stream with [`ErrorKind::Body`] (and the next
+    /// [`receive`](MessageChannel::receive) opens it again). Default 64 MiB.
+    pub max_event_line: usize,
     /// Over HTTP: the channel's messages form one [`Session`], so they go
     /// to the upstream connection its last message used while it can take
     /// them (a WebSocket connection is on one upstream connection anyway).
@@ -95,6 +100,7 @@ impl Default for ChannelOptions {
             max_in_flight: 256,
             max_queued: 64,
             events: None,
+            max_event_line: DEFAULT_MAX_MESSAGE,
             affinity: true,
         }
     }
@@ -110,6 +116,12 @@ impl ChannelOptions {
     /// Over HTTP: read server-initiated messages from `url`.
     pub fn events(mut self, url: Uri) -> Self {
         self.events = Some(url);
+        self
+    }
+
+    /// Over HTTP: lines of `events` longer than `bytes` are refused.
+    pub fn max_event_line(mut self, bytes: usize) -> Self {
+        self.max_event_line = bytes;
         self
     }
 
@@ -286,6 +298,7 @@ impl<C: Codec> MessageChannel<C> {
             client: client.clone(),
             url,
             events: options.events.clone(),
+            max_event_line: options.max_event_line,
             session: options.affinity.then(Session::new),
         });
         MessageChannel {
@@ -458,6 +471,7 @@ struct HttpPost<R: Runtime> {
     client: Client<R>,
     url: Uri,
     events: Option<Uri>,
+    max_event_line: usize,
     session: Option<Session>,
 }
 
@@ -528,15 +542,18 @@ impl<R: Runtime> Post for HttpPost<R> {
             Ok(Lines {
                 body: response.into_body(),
                 buf: BytesMut::new(),
+                max: self.max_event_line,
             })
         })
     }
 }
 
-/// Messages of a long-lived response body, one a line.
+/// Messages of a long-lived response body, one a line of at most `max`
+/// bytes (its line ending aside).
 struct Lines {
     body: Body,
     buf: BytesMut,
+    max: usize,
 }
 
 impl Lines {
@@ -546,6 +563,9 @@ impl Lines {
                 let line: Bytes = self.buf.split_to(end + 1).freeze();
                 let line = &line[..end];
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.len() > self.max {
+                    return Err(line_too_long());
+                }
                 if line.is_empty() {
                     continue;
                 }
@@ -554,10 +574,20 @@ impl Lines {
                     Err(_) => Message::Binary(Bytes::copy_from_slice(line)),
                 }));
             }
+            // No line end yet: a line already too long (with room for its
+            // "\r") is refused before more of it is buffered.
+            if self.buf.len() > self.max.saturating_add(1) {
+                return Err(line_too_long());
+            }
             match self.body.chunk().await? {
                 Some(chunk) => self.buf.extend_from_slice(&chunk),
                 None => return Ok(None),
             }
         }
     }
+}
+
+fn line_too_long() -> Error {
+    Error::new(ErrorKind::Body)
+        .with_message("a line of the events stream exceeds ChannelOptions::max_event_line")
 }
