@@ -9,6 +9,7 @@ use crate::support::{self, assert_quiescent, get_text, request, spawn, spawn_get
 use http::Method;
 use muxpool::client::Client;
 use muxpool::{Body, ErrorKind, RequestTimeout};
+use muxpool_testkit::hostile::{Behavior, Hostile};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
 /// An in-process server, and a client whose requests time out after
@@ -94,7 +95,26 @@ async fn deadlines_of_finished_requests_never_fire<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
+/// A request whose deadline passes while its HTTP/2 connection still waits
+/// for the server's SETTINGS says so, not that the pool had no room.
+async fn a_timeout_during_the_handshake_says_so<R: Adapter>() {
+    let server = Hostile::start(Behavior::Silent);
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("a valid configuration");
+    let request = http::Request::get(server.url("/"))
+        .body(Body::empty())
+        .expect("a request");
+    let error = client.send(request).await.expect_err("no SETTINGS came");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert!(error.to_string().contains("still opening"), "{error}");
+}
+
 support::conformance!(
+    a_timeout_during_the_handshake_says_so,
     an_earlier_deadline_is_kept_while_later_ones_wait,
     deadlines_due_together_all_expire,
     deadlines_of_finished_requests_never_fire,

@@ -301,6 +301,14 @@ impl State {
     /// The error for a request to `key` refused for `reason`, with the last
     /// connect failure as its cause when connects are why.
     pub(crate) fn rejection(&self, key: &PoolKey, reason: RejectReason) -> Error {
+        let opening = || self.pool.key_stats(key).is_some_and(|s| s.connecting > 0);
+        if reason == RejectReason::Timeout && opening() {
+            // Not a pool with no room: the connection opened for the request
+            // was still connecting or in its TLS or HTTP/2 handshake.
+            return Error::new(ErrorKind::Timeout).with_message(
+                "timed out while a connection to the origin was still opening (connect, TLS or HTTP/2 handshake)",
+            );
+        }
         let error = Error::rejected(reason);
         let cause = match reason {
             RejectReason::ConnectFailed | RejectReason::CircuitOpen => {
