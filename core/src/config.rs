@@ -46,12 +46,26 @@ impl Backoff {
     }
 }
 
-/// The per-key circuit breaker.
+/// The per-key circuit breaker: it opens once a key's connects have failed
+/// both often enough and for long enough, so that a dead origin fails new
+/// requests at once while a restarting one (down for a few seconds) does not.
+///
+/// While it is closed, a failed connect fails no request that can outlast the
+/// backoff: the core connects again when the backoff ends, and the requests
+/// waiting are served once the origin is back. When it opens, new requests
+/// are refused at once ([`RejectReason::CircuitOpen`](crate::RejectReason)),
+/// requests already waiting stay until their deadlines, and after `open_for`
+/// one probe connection is tried: if it connects the circuit closes and
+/// serves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Circuit {
     /// Consecutive connect failures that open the circuit; `None` never opens it.
     pub failure_threshold: Option<u32>,
+    /// How long connects must have been failing, from the first failure in a
+    /// row, before the circuit opens: a restart shorter than this never opens
+    /// it, whatever the number of failures.
+    pub failing_for: Duration,
     /// How long the circuit stays open before one probe connection is tried.
     pub open_for: Duration,
 }
@@ -60,18 +74,27 @@ impl Default for Circuit {
     fn default() -> Self {
         Circuit {
             failure_threshold: Some(5),
-            open_for: Duration::from_secs(5),
+            failing_for: Duration::from_secs(10),
+            open_for: Duration::from_secs(2),
         }
     }
 }
 
 impl Circuit {
-    /// A circuit that opens after `failure_threshold` failures, for `open_for`.
+    /// A circuit that opens after `failure_threshold` failures in a row over at
+    /// least [`failing_for`](Circuit::failing_for) (10 s), for `open_for`.
     pub fn new(failure_threshold: Option<u32>, open_for: Duration) -> Circuit {
         Circuit {
             failure_threshold,
             open_for,
+            ..Circuit::default()
         }
+    }
+
+    /// The circuit with `failing_for` instead.
+    pub fn failing_for(mut self, failing_for: Duration) -> Circuit {
+        self.failing_for = failing_for;
+        self
     }
 }
 

@@ -113,6 +113,21 @@ pub enum Release {
     Close,
 }
 
+/// What a failed connect says about the next one to the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The next may succeed: the connect was refused or reset, or timed out (a
+    /// server restarting, a network blip). The requests that can wait for the
+    /// next connect, after the backoff, wait for it.
+    Transient,
+    /// The next would fail the same way: the name does not resolve, the
+    /// server's certificate is not trusted, the server refused the protocol.
+    /// Every request waiting for the key fails now.
+    Permanent,
+}
+
 /// How to shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

@@ -105,7 +105,7 @@ pub mod sim;
 pub use action::{Action, CloseReason, RejectReason};
 pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, Saturation};
 pub use error::{EventError, HandleKind};
-pub use event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
+pub use event::{Acquire, AcquireOptions, ConnectFailure, Connected, Mode, Release, Shutdown};
 pub use id::{ConnId, Lease, LeaseId, WaiterId};
 pub use pool::{ConnInfo, ConnState, InvariantViolation, Pool};
 pub use stats::{ByReason, Closes, Rejections, Stats};

@@ -166,10 +166,19 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                     k.pick(&self.books.conns).is_none(),
                     "{kid:?} has waiters and free capacity"
                 );
-                ensure!(
-                    !matches!(k.circuit, Circuit::Open { .. }),
-                    "{kid:?} has waiters while its circuit is open"
-                );
+                // A circuit that opened refused the waiters its probe comes
+                // too late for, and takes no new ones.
+                if let Circuit::Open { until } = k.circuit {
+                    let mut at = k.waiters.front(&self.waiters);
+                    while let Some(w) = at {
+                        let waiter = self.waiters.get(w).expect("queued waiters live");
+                        ensure!(
+                            waiter.deadline >= until,
+                            "{kid:?} keeps {w:?} waiting past its deadline for a probe at {until:?}"
+                        );
+                        at = k.waiters.next_shared(&self.waiters, w, |w| &w.link);
+                    }
+                }
                 let wanted = self.wanted_opens(kid);
                 let evictable = self
                     .books

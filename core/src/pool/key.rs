@@ -97,6 +97,10 @@ pub(super) struct KeyState<K> {
     pub(super) stats: Stats,
     pub(super) gauges: Gauges,
     pub(super) failures: u32,
+    /// When the current run of failed connects began, and when the last of
+    /// them failed.
+    pub(super) failing_since: Option<Instant>,
+    pub(super) last_failure: Option<Instant>,
     pub(super) backoff_until: Option<Instant>,
     pub(super) circuit: Circuit,
     /// The key's timer and the instant it is armed for.
@@ -121,6 +125,8 @@ impl<K> KeyState<K> {
             stats: Stats::default(),
             gauges: Gauges::default(),
             failures: 0,
+            failing_since: None,
+            last_failure: None,
             backoff_until: None,
             circuit: Circuit::Closed,
             timer: None,

@@ -47,7 +47,7 @@ use std::hash::Hash;
 use crate::action::{Action, CloseReason, RejectReason};
 use crate::config::{ConfigError, PoolConfig};
 use crate::error::{EventError, HandleKind};
-use crate::event::{Acquire, AcquireOptions, Connected, Mode, Release, Shutdown};
+use crate::event::{Acquire, AcquireOptions, ConnectFailure, Connected, Mode, Release, Shutdown};
 use crate::id::{Arena, ConnId, Handle, KeyId, Lease, StreamLease, WaiterId};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -608,6 +608,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             Learned::Exclusive
         };
         k.failures = 0;
+        k.failing_since = None;
+        k.last_failure = None;
         k.backoff_until = None;
         k.circuit = Circuit::Closed;
         self.arm_for_conn(conn);
@@ -615,15 +617,31 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         Ok(())
     }
 
-    /// Reports that a connect failed. Counts toward backoff and the circuit, and
-    /// rejects the oldest waiter of the key if it was waiting on this connect.
+    /// Reports that a connect failed, and may succeed if tried again
+    /// ([`ConnectFailure::Transient`]): see
+    /// [`handle_connect_error`](Pool::handle_connect_error).
     pub fn handle_connect_failed(&mut self, conn: ConnId, now: Instant) -> Result<(), EventError> {
+        self.handle_connect_error(conn, now, ConnectFailure::Transient)
+    }
+
+    /// Reports that a connect failed, and whether the next may succeed. It
+    /// counts toward the backoff and the circuit, unless the connect was made
+    /// together with one that failed already (opened before that failure). A
+    /// transient failure fails the requests of the key that cannot wait for
+    /// the next connect (due before the backoff ends, or before the probe of
+    /// the circuit it opened); a permanent one fails them all.
+    pub fn handle_connect_error(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        failure: ConnectFailure,
+    ) -> Result<(), EventError> {
         self.tick(now);
         let c = self.live(conn)?;
         if !matches!(c.state, State::Connecting { .. }) {
             return Err(EventError::WrongState);
         }
-        self.fail_connect(conn, None);
+        self.fail_connect(conn, None, failure);
         self.settle();
         Ok(())
     }
@@ -682,7 +700,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.tick(now);
         let c = self.live(conn)?;
         match c.state {
-            State::Connecting { .. } => self.fail_connect(conn, None),
+            State::Connecting { .. } => self.fail_connect(conn, None, ConnectFailure::Transient),
             _ => {
                 let kid = c.key;
                 self.count(kid, |s| s.transport_closes += 1);

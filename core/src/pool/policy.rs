@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use crate::action::{Action, CloseReason, RejectReason};
 use crate::config::Saturation;
+use crate::event::ConnectFailure;
 use crate::id::{ConnId, KeyId};
 use crate::list::Link;
+use crate::time::Instant;
 
 use super::conn::{all_link, Class, Conn, Place, State, NO_LEASE};
 use super::key::{Circuit, KeyState, Learned};
@@ -284,7 +286,12 @@ impl<K: Hash + Eq + Clone> Pool<K> {
 
     /// A connect failed or timed out: forget the connection, reject the head waiter
     /// if the connect was wanted for it, back off, and perhaps open the circuit.
-    pub(super) fn fail_connect(&mut self, cid: ConnId, close: Option<CloseReason>) {
+    pub(super) fn fail_connect(
+        &mut self,
+        cid: ConnId,
+        close: Option<CloseReason>,
+        failure: ConnectFailure,
+    ) {
         let kid = self
             .books
             .conns
@@ -295,6 +302,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .keys
             .get(kid)
             .is_some_and(|k| k.circuit == Circuit::HalfOpen { probe: Some(cid) });
+        // A connecting connection was last seen when it was opened.
+        let started = self.books.conns.get(cid).expect("live").seen_at;
         if let Some(reason) = close {
             self.actions.push_back(Action::Close { conn: cid, reason });
             self.count(kid, |s| s.closes.bump(reason.slot()));
@@ -302,33 +311,45 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.forget_conn(cid);
         self.count(kid, |s| s.connect_failures += 1);
         let now = self.now;
+        if failure == ConnectFailure::Permanent {
+            self.reject_due_before(kid, Instant::MAX, RejectReason::ConnectFailed);
+        }
         let k = self.keys.get_mut(kid).expect("a connection's key lives");
+        // Connects made together fail together: one opened no later than the
+        // key's last failure belongs to that round, and neither counts again nor
+        // backs off further.
+        if !was_probe && k.last_failure.is_some_and(|at| started <= at) {
+            if let Some(until) = k.backoff_until {
+                self.reject_due_before(kid, until, RejectReason::ConnectFailed);
+            }
+            self.mark_dirty(kid);
+            return;
+        }
+        k.last_failure = Some(now);
         k.failures = k.failures.saturating_add(1);
         let failures = k.failures;
+        let since = *k.failing_since.get_or_insert(now);
+        let circuit = self.config.circuit;
         let trips = was_probe
-            || self
-                .config
-                .circuit
-                .failure_threshold
-                .is_some_and(|t| failures >= t && k.circuit == Circuit::Closed);
-        if let Some(head) = k.waiters.front(&self.waiters) {
-            // Each failed connect costs at most one request: the one at the head,
-            // which it was opened for (or would have served first).
-            if k.gauges.get(Class::Connecting) < k.waiters.len() || k.learned == Learned::Unknown {
-                self.reject(head, RejectReason::ConnectFailed);
-            }
-        }
-        if trips {
-            let until = now.saturating_add(self.config.circuit.open_for);
-            self.keys.get_mut(kid).expect("live").circuit = Circuit::Open { until };
-            self.reject_all(kid, RejectReason::CircuitOpen);
-            self.arm(kid, until);
+            || (k.circuit == Circuit::Closed
+                && circuit.failure_threshold.is_some_and(|t| failures >= t)
+                && now.saturating_duration_since(since) >= circuit.failing_for);
+        // The next connect comes when the circuit lets a probe through, or
+        // when the backoff ends; only the requests that cannot wait that long
+        // fail now, with the connect's failure (or the open circuit) as the
+        // reason: the others are served by a later connect.
+        let (until, reason) = if trips {
+            let until = now.saturating_add(circuit.open_for);
+            k.circuit = Circuit::Open { until };
+            (until, RejectReason::CircuitOpen)
         } else {
             let delay = self.backoff_delay(failures);
             let until = now.saturating_add(delay);
             self.keys.get_mut(kid).expect("live").backoff_until = Some(until);
-            self.arm(kid, until);
-        }
+            (until, RejectReason::ConnectFailed)
+        };
+        self.reject_due_before(kid, until, reason);
+        self.arm(kid, until);
         self.mark_dirty(kid);
     }
 

@@ -15,6 +15,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::action::{Action, CloseReason, RejectReason};
+use crate::event::ConnectFailure;
 use crate::id::{ConnId, KeyId};
 use crate::time::Instant;
 use crate::timer::Target;
@@ -183,7 +184,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         let cfg = &self.config;
         match c.state {
             State::Connecting { deadline } if deadline <= now => {
-                self.fail_connect(cid, Some(CloseReason::ConnectTimeout));
+                self.fail_connect(
+                    cid,
+                    Some(CloseReason::ConnectTimeout),
+                    ConnectFailure::Transient,
+                );
                 return;
             }
             State::Checking { deadline } | State::DrainingChecked { deadline }

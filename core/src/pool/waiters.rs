@@ -91,13 +91,22 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.books.grant(k, cid, how, max_requests)
     }
 
-    pub(super) fn reject_all(&mut self, kid: KeyId, reason: RejectReason) {
-        while let Some(w) = self
+    /// Refuses the waiters of `kid` whose deadline comes before `at`.
+    pub(super) fn reject_due_before(&mut self, kid: KeyId, at: Instant, reason: RejectReason) {
+        let mut next = self
             .keys
             .get(kid)
-            .and_then(|k| k.waiters.front(&self.waiters))
-        {
-            self.reject(w, reason);
+            .and_then(|k| k.waiters.front(&self.waiters));
+        while let Some(w) = next {
+            let waiter = self.waiters.get(w).expect("queued waiters live");
+            let due = waiter.deadline < at;
+            next = self
+                .keys
+                .get(kid)
+                .and_then(|k| k.waiters.next_shared(&self.waiters, w, |w| &w.link));
+            if due {
+                self.reject(w, reason);
+            }
         }
     }
 

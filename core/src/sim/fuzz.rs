@@ -91,7 +91,8 @@ impl Setup {
         let initial = dur(self.backoff.0 % 1000);
         c.backoff = Backoff::new(initial, initial.max(ms(self.backoff.1)));
         let threshold = self.threshold.map(|t| u32::from(t % 4) + 1);
-        c.circuit = Circuit::new(threshold, dur(self.open_for));
+        // Derived, not decoded, so that the corpus keeps its meaning.
+        c.circuit = Circuit::new(threshold, dur(self.open_for)).failing_for(initial * 3);
         c.health_check = HealthCheck::new(self.health_every.map(dur), dur(self.health_timeout));
         c.forget_key_after = dur(self.forget_after);
         c.seed = self.seed;

@@ -291,10 +291,14 @@ fn random_config(d: &mut Dice) -> PoolConfig {
     c.min_idle_per_key = d.pick(&[0, 0, 0, 1, 2]).min(c.max_connections_per_key);
     let initial = ms(d.range(1, 500));
     c.backoff = Backoff::new(initial, initial.max(ms(d.range(100, 10_000))));
+    // A run of failures must last four initial backoffs to open the circuit:
+    // from a few milliseconds to two seconds, with no draw of its own, so
+    // that every seed keeps the scenario it had.
     c.circuit = Circuit::new(
         d.maybe(0.7, |d| d.range(1, 6) as u32),
         ms(d.range(100, 5_000)),
-    );
+    )
+    .failing_for(initial * 4);
     c.health_check = HealthCheck::new(
         d.maybe(0.5, |d| ms(d.range(100, 30_000))),
         ms(d.range(10, 5_000)),

@@ -1,34 +1,126 @@
-//! Connect failures: each costs at most the request at the head of the queue; the
-//! key backs off exponentially with seeded jitter; after enough consecutive
-//! failures its circuit opens and requests fail fast until a probe succeeds.
+//! Connect failures: a failed connect fails only the requests that cannot
+//! wait for the next one; the key backs off exponentially with seeded jitter;
+//! once connects have failed often enough and for long enough its circuit
+//! opens, new requests fail fast, and one probe finds the origin again.
+
+use std::time::Duration;
 
 use crate::support::*;
-use muxpool_core::{Acquire, Backoff, Circuit, Connected, PoolConfig, RejectReason};
+use muxpool_core::{
+    Acquire, Backoff, Circuit, ConnectFailure, Connected, PoolConfig, RejectReason,
+};
 
+/// Backoff from 100 ms to 10 s; a circuit that opens on `threshold` failures
+/// however short the run (the probe's mechanics, apart from the rule of
+/// when it opens).
 fn flaky(threshold: Option<u32>) -> PoolConfig {
     let mut c = quiet();
     c.backoff = Backoff::new(millis(100), secs(10));
-    c.circuit = Circuit::new(threshold, secs(5));
+    c.circuit = Circuit::new(threshold, secs(5)).failing_for(Duration::ZERO);
     c
 }
 
 #[test]
-fn a_failed_connect_rejects_the_head_waiter_and_backs_off() {
+fn a_failed_connect_fails_only_the_requests_that_cannot_wait_for_the_next() {
+    let mut d = Driver::new(flaky(None));
+    // The backoff after a first failure is 50 to 100 ms: `short` cannot wait
+    // for the next connect, `long` can.
+    let short = match d.acquire_until("k", d.now + millis(10)) {
+        Ok(Acquire::Queued(w)) => w,
+        other => panic!("expected to wait, got {other:?}"),
+    };
+    let long = d.queued("k");
+    let conn = d.opens(1)[0];
+    d.handle_connect_failed(conn);
+    assert_eq!(
+        rejects(&d.actions()),
+        [(short, RejectReason::ConnectFailed)]
+    );
+    // Nothing is opened during the backoff.
+    d.advance(millis(49));
+    assert!(opens_in(&d.actions()).is_empty());
+    d.advance(millis(51));
+    let retry = opens_in(&d.actions())[0];
+    d.handle_connected(retry, Connected::http1());
+    let _ = grant_of(&d.actions(), long);
+}
+
+/// A failure the next connect would repeat (an untrusted certificate, a name
+/// that does not resolve) fails every waiting request at once, and still
+/// backs off.
+#[test]
+fn a_permanent_failure_fails_every_waiting_request() {
     let mut d = Driver::new(flaky(None));
     let a = d.queued("k");
     let b = d.queued("k");
     let conn = d.opens(1)[0];
-    d.handle_connect_failed(conn);
-    assert_eq!(rejects(&d.actions()), [(a, RejectReason::ConnectFailed)]);
-    // b still waits, and nothing is opened during the backoff.
-    assert!(d.actions().is_empty());
-    let backoff_end = d.pool.poll_timeout().unwrap();
-    let pause = backoff_end.saturating_duration_since(d.now);
-    assert!(pause >= millis(50) && pause <= millis(100), "{pause:?}");
-    d.next_deadline();
-    let retry = d.opens(1)[0];
-    d.handle_connected(retry, Connected::http1());
-    let _ = grant_of(&d.actions(), b);
+    d.pool
+        .handle_connect_error(conn, d.now, ConnectFailure::Permanent)
+        .unwrap();
+    d.check();
+    assert_eq!(
+        rejects(&d.actions()),
+        [
+            (a, RejectReason::ConnectFailed),
+            (b, RejectReason::ConnectFailed)
+        ]
+    );
+    let _c = d.queued("k");
+    assert!(opens_in(&d.actions()).is_empty(), "backing off");
+}
+
+/// Connects made together fail together: they count as one failure, so the
+/// backoff grows once per round, not once per connect.
+#[test]
+fn connects_made_together_count_as_one_failure() {
+    let mut c = flaky(None);
+    c.max_connecting_per_key = 3;
+    let mut d = Driver::new(c);
+    // A first connection teaches the key it is HTTP/1.1: one per request.
+    let lease = d.first_lease("k", Connected::http1());
+    d.release_closing(lease);
+    d.actions();
+    let _waiting: Vec<_> = (0..3).map(|_| d.queued("k")).collect();
+    let round = d.opens(3);
+    for conn in round {
+        d.handle_connect_failed(conn);
+    }
+    d.actions();
+    // One failure's backoff is at most 100 ms; three would be 200 to 400.
+    d.advance(millis(100));
+    assert!(!opens_in(&d.actions()).is_empty(), "connecting again");
+}
+
+/// A restart: connects fail for a while, the requests wait through it, and
+/// the first connect that succeeds serves them; none fails.
+#[test]
+fn requests_wait_through_a_short_outage() {
+    let mut c = flaky(Some(5));
+    c.circuit.failing_for = secs(10);
+    let mut d = Driver::new(c);
+    let waiting: Vec<_> = (0..3).map(|_| d.queued("k")).collect();
+    // Down for about 2 s: every connect in it fails.
+    let up_at = d.now + secs(2);
+    let mut failures = 0;
+    loop {
+        let conn = d.opens(1)[0];
+        if d.now >= up_at {
+            d.handle_connected(conn, Connected::http1());
+            break;
+        }
+        d.handle_connect_failed(conn);
+        failures += 1;
+        assert!(rejects(&d.actions()).is_empty(), "no request fails");
+        d.next_deadline();
+    }
+    assert!(
+        failures >= 5,
+        "more failures than the threshold: {failures}"
+    );
+    let first = grant_of(&d.actions(), waiting[0]);
+    d.release(first);
+    let _ = grant_of(&d.actions(), waiting[1]);
+    assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))), "not open");
 }
 
 #[test]
@@ -59,14 +151,13 @@ fn backoff_grows_exponentially_up_to_its_maximum() {
 #[test]
 fn a_success_resets_the_backoff() {
     let mut d = Driver::new(flaky(None));
+    let w = d.queued("k");
     for _ in 0..3 {
-        let _w = d.queued("k");
         let conn = d.opens(1)[0];
         d.handle_connect_failed(conn);
         d.actions();
         d.next_deadline();
     }
-    let w = d.queued("k");
     let conn = d.opens(1)[0];
     d.handle_connected(conn, Connected::http1());
     let lease = grant_of(&d.actions(), w);
@@ -84,41 +175,66 @@ fn a_success_resets_the_backoff() {
     assert!(pause <= millis(100), "back to the first step: {pause:?}");
 }
 
+/// The circuit opens at the first failure that is both the threshold's and
+/// at least `failing_for` after the run began; from then on new requests fail
+/// at once, and the waiting ones whose deadlines come before the probe fail
+/// with `CircuitOpen`, the others wait for it.
 #[test]
-fn the_circuit_opens_after_the_threshold_and_fails_fast() {
-    let mut d = Driver::new(flaky(Some(3)));
-    let mut waiting = Vec::new();
-    for i in 0..3 {
-        waiting.push(d.queued("k"));
-        waiting.push(d.queued("k"));
-        let conn = d.opens(1)[0];
+fn the_circuit_opens_once_connects_failed_often_and_long_enough() {
+    let mut c = flaky(Some(3));
+    c.circuit.failing_for = secs(10);
+    let mut d = Driver::new(c);
+    let start = d.now;
+    let long = d.queued("k");
+    let mut conn = d.opens(1)[0];
+    let opened_at = loop {
         d.handle_connect_failed(conn);
-        let rejected = rejects(&d.actions());
-        if i < 2 {
-            assert_eq!(rejected.len(), 1);
-            assert_eq!(rejected[0].1, RejectReason::ConnectFailed);
-            d.next_deadline();
-        } else {
-            // The third failure opens the circuit: every waiter fails at once.
-            assert!(rejected.len() >= 2);
-            assert!(rejected[1..]
-                .iter()
-                .all(|(_, r)| *r == RejectReason::CircuitOpen));
+        assert!(rejects(&d.actions()).iter().all(|&(w, _)| w != long));
+        // A request that cannot wait for the next connect fails with the
+        // connect's failure once it comes; after the circuit opens, at once.
+        match d.acquire_until("k", d.now + secs(1)) {
+            Err(RejectReason::CircuitOpen) => break d.now,
+            Ok(Acquire::Queued(_)) => {}
+            other => panic!("{other:?}"),
         }
-    }
+        conn = loop {
+            d.next_deadline();
+            if let Some(&next) = opens_in(&d.actions()).first() {
+                break next;
+            }
+        };
+    };
+    assert!(opened_at.saturating_duration_since(start) >= secs(10));
+    // The long request still waits, for the probe.
+    assert_eq!(d.pool.key_stats(&"k").unwrap().waiting, 1, "{long:?} waits");
     assert_eq!(d.acquire("k"), Err(RejectReason::CircuitOpen));
-    assert_eq!(d.pool.stats().waiting, 0);
     // Other keys are not affected.
     assert!(matches!(d.acquire("other"), Ok(Acquire::Queued(_))));
 }
 
 #[test]
+fn below_failing_for_no_number_of_failures_opens_the_circuit() {
+    let mut c = flaky(Some(1));
+    c.circuit.failing_for = secs(60);
+    c.backoff = Backoff::new(millis(10), millis(10));
+    let mut d = Driver::new(c);
+    let _w = d.queued("k");
+    for _ in 0..100 {
+        let conn = d.opens(1)[0];
+        d.handle_connect_failed(conn);
+        d.actions();
+        assert!(matches!(d.acquire("k"), Ok(Acquire::Queued(_))));
+        d.next_deadline();
+    }
+}
+
+#[test]
 fn after_the_open_period_one_probe_is_tried_and_its_success_closes_the_circuit() {
     let mut d = Driver::new(flaky(Some(1)));
-    let _w = d.queued("k");
+    let w = d.queued("k");
     let conn = d.opens(1)[0];
     d.handle_connect_failed(conn);
-    d.actions();
+    assert!(d.actions().is_empty(), "the request waits for the probe");
     assert_eq!(d.acquire("k"), Err(RejectReason::CircuitOpen));
     d.advance(secs(5));
     let probe = d.opens(1)[0];
@@ -128,12 +244,10 @@ fn after_the_open_period_one_probe_is_tried_and_its_success_closes_the_circuit()
         "still failing fast while probing"
     );
     d.handle_connected(probe, Connected::http1());
-    assert!(d.actions().is_empty());
-    assert_eq!(
-        d.ready("k").conn(),
-        probe,
-        "the probe connection serves requests"
-    );
+    let lease = grant_of(&d.actions(), w);
+    assert_eq!(lease.conn(), probe, "the probe serves the waiting request");
+    d.release(lease);
+    assert_eq!(d.ready("k").conn(), probe, "and requests after it");
 }
 
 #[test]
@@ -144,6 +258,7 @@ fn a_failed_probe_opens_the_circuit_again() {
     d.handle_connect_failed(conn);
     d.advance(secs(5));
     let probe = d.opens(1)[0];
+    d.actions();
     d.handle_connect_failed(probe);
     let actions = d.actions();
     assert!(actions.is_empty(), "{actions:?}");
@@ -158,12 +273,12 @@ fn an_open_circuit_still_serves_connections_it_already_has() {
     c.max_connections_per_key = 2;
     let mut d = Driver::new(c);
     let lease = d.first_lease("k", Connected::http1());
-    let _w = d.queued("k");
+    let w = d.queued("k");
     let conn = d.opens(1)[0];
     d.handle_connect_failed(conn);
     d.actions();
     d.release(lease);
-    assert_eq!(d.ready("k").conn(), lease.conn());
+    assert_eq!(grant_of(&d.actions(), w).conn(), lease.conn());
 }
 
 #[test]
@@ -174,10 +289,13 @@ fn a_probe_at_the_global_limit_takes_the_next_connection_another_key_gives_back(
     c.max_connections = 1;
     c.max_connections_per_key = 1;
     let mut d = Driver::new(c);
-    let _w = d.queued("down");
+    let down = match d.acquire_until("down", d.now + secs(1)) {
+        Ok(Acquire::Queued(w)) => w,
+        other => panic!("expected to wait, got {other:?}"),
+    };
     let failed = d.opens(1)[0];
     d.handle_connect_failed(failed);
-    d.actions();
+    assert_eq!(rejects(&d.actions()), [(down, RejectReason::CircuitOpen)]);
     let lease = d.first_lease("busy", Connected::http1());
     let next = d.queued("busy");
     // The circuit half-opens, but its probe finds no room.

@@ -1,11 +1,14 @@
 //! Backoff and the circuit breaker.
 //!
 //! After a connect failure the core waits before the next connect to the key
-//! (exponential, with jitter from the seed); after `failure_threshold` consecutive
-//! failures the key's circuit opens: its waiters are rejected with `CircuitOpen`,
-//! new requests are refused with `CircuitOpen`, and nothing is opened for
-//! `open_for`; then one probe connection is opened. A probe that connects closes
-//! the circuit; one that fails opens it again.
+//! (exponential, with jitter from the seed), and refuses only the waiters due
+//! before it could come (`ConnectFailed`). After `failure_threshold`
+//! consecutive failures over at least `failing_for` the key's circuit opens:
+//! the waiters due before its probe are rejected with `CircuitOpen`, the others
+//! wait for it, new requests are refused with `CircuitOpen`, and nothing is
+//! opened for `open_for`; then one probe connection is opened. A probe that
+//! connects closes the circuit and serves the waiters; one that fails opens it
+//! again.
 //!
 //! The random walks here are heavy in connect failures, transport closes and
 //! connect timeouts; the harness checks every open against the backoff (none
@@ -17,7 +20,9 @@
 use std::time::Duration;
 
 use crate::support::{case, proptest_config, Harness, Input, Profile, Proto};
-use muxpool_core::{Acquire, Action, Backoff, Circuit, Instant, PoolConfig, RejectReason};
+use muxpool_core::{
+    Acquire, Action, Backoff, Circuit, ConnectFailure, Instant, PoolConfig, RejectReason,
+};
 use proptest::prelude::*;
 
 /// Fails connects on key 0 until `failures` have failed in a row; returns the time
@@ -40,7 +45,10 @@ fn fail_connects(h: &mut Harness<u8>, failures: u32) -> Result<Instant, String> 
             }
             conn = h.connecting(0).first().copied();
         }
-        h.input(Input::ConnectFailed(conn.expect("checked")))?;
+        h.input(Input::ConnectFailed(
+            conn.expect("checked"),
+            ConnectFailure::Transient,
+        ))?;
     }
     Ok(h.now())
 }
@@ -56,9 +64,10 @@ proptest! {
         }
     }
 
-    /// Threshold failures open the circuit; requests fail fast until `open_for`;
-    /// then exactly one probe; its success closes the circuit, its failure opens
-    /// it again for another `open_for`.
+    /// Threshold failures open the circuit (`failing_for` zero: however short
+    /// the run); new requests fail fast until `open_for` while the one waiting
+    /// stays; then exactly one probe; its success closes the circuit and serves
+    /// the waiting request, its failure opens it again for another `open_for`.
     #[test]
     fn the_circuit_opens_probes_and_closes(
         threshold in 1u32..=4,
@@ -75,13 +84,13 @@ proptest! {
         config.acquire_timeout = Duration::from_secs(60);
         config.connect_timeout = Duration::from_secs(30);
         config.backoff = Backoff::new(Duration::from_millis(backoff_ms), Duration::from_millis(backoff_ms * 4));
-        config.circuit = Circuit::new(Some(threshold), open_for);
+        config.circuit = Circuit::new(Some(threshold), open_for).failing_for(Duration::ZERO);
         config.seed = seed;
         let mut h = Harness::new(config, 1, |k| k);
         let walk = |h: &mut Harness<u8>| -> Result<(), String> {
             let tripped = fail_connects(h, threshold)?;
-            if h.waiting(0) != 0 {
-                return Err("requests still wait after the circuit opened".into());
+            if h.waiting(0) != 1 {
+                return Err("the request that can wait for the probe does not".into());
             }
             let refused = h.acquire(0, None)?;
             if refused != Err(RejectReason::CircuitOpen) {
@@ -102,13 +111,15 @@ proptest! {
             }
             if probe_connects {
                 h.input(Input::Connected(probes[0], proto))?;
-                match h.acquire(0, None)? {
-                    Ok(Acquire::Ready(_)) => {}
-                    other => return Err(format!("after a good probe a request got {other:?}")),
+                if h.waiting(0) != 0 {
+                    return Err("a good probe did not serve the waiting request".into());
+                }
+                if let Err(reason) = h.acquire(0, None)? {
+                    return Err(format!("after a good probe a request got {reason:?}"));
                 }
             } else {
                 let failed = h.now();
-                h.input(Input::ConnectFailed(probes[0]))?;
+                h.input(Input::ConnectFailed(probes[0], ConnectFailure::Transient))?;
                 let refused = h.acquire(0, None)?;
                 if refused != Err(RejectReason::CircuitOpen) {
                     return Err(format!("after a failed probe a request got {refused:?}"));

@@ -46,8 +46,8 @@ use std::time::Duration;
 
 use muxpool_core::{
     Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, ConnId, ConnInfo, ConnState,
-    Connected, EventError, HandleKind, HealthCheck, Instant, Lease, LeaseId, Mode, Pool,
-    PoolConfig, RejectReason, Release, Saturation, Shutdown, Stats, WaiterId,
+    ConnectFailure, Connected, EventError, HandleKind, HealthCheck, Instant, Lease, LeaseId, Mode,
+    Pool, PoolConfig, RejectReason, Release, Saturation, Shutdown, Stats, WaiterId,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -128,8 +128,8 @@ pub enum Op {
     Release(Index, Release),
     /// A connecting connection comes up.
     Connected(Index, Proto),
-    /// A connecting connection fails.
-    ConnectFailed(Index),
+    /// A connecting connection fails, for good if `true`.
+    ConnectFailed(Index, bool),
     /// The peer of a multiplexed connection changes its stream limit.
     PeerMaxStreams(Index, u32),
     /// The peer of a connected connection goes away.
@@ -271,7 +271,7 @@ pub fn config(profile: Profile) -> BoxedStrategy<PoolConfig> {
             c.max_requests_per_connection = t.5;
             c.forget_key_after = ms(t.6);
             c.backoff = Backoff::new(ms(r.0), ms(r.0 * u64::from(r.1)));
-            c.circuit = Circuit::new(r.2, ms(r.3));
+            c.circuit = Circuit::new(r.2, ms(r.3)).failing_for(ms(r.3 / 2));
             c.health_check = HealthCheck::new(r.4, ms(r.5));
             c.seed = r.6;
             c.validate().expect("generated configs are valid");
@@ -348,7 +348,7 @@ pub fn op(profile: Profile) -> BoxedStrategy<Op> {
         w[0] => (0..MAX_KEYS, deadline).prop_map(|(key, deadline_ms)| Op::Acquire { key, deadline_ms }),
         w[1] => (any::<Index>(), release_how()).prop_map(|(i, how)| Op::Release(i, how)),
         w[2] => (any::<Index>(), proto()).prop_map(|(i, p)| Op::Connected(i, p)),
-        w[3] => any::<Index>().prop_map(Op::ConnectFailed),
+        w[3] => (any::<Index>(), prop::bool::weighted(0.15)).prop_map(|(i, p)| Op::ConnectFailed(i, p)),
         w[4] => any::<Index>().prop_map(Op::Cancel),
         w[5] => (any::<Index>(), 0u32..=5).prop_map(|(i, n)| Op::PeerMaxStreams(i, n)),
         w[6] => any::<Index>().prop_map(Op::GoingAway),
@@ -551,8 +551,13 @@ struct MKey {
     learned: Option<bool>,
     empty_since: Option<Instant>,
     counters: Counters,
-    /// Failed connects this step, each of which may cost the head waiter.
-    connect_failed_allowance: u32,
+    /// When the current run of failed connects began, and when the last of
+    /// them failed.
+    failing_since: Option<Instant>,
+    last_failure: Option<Instant>,
+    /// A connect failed this step: waiters due before this instant (the
+    /// latest the next connect can come) may be refused with `ConnectFailed`.
+    failed_reject_before: Option<Instant>,
     tripped_at_step: Option<usize>,
 }
 
@@ -567,7 +572,9 @@ impl Default for MKey {
             learned: None,
             empty_since: None,
             counters: Counters::default(),
-            connect_failed_allowance: 0,
+            failing_since: None,
+            last_failure: None,
+            failed_reject_before: None,
             tripped_at_step: None,
         }
     }
@@ -707,7 +714,7 @@ impl Model {
         self.step += 1;
         self.now = now;
         for k in self.keys.values_mut() {
-            k.connect_failed_allowance = 0;
+            k.failed_reject_before = None;
         }
     }
 
@@ -979,13 +986,16 @@ impl Model {
         let k = self.key(key);
         k.circuit = MCircuit::Closed;
         k.failures = 0;
+        k.failing_since = None;
+        k.last_failure = None;
         k.backoff = None;
         k.learned = Some(multiplexed);
         Ok(())
     }
 
-    /// A connect failed (reported, transport closed while connecting, or timed out).
-    fn connect_failure(&mut self, conn: ConnId) {
+    /// A connect failed (reported, transport closed while connecting, or timed
+    /// out). A permanent failure may cost every waiter of the key.
+    fn connect_failure(&mut self, conn: ConnId, failure: ConnectFailure) {
         let c = self
             .conns
             .remove(&conn)
@@ -994,8 +1004,31 @@ impl Model {
         let now = self.now;
         let step = self.step;
         let threshold = self.cfg.circuit.failure_threshold;
+        let failing_for = self.cfg.circuit.failing_for;
         let open_for = self.cfg.circuit.open_for;
         self.count(Some(c.key), |s| s.connect_failures += 1);
+        if failure == ConnectFailure::Permanent {
+            self.key(c.key).failed_reject_before = Some(Instant::MAX);
+        }
+        // A connect opened no later than the key's last failure is of that round: it
+        // counts no failure and sets no new backoff. A probe that fails
+        // re-opens the circuit only while it is still the probe: another
+        // connect that came up meanwhile closed the circuit, and then this is
+        // a first failure like any other.
+        let probing = {
+            let k = self.key(c.key);
+            c.probe && k.circuit == MCircuit::HalfOpen { probe: Some(conn) }
+        };
+        {
+            let k = self.key(c.key);
+            if !probing && k.last_failure.is_some_and(|at| c.opened_at <= at) {
+                if let Some((_, latest)) = k.backoff {
+                    k.failed_reject_before = k.failed_reject_before.max(Some(latest));
+                }
+                return;
+            }
+            k.last_failure = Some(now);
+        }
         let failures = {
             let k = self.key(c.key);
             k.failures = k.failures.saturating_add(1);
@@ -1003,13 +1036,11 @@ impl Model {
         };
         let base = self.backoff_base(failures);
         let k = self.key(c.key);
-        k.connect_failed_allowance += 1;
-        // A probe that fails re-opens the circuit only while it is still the
-        // probe: another connect that came up meanwhile closed the circuit, and
-        // then this is a first failure like any other.
-        let probing = c.probe && k.circuit == MCircuit::HalfOpen { probe: Some(conn) };
-        let trips =
-            probing || (k.circuit == MCircuit::Closed && threshold.is_some_and(|t| failures >= t));
+        let since = *k.failing_since.get_or_insert(now);
+        let trips = probing
+            || (k.circuit == MCircuit::Closed
+                && threshold.is_some_and(|t| failures >= t)
+                && now.saturating_duration_since(since) >= failing_for);
         if trips {
             k.circuit = MCircuit::Open {
                 until: now.saturating_add(open_for),
@@ -1017,13 +1048,16 @@ impl Model {
             k.tripped_at_step = Some(step);
             k.backoff = None;
         } else {
-            k.backoff = Some((now.saturating_add(base / 2), now.saturating_add(base)));
+            let latest = now.saturating_add(base);
+            k.backoff = Some((now.saturating_add(base / 2), latest));
+            k.failed_reject_before = k.failed_reject_before.max(Some(latest));
         }
     }
 
     fn on_connect_failed(
         &mut self,
         conn: ConnId,
+        failure: ConnectFailure,
         res: Result<(), EventError>,
     ) -> Result<(), String> {
         let state = self.conns.get(&conn).map(|c| c.state);
@@ -1038,7 +1072,7 @@ impl Model {
             res.is_ok(),
             "connect_failed on a connecting connection refused: {res:?}"
         );
-        self.connect_failure(conn);
+        self.connect_failure(conn, failure);
         Ok(())
     }
 
@@ -1119,7 +1153,7 @@ impl Model {
             ),
         }
         if state == Some(MState::Connecting) {
-            self.connect_failure(conn);
+            self.connect_failure(conn, ConnectFailure::Transient);
             return Ok(());
         }
         let c = self.conns.get_mut(&conn).expect("checked");
@@ -1393,7 +1427,7 @@ impl Model {
             );
         }
         if c.state == MState::Connecting && reason == CloseReason::ConnectTimeout {
-            self.connect_failure(conn);
+            self.connect_failure(conn, ConnectFailure::Transient);
         } else {
             let key = c.key;
             if c.probe {
@@ -1537,17 +1571,15 @@ impl Model {
             .ok_or_else(|| format!("Reject ({reason:?}) to {waiter:?}, which is not waiting (answered twice, or never issued)"))?;
         let shutdown_now = self.shutdown_step == Some(step);
         let k = self.key(w.key);
-        let head = k.waiters.front().copied();
+
         let holds = match reason {
             RejectReason::Timeout => now >= w.deadline,
-            RejectReason::ConnectFailed => {
-                let ok = k.connect_failed_allowance > 0 && head == Some(waiter);
-                if ok {
-                    k.connect_failed_allowance -= 1;
-                }
-                ok
+            // Only a request that cannot wait for the next connect.
+            RejectReason::ConnectFailed => k.failed_reject_before.is_some_and(|at| w.deadline < at),
+            RejectReason::CircuitOpen => {
+                k.tripped_at_step == Some(step)
+                    && matches!(k.circuit, MCircuit::Open { until } if w.deadline < until)
             }
-            RejectReason::CircuitOpen => k.tripped_at_step == Some(step),
             RejectReason::ShuttingDown => shutdown_now,
             _ => false,
         };
@@ -1974,12 +2006,31 @@ impl Model {
         let cfg = &self.cfg;
         let total_open = self.open_count(None);
         for (&key, k) in &self.keys {
-            if k.tripped_at_step == Some(self.step) {
-                ensure!(
-                    k.waiters.is_empty(),
-                    "key {key}'s circuit opened but {} requests still wait",
-                    k.waiters.len()
-                );
+            // After a connect failed this step: a permanent failure leaves no
+            // request waiting, a transient one none due before the backoff's
+            // earliest end.
+            if let Some(before) = k.failed_reject_before {
+                let earliest = match k.backoff {
+                    _ if before == Instant::MAX => Instant::MAX,
+                    Some((earliest, _)) => earliest,
+                    None => Instant::ZERO,
+                };
+                for w in &k.waiters {
+                    let deadline = self.waiters[w].deadline;
+                    ensure!(
+                        deadline >= earliest,
+                        "key {key}'s connect failed, but {w:?}, due at {deadline:?} before the next connect ({earliest:?}), still waits"
+                    );
+                }
+            }
+            if let (Some(_), MCircuit::Open { until }) = (k.tripped_at_step, k.circuit) {
+                for w in &k.waiters {
+                    let deadline = self.waiters[w].deadline;
+                    ensure!(
+                        deadline >= until,
+                        "key {key}'s circuit is open until {until:?} but {w:?}, due at {deadline:?}, still waits"
+                    );
+                }
             }
             let open = self.open_count(Some(key));
             let connecting = self.connecting_count(key);
@@ -2015,10 +2066,11 @@ impl Model {
                     k.waiters.len()
                 ));
             }
-            ensure!(
-                k.circuit == MCircuit::Closed,
-                "key {key} has waiters while its circuit is not closed"
-            );
+            // Waiters of an open circuit wait for its probe, which the check
+            // above holds to `open_for`.
+            if k.circuit != MCircuit::Closed {
+                continue;
+            }
             if let Some(room) = self.room_to_open(key) {
                 let backoff_over = k.backoff.is_none_or(|(_, latest)| now >= latest);
                 ensure!(
@@ -2109,7 +2161,7 @@ pub enum Input {
     Cancel(WaiterId),
     Release(Lease, Release),
     Connected(ConnId, Proto),
-    ConnectFailed(ConnId),
+    ConnectFailed(ConnId, ConnectFailure),
     PeerMaxStreams(ConnId, u32),
     GoingAway(ConnId),
     TransportClosed(ConnId),
@@ -2240,8 +2292,15 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             }
             Op::Connected(i, p) => pick(self.conns_where(|c| c.state == MState::Connecting), i)
                 .map(|c| Input::Connected(c, *p)),
-            Op::ConnectFailed(i) => pick(self.conns_where(|c| c.state == MState::Connecting), i)
-                .map(Input::ConnectFailed),
+            Op::ConnectFailed(i, permanent) => {
+                let failure = if *permanent {
+                    ConnectFailure::Permanent
+                } else {
+                    ConnectFailure::Transient
+                };
+                pick(self.conns_where(|c| c.state == MState::Connecting), i)
+                    .map(|c| Input::ConnectFailed(c, failure))
+            }
             Op::PeerMaxStreams(i, n) => pick(
                 self.conns_where(|c| c.connected && !c.exclusive && c.state != MState::Closed),
                 i,
@@ -2294,7 +2353,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             Input::Connected(c, proto) => {
                 Outcome::Event(p.handle_connected(c, now, proto.connected()))
             }
-            Input::ConnectFailed(c) => Outcome::Event(p.handle_connect_failed(c, now)),
+            Input::ConnectFailed(c, f) => Outcome::Event(p.handle_connect_error(c, now, f)),
             Input::PeerMaxStreams(c, n) => Outcome::Event(p.handle_peer_max_streams(c, now, n)),
             Input::GoingAway(c) => Outcome::Event(p.handle_going_away(c, now)),
             Input::TransportClosed(c) => Outcome::Event(p.handle_transport_closed(c, now)),
@@ -2326,7 +2385,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             (Input::Cancel(w), Outcome::Event(res)) => m.on_cancel(*w, res)?,
             (Input::Release(l, how), Outcome::Event(res)) => m.on_release(*l, *how, res)?,
             (Input::Connected(c, p), Outcome::Event(res)) => m.on_connected(*c, *p, res)?,
-            (Input::ConnectFailed(c), Outcome::Event(res)) => m.on_connect_failed(*c, res)?,
+            (Input::ConnectFailed(c, f), Outcome::Event(res)) => {
+                m.on_connect_failed(*c, *f, res)?
+            }
             (Input::PeerMaxStreams(c, n), Outcome::Event(res)) => {
                 m.on_peer_max_streams(*c, *n, res)?
             }
@@ -2456,9 +2517,8 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             Misuse::Connected(p) => {
                 conn(&|c| c.state != MState::Connecting).map(|(c, e)| (Input::Connected(c, p), e))
             }
-            Misuse::ConnectFailed => {
-                conn(&|c| c.state != MState::Connecting).map(|(c, e)| (Input::ConnectFailed(c), e))
-            }
+            Misuse::ConnectFailed => conn(&|c| c.state != MState::Connecting)
+                .map(|(c, e)| (Input::ConnectFailed(c, ConnectFailure::Transient), e)),
             Misuse::PeerMaxStreams(n) => conn(&|c| !c.connected || c.exclusive)
                 .map(|(c, e)| (Input::PeerMaxStreams(c, n), e)),
             Misuse::GoingAway => {
@@ -2762,7 +2822,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             probes.extend([
                 (Input::Connected(c, Proto::Http1), conn),
                 (Input::Connected(c, Proto::Http2(3)), conn),
-                (Input::ConnectFailed(c), conn),
+                (Input::ConnectFailed(c, ConnectFailure::Permanent), conn),
                 (Input::PeerMaxStreams(c, 2), conn),
                 (Input::GoingAway(c), conn),
                 (Input::TransportClosed(c), conn),
