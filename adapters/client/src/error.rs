@@ -13,7 +13,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use muxpool_core::RejectReason;
+use muxpool_core::{ConnectFailure, RejectReason};
 
 /// A boxed cause.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -113,6 +113,18 @@ impl Error {
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
         self.source = Some(Arc::from(source.into()));
         self
+    }
+
+    /// What a connect that failed with this error says about the next one:
+    /// a TCP connect refused, reset or unreachable, or a connect that timed
+    /// out, may succeed if tried again (a server restarting, a network blip);
+    /// a name that does not resolve, a TLS or protocol failure, a refused
+    /// WebSocket upgrade would fail the same way.
+    pub(crate) fn connect_failure(&self) -> ConnectFailure {
+        match (self.kind, self.message) {
+            (ErrorKind::Timeout, _) | (ErrorKind::Connect, None) => ConnectFailure::Transient,
+            _ => ConnectFailure::Permanent,
+        }
     }
 
     /// What kind of failure this is.

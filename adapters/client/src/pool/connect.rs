@@ -117,8 +117,9 @@ impl<R: Runtime> Shared<R> {
                 // A connect the core already gave up on (its deadline came
                 // first) is not this key's latest failure.
                 if let Some(Slot::Connecting(key)) = take(&mut st.conns, conn.index(), conn) {
+                    let failure = error.connect_failure();
                     st.remember_failure(key, error);
-                    let _ = st.pool.handle_connect_failed(conn, now);
+                    let _ = st.pool.handle_connect_error(conn, now, failure);
                 }
                 None
             }

@@ -301,13 +301,20 @@ impl State {
     /// The error for a request to `key` refused for `reason`, with the last
     /// connect failure as its cause when connects are why.
     pub(crate) fn rejection(&self, key: &PoolKey, reason: RejectReason) -> Error {
-        let opening = || self.pool.key_stats(key).is_some_and(|s| s.connecting > 0);
-        if reason == RejectReason::Timeout && opening() {
+        if reason == RejectReason::Timeout {
             // Not a pool with no room: the connection opened for the request
-            // was still connecting or in its TLS or HTTP/2 handshake.
-            return Error::new(ErrorKind::Timeout).with_message(
-                "timed out while a connection to the origin was still opening (connect, TLS or HTTP/2 handshake)",
-            );
+            // was still connecting or in its TLS or HTTP/2 handshake, or the
+            // origin's connects kept failing until the deadline.
+            if self.pool.key_stats(key).is_some_and(|s| s.connecting > 0) {
+                return Error::new(ErrorKind::Timeout).with_message(
+                    "timed out while a connection to the origin was still opening (connect, TLS or HTTP/2 handshake)",
+                );
+            }
+            if let Some(cause) = self.connect_errors.get(key) {
+                return Error::new(ErrorKind::Timeout)
+                    .with_message("timed out while the origin's connects kept failing")
+                    .with_source(cause.clone());
+            }
         }
         let error = Error::rejected(reason);
         let cause = match reason {
