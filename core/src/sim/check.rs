@@ -19,9 +19,9 @@ use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::{
-    Acquire, AcquireOptions, Action, CloseReason, ConfigError, ConnId, ConnState, Connected,
-    EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, PoolConfig, RejectReason, Release,
-    Shutdown, Stats, WaiterId,
+    Acquire, AcquireOptions, Action, CloseReason, ConfigError, ConnId, ConnState, ConnectFailure,
+    Connected, EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, PoolConfig,
+    RejectReason, Release, Shutdown, Stats, WaiterId,
 };
 
 /// Which promise of the core a [`Violation`] breaks.
@@ -485,11 +485,21 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<(), EventError>, Violation> {
+        self.handle_connect_error(conn, now, ConnectFailure::Transient)
+    }
+
+    /// [`Pool::handle_connect_error`], checked.
+    pub fn handle_connect_error(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        failure: ConnectFailure,
+    ) -> Result<Result<(), EventError>, Violation> {
         self.conn_event(
             now,
-            format_args!("connect_failed({conn:?})"),
+            format_args!("connect_error({conn:?}, {failure:?})"),
             conn,
-            |pool| pool.handle_connect_failed(conn, now),
+            |pool| pool.handle_connect_error(conn, now, failure),
             |c| c.up.is_none(),
             |this| {
                 this.forget_conn(conn);

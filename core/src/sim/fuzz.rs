@@ -21,8 +21,8 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::check::{Checker, Violation};
 use crate::{
-    AcquireOptions, Backoff, Circuit, ConnId, Connected, HealthCheck, Instant, Lease, LeaseId,
-    PoolConfig, Release, Saturation, Shutdown, WaiterId,
+    AcquireOptions, Backoff, Circuit, ConnId, ConnectFailure, Connected, HealthCheck, Instant,
+    Lease, LeaseId, PoolConfig, Release, Saturation, Shutdown, WaiterId,
 };
 
 /// The most inputs one run applies, so that every run stays fast.
@@ -119,6 +119,7 @@ enum ConnEvent {
     TransportClosed,
     HealthOk,
     Suspect,
+    FailedForGood,
 }
 
 /// One input.
@@ -233,6 +234,9 @@ fn apply(checker: &mut Checker<u8>, u: &mut Unstructured<'_>) -> Result<(), Viol
                 let _ = match event {
                     ConnEvent::Connected(info) => checker.handle_connected(conn, at, info)?,
                     ConnEvent::Failed => checker.handle_connect_failed(conn, at)?,
+                    ConnEvent::FailedForGood => {
+                        checker.handle_connect_error(conn, at, ConnectFailure::Permanent)?
+                    }
                     ConnEvent::PeerMaxStreams(max) => {
                         checker.handle_peer_max_streams(conn, at, u32::from(max))?
                     }
