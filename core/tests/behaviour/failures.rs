@@ -45,6 +45,25 @@ fn a_failed_connect_fails_only_the_requests_that_cannot_wait_for_the_next() {
     let _ = grant_of(&d.actions(), long);
 }
 
+/// The requests a failed connect refuses are those due strictly before the
+/// next attempt: one due at the very instant the probe starts waits for it.
+#[test]
+fn a_request_due_as_the_probe_starts_waits_for_it() {
+    let mut d = Driver::new(flaky(Some(1)));
+    let queued = |d: &mut Driver, deadline| match d.acquire_until("k", deadline) {
+        Ok(Acquire::Queued(w)) => w,
+        other => panic!("expected to wait, got {other:?}"),
+    };
+    let probe_at = d.now + secs(5);
+    let just_before = d.now + (secs(5) - Duration::from_nanos(1));
+    let before = queued(&mut d, just_before);
+    let at = queued(&mut d, probe_at);
+    let conn = d.opens(1)[0];
+    d.handle_connect_failed(conn);
+    assert_eq!(rejects(&d.actions()), [(before, RejectReason::CircuitOpen)]);
+    assert_eq!(d.pool.key_stats(&"k").unwrap().waiting, 1, "{at:?} waits");
+}
+
 /// A failure the next connect would repeat (an untrusted certificate, a name
 /// that does not resolve) fails every waiting request at once, and still
 /// backs off.
