@@ -119,6 +119,13 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 self.index.get(&k.key) == Some(&kid),
                 "{kid:?} is missing from the key index"
             );
+            // A key counted as empty is forgotten when its time comes; one
+            // that is not would be woken for that forever.
+            ensure!(
+                k.empty_since.is_none() || k.is_empty(),
+                "{kid:?} counts as empty since {:?} but is not",
+                k.empty_since
+            );
             let r = per_key.get(&kid.index()).copied().unwrap_or_default();
             let s = &k.stats();
             ensure!(

@@ -273,6 +273,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         });
         let k = self.keys.get_mut(kid).expect("driven keys live");
         k.all.push_back(&mut self.books.conns, cid, all_link);
+        // Whatever path opened it (a probe given another key's room, too),
+        // a key with a connection is not empty.
+        k.empty_since = None;
         if let Circuit::HalfOpen { probe: None } = k.circuit {
             k.circuit = Circuit::HalfOpen { probe: Some(cid) };
         }
