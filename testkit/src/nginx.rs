@@ -24,6 +24,15 @@
 //! Dropping the [`Nginx`] stops the server (SIGTERM, then SIGKILL after a few
 //! seconds) and removes the directory.
 //!
+//! # Restarting
+//!
+//! [`Nginx::restart`] stops the server the way a [`Stop`] says (graceful, fast
+//! or killed), waits until it has exited, stays down for a while and starts it
+//! again in the same directory with the same `nginx.conf`, so on the same
+//! ports: what a client sees when its server is restarted or crashes and comes
+//! back. [`Nginx::stop_with`] and [`Nginx::start_again`] are its two halves, for
+//! a test that wants to know exactly when the server was down.
+//!
 //! # What it serves
 //!
 //! On every listener that is turned on (plain HTTP/1.1, TLS with optional HTTP/2
@@ -108,6 +117,9 @@ const START_ATTEMPTS: u32 = 5;
 
 /// How long [`Nginx::stop`] waits after SIGTERM before it sends SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long [`Nginx::start_again`] keeps trying while a port is not bindable.
+const RESTART_BIND_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The deterministic content of `/bytes/N`: byte i is `(i % 251) as u8`.
 ///
@@ -232,6 +244,34 @@ pub struct StubStatus {
     pub waiting: u64,
 }
 
+/// How [`Nginx::stop_with`] (and so [`Nginx::restart`]) stops the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGQUIT, nginx's graceful shutdown: the listeners close at once, the
+    /// requests in flight are answered, idle keep-alive connections are closed
+    /// and HTTP/2 connections get GOAWAY; the master exits once its workers
+    /// have.
+    Graceful,
+    /// SIGTERM, nginx's fast shutdown: every connection is closed at once,
+    /// requests in flight included.
+    Fast,
+    /// SIGKILL to the master, then (once it is dead and cannot fork new ones)
+    /// to every worker: a crash. The kernel closes every socket (with a reset
+    /// where unread data was left).
+    Kill,
+}
+
+impl Stop {
+    /// The signal sent to the master process.
+    fn signal(self) -> libc::c_int {
+        match self {
+            Stop::Graceful => libc::SIGQUIT,
+            Stop::Fast => libc::SIGTERM,
+            Stop::Kill => libc::SIGKILL,
+        }
+    }
+}
+
 /// A running nginx server; dropping it stops the server and removes its
 /// directory.
 #[derive(Debug)]
@@ -242,6 +282,8 @@ pub struct Nginx {
     https_port: Option<u16>,
     h2c_port: Option<u16>,
     status_port: u16,
+    /// How many worker processes the master runs.
+    workers: usize,
     /// `accepts` as read by the first successful status request, which counts
     /// every readiness check and that request itself.
     baseline_accepts: u64,
@@ -250,7 +292,8 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx as configured by `options` and waits until it answers.
+    /// Starts nginx as configured by `options` and waits until it answers and
+    /// all its workers are running.
     ///
     /// Fails if nginx is not installed (see [`available`]), if the directory
     /// cannot be written, or if nginx exits or does not answer within a few
@@ -375,7 +418,20 @@ impl Nginx {
     /// exited within a few seconds. Returns an error if it had to be killed or
     /// had exited unsuccessfully. Calling it again does nothing. The directory
     /// is removed on drop.
+    ///
+    /// The same as [`stop_with`](Self::stop_with)`(`[`Stop::Fast`]`)`.
     pub fn stop(&mut self) -> io::Result<()> {
+        self.stop_with(Stop::Fast)
+    }
+
+    /// Stops the server as `how` says and waits until the master process (and,
+    /// for [`Stop::Kill`], every worker) has exited, so its listeners are
+    /// closed when it returns. If it has not exited within a few seconds, the
+    /// master and its workers are sent SIGKILL and an error is returned; an
+    /// error is also returned if nginx had already exited, or exited
+    /// unsuccessfully. Calling it on a stopped server does nothing. The
+    /// directory is kept, for [`start_again`](Self::start_again), until drop.
+    pub fn stop_with(&mut self, how: Stop) -> io::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -386,10 +442,27 @@ impl Nginx {
             )));
         }
         let workers = children(child.id());
-        signal(child.id(), libc::SIGTERM);
+        signal(child.id(), how.signal());
         let deadline = Instant::now() + STOP_DEADLINE;
         loop {
             if let Some(status) = child.try_wait()? {
+                if how == Stop::Kill {
+                    // Only now: a master that sees a worker die forks another.
+                    for &pid in &workers {
+                        signal(pid, libc::SIGKILL);
+                    }
+                    // Orphaned, they are not ours to reap: wait until they are
+                    // gone or zombies, whose sockets are closed.
+                    while !workers.iter().all(|&pid| exited(pid)) {
+                        if Instant::now() >= deadline {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "nginx workers still running 5 s after SIGKILL",
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
                 return if status.success() || status.code().is_none() {
                     Ok(())
                 } else {
@@ -411,8 +484,60 @@ impl Nginx {
         child.wait()?;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            "nginx did not stop within 5 s of SIGTERM and was killed",
+            format!("nginx did not stop within {STOP_DEADLINE:?} of {how:?} and was killed"),
         ))
+    }
+
+    /// Starts the stopped server again in the same directory, with the same
+    /// `nginx.conf` and so on the same ports, and waits until it answers, as
+    /// [`start`](Self::start) does. While a port is not bindable (an old
+    /// socket, or another process holding it for a moment) it tries again for
+    /// a few seconds. [`accepted_connections`](Self::accepted_connections)
+    /// counts from this start on; `error.log` keeps the lines of every run.
+    ///
+    /// Fails if the server is running, or if nginx exits or does not answer
+    /// in time (the error then carries the lines this start logged).
+    pub fn start_again(&mut self) -> io::Result<()> {
+        if self.child.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nginx is running: stop it first",
+            ));
+        }
+        let deadline = Instant::now() + RESTART_BIND_DEADLINE;
+        loop {
+            let since = LogMark::now(&self.dir);
+            let mut child = spawn(&self.dir)?;
+            match wait_ready(
+                &mut child,
+                &self.dir,
+                self.status_port,
+                self.workers,
+                &since,
+            ) {
+                Ok(status) => {
+                    self.child = Some(child);
+                    self.baseline_accepts = status.accepts;
+                    *self.status_connections.get_mut() = 0;
+                    return Ok(());
+                }
+                Err(StartError::PortTaken(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Restarts the server: [`stop_with`](Self::stop_with)`(how)`, then `down`
+    /// with nothing listening on its ports, then
+    /// [`start_again`](Self::start_again), which returns once it answers. It
+    /// blocks the calling thread throughout (run it off an async runtime's
+    /// threads). If the stop fails the server is left stopped.
+    pub fn restart(&mut self, how: Stop, down: Duration) -> io::Result<()> {
+        self.stop_with(how)?;
+        std::thread::sleep(down);
+        self.start_again()
     }
 }
 
@@ -507,30 +632,64 @@ impl Ports {
 /// listener answers.
 fn try_start(dir: &Path, options: &NginxOptions) -> Result<Nginx, StartError> {
     let ports = Ports::pick(options)?;
-    let conf = dir.join("nginx.conf");
-    fs::write(&conf, config(dir, options, &ports))?;
-    let error_log = dir.join("error.log");
-    // A fresh log per attempt, so a failure shows only its own lines.
-    let _ = fs::remove_file(&error_log);
-    let stderr = fs::File::create(dir.join("stderr.log"))?;
-    let mut child = Command::new(NGINX_BINARY)
+    fs::write(dir.join("nginx.conf"), config(dir, options, &ports))?;
+    // Fresh logs per attempt, so a failure shows only its own lines.
+    let _ = fs::remove_file(dir.join("error.log"));
+    let _ = fs::remove_file(dir.join("stderr.log"));
+    let workers = usize::try_from(options.workers.max(1)).unwrap_or(usize::MAX);
+    let mut child = spawn(dir)?;
+    let status = wait_ready(&mut child, dir, ports.status, workers, &LogMark::default())?;
+    Ok(Nginx {
+        child: Some(child),
+        dir: dir.to_path_buf(),
+        http_port: ports.http,
+        https_port: ports.https,
+        h2c_port: ports.h2c,
+        status_port: ports.status,
+        workers,
+        baseline_accepts: status.accepts,
+        status_connections: AtomicU64::new(0),
+    })
+}
+
+/// Runs nginx on `DIR/nginx.conf` in the foreground, its error log in
+/// `DIR/error.log` and its stderr appended to `DIR/stderr.log`.
+fn spawn(dir: &Path) -> io::Result<Child> {
+    let stderr = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))?;
+    Command::new(NGINX_BINARY)
         .arg("-p")
         .arg(dir)
         .arg("-c")
-        .arg(&conf)
+        .arg(dir.join("nginx.conf"))
         .arg("-e")
-        .arg(&error_log)
+        .arg(dir.join("error.log"))
         .arg("-g")
         .arg("daemon off;")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
-        .spawn()?;
+        .spawn()
+}
 
+/// Waits until `child` answers a status request on `status_port` and runs its
+/// `workers` worker processes (so that [`Nginx::worker_pids`] lists them all),
+/// and returns that status. If it exits first, the error says whether a port was taken; if
+/// it does not answer within [`START_DEADLINE`], it is killed. Errors carry the
+/// lines logged after `since`.
+fn wait_ready(
+    child: &mut Child,
+    dir: &Path,
+    status_port: u16,
+    workers: usize,
+    since: &LogMark,
+) -> Result<StubStatus, StartError> {
     let deadline = Instant::now() + START_DEADLINE;
     loop {
         if let Some(status) = child.try_wait()? {
-            let log = logs(dir);
+            let log = since.logs(dir);
             let message = format!("nginx exited during start ({status}); error.log:\n{log}");
             return Err(if log.contains("Address already in use") {
                 StartError::PortTaken(io::Error::new(io::ErrorKind::AddrInUse, message))
@@ -539,23 +698,13 @@ fn try_start(dir: &Path, options: &NginxOptions) -> Result<Nginx, StartError> {
             });
         }
         let attempt = TcpStream::connect_timeout(
-            &SocketAddr::from((Ipv4Addr::LOCALHOST, ports.status)),
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, status_port)),
             Duration::from_millis(500),
         )
         .and_then(fetch_status);
         let last_error = match attempt {
-            Ok(status) => {
-                return Ok(Nginx {
-                    child: Some(child),
-                    dir: dir.to_path_buf(),
-                    http_port: ports.http,
-                    https_port: ports.https,
-                    h2c_port: ports.h2c,
-                    status_port: ports.status,
-                    baseline_accepts: status.accepts,
-                    status_connections: AtomicU64::new(0),
-                });
-            }
+            Ok(status) if children(child.id()).len() >= workers => return Ok(status),
+            Ok(_) => io::Error::other(format!("fewer than {workers} workers running")),
             Err(e) => e,
         };
         if Instant::now() >= deadline {
@@ -564,10 +713,9 @@ fn try_start(dir: &Path, options: &NginxOptions) -> Result<Nginx, StartError> {
             return Err(StartError::Other(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "nginx did not answer on 127.0.0.1:{} within {START_DEADLINE:?} \
+                    "nginx did not answer on 127.0.0.1:{status_port} within {START_DEADLINE:?} \
                      (last error: {last_error}); error.log:\n{}",
-                    ports.status,
-                    logs(dir)
+                    since.logs(dir)
                 ),
             )));
         }
@@ -575,15 +723,40 @@ fn try_start(dir: &Path, options: &NginxOptions) -> Result<Nginx, StartError> {
     }
 }
 
-/// `error.log` and anything nginx wrote to stderr.
-fn logs(dir: &Path) -> String {
-    let mut log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-    let stderr = fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    if !stderr.trim().is_empty() {
-        log.push_str("\nstderr:\n");
-        log.push_str(&stderr);
+/// How long `error.log` and `stderr.log` were at some point, so that a start
+/// reports only the lines it logged itself.
+#[derive(Default)]
+struct LogMark {
+    error: usize,
+    stderr: usize,
+}
+
+impl LogMark {
+    /// The current lengths of the logs in `dir` (zero for a missing one).
+    fn now(dir: &Path) -> LogMark {
+        let len = |name: &str| {
+            fs::metadata(dir.join(name)).map_or(0, |m| usize::try_from(m.len()).unwrap_or(0))
+        };
+        LogMark {
+            error: len("error.log"),
+            stderr: len("stderr.log"),
+        }
     }
-    log
+
+    /// `error.log` and anything nginx wrote to stderr, after this mark.
+    fn logs(&self, dir: &Path) -> String {
+        let tail = |name: &str, from: usize| {
+            let all = fs::read(dir.join(name)).unwrap_or_default();
+            String::from_utf8_lossy(all.get(from..).unwrap_or_default()).into_owned()
+        };
+        let mut log = tail("error.log", self.error);
+        let stderr = tail("stderr.log", self.stderr);
+        if !stderr.trim().is_empty() {
+            log.push_str("\nstderr:\n");
+            log.push_str(&stderr);
+        }
+        log
+    }
 }
 
 /// The nginx configuration for `options` on `ports`.
@@ -745,6 +918,19 @@ fn signal(pid: u32, sig: libc::c_int) {
         unsafe {
             libc::kill(pid, sig);
         }
+    }
+}
+
+/// Whether process `pid` has exited: gone, or a zombie (its sockets closed)
+/// waiting to be reaped.
+fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 

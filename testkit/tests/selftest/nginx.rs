@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use muxpool_testkit::certs::{self, Ca};
-use muxpool_testkit::nginx::{self, Nginx, NginxOptions, BYTES_SIZES, CHUNKED_BODY, HELLO};
+use muxpool_testkit::nginx::{self, Nginx, NginxOptions, Stop, BYTES_SIZES, CHUNKED_BODY, HELLO};
 use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 
@@ -438,6 +438,61 @@ fn workers_and_stop() {
     assert_eq!(server.pid(), None);
     assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
     server.stop().unwrap();
+    drop(server);
+    assert!(!dir.exists(), "the directory is removed on drop");
+}
+
+#[test]
+fn restart_comes_back_on_the_same_ports() {
+    if !nginx::available_or_skip("restart_comes_back_on_the_same_ports") {
+        return;
+    }
+    let mut server = start(NginxOptions {
+        workers: 2,
+        ..NginxOptions::default()
+    });
+    let port = server.http_port().unwrap();
+    let status_port = server.status_port();
+    for how in [Stop::Graceful, Stop::Fast, Stop::Kill] {
+        // An idle keep-alive connection open across the stop.
+        let mut idle = connect(port);
+        send(idle.get_mut(), "GET", "/", b"").unwrap();
+        assert_eq!(receive(&mut idle).unwrap().status, 200);
+        let (pid, workers) = (server.pid().unwrap(), server.worker_pids());
+        assert_eq!(workers.len(), 2);
+
+        server.stop_with(how).unwrap();
+        assert_eq!(server.pid(), None, "{how:?}");
+        assert!(
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
+            "nothing listens once {how:?} returns"
+        );
+        // The idle connection was closed (or reset) by the stop.
+        let mut rest = Vec::new();
+        assert!(
+            matches!(idle.read_to_end(&mut rest), Ok(0) | Err(_)),
+            "{how:?}: {rest:?}"
+        );
+
+        server.start_again().unwrap();
+        assert_ne!(server.pid(), Some(pid), "a new master after {how:?}");
+        assert_eq!(server.http_port(), Some(port));
+        assert_eq!(server.status_port(), status_port);
+        assert_eq!(request(port, "GET", "/", b"").body, HELLO.as_bytes());
+        assert_eq!(server.accepted_connections().unwrap(), 1, "{how:?}");
+    }
+
+    let started = Instant::now();
+    server
+        .restart(Stop::Kill, Duration::from_millis(200))
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(request(port, "GET", "/", b"").status, 200);
+    assert!(
+        server.start_again().is_err(),
+        "starting a running server fails"
+    );
+    let dir = server.dir().to_path_buf();
     drop(server);
     assert!(!dir.exists(), "the directory is removed on drop");
 }
