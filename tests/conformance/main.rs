@@ -23,6 +23,7 @@ mod http2_unanswered;
 mod keep_alive;
 mod nginx;
 mod nginx_http2;
+mod restart;
 mod retry;
 mod runtimes;
 mod server_close;
