@@ -34,16 +34,16 @@ const MAX_REFUSALS: u32 = 8;
 /// Whether a request may be sent again after it failed before any response:
 /// RFC 9110's idempotent methods, or any method whose body can be replayed.
 fn may_retry(method: &Method, body: &Outgoing) -> bool {
-    body.is_replayable()
-        && (matches!(
-            *method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        ) || matches!(body, Outgoing::Full(_)))
+    body.is_replayable() && (is_idempotent(method) || matches!(body, Outgoing::Full(_)))
+}
+
+/// Whether sending `method` twice does what sending it once does (RFC 9110,
+/// section 9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// Returns a lease whose exchange did not finish, as `how` says: an HTTP/1.1
@@ -110,6 +110,18 @@ pub(super) async fn execute<R: Runtime>(
                             && may_retry(&parts.method, body)
                         {
                             refusals += 1;
+                            continue;
+                        }
+                        // A connection cut before any byte of the response
+                        // (its server restarted, the network reset it): an
+                        // idempotent request is sent once more, on a fresh
+                        // connection, since this one is closed.
+                        if failure.cut
+                            && !retried
+                            && is_idempotent(&parts.method)
+                            && body.is_replayable()
+                        {
+                            retried = true;
                             continue;
                         }
                         return Err(failure.error);
@@ -196,6 +208,10 @@ async fn over_h2<R: Runtime>(
             Ok(Response::from_parts(head, body))
         }
         Err(failure) => {
+            if failure.cut {
+                // The connection is gone: it takes no further stream.
+                guard.how = Release::Close;
+            }
             drop(guard);
             if failure.going_away {
                 // No new stream goes to this connection.

@@ -139,6 +139,7 @@ pub(crate) async fn exchange(
         return Err(Failure {
             replayable: body.is_replayable(),
             going_away: false,
+            cut: false,
             error,
         });
     }
@@ -151,6 +152,7 @@ pub(crate) async fn exchange(
                     error: protocol(e),
                     replayable: false,
                     going_away: false,
+                    cut: false,
                 })
             }
         }
@@ -168,6 +170,7 @@ pub(crate) async fn exchange(
                             && e == h1::Error::ClosedBeforeResponse
                             && body.is_replayable(),
                         going_away: false,
+                        cut: false,
                         error: protocol(e),
                     }),
                 }
@@ -177,6 +180,7 @@ pub(crate) async fn exchange(
                 return Err(Failure {
                     replayable: nothing && body.is_replayable(),
                     going_away: false,
+                    cut: false,
                     error: io_error(ErrorKind::Protocol, "reading the response failed", e),
                 })
             }

@@ -217,6 +217,7 @@ pub(crate) async fn exchange(
         replayable: replayable
             && (error.reason() == Some(h2::Reason::REFUSED_STREAM) || error.is_go_away()),
         going_away: error.is_go_away(),
+        cut: error.is_io(),
         error: head_error(error),
     };
     let mut send = send.ready().await.map_err(|e| refused(e, true))?;
@@ -295,6 +296,7 @@ async fn send_body(stream: &mut SendStream<Bytes>, body: &mut Outgoing) -> Resul
                     return Err(Failure {
                         replayable: false,
                         going_away: false,
+                        cut: false,
                         error,
                     });
                 }

@@ -40,6 +40,10 @@ pub(crate) struct Failure {
     /// The connection is going away (an HTTP/2 GOAWAY): it must get no new
     /// requests, and a request it refused goes to another connection.
     pub(crate) going_away: bool,
+    /// The connection itself failed (closed or reset) before any byte of the
+    /// response: the server may have processed the request or not, so only an
+    /// idempotent one may be sent again, on another connection.
+    pub(crate) cut: bool,
 }
 
 /// One frame of a request body.

@@ -98,6 +98,15 @@ fn http_seeds_end_as_their_servers_answer() {
     assert_eq!(http("h2-refused-stream"), [ok(200, 2)]);
 }
 
+/// An HTTP/2 connection cut before any byte of the response (its server
+/// went away) costs an idempotent request nothing: it is sent once more, on
+/// a fresh connection. A POST, which the server may have acted on, is not.
+#[test]
+fn an_idempotent_request_cut_on_http2_is_sent_again() {
+    assert_eq!(http("h2-cut-then-served"), [ok(200, 5)]);
+    assert_eq!(http("h2-post-cut"), [Ended::Failed(ErrorKind::Protocol)]);
+}
+
 /// A server that accepts a connection for HTTP/2 and never sends its
 /// SETTINGS fails the connect at the connect timeout, and the connect task
 /// ends with its transport (the harness checks that none outlives the
