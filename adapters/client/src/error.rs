@@ -116,13 +116,32 @@ impl Error {
     }
 
     /// What a connect that failed with this error says about the next one:
-    /// a TCP connect refused, reset or unreachable, or a connect that timed
-    /// out, may succeed if tried again (a server restarting, a network blip);
-    /// a name that does not resolve, a TLS or protocol failure, a refused
-    /// WebSocket upgrade would fail the same way.
+    /// a TCP connect refused, reset or unreachable, a connect that timed out,
+    /// or a handshake whose connection was reset or closed under it, may
+    /// succeed if tried again (a server restarting, a network blip); a name
+    /// that does not resolve, a certificate refused, a protocol the server
+    /// does not speak, a refused WebSocket upgrade would fail the same way.
     pub(crate) fn connect_failure(&self) -> ConnectFailure {
+        let cut = || {
+            let mut cause = self
+                .source
+                .as_deref()
+                .map(|e| e as &(dyn StdError + 'static));
+            while let Some(e) = cause {
+                if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                    use std::io::ErrorKind::*;
+                    return matches!(
+                        io.kind(),
+                        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe | TimedOut
+                    );
+                }
+                cause = e.source();
+            }
+            false
+        };
         match (self.kind, self.message) {
             (ErrorKind::Timeout, _) | (ErrorKind::Connect, None) => ConnectFailure::Transient,
+            _ if cut() => ConnectFailure::Transient,
             _ => ConnectFailure::Permanent,
         }
     }
@@ -279,5 +298,42 @@ impl WebSocketError {
     /// This failure as an [`Error`] of kind [`ErrorKind::WebSocket`].
     pub(crate) fn into_error(self) -> Error {
         Error::new(ErrorKind::WebSocket).with_source(self)
+    }
+}
+
+#[cfg(test)]
+mod connect_failure_tests {
+    use std::io;
+
+    use muxpool_core::ConnectFailure::{Permanent, Transient};
+
+    use super::{Error, ErrorKind};
+
+    fn io(kind: io::ErrorKind) -> io::Error {
+        io::Error::from(kind)
+    }
+
+    /// A connect cut by a server going away may pass next time; one the server
+    /// or the name refused for good would not.
+    #[test]
+    fn connect_failures_that_may_pass() {
+        let tcp = Error::new(ErrorKind::Connect).with_source(io(io::ErrorKind::ConnectionRefused));
+        assert_eq!(tcp.connect_failure(), Transient);
+        assert_eq!(Error::new(ErrorKind::Timeout).connect_failure(), Transient);
+        let reset = Error::new(ErrorKind::Tls).with_source(io(io::ErrorKind::ConnectionReset));
+        assert_eq!(reset.connect_failure(), Transient);
+        let eof = Error::new(ErrorKind::Protocol).with_source(io(io::ErrorKind::UnexpectedEof));
+        assert_eq!(eof.connect_failure(), Transient);
+
+        let name = Error::new(ErrorKind::Connect)
+            .with_message("name resolution failed")
+            .with_source(io(io::ErrorKind::Other));
+        assert_eq!(name.connect_failure(), Permanent);
+        let certificate = Error::new(ErrorKind::Tls).with_source(io(io::ErrorKind::InvalidData));
+        assert_eq!(certificate.connect_failure(), Permanent);
+        assert_eq!(
+            Error::new(ErrorKind::WebSocket).connect_failure(),
+            Permanent
+        );
     }
 }
