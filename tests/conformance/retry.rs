@@ -1,9 +1,12 @@
 //! Retry once: a request that fails on a reused connection before any byte of a
 //! response arrived (the server closed the idle connection just as the request
 //! went out) is sent once more on a new connection when that is safe: an
-//! idempotent method or a body held in memory (`Client::send`, `may_retry`). A
-//! request whose streamed body was consumed is not replayed: it fails with a
-//! protocol error saying the connection closed before the response.
+//! idempotent method, or one the caller marks so (`Idempotent`, or an
+//! `Idempotency-Key` header), with a body that can be sent again
+//! (`Client::send`, `may_resend`). A `POST` the caller did not mark is not:
+//! the server may have acted on it. A request whose streamed body was consumed
+//! is not replayed either: it fails with a protocol error saying the
+//! connection closed before the response.
 
 use crate::support::Adapter;
 
@@ -42,26 +45,67 @@ async fn get_on_a_connection_closed_at_the_request_is_retried<R: Adapter>() {
     assert_eq!(client.stats().open, 1);
 }
 
-async fn idempotent_methods_and_in_memory_bodies_are_retried<R: Adapter>() {
-    for (method, body) in [
-        (Method::HEAD, Bytes::new()),
-        (Method::PUT, Bytes::from_static(b"put body")),
-        (Method::DELETE, Bytes::new()),
-        // Not idempotent, but its body can be sent again.
-        (Method::POST, Bytes::from_static(b"post body")),
+/// How the caller marks a request safe to send twice, if at all.
+#[derive(Clone, Copy, Debug)]
+enum Mark {
+    None,
+    Extension,
+    Header,
+}
+
+async fn idempotent_methods_and_marked_requests_are_retried<R: Adapter>() {
+    for (method, body, mark) in [
+        (Method::HEAD, Bytes::new(), Mark::None),
+        (Method::PUT, Bytes::from_static(b"put body"), Mark::None),
+        (Method::DELETE, Bytes::new(), Mark::None),
+        // Not idempotent, but the caller says sending it twice is safe.
+        (
+            Method::POST,
+            Bytes::from_static(b"post body"),
+            Mark::Extension,
+        ),
+        (
+            Method::PATCH,
+            Bytes::from_static(b"patch body"),
+            Mark::Header,
+        ),
     ] {
         let server = Scripted::start(first_answers_one).await;
         let client = Client::<R>::new();
         assert_eq!(get_text(&client, server.url("/")).await, "ok");
+        let mut req = request(method.clone(), server.url("/"), body);
+        match mark {
+            Mark::None => {}
+            Mark::Extension => {
+                req.extensions_mut().insert(muxpool::Idempotent);
+            }
+            Mark::Header => {
+                req.headers_mut()
+                    .insert("idempotency-key", http::HeaderValue::from_static("order-7"));
+            }
+        }
         let response = client
-            .send(request(method.clone(), server.url("/"), body))
+            .send(req)
             .await
-            .unwrap_or_else(|e| panic!("{method} was not retried: {e:#}"));
+            .unwrap_or_else(|e| panic!("{method} ({mark:?}) was not retried: {e:#}"));
         assert_eq!(response.status(), 200, "{method}");
         drop(response.into_body().bytes().await.unwrap());
         assert_eq!(server.accepted(), 2, "{method}");
         assert_quiescent(&client).await;
     }
+}
+
+/// A `POST` nobody marked may have been acted on by the server that closed
+/// its connection: it is not sent again, even with its body in memory.
+async fn an_unmarked_post_is_not_sent_twice<R: Adapter>() {
+    let server = Scripted::start(first_answers_one).await;
+    let client = Client::<R>::new();
+    assert_eq!(get_text(&client, server.url("/")).await, "ok");
+    let req = request(Method::POST, server.url("/"), Bytes::from_static(b"order"));
+    let error = client.send(req).await.expect_err("not sent again");
+    assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
+    assert_eq!(server.accepted(), 1, "no second connection for it");
+    assert_quiescent(&client).await;
 }
 
 async fn post_with_a_streamed_body_is_not_replayed<R: Adapter>() {
@@ -232,7 +276,8 @@ async fn hostile_close_after_zero_answers_fails_without_retry<R: Adapter>() {
 
 support::conformance!(
     get_on_a_connection_closed_at_the_request_is_retried,
-    idempotent_methods_and_in_memory_bodies_are_retried,
+    idempotent_methods_and_marked_requests_are_retried,
+    an_unmarked_post_is_not_sent_twice,
     post_with_a_streamed_body_is_not_replayed,
     every_reused_connection_closing_at_the_request,
     the_retry_goes_to_a_fresh_connection,

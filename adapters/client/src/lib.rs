@@ -65,7 +65,9 @@ pub mod tls;
 pub mod websocket;
 
 pub use body::{Body, DEFAULT_MAX_COLLECT};
-pub use client::{Client, ClientBuilder, RequestTimeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
+pub use client::{
+    Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
@@ -81,8 +83,8 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Message, PoolConfig,
-        PoolKey, RequestTimeout, Result, Session, Stats, WebSocket, WebSocketError,
+        runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Idempotent, Message,
+        PoolConfig, PoolKey, RequestTimeout, Result, Session, Stats, WebSocket, WebSocketError,
         WebSocketSender,
     };
 }

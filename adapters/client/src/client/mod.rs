@@ -43,6 +43,25 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestTimeout(pub Duration);
 
+/// The caller's word that a request may be sent twice: put it in the
+/// request's extensions to let a non-idempotent request (a `POST`, a
+/// `PATCH`) be sent once more when its connection failed before any byte of
+/// the response, as idempotent ones are. A request with an `Idempotency-Key`
+/// header is taken as saying so too.
+///
+/// Without it, such a request is sent again only when the server provably did
+/// not process it: an HTTP/2 stream refused (REFUSED_STREAM, or above a
+/// GOAWAY's last stream).
+///
+/// ```
+/// let mut request = http::Request::post("http://127.0.0.1:1/orders")
+///     .body(muxpool_client::Body::from("{\"id\": 7}"))?;
+/// request.extensions_mut().insert(muxpool_client::Idempotent);
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idempotent;
+
 /// An HTTP client with a connection pool: cheap to clone, shared by every task of
 /// a process.
 ///
@@ -86,9 +105,13 @@ impl<R: Runtime> Client<R> {
     ///
     /// The URI must be absolute (`http://` or `https://`). The body can be a
     /// [`Body`] (from bytes, a string, or [`Body::empty`]) or any
-    /// [`http_body::Body`]. A request that fails on a reused connection before
-    /// any byte of a response arrived is sent once more, on a fresh connection,
-    /// when that is safe: its method is idempotent or its body can be replayed.
+    /// [`http_body::Body`]. A request whose connection fails before any byte of
+    /// a response arrived (a reused HTTP/1.1 connection the server had closed,
+    /// an HTTP/2 connection cut) is sent once more, on a fresh connection, when
+    /// that is safe: its method is idempotent (or the caller says so, with
+    /// [`Idempotent`] or an `Idempotency-Key` header) and its body can be sent
+    /// again. A stream an HTTP/2 server refused unprocessed goes again whatever
+    /// its method.
     ///
     /// # Errors
     ///

@@ -16,6 +16,7 @@ use bytes::BytesMut;
 use http::{request, Method, Response};
 use muxpool_core::{Instant, Lease, Release};
 
+use super::Idempotent;
 use crate::body::Body;
 use crate::conn::h1::{encode, exchange, is_open, H1Body, H1Conn, H1Lender};
 use crate::conn::h2::H2Body;
@@ -31,10 +32,15 @@ use crate::session::{ConnCell, Session};
 /// is sent again before the refusal is returned.
 const MAX_REFUSALS: u32 = 8;
 
-/// Whether a request may be sent again after it failed before any response:
-/// RFC 9110's idempotent methods, or any method whose body can be replayed.
-fn may_retry(method: &Method, body: &Outgoing) -> bool {
-    body.is_replayable() && (is_idempotent(method) || matches!(body, Outgoing::Full(_)))
+/// Whether a request whose connection failed before any byte of the response
+/// may be sent again: the server may have acted on it, so only if sending it
+/// twice is safe (an idempotent method, or the caller says so) and its body
+/// can be sent again.
+fn may_resend(parts: &request::Parts, body: &Outgoing) -> bool {
+    body.is_replayable()
+        && (is_idempotent(&parts.method)
+            || parts.extensions.get::<Idempotent>().is_some()
+            || parts.headers.contains_key("idempotency-key"))
 }
 
 /// Whether sending `method` twice does what sending it once does (RFC 9110,
@@ -105,10 +111,9 @@ pub(super) async fn execute<R: Runtime>(
                         // to another connection, transparently: the server said it
                         // did nothing with it. The request's deadline, and a cap,
                         // bound the attempts.
-                        if failure.replayable
-                            && refusals < MAX_REFUSALS
-                            && may_retry(&parts.method, body)
-                        {
+                        // The server said it did nothing with it: any method
+                        // whose body can be sent again goes again.
+                        if failure.replayable && refusals < MAX_REFUSALS && body.is_replayable() {
                             refusals += 1;
                             continue;
                         }
@@ -116,11 +121,7 @@ pub(super) async fn execute<R: Runtime>(
                         // (its server restarted, the network reset it): an
                         // idempotent request is sent once more, on a fresh
                         // connection, since this one is closed.
-                        if failure.cut
-                            && !retried
-                            && is_idempotent(&parts.method)
-                            && body.is_replayable()
-                        {
+                        if failure.cut && !retried && may_resend(parts, body) {
                             retried = true;
                             continue;
                         }
@@ -167,7 +168,7 @@ pub(super) async fn execute<R: Runtime>(
             }
             Err(failure) => {
                 drop(guard);
-                if failure.replayable && reused && !retried && may_retry(&parts.method, body) {
+                if failure.replayable && reused && !retried && may_resend(parts, body) {
                     retried = true;
                     continue;
                 }
