@@ -117,7 +117,8 @@ type SeededState = foldhash::quality::FixedState;
 ///   [`shutdown`](Pool::shutdown).
 /// - *Events*, from the connections, their transports and the clock:
 ///   [`handle_connected`](Pool::handle_connected),
-///   [`handle_connect_failed`](Pool::handle_connect_failed),
+///   [`handle_connect_failed`](Pool::handle_connect_failed) and
+///   [`handle_connect_error`](Pool::handle_connect_error),
 ///   [`handle_peer_max_streams`](Pool::handle_peer_max_streams),
 ///   [`handle_going_away`](Pool::handle_going_away),
 ///   [`handle_transport_closed`](Pool::handle_transport_closed),
