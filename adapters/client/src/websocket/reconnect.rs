@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -64,11 +65,46 @@ struct State {
     abandoned: bool,
     /// The caller waiting for a WebSocket.
     waker: Option<Waker>,
+    /// The reconnect task, while it waits for a connection.
+    task: Option<Waker>,
 }
 
 impl Handoff {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The caller is gone: the task stops, at once if it waits for a
+    /// connection (a connect refused again and again keeps a request waiting
+    /// until its deadline).
+    fn abandon(&self) -> Option<WebSocket> {
+        let (ready, task) = {
+            let mut st = self.lock();
+            st.abandoned = true;
+            st.buffer.clear();
+            (st.ready.take(), st.task.take())
+        };
+        if let Some(task) = task {
+            task.wake();
+        }
+        ready
+    }
+
+    /// Runs `opening` until it ends or the caller abandons the WebSocket
+    /// (`None`).
+    async fn unless_abandoned<T>(&self, opening: impl Future<Output = T>) -> Option<T> {
+        let mut opening = std::pin::pin!(opening);
+        std::future::poll_fn(|cx| {
+            {
+                let mut st = self.lock();
+                if st.abandoned {
+                    return Poll::Ready(None);
+                }
+                st.task = Some(cx.waker().clone());
+            }
+            opening.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 }
 
@@ -163,7 +199,13 @@ async fn reconnect<R: Runtime>(
         let mut request = Request::new(());
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
-        let mut ws = match connect(&inner, request, timeout).await {
+        let Some(opened) = handoff
+            .unless_abandoned(connect(&inner, request, timeout))
+            .await
+        else {
+            return;
+        };
+        let mut ws = match opened {
             Ok(ws) => ws,
             Err(error) if error.kind() == ErrorKind::ShutDown => {
                 let mut st = handoff.lock();
@@ -344,7 +386,7 @@ impl ReconnectingWebSocket {
     /// Closes the current WebSocket and stops reconnecting; messages still
     /// buffered are discarded.
     pub async fn close(mut self) -> Result<(), Error> {
-        self.handoff.lock().abandoned = true;
+        drop(self.handoff.abandon());
         match self.current.take() {
             Some(ws) => ws.close().await,
             None => Ok(()),
@@ -354,12 +396,6 @@ impl ReconnectingWebSocket {
 
 impl Drop for ReconnectingWebSocket {
     fn drop(&mut self) {
-        let ready = {
-            let mut st = self.handoff.lock();
-            st.abandoned = true;
-            st.buffer.clear();
-            st.ready.take()
-        };
-        drop(ready);
+        drop(self.handoff.abandon());
     }
 }
