@@ -121,29 +121,29 @@ impl Error {
     /// succeed if tried again (a server restarting, a network blip); a name
     /// that does not resolve, a certificate refused, a protocol the server
     /// does not speak, a refused WebSocket upgrade would fail the same way.
+    /// The first I/O error in the chain says which.
     pub(crate) fn connect_failure(&self) -> ConnectFailure {
-        let cut = || {
-            let mut cause = self
-                .source
-                .as_deref()
-                .map(|e| e as &(dyn StdError + 'static));
-            while let Some(e) = cause {
-                if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                    use std::io::ErrorKind::*;
-                    return matches!(
-                        io.kind(),
-                        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe | TimedOut
-                    );
-                }
-                cause = e.source();
-            }
-            false
-        };
-        match (self.kind, self.message) {
-            (ErrorKind::Timeout, _) | (ErrorKind::Connect, None) => ConnectFailure::Transient,
-            _ if cut() => ConnectFailure::Transient,
-            _ => ConnectFailure::Permanent,
+        use std::io::ErrorKind::*;
+        if self.kind == ErrorKind::Timeout {
+            return ConnectFailure::Transient;
         }
+        let mut cause = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static));
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    ConnectionRefused | ConnectionReset | ConnectionAborted | HostUnreachable
+                    | NetworkUnreachable | UnexpectedEof | BrokenPipe | TimedOut => {
+                        ConnectFailure::Transient
+                    }
+                    _ => ConnectFailure::Permanent,
+                };
+            }
+            cause = e.source();
+        }
+        ConnectFailure::Permanent
     }
 
     /// What kind of failure this is.
