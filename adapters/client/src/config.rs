@@ -55,7 +55,8 @@ impl Default for H2Settings {
             initial_stream_window: 256 * 1024,
             initial_connection_window: 1024 * 1024,
             max_frame_size: 16 * 1024,
-            max_header_list_size: 64 * 1024,
+            max_header_list_size: u32::try_from(Limits::default().max_header_bytes())
+                .unwrap_or(u32::MAX),
         }
     }
 }
