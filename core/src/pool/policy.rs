@@ -287,26 +287,24 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.arm(kid, deadline);
     }
 
-    /// A connect failed or timed out: forget the connection, reject the head waiter
-    /// if the connect was wanted for it, back off, and perhaps open the circuit.
+    /// A connect failed or timed out: forget the connection, back off (or
+    /// open the circuit), and reject the waiters that cannot wait for the next
+    /// connect, or every waiter of the key if the failure is permanent.
     pub(super) fn fail_connect(
         &mut self,
         cid: ConnId,
         close: Option<CloseReason>,
         failure: ConnectFailure,
     ) {
-        let kid = self
-            .books
-            .conns
-            .get(cid)
-            .expect("failing connections live")
-            .key;
+        // A connecting connection was last seen when it was opened.
+        let (kid, started) = {
+            let c = self.books.conns.get(cid).expect("failing connections live");
+            (c.key, c.seen_at)
+        };
         let was_probe = self
             .keys
             .get(kid)
             .is_some_and(|k| k.circuit == Circuit::HalfOpen { probe: Some(cid) });
-        // A connecting connection was last seen when it was opened.
-        let started = self.books.conns.get(cid).expect("live").seen_at;
         if let Some(reason) = close {
             self.actions.push_back(Action::Close { conn: cid, reason });
             self.count(kid, |s| s.closes.bump(reason.slot()));
