@@ -123,10 +123,9 @@ impl<R: Runtime> Client<R> {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        self.reachable()?;
         let inner = &self.handle.inner;
         let (parts, body) = request.into_parts();
-        let timeout = self.timeout_of(&parts.extensions);
+        let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
         let mut body = crate::body::outgoing(body)?;
@@ -177,8 +176,7 @@ impl<R: Runtime> Client<R> {
     /// [`ErrorKind::WebSocket`]. The request's [`RequestTimeout`] (or the client's)
     /// bounds the whole call.
     pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
-        self.reachable()?;
-        let timeout = self.timeout_of(request.extensions());
+        let timeout = self.admit(request.extensions())?;
         crate::websocket::connect(&self.handle.inner, request, timeout).await
     }
 
@@ -196,8 +194,7 @@ impl<R: Runtime> Client<R> {
         request: Request<()>,
         options: crate::websocket::Reconnect,
     ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
-        self.reachable()?;
-        let timeout = self.timeout_of(request.extensions());
+        let timeout = self.admit(request.extensions())?;
         crate::websocket::open_reconnecting(&self.handle.inner, request, timeout, options).await
     }
 
@@ -220,15 +217,16 @@ impl<R: Runtime> Client<R> {
             .map_or(self.request_timeout(), |t| t.0)
     }
 
-    /// Refuses work where the runtime cannot run the client's tasks and
-    /// timers, rather than wait for them forever.
-    pub(crate) fn reachable(&self) -> Result<(), Error> {
-        if self.handle.inner.runtime.is_reachable() {
-            return Ok(());
+    /// Takes a request in: its timeout, or a refusal where the runtime cannot
+    /// run the client's tasks and timers, rather than a wait for them
+    /// forever.
+    fn admit(&self, extensions: &http::Extensions) -> Result<Duration, Error> {
+        if !self.handle.inner.runtime.is_reachable() {
+            return Err(Error::new(ErrorKind::Runtime).with_message(
+                "the client's runtime is not reachable from this thread (a tokio client must be used inside a tokio runtime)",
+            ));
         }
-        Err(Error::new(ErrorKind::Runtime).with_message(
-            "the client's runtime is not reachable from this thread (a tokio client must be used inside a tokio runtime)",
-        ))
+        Ok(self.timeout_of(extensions))
     }
 
     /// The pool's configuration, as the client runs it (with its seed).
