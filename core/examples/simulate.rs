@@ -38,6 +38,7 @@ fn realistic(seed: u64, sessions: u32) -> Options {
         think_time: (ms(10), ms(2_000)),
         cancel: 0.01,
         own_deadline: 0.05,
+        retry: 1.0,
         origins: vec![
             Origin {
                 weight: 4,

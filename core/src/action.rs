@@ -67,16 +67,19 @@ pub enum RejectReason {
     CircuitOpen,
     /// The pool is shutting down.
     ShuttingDown,
+    /// A retry found the [retry budget](crate::RetryBudget) spent.
+    RetryBudget,
 }
 
 impl RejectReason {
     /// Every reason, for tables of counters.
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::Timeout,
         RejectReason::QueueFull,
         RejectReason::ConnectFailed,
         RejectReason::CircuitOpen,
         RejectReason::ShuttingDown,
+        RejectReason::RetryBudget,
     ];
 
     pub(crate) const fn slot(self) -> usize {
@@ -86,6 +89,7 @@ impl RejectReason {
             RejectReason::ConnectFailed => 2,
             RejectReason::CircuitOpen => 3,
             RejectReason::ShuttingDown => 4,
+            RejectReason::RetryBudget => 5,
         }
     }
 
@@ -97,6 +101,7 @@ impl RejectReason {
             RejectReason::ConnectFailed => "connect_failed",
             RejectReason::CircuitOpen => "circuit_open",
             RejectReason::ShuttingDown => "shutting_down",
+            RejectReason::RetryBudget => "retry_budget",
         }
     }
 }
@@ -109,6 +114,7 @@ impl fmt::Display for RejectReason {
             RejectReason::ConnectFailed => "the connection opened for the request failed",
             RejectReason::CircuitOpen => "the origin's circuit is open after repeated failures",
             RejectReason::ShuttingDown => "the pool is shutting down",
+            RejectReason::RetryBudget => "the retry budget is spent",
         })
     }
 }

@@ -98,6 +98,73 @@ impl Circuit {
     }
 }
 
+/// The retry budget: how many requests may be sent again after a failure,
+/// over the whole pool, so that an origin in trouble is not hit by a storm of
+/// retries.
+///
+/// Over any [`window`](RetryBudget::window), retries may number at most
+/// [`percent`](RetryBudget::percent) of the new requests in it, plus
+/// [`min_per_second`](RetryBudget::min_per_second) for each second of it. The
+/// defaults (20 %, 10 a second, over 10 s) are Finagle's: a client sending 1,000
+/// requests a second to an origin that fails them all sends at most 1,210, not
+/// 2,000, while a client sending a few a second retries every failure.
+///
+/// A retry is an [`Acquire`](crate::Acquire) with
+/// [`Attempt::Retry`](crate::Attempt::Retry); a new request, with
+/// [`Attempt::First`](crate::Attempt::First), adds to the budget. A retry
+/// over the budget is refused with
+/// [`RejectReason::RetryBudget`](crate::RejectReason::RetryBudget).
+///
+/// ```
+/// use std::time::Duration;
+/// use muxpool_core::{PoolConfig, RetryBudget};
+///
+/// let mut config = PoolConfig::default();
+/// // Retries up to 10 % of requests, plus 1 a second, over the last 30 s.
+/// config.retry_budget = RetryBudget::new(10, 1, Duration::from_secs(30));
+/// // Or no retries at all.
+/// config.retry_budget = RetryBudget::none();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryBudget {
+    /// Retries allowed per 100 new requests in the window (above 100 allows
+    /// more retries than requests).
+    pub percent: u32,
+    /// Retries allowed each second of the window whatever the requests, so
+    /// that a client with little traffic still retries.
+    pub min_per_second: u32,
+    /// How far back requests and retries are counted; not zero.
+    pub window: Duration,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            percent: 20,
+            min_per_second: 10,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryBudget {
+    /// Retries up to `percent` of the requests of the last `window`, plus
+    /// `min_per_second` for each second of it.
+    pub fn new(percent: u32, min_per_second: u32, window: Duration) -> RetryBudget {
+        RetryBudget {
+            percent,
+            min_per_second,
+            window,
+        }
+    }
+
+    /// A budget that allows no retry.
+    pub fn none() -> RetryBudget {
+        RetryBudget::new(0, 0, Duration::from_secs(1))
+    }
+}
+
 /// Periodic health checks on idle connections whose protocol has them (an HTTP/2
 /// or WebSocket ping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +230,8 @@ pub struct PoolConfig {
     pub circuit: Circuit,
     /// Health checks on idle connections.
     pub health_check: HealthCheck,
+    /// How many requests may be sent again after failures, over the pool.
+    pub retry_budget: RetryBudget,
     /// Forget what was learned about a key (its protocol, its failures) after it
     /// has had no connection and no waiter for this long.
     pub forget_key_after: Duration,
@@ -190,6 +259,7 @@ impl Default for PoolConfig {
             backoff: Backoff::default(),
             circuit: Circuit::default(),
             health_check: HealthCheck::default(),
+            retry_budget: RetryBudget::default(),
             forget_key_after: Duration::from_secs(600),
             seed: 0x6d75_7870_6f6f_6c00,
         }
@@ -279,6 +349,7 @@ impl PoolConfig {
             ("circuit.open_for", Some(self.circuit.open_for)),
             ("health_check.interval", self.health_check.interval),
             ("health_check.timeout", Some(self.health_check.timeout)),
+            ("retry_budget.window", Some(self.retry_budget.window)),
         ];
         for (name, value) in durations {
             if value.is_some_and(|d| d.is_zero()) {

@@ -70,6 +70,27 @@ pub struct AcquireOptions {
     /// frees up first, and a preferred connection that is gone, draining, full
     /// or of another key is passed over.
     pub prefer: Option<ConnId>,
+    /// Which attempt of its request this is: a new request adds to the
+    /// [retry budget](crate::RetryBudget), a retry spends from it.
+    pub attempt: Attempt,
+}
+
+/// Which attempt of a request an [`Acquire`] is, for the
+/// [retry budget](crate::RetryBudget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Attempt {
+    /// A new request: it adds its share to the retry budget.
+    #[default]
+    First,
+    /// The same attempt asking again, nothing of it sent (the connection it
+    /// was granted closed before use): neither adds nor spends.
+    Again,
+    /// The request is sent again after a failure: it spends one retry, and
+    /// is refused with [`RejectReason::RetryBudget`](crate::RejectReason::RetryBudget)
+    /// when none is left.
+    Retry,
 }
 
 impl AcquireOptions {
@@ -78,7 +99,14 @@ impl AcquireOptions {
         AcquireOptions {
             deadline: Some(deadline),
             prefer: None,
+            attempt: Attempt::First,
         }
+    }
+
+    /// The same options, for `attempt` of the request.
+    pub const fn attempt(mut self, attempt: Attempt) -> AcquireOptions {
+        self.attempt = attempt;
+        self
     }
 
     /// The same options, preferring `conn` (see [`prefer`](Self::prefer)).

@@ -94,6 +94,7 @@ mod event;
 mod id;
 mod list;
 mod pool;
+mod retry;
 mod rng;
 mod stats;
 mod time;
@@ -103,9 +104,11 @@ mod timer;
 pub mod sim;
 
 pub use action::{Action, CloseReason, RejectReason};
-pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, Saturation};
+pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, RetryBudget, Saturation};
 pub use error::{EventError, HandleKind};
-pub use event::{Acquire, AcquireOptions, ConnectFailure, Connected, Mode, Release, Shutdown};
+pub use event::{
+    Acquire, AcquireOptions, Attempt, ConnectFailure, Connected, Mode, Release, Shutdown,
+};
 pub use id::{ConnId, Lease, LeaseId, WaiterId};
 pub use pool::{ConnInfo, ConnState, InvariantViolation, Pool};
 pub use stats::{ByReason, Closes, Rejections, Stats};

@@ -30,7 +30,7 @@ impl<const N: usize> ByReason<N> {
     }
 }
 
-impl Index<RejectReason> for ByReason<5> {
+impl Index<RejectReason> for ByReason<6> {
     type Output = u64;
     fn index(&self, r: RejectReason) -> &u64 {
         &self.0[r.slot()]
@@ -45,7 +45,7 @@ impl Index<CloseReason> for ByReason<10> {
 }
 
 /// Rejections by [`RejectReason`].
-pub type Rejections = ByReason<5>;
+pub type Rejections = ByReason<6>;
 /// Closes by [`CloseReason`].
 pub type Closes = ByReason<10>;
 
@@ -79,6 +79,9 @@ pub struct Stats {
     pub cancelled: u64,
     /// Requests refused, by reason.
     pub rejections: Rejections,
+    /// Retries the [retry budget](crate::RetryBudget) let through (those it
+    /// refused are counted in `rejections`).
+    pub retries: u64,
     /// Connects started.
     pub connects: u64,
     /// Connects that failed or timed out.
@@ -112,7 +115,8 @@ impl Stats {
         self.waited_grants += other.waited_grants;
         self.wait_time += other.wait_time;
         self.cancelled += other.cancelled;
-        for i in 0..5 {
+        self.retries += other.retries;
+        for i in 0..6 {
             self.rejections.0[i] += other.rejections.0[i];
         }
         self.connects += other.connects;

@@ -47,8 +47,11 @@ use std::hash::Hash;
 use crate::action::{Action, CloseReason, RejectReason};
 use crate::config::{ConfigError, PoolConfig};
 use crate::error::{EventError, HandleKind};
-use crate::event::{Acquire, AcquireOptions, ConnectFailure, Connected, Mode, Release, Shutdown};
+use crate::event::{
+    Acquire, AcquireOptions, Attempt, ConnectFailure, Connected, Mode, Release, Shutdown,
+};
 use crate::id::{Arena, ConnId, Handle, KeyId, Lease, StreamLease, WaiterId};
+use crate::retry::RetryLedger;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -217,6 +220,8 @@ pub struct Pool<K> {
     retired: Stats,
     /// Connects started over the pool's life.
     connects_total: u64,
+    /// Recent requests and retries, for the retry budget.
+    retries: RetryLedger,
     /// The soonest an idle connection's own deadlines can come after it went
     /// idle: the shorter of the idle timeout and the health check interval, in
     /// nanoseconds (added to `now` on every release that idles a connection);
@@ -262,6 +267,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             blocked: VecDeque::new(),
             retired: Stats::default(),
             connects_total: 0,
+            retries: RetryLedger::new(&config.retry_budget),
             idle_wake: [config.idle_timeout, config.health_check.interval]
                 .into_iter()
                 .flatten()
@@ -288,6 +294,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// the request is refused at once, with the reason, when the pool is shutting
     /// down, the key's circuit is open or half-open, its queue is full, or its
     /// deadline has already passed.
+    ///
+    /// [`AcquireOptions::attempt`] says which attempt of its request this is: a
+    /// [`Attempt::Retry`] is refused with [`RejectReason::RetryBudget`] when the
+    /// [retry budget](crate::RetryBudget) is spent, and spends nothing when it
+    /// is refused for another reason.
     pub fn acquire(
         &mut self,
         key: &K,
@@ -295,6 +306,47 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         options: AcquireOptions,
     ) -> Result<Acquire, RejectReason> {
         let now = self.tick(now);
+        match options.attempt {
+            Attempt::First => self.retries.deposit(now),
+            Attempt::Again => {}
+            Attempt::Retry => return self.acquire_retry(key, now, options),
+        }
+        self.acquire_now(key, now, options)
+    }
+
+    /// [`Pool::acquire`] for a retry: the budget first, then as any request.
+    #[cold]
+    fn acquire_retry(
+        &mut self,
+        key: &K,
+        now: Instant,
+        options: AcquireOptions,
+    ) -> Result<Acquire, RejectReason> {
+        if self.shutdown.is_some() {
+            return self.acquire_now(key, now, options);
+        }
+        let kid = self.lookup_or_insert(key);
+        if !self.retries.withdraw(now) {
+            let reason = self.refuse(Some(kid), RejectReason::RetryBudget);
+            // A key created only to refuse a request must still be forgotten.
+            self.settle_key(kid);
+            return Err(reason);
+        }
+        let acquired = self.acquire_now(key, now, options);
+        match acquired {
+            Ok(_) => self.count(kid, |s| s.retries += 1),
+            Err(_) => self.retries.refund(),
+        }
+        acquired
+    }
+
+    /// [`Pool::acquire`] once the retry budget has had its say.
+    fn acquire_now(
+        &mut self,
+        key: &K,
+        now: Instant,
+        options: AcquireOptions,
+    ) -> Result<Acquire, RejectReason> {
         if self.shutdown.is_some() {
             return Err(self.refuse(None, RejectReason::ShuttingDown));
         }

@@ -19,9 +19,9 @@ use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::{
-    Acquire, AcquireOptions, Action, CloseReason, ConfigError, ConnId, ConnState, ConnectFailure,
-    Connected, EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool, PoolConfig,
-    RejectReason, Release, Shutdown, Stats, WaiterId,
+    Acquire, AcquireOptions, Action, Attempt, CloseReason, ConfigError, ConnId, ConnState,
+    ConnectFailure, Connected, EventError, HandleKind, Instant, Lease, LeaseId, Mode, Pool,
+    PoolConfig, RejectReason, Release, Shutdown, Stats, WaiterId,
 };
 
 /// Which promise of the core a [`Violation`] breaks.
@@ -189,6 +189,10 @@ pub struct Checker<K> {
     /// What the core's counters must read; idle, busy and draining are the core's
     /// own classification and are recounted by `check_invariants` instead.
     stats: Stats,
+    /// When each new request and each retry let through arrived, for the
+    /// retry budget; entries that left the window are dropped.
+    requests_at: Vec<Instant>,
+    retries_at: Vec<Instant>,
     input: String,
     line: String,
     digest: Fnv,
@@ -213,6 +217,8 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
             waiters: BTreeMap::new(),
             leases: BTreeMap::new(),
             stats: Stats::default(),
+            requests_at: Vec::new(),
+            retries_at: Vec::new(),
             input: String::new(),
             line: String::new(),
             digest: Fnv(0xcbf2_9ce4_8422_2325),
@@ -298,8 +304,14 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         self.begin(
             now,
             format_args!(
-                "acquire({key:?}, deadline {:?}, prefer {:?})",
-                options.deadline, options.prefer
+                "acquire({key:?}, deadline {:?}, prefer {:?}{})",
+                options.deadline,
+                options.prefer,
+                match options.attempt {
+                    Attempt::First => "",
+                    Attempt::Again => ", again",
+                    Attempt::Retry => ", retry",
+                }
             ),
         );
         // The preferred connection, if it is this key's and has room now, as
@@ -312,6 +324,22 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
                     .is_some_and(|c| c.state == ConnState::Ready && c.leases < c.capacity)
         });
         let got = self.guard(|pool| pool.acquire(key, now, options))?;
+        let retry = options.attempt == Attempt::Retry && self.shutdown.is_none();
+        let budget_room = self.retry_budget_room();
+        if retry && !budget_room && got != Err(RejectReason::RetryBudget) {
+            return Err(self.violation(
+                Rule::Limit,
+                format!("a retry over the retry budget got {got:?}"),
+            ));
+        }
+        match options.attempt {
+            Attempt::First => self.requests_at.push(self.now),
+            Attempt::Retry if got.is_ok() => {
+                self.retries_at.push(self.now);
+                self.stats.retries += 1;
+            }
+            _ => {}
+        }
         let k = self.key_index(key);
         let queued = self.keys[k].queue.len() as u32;
         let queue_full = queued >= self.config.max_waiters_per_key;
@@ -377,6 +405,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
                     // The circuit is the core's own state; the caller cannot see it.
                     RejectReason::CircuitOpen => true,
                     RejectReason::ConnectFailed => false,
+                    RejectReason::RetryBudget => retry && !budget_room,
                 };
                 if !holds {
                     return Err(self.violation(
@@ -389,6 +418,21 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Checker<K> {
         }
         self.finish(&got)?;
         Ok(got)
+    }
+
+    /// Whether the retry budget has room for one more retry now, counted from
+    /// the arrivals themselves: the window is the slot of `now` and the slots
+    /// before it, each a tenth of the window wide.
+    fn retry_budget_room(&mut self) -> bool {
+        let budget = self.config.retry_budget;
+        let width = (budget.window.as_nanos() / 10).max(1);
+        let slot = |t: Instant| u128::from(t.as_nanos()) / width;
+        let first = (slot(self.now) + 1).saturating_sub(10);
+        self.requests_at.retain(|&t| slot(t) >= first);
+        self.retries_at.retain(|&t| slot(t) >= first);
+        let floor = u128::from(budget.min_per_second) * budget.window.as_millis() / 1000;
+        let share = self.requests_at.len() as u128 * u128::from(budget.percent) / 100;
+        (self.retries_at.len() as u128) < floor + share
     }
 
     /// [`Pool::cancel`], checked.

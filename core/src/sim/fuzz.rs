@@ -21,8 +21,8 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::check::{Checker, Violation};
 use crate::{
-    AcquireOptions, Backoff, Circuit, ConnId, ConnectFailure, Connected, HealthCheck, Instant,
-    Lease, LeaseId, PoolConfig, Release, Saturation, Shutdown, WaiterId,
+    AcquireOptions, Attempt, Backoff, Circuit, ConnId, ConnectFailure, Connected, HealthCheck,
+    Instant, Lease, LeaseId, PoolConfig, Release, RetryBudget, Saturation, Shutdown, WaiterId,
 };
 
 /// The most inputs one run applies, so that every run stays fast.
@@ -95,6 +95,13 @@ impl Setup {
         c.circuit = Circuit::new(threshold, dur(self.open_for)).failing_for(initial * 3);
         c.health_check = HealthCheck::new(self.health_every.map(dur), dur(self.health_timeout));
         c.forget_key_after = dur(self.forget_after);
+        // Derived from the seed, like the circuit's period: a small budget
+        // over a window of a millisecond to two seconds.
+        c.retry_budget = RetryBudget::new(
+            (self.seed % 60) as u32,
+            (self.seed >> 8) as u32 % 3,
+            dur((self.seed >> 16) as u16 % 2000),
+        );
         c.seed = self.seed;
         c
     }
@@ -126,6 +133,8 @@ enum ConnEvent {
 #[derive(Debug, Clone, Copy, Arbitrary)]
 enum Op {
     Acquire {
+        /// The key (modulo [`KEYS`]), and above it which attempt of its
+        /// request this is: a new one, one asking again, or a retry.
         key: u8,
         deadline: Option<u16>,
         /// A connection preferred (session affinity).
@@ -204,6 +213,11 @@ fn apply(checker: &mut Checker<u8>, u: &mut Unstructured<'_>) -> Result<(), Viol
                 {
                     options = options.preferring(conn);
                 }
+                options = options.attempt(match key / KEYS % 4 {
+                    0 | 1 => Attempt::First,
+                    2 => Attempt::Again,
+                    _ => Attempt::Retry,
+                });
                 let _ = checker.acquire(&(key % KEYS), at, options)?;
             }
             Op::Cancel(waiter) => {

@@ -5,7 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::rng::Rng;
-use crate::{Backoff, Circuit, Connected, HealthCheck, PoolConfig, Saturation};
+use crate::{Backoff, Circuit, Connected, HealthCheck, PoolConfig, RetryBudget, Saturation};
 
 /// The simulator's dice: the core's own generator, with the draws a workload needs.
 #[derive(Debug, Clone)]
@@ -207,6 +207,9 @@ pub struct Options {
     /// The chance that a request carries its own deadline, anywhere from now to
     /// the configured acquire timeout.
     pub own_deadline: f64,
+    /// The chance that a request whose connection was reset under it is sent
+    /// again, once, as an [`Attempt::Retry`](crate::Attempt::Retry).
+    pub retry: f64,
     /// The origins; sessions pick one by weight.
     pub origins: Vec<Origin>,
     /// The fault rates of the fault phase.
@@ -234,6 +237,19 @@ impl Options {
         let origins = (0..d.range(1, 4)).map(|_| Origin::random(&mut d)).collect();
         let arrival_span = secs(d.range(5, 120));
         let fault_phase = arrival_span.mul_f64(d.pick(&[0.0, 0.3, 0.5, 0.8]));
+        // Retries draw from dice of their own, so that every seed keeps the
+        // rest of its scenario.
+        let mut r = Dice::new(seed ^ 0x7e72_1e5b_0d6e_7000);
+        let mut config = random_config(&mut d);
+        config.retry_budget = match r.pick(&[0, 1, 2]) {
+            0 => RetryBudget::default(),
+            1 => RetryBudget::none(),
+            _ => RetryBudget::new(
+                r.range(0, 50) as u32,
+                r.range(0, 2) as u32,
+                ms(r.range(1, 10_000)),
+            ),
+        };
         Options {
             seed,
             sessions: d.range(5, 80) as u32,
@@ -246,8 +262,9 @@ impl Options {
             origins,
             faults: Faults::random(&mut d),
             fault_phase,
-            config: random_config(&mut d),
+            config,
             affinity: d.pick(&[false, true]),
+            retry: r.pick(&[0.0, 0.5, 1.0]),
             trace: false,
         }
     }
@@ -316,7 +333,7 @@ impl fmt::Display for Options {
         let c = &self.config;
         writeln!(
             f,
-            "seed {}: {} sessions of 1..={} requests starting within {:?} ({} in bursts), think {:?}..{:?}, cancel {}, own deadline {}, affinity {}",
+            "seed {}: {} sessions of 1..={} requests starting within {:?} ({} in bursts), think {:?}..{:?}, cancel {}, own deadline {}, retry {}, affinity {}",
             self.seed,
             self.sessions,
             self.requests_per_session,
@@ -326,6 +343,7 @@ impl fmt::Display for Options {
             self.think_time.1,
             percent(self.cancel),
             percent(self.own_deadline),
+            percent(self.retry),
             if self.affinity { "on" } else { "off" },
         )?;
         for (i, o) in self.origins.iter().enumerate() {
@@ -356,7 +374,7 @@ impl fmt::Display for Options {
         )?;
         write!(
             f,
-            "  pool: {}/key {} total {} connecting/key {} waiters/key, {:?} saturation, {} streams/conn, {} min idle, acquire {:?}, connect {:?}, idle {:?}, lifetime {:?}, requests/conn {:?}, circuit {:?} for {:?}, health every {:?}",
+            "  pool: {}/key {} total {} connecting/key {} waiters/key, {:?} saturation, {} streams/conn, {} min idle, acquire {:?}, connect {:?}, idle {:?}, lifetime {:?}, requests/conn {:?}, circuit {:?} for {:?}, health every {:?}, retries {}% + {}/s over {:?}",
             c.max_connections_per_key,
             c.max_connections,
             c.max_connecting_per_key,
@@ -372,6 +390,9 @@ impl fmt::Display for Options {
             c.circuit.failure_threshold,
             c.circuit.open_for,
             c.health_check.interval,
+            c.retry_budget.percent,
+            c.retry_budget.min_per_second,
+            c.retry_budget.window,
         )
     }
 }

@@ -20,15 +20,15 @@
 //! scheduled are delivered last, and must all be refused as stale.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt;
 use std::time::Duration;
 
 use super::check::{Checker, Rule, Violation};
 use super::options::{Dice, Options, Protocol};
 use crate::{
-    Acquire, AcquireOptions, Action, CloseReason, Closes, ConnId, Connected, Instant, Lease,
-    RejectReason, Rejections, Release, Shutdown, WaiterId,
+    Acquire, AcquireOptions, Action, Attempt, CloseReason, Closes, ConnId, Connected, Instant,
+    Lease, RejectReason, Rejections, Release, Shutdown, WaiterId,
 };
 
 /// What one run did: the figures a person reads, and a fingerprint of the whole
@@ -48,6 +48,9 @@ pub struct Report {
     pub cancelled: u64,
     /// Requests refused, by reason.
     pub rejections: Rejections,
+    /// Requests sent again after their connection was cut under them, as the
+    /// retry budget let them.
+    pub retries: u64,
     /// Connections the pool opened.
     pub connections_opened: u64,
     /// Connects that failed or timed out.
@@ -179,6 +182,8 @@ struct Session {
     waiting: Option<(WaiterId, Instant)>,
     /// The connection its last request was granted.
     last: Option<ConnId>,
+    /// Its current request is a retry of one whose connection was cut.
+    retrying: bool,
 }
 
 #[derive(Debug)]
@@ -201,6 +206,8 @@ struct World<'a> {
     waiting: BTreeMap<WaiterId, usize>,
     /// Grants per connection, for the server's keep-alive timer.
     activity: BTreeMap<ConnId, u64>,
+    /// Connections reset under their leases: a request on one was cut.
+    reset: BTreeSet<ConnId>,
     waits: Vec<Duration>,
     reject_max: Duration,
     peak: u32,
@@ -230,6 +237,7 @@ impl<'a> World<'a> {
             requests: 0,
             waiting: BTreeMap::new(),
             activity: BTreeMap::new(),
+            reset: BTreeSet::new(),
             waits: Vec::new(),
             reject_max: Duration::ZERO,
             peak: 0,
@@ -271,6 +279,7 @@ impl<'a> World<'a> {
                 request: 0,
                 last: None,
                 waiting: None,
+                retrying: false,
             });
             starts.push(start);
         }
@@ -282,8 +291,9 @@ impl<'a> World<'a> {
     fn run(&mut self) -> Result<(), Violation> {
         let opts = self.opts;
         let longest_request = opts.origins.iter().map(|o| o.request_time.1).max();
-        let per_request =
-            opts.config.acquire_timeout + longest_request.unwrap_or_default() + opts.think_time.1;
+        // A request cut under its lease is sent once more: two attempts.
+        let per_request = (opts.config.acquire_timeout + longest_request.unwrap_or_default()) * 2
+            + opts.think_time.1;
         let bound = opts.arrival_span
             + per_request * opts.requests_per_session.max(1)
             + Duration::from_secs(1);
@@ -383,7 +393,18 @@ impl<'a> World<'a> {
                 };
                 let _ = self.checker.release(lease, now, how)?;
                 self.arm_server_idle(lease.conn());
-                self.next_request(s);
+                // A request whose connection was reset under it failed; the
+                // session may send it again, once, as a retry.
+                let session = &mut self.sessions[s];
+                if self.reset.contains(&lease.conn())
+                    && !session.retrying
+                    && self.workload.chance(self.opts.retry)
+                {
+                    session.retrying = true;
+                    self.schedule(Duration::ZERO, Event::Request(s));
+                } else {
+                    self.next_request(s);
+                }
             }
             Event::ConnectDone(conn, Some(info)) => {
                 if self.checker.handle_connected(conn, now, info)?.is_ok() {
@@ -400,6 +421,7 @@ impl<'a> World<'a> {
                 }
             }
             Event::Reset(conn) => {
+                self.reset.insert(conn);
                 let _ = self.checker.handle_transport_closed(conn, now)?;
             }
             Event::GoingAway(conn) => {
@@ -426,6 +448,9 @@ impl<'a> World<'a> {
         };
         if let Some(last) = self.sessions[s].last.filter(|_| self.opts.affinity) {
             options = options.preferring(last);
+        }
+        if self.sessions[s].retrying {
+            options = options.attempt(Attempt::Retry);
         }
         self.requests += 1;
         let session = &mut self.sessions[s];
@@ -571,6 +596,7 @@ impl<'a> World<'a> {
 
     fn next_request(&mut self, s: usize) {
         let session = &mut self.sessions[s];
+        session.retrying = false;
         session.left -= 1;
         if session.left == 0 {
             self.active -= 1;
@@ -629,6 +655,7 @@ impl<'a> World<'a> {
             completed: stats.grants,
             cancelled: stats.cancelled,
             rejections: stats.rejections,
+            retries: stats.retries,
             connections_opened: stats.connects,
             connect_failures: stats.connect_failures,
             peak_connections: self.peak,
@@ -656,10 +683,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  requests     {} granted, {} cancelled, {} refused",
+            "  requests     {} granted, {} cancelled, {} refused, {} retries",
             self.completed,
             self.cancelled,
-            self.rejections.total()
+            self.rejections.total(),
+            self.retries
         )?;
         writeln!(
             f,

@@ -19,6 +19,7 @@ mod names;
 mod no_alloc;
 mod protocol_learning;
 mod queueing;
+mod retries;
 mod reuse;
 mod shutdown;
 mod stale_handles;

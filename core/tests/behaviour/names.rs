@@ -20,7 +20,8 @@ fn reject_reasons_have_stable_labels_and_say_what_happened() {
             "queue_full",
             "connect_failed",
             "circuit_open",
-            "shutting_down"
+            "shutting_down",
+            "retry_budget"
         ]
     );
     assert_eq!(

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use muxpool_core::{
-    Acquire, AcquireOptions, Action, CloseReason, ConnId, Connected, Instant, Lease, Pool,
+    Acquire, AcquireOptions, Action, Attempt, CloseReason, ConnId, Connected, Instant, Lease, Pool,
     PoolConfig, RejectReason, Release, WaiterId,
 };
 
@@ -68,6 +68,18 @@ impl Driver {
         let r = self
             .pool
             .acquire(&key, self.now, AcquireOptions::with_deadline(deadline));
+        self.check();
+        r
+    }
+
+    /// [`Pool::acquire`] as `attempt` of its request.
+    pub fn attempt(
+        &mut self,
+        key: &'static str,
+        attempt: Attempt,
+    ) -> Result<Acquire, RejectReason> {
+        let options = AcquireOptions::default().attempt(attempt);
+        let r = self.pool.acquire(&key, self.now, options);
         self.check();
         r
     }

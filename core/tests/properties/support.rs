@@ -499,7 +499,7 @@ struct Counters {
     waited_grants: u64,
     wait_time: Duration,
     cancelled: u64,
-    rejections: [u64; 5],
+    rejections: [u64; 6],
     connects: u64,
     connect_failures: u64,
     closes: [u64; 10],

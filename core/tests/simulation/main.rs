@@ -19,7 +19,7 @@ use std::time::Duration;
 use muxpool_core::sim::{self, Checker, Faults, Options, Origin, Protocol, Report};
 use muxpool_core::{
     Acquire, AcquireOptions, Action, Backoff, Circuit, CloseReason, ConnId, Connected, HealthCheck,
-    Instant, Lease, PoolConfig, RejectReason, Release, WaiterId,
+    Instant, Lease, PoolConfig, RejectReason, Release, RetryBudget, WaiterId,
 };
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -175,6 +175,33 @@ fn dead_origin_trips_its_circuit_and_fails_requests_fast() {
         (report.connections_opened as f64) <= 7.0 + probes + 1.0,
         "{report}"
     );
+}
+
+#[test]
+fn requests_cut_under_load_retry_within_the_budget() {
+    let mut origin = Origin::new(Protocol::Http2 { max_streams: 100 });
+    origin.request_time = (Duration::from_millis(50), Duration::from_millis(500));
+    let mut options = scenario(origin, 200);
+    options.requests_per_session = 5;
+    options.arrival_span = Duration::from_secs(60);
+    options.think_time = (Duration::ZERO, Duration::from_millis(500));
+    // Every other request is cut under its lease, and every cut one is sent
+    // again: far more retries than a budget of 10 % and no floor allows.
+    options.faults = Faults {
+        reset: 0.5,
+        ..Faults::NONE
+    };
+    options.fault_phase = Duration::MAX;
+    options.retry = 1.0;
+    options.config.retry_budget = RetryBudget::new(10, 0, Duration::from_secs(10));
+    let report = run(&options);
+
+    let refused = report.rejections[RejectReason::RetryBudget];
+    assert!(report.retries > 0 && refused > 0, "{report}");
+    // Any window's retries are at most a tenth of its requests, so over the
+    // run (two windows overlap at most) a fifth.
+    let first = report.requests - report.retries - refused;
+    assert!(report.retries * 5 <= first, "{report}");
 }
 
 #[test]
