@@ -1,12 +1,16 @@
 //! A stream the server refuses without processing it (RST_STREAM with
 //! REFUSED_STREAM, RFC 9113 section 8.7) is sent again, transparently: the
 //! caller sees only the answer. The server here, built on the `h2` crate's
-//! server side, refuses every other stream: the first, the third, ...
+//! server side, refuses every other stream: the first, the third, ... Each
+//! such send spends a retry of the client's budget.
+
+use std::time::Duration;
 
 use crate::support::raw_h2::{ok, RawH2};
 use crate::support::{self, Adapter};
 use muxpool::client::Client;
-use muxpool::Body;
+use muxpool::sans_io::RejectReason;
+use muxpool::{Body, ErrorKind, RetryBudget};
 
 /// Refuses the first, third, ... stream of each connection; answers `ok` to
 /// the others.
@@ -42,4 +46,47 @@ async fn a_refused_stream_is_sent_again<R: Adapter>() {
     assert_eq!(server.streams(), 4);
 }
 
-support::conformance!(a_refused_stream_is_sent_again,);
+/// Each refused stream sent again spends a retry of the client's budget: with
+/// a floor of 3 retries and no share of requests, a request refused every
+/// time is sent 4 times and then ends with the refusal; the next request,
+/// with nothing left, is sent once.
+async fn refusals_spend_the_retry_budget<R: Adapter>() {
+    let server = RawH2::start(|_, _request, mut respond| {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+    });
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .retry_budget(RetryBudget::new(0, 1, Duration::from_secs(3)))
+        .build()
+        .expect("a valid configuration");
+    let get = || {
+        http::Request::get(&server.url)
+            .body(Body::empty())
+            .expect("a request")
+    };
+    let error = client
+        .send(get())
+        .await
+        .expect_err("every stream is refused");
+    assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
+    assert!(format!("{error:#}").contains("refused"), "{error:#}");
+    assert_eq!(server.streams(), 4, "sent once, then retried 3 times");
+    let stats = client.stats();
+    assert_eq!(stats.retries, 3, "{stats:#?}");
+    assert_eq!(stats.rejections[RejectReason::RetryBudget], 1, "{stats:#?}");
+
+    let error = client
+        .send(get())
+        .await
+        .expect_err("every stream is refused");
+    assert_eq!(error.kind(), ErrorKind::Protocol, "{error:#}");
+    assert_eq!(server.streams(), 5, "no retry left");
+    let stats = client.stats();
+    assert_eq!(stats.retries, 3, "{stats:#?}");
+    assert_eq!(stats.rejections[RejectReason::RetryBudget], 2, "{stats:#?}");
+}
+
+support::conformance!(
+    a_refused_stream_is_sent_again,
+    refusals_spend_the_retry_budget,
+);

@@ -174,6 +174,8 @@ impl Error {
             RejectReason::CircuitOpen => Error::new(ErrorKind::CircuitOpen)
                 .with_message("recent connects to this origin failed"),
             RejectReason::ShuttingDown => Error::new(ErrorKind::ShutDown),
+            RejectReason::RetryBudget => Error::new(ErrorKind::PoolExhausted)
+                .with_message("the client's retry budget is spent"),
             _ => Error::new(ErrorKind::PoolExhausted).with_message("the pool refused the request"),
         }
     }

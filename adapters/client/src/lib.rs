@@ -71,7 +71,7 @@ pub use client::{
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
-pub use muxpool_core::{PoolConfig, Stats};
+pub use muxpool_core::{PoolConfig, RetryBudget, Stats};
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
 
@@ -84,7 +84,7 @@ pub mod exports {
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
         runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Idempotent, Message,
-        PoolConfig, PoolKey, RequestTimeout, Result, Session, Stats, WebSocket, WebSocketError,
-        WebSocketSender,
+        PoolConfig, PoolKey, RequestTimeout, Result, RetryBudget, Session, Stats, WebSocket,
+        WebSocketError, WebSocketSender,
     };
 }

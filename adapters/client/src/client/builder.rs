@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use muxpool_core::PoolConfig;
+use muxpool_core::{PoolConfig, RetryBudget};
 
 use crate::body::DEFAULT_MAX_COLLECT;
 use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
@@ -150,6 +150,34 @@ impl<R: Runtime> ClientBuilder<R> {
         if let Some(lifetime) = lifetime {
             self.pool.lifetime_jitter = self.pool.lifetime_jitter.min(lifetime / 2);
         }
+        self
+    }
+
+    /// How many requests the client may send again after failures (a
+    /// connection cut before the response, a stream an HTTP/2 server
+    /// refused): at most `budget.percent` of the new requests of the last
+    /// `budget.window`, plus `budget.min_per_second`, over every origin
+    /// together, so that an origin in trouble is not hit by a storm of
+    /// retries. Default: 20 % plus 10 a second, over 10 s. A request over the
+    /// budget ends with the failure it would have retried;
+    /// [`Client::stats`](crate::Client::stats) counts the retries sent
+    /// (`retries`) and those refused (`rejections[RejectReason::RetryBudget]`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use std::time::Duration;
+    /// use muxpool_client::RetryBudget;
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .retry_budget(RetryBudget::new(10, 1, Duration::from_secs(30)))
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().retry_budget.percent, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.pool.retry_budget = budget;
         self
     }
 

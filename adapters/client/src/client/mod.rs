@@ -117,6 +117,17 @@ impl<R: Runtime> Client<R> {
     ///
     /// An [`Error`] whose [`kind`](Error::kind) says what failed; the request's
     /// [`RequestTimeout`] (or the client's) bounds the whole call.
+    ///
+    /// A refused or reset connect does not fail a request that has time for
+    /// the next one: it waits through the pool's backoff, so a request to a
+    /// restarting server is answered once the server is back. Only after an
+    /// origin's connects have failed for
+    /// [`Circuit::failing_for`](muxpool_core::Circuit#structfield.failing_for) (10 s)
+    /// does its circuit open and new requests fail at once with
+    /// [`ErrorKind::CircuitOpen`]; a [`PoolConfig`] with a shorter period
+    /// fails sooner. A request sent again (see above) spends from the
+    /// client's [retry budget](ClientBuilder::retry_budget); with none left
+    /// it ends with the failure it would have retried.
     pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
     where
         B: http_body::Body + Send + 'static,

@@ -7,7 +7,10 @@
 //! attempt takes a stream slot of a shared connection. A request that
 //! failed on a reused connection before any response byte arrived is sent
 //! once more, on a fresh connection, when its method and body allow it; a
-//! stream an HTTP/2 server refused goes to another connection.
+//! stream an HTTP/2 server refused goes to another connection. Each of these
+//! sends spends a retry of the client's budget
+//! ([`RetryBudget`](muxpool_core::RetryBudget)); when none is left, the
+//! request ends with the failure it would have retried.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -80,14 +83,24 @@ pub(super) async fn execute<R: Runtime>(
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
+    // The failure the next checkout retries, which spends from the client's
+    // retry budget (and is the answer if none is left); or whether it asks
+    // again for an attempt that sent nothing.
+    let mut retry_of: Option<Error> = None;
+    let mut again = false;
     // The clock was read for the deadline; later attempts read it afresh.
     let mut now = Some(now);
     loop {
-        let (lease, checked) = inner
+        let mut checkout = inner
             .checkout_until(&key, Some(deadline))
             .preferring(session.and_then(Session::last))
-            .at(now.take())
-            .await?;
+            .at(now.take());
+        if let Some(failure) = retry_of.take() {
+            checkout = checkout.retrying(failure);
+        } else if std::mem::take(&mut again) {
+            checkout = checkout.again();
+        }
+        let (lease, checked) = checkout.await?;
         if let Some(session) = session {
             session.placed_on(lease.conn());
         }
@@ -115,6 +128,7 @@ pub(super) async fn execute<R: Runtime>(
                         // whose body can be sent again goes again.
                         if failure.replayable && refusals < MAX_REFUSALS && body.is_replayable() {
                             refusals += 1;
+                            retry_of = Some(failure.error);
                             continue;
                         }
                         // A connection cut before any byte of the response
@@ -123,6 +137,7 @@ pub(super) async fn execute<R: Runtime>(
                         // connection, since this one is closed.
                         if failure.cut && !retried && may_resend(parts, body) {
                             retried = true;
+                            retry_of = Some(failure.error);
                             continue;
                         }
                         return Err(failure.error);
@@ -138,6 +153,7 @@ pub(super) async fn execute<R: Runtime>(
         // opens a new one.
         if reused && (retried || !is_open(&mut conn).await) {
             inner.check_in(lease, None);
+            again = true;
             continue;
         }
         // Encoded here, once the connection is known to speak HTTP/1.1: a
@@ -170,6 +186,7 @@ pub(super) async fn execute<R: Runtime>(
                 drop(guard);
                 if failure.replayable && reused && !retried && may_resend(parts, body) {
                     retried = true;
+                    retry_of = Some(failure.error);
                     continue;
                 }
                 return Err(failure.error);

@@ -8,7 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use muxpool_core::{Acquire, AcquireOptions, ConnId, Instant, Lease, Release, WaiterId};
+use muxpool_core::{
+    Acquire, AcquireOptions, Attempt, ConnId, Instant, Lease, RejectReason, Release, WaiterId,
+};
 
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
@@ -40,6 +42,8 @@ impl<R: Runtime> Shared<R> {
             prefer: None,
             waiter: None,
             now: None,
+            attempt: Attempt::First,
+            retry_of: None,
         }
     }
 }
@@ -54,6 +58,11 @@ pub(crate) struct Checkout<'a, R: Runtime> {
     waiter: Option<WaiterId>,
     /// A clock reading the caller took just before, for the first poll.
     now: Option<Instant>,
+    /// Which attempt of its request the next ask is, for the retry budget.
+    attempt: Attempt,
+    /// For a retry: the failure it retries, which is the answer if the retry
+    /// budget refuses it.
+    retry_of: Option<Error>,
 }
 
 impl<R: Runtime> Checkout<'_, R> {
@@ -61,6 +70,22 @@ impl<R: Runtime> Checkout<'_, R> {
     /// affinity).
     pub(crate) fn preferring(mut self, conn: Option<ConnId>) -> Self {
         self.prefer = conn;
+        self
+    }
+
+    /// The request asks again with nothing of it sent (the connection it was
+    /// given turned out closed): it neither adds to the retry budget nor
+    /// spends from it.
+    pub(crate) fn again(mut self) -> Self {
+        self.attempt = Attempt::Again;
+        self
+    }
+
+    /// The request is sent again after `failure`: it spends a retry of the
+    /// budget, and if none is left the checkout ends with `failure` itself.
+    pub(crate) fn retrying(mut self, failure: Error) -> Self {
+        self.attempt = Attempt::Retry;
+        self.retry_of = Some(failure);
         self
     }
 
@@ -92,6 +117,10 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 if let Some(conn) = self.prefer {
                     options = options.preferring(conn);
                 }
+                options = options.attempt(self.attempt);
+                // Asking again after a granted connection turned out gone is
+                // the same attempt.
+                self.attempt = Attempt::Again;
                 match st.pool.acquire(self.key, now, options) {
                     Ok(Acquire::Ready(lease)) => lease,
                     Ok(Acquire::Queued(waiter)) => {
@@ -105,7 +134,12 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                     }
                     Err(reason) => {
                         let fx = st.drain();
-                        let error = st.rejection(self.key, reason);
+                        let error = match (reason, self.retry_of.take()) {
+                            // No retry is left: the request ends with the
+                            // failure it would have retried.
+                            (RejectReason::RetryBudget, Some(failure)) => failure,
+                            _ => st.rejection(self.key, reason),
+                        };
                         drop(st);
                         fx.run(inner);
                         return Poll::Ready(Err(error));
