@@ -233,7 +233,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RouteBody = BoxBody<Bytes, BoxError>;
 
 // ---------------------------------------------------------------------------
-// Listening and task ownership, shared with `hostile`.
+// Listening and task ownership, shared with `hostile` and `h2_frames`.
 
 /// The tasks of one server: its connections and anything they spawn (hyper's
 /// HTTP/2 streams). Aborted all at once when the server is dropped; once

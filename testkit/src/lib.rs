@@ -14,6 +14,9 @@
 //!   closes, drops or stalls on demand, and records its handshakes.
 //! - [`hostile`]: servers that misbehave on purpose (garbage, huge headers,
 //!   truncated bodies, resets, silence).
+//! - [`h2_frames`]: an HTTP/2 server written frame by frame, whose every
+//!   frame a test chooses (a GOAWAY naming a chosen last stream, SETTINGS
+//!   changed mid-connection).
 //! - [`scripted`]: a server that answers from a script over an in-memory
 //!   transport, and the whole client fuzzed against it.
 //! - [`runtime`]: where they run: the caller's tokio runtime, or the testkit's
@@ -26,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod certs;
+pub mod h2_frames;
 pub mod hostile;
 pub mod hyper_server;
 pub mod layering;
