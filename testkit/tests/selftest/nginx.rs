@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use muxpool_testkit::certs::{self, Ca};
+use muxpool_testkit::h2_frames::{Frame, MAX_CONCURRENT_STREAMS, PREFACE};
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions, Stop, BYTES_SIZES, CHUNKED_BODY, HELLO};
 use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
@@ -311,24 +312,18 @@ fn tls_without_h2_refuses_h2() {
 /// Reads HTTP/2 frames until the server's first SETTINGS frame and returns its
 /// settings as (identifier, value) pairs.
 fn read_server_settings(stream: &mut impl Read) -> Vec<(u16, u32)> {
+    let mut buf = Vec::new();
     loop {
-        let mut header = [0u8; 9];
-        stream.read_exact(&mut header).unwrap();
-        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let (kind, flags) = (header[3], header[4]);
-        let mut payload = vec![0; len];
-        stream.read_exact(&mut payload).unwrap();
-        if kind == 0x4 && flags & 0x1 == 0 {
-            return payload
-                .chunks_exact(6)
-                .map(|s| {
-                    (
-                        u16::from_be_bytes([s[0], s[1]]),
-                        u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
-                    )
-                })
-                .collect();
+        while let Some((frame, len)) = Frame::decode(&buf).unwrap() {
+            buf.drain(..len);
+            if let Frame::Settings { ack: false, params } = frame {
+                return params;
+            }
         }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed before its SETTINGS");
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -348,13 +343,18 @@ fn h2c_speaks_http2_with_the_configured_stream_limit() {
     assert_eq!(server.h2c_base_url(), format!("http://127.0.0.1:{port}"));
     let mut conn = connect(port);
     // The preface and an empty SETTINGS frame.
-    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    let mut hello = PREFACE.to_vec();
+    hello.extend(
+        Frame::Settings {
+            ack: false,
+            params: Vec::new(),
+        }
+        .encode(),
+    );
     conn.get_mut().write_all(&hello).unwrap();
     let settings = read_server_settings(&mut conn);
-    // SETTINGS_MAX_CONCURRENT_STREAMS is 0x3.
     assert!(
-        settings.contains(&(0x3, 7)),
+        settings.contains(&(MAX_CONCURRENT_STREAMS, 7)),
         "server settings {settings:?} lack MAX_CONCURRENT_STREAMS = 7"
     );
     assert_eq!(server.accepted_connections().unwrap(), 1);
