@@ -19,6 +19,7 @@ mod http2_dead_peer;
 mod http2_early_response;
 mod http2_goaway;
 mod http2_header_limit;
+mod http2_lowered_limit;
 mod http2_refused;
 mod http2_unanswered;
 mod keep_alive;
