@@ -16,32 +16,17 @@
 
 use std::time::Instant;
 
-use crate::support::{self, soak};
+use crate::support::{self, soak, Replay};
 
 /// Seeds CI runs: each is a few seconds of virtual time under faults and
 /// under a second of CPU, and 64 of them reach seeds like 47, which once
 /// found requests left hanging.
 const CI_SEEDS: u64 = 64;
 
-/// Prints how to replay a seed if the check of its run panics.
-struct Replay(u64);
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "soak failed for seed {0}; replay it with:\n  \
-                 MUXPOOL_TURMOIL_SEED={0} cargo test -p muxpool-turmoil --test network -- soak:: --nocapture",
-                self.0
-            );
-        }
-    }
-}
-
 #[test]
 fn the_client_survives_faults_and_recovers() {
     for seed in support::seeds(CI_SEEDS) {
-        let _replay = Replay(seed);
+        let _replay = Replay::new("soak", seed);
         let wall = Instant::now();
         let report = soak::run(seed);
         let verbose = std::env::var_os("MUXPOOL_TURMOIL_SEED").is_some();
@@ -76,7 +61,7 @@ const FOUND_BUGS: &[u64] = &[47];
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     for &seed in FOUND_BUGS {
-        let _replay = Replay(seed);
+        let _replay = Replay::new("soak", seed);
         check(&soak::run(seed));
     }
 }

@@ -167,6 +167,33 @@ pub fn assert_quiescent(stats: &Stats) {
     );
 }
 
+/// Prints how to replay a seed if a check of its run panics while this lives:
+/// the tests of the module `module` with `MUXPOOL_TURMOIL_SEED` set to it.
+pub struct Replay {
+    module: &'static str,
+    seed: u64,
+}
+
+impl Replay {
+    pub fn new(module: &'static str, seed: u64) -> Replay {
+        Replay { module, seed }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "{module} failed for seed {seed}; replay it with:\n  \
+                 MUXPOOL_TURMOIL_SEED={seed} cargo test -p muxpool-turmoil --test network -- \
+                 {module}:: --nocapture",
+                module = self.module,
+                seed = self.seed,
+            );
+        }
+    }
+}
+
 /// The seeds to run: the one in `MUXPOOL_TURMOIL_SEED` alone (a replay), or
 /// `MUXPOOL_TURMOIL_SEEDS` of them from 1 (default `default_count`).
 pub fn seeds(default_count: u64) -> Vec<u64> {
