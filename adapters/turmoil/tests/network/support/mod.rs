@@ -1,5 +1,6 @@
-//! What the simulation tests share: HTTP/1.1 and HTTP/2 server hosts over TLS,
-//! a client configured for the simulation, seeds from the environment, and the
+//! What the simulation tests share: HTTP/1.1 and HTTP/2 server hosts over TLS
+//! (which may take a while to listen again once bounced), a client configured
+//! for the simulation or with the defaults, seeds from the environment, and the
 //! checks that the pool ended clean.
 //!
 //! The servers are testkit's hyper servers ([`serve_io`]), each connection
@@ -11,6 +12,8 @@
 
 pub mod soak;
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +74,29 @@ pub fn sim<'a>(seed: u64, latency: Duration) -> Sim<'a> {
 }
 
 /// Adds a server host called `name` speaking `proto` over TLS on [`PORT`], with
-/// testkit's routes. A bounced host starts listening again.
+/// testkit's routes. A bounced host starts listening again at once.
+pub fn server_host(sim: &mut Sim<'_>, name: &str, proto: Proto, certs: &Certs) {
+    restarting_server_host(sim, name, proto, certs, Duration::ZERO);
+}
+
+/// When a server host last started listening, in the simulation's time.
+#[derive(Clone, Debug, Default)]
+pub struct Listening(Rc<Cell<Option<Duration>>>);
+
+impl Listening {
+    /// When the host's software last bound its port: once it is bounced,
+    /// a later time as soon as it listens again.
+    pub fn since(&self) -> Option<Duration> {
+        self.0.get()
+    }
+}
+
+/// Adds a server host as [`server_host`] does, whose software, once bounced,
+/// takes `startup` before it listens again: a server process restarting on a
+/// machine that stays up. The bounce cuts the connections the host had (each
+/// closed socket sends a FIN, or a RST when it held unread bytes), and until
+/// the software listens again every connect to the host is refused as soon as
+/// its SYN arrives, since nothing is bound to the port.
 ///
 /// Each connection is served by a task of the host's `LocalSet`
 /// (`spawn_local`), not of its runtime (`tokio::spawn`): a crash or a bounce
@@ -81,7 +106,13 @@ pub fn sim<'a>(seed: u64, latency: Duration) -> Sim<'a> {
 /// were spawned; a runtime drops them in an order set by their task ids, which
 /// tokio numbers process-wide, so it would change with the tasks other threads
 /// of the process spawn (another simulation running beside this one).
-pub fn server_host(sim: &mut Sim<'_>, name: &str, proto: Proto, certs: &Certs) {
+pub fn restarting_server_host(
+    sim: &mut Sim<'_>,
+    name: &str,
+    proto: Proto,
+    certs: &Certs,
+    startup: Duration,
+) -> Listening {
     let (alpn, protocol): (&[&[u8]], _) = match proto {
         Proto::H1 => (&[b"http/1.1"], Protocol::Http1),
         Proto::H2 => (&[b"h2"], Protocol::Http2),
@@ -91,16 +122,34 @@ pub fn server_host(sim: &mut Sim<'_>, name: &str, proto: Proto, certs: &Certs) {
         protocol,
         ..Options::default()
     });
+    let listening = Listening::default();
+    let starts = Rc::new(Cell::new(0u32));
+    let host_listening = listening.clone();
     sim.host(name, move || {
         let options = Arc::clone(&options);
+        let listening = host_listening.clone();
+        let restarted = starts.replace(starts.get() + 1) > 0;
         async move {
+            if restarted && !startup.is_zero() {
+                tokio::time::sleep(startup).await;
+            }
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+            listening.0.set(turmoil::sim_elapsed());
             loop {
                 let (stream, _) = listener.accept().await?;
                 tokio::task::spawn_local(serve_io(stream, Arc::clone(&options)));
             }
         }
     });
+    listening
+}
+
+/// A client builder with the default settings but for the pool seeded with
+/// `seed` (so its jitter replays) and the test CA.
+pub fn default_client_builder(seed: u64, certs: &Certs) -> ClientBuilder {
+    ClientBuilder::with_runtime(muxpool_turmoil::Turmoil)
+        .seed(seed)
+        .tls(certs.client_tls())
 }
 
 /// A client builder for the simulation: the pool seeded with `seed` (so its
@@ -113,9 +162,8 @@ pub fn client_builder(seed: u64, certs: &Certs) -> ClientBuilder {
     pool.connect_timeout = Duration::from_secs(1);
     pool.health_check.interval = Some(Duration::from_millis(500));
     pool.health_check.timeout = Duration::from_millis(500);
-    ClientBuilder::with_runtime(muxpool_turmoil::Turmoil)
+    default_client_builder(seed, certs)
         .pool(pool)
-        .tls(certs.client_tls())
         .timeout(Duration::from_secs(2))
         .read_timeout(Duration::from_secs(1))
 }
@@ -149,6 +197,22 @@ pub async fn exchange(
     let status = response.status();
     let body = response.into_body().bytes().await?;
     Ok((status, body.len()))
+}
+
+/// The client's statistics once nothing is in use, or once `limit` has
+/// passed: connects the pool started for requests that others served meanwhile
+/// may still be finishing when the last request ends, and end within the
+/// connect timeout.
+pub async fn settled_stats(client: &muxpool_turmoil::Client, limit: Duration) -> Stats {
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        let stats = client.stats();
+        let in_use = stats.busy + stats.leases + stats.waiting + stats.connecting;
+        if (in_use == 0 && stats.open == stats.idle) || tokio::time::Instant::now() >= until {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Panics unless nothing is in use: no lease, no waiter, no connect, no busy
