@@ -9,9 +9,9 @@
 //!
 //! The window is [`SLOTS`] slots of equal width, each counting the requests and
 //! retries that fell in it; the window at an instant is the slot holding it and
-//! the slots before it. An instant in the current slot costs a comparison and
-//! an increment; only crossing into a later slot does more, and never more
-//! than clearing every slot once. Counts are exact: the property tests compare
+//! the slots before it. A request in the current slot costs a comparison and
+//! an increment (a request is counted on the hot path); only crossing into a
+//! later slot does more, and never more than clearing every slot once. Counts are exact: the property tests compare
 //! them with a plain list of timestamps.
 
 use core::time::Duration;
@@ -34,13 +34,18 @@ pub(crate) struct RetryLedger {
     /// Where the current slot ends, in nanoseconds since [`Instant::ZERO`]:
     /// slot `n` covers `[n * width, (n + 1) * width)`.
     current_end: u64,
-    /// The current slot's index in the arrays.
+    /// The current slot's counts, kept apart so that counting a request is
+    /// one increment.
+    current_requests: u64,
+    current_retries: u64,
+    /// The earlier slots' counts, by slot; `head` is the current slot's
+    /// place, empty until the slot ends.
     head: usize,
-    requests: [u32; SLOTS],
-    retries: [u32; SLOTS],
-    /// The sums over every slot.
-    requests_in_window: u64,
-    retries_in_window: u64,
+    requests: [u64; SLOTS],
+    retries: [u64; SLOTS],
+    /// The sums over the earlier slots.
+    past_requests: u64,
+    past_retries: u64,
 }
 
 impl RetryLedger {
@@ -52,11 +57,13 @@ impl RetryLedger {
             floor: floor(budget.min_per_second, budget.window),
             width,
             current_end: width,
+            current_requests: 0,
+            current_retries: 0,
             head: 0,
             requests: [0; SLOTS],
             retries: [0; SLOTS],
-            requests_in_window: 0,
-            retries_in_window: 0,
+            past_requests: 0,
+            past_retries: 0,
         }
     }
 
@@ -64,19 +71,18 @@ impl RetryLedger {
     #[inline]
     pub(crate) fn deposit(&mut self, now: Instant) {
         self.advance(now);
-        self.requests[self.head] = self.requests[self.head].saturating_add(1);
-        self.requests_in_window += 1;
+        self.current_requests += 1;
     }
 
     /// Counts a retry at `now` if the window has room for one more, and says
     /// whether it had.
     pub(crate) fn withdraw(&mut self, now: Instant) -> bool {
         self.advance(now);
-        if self.retries_in_window >= self.allowance() {
+        let (_, retries) = self.counts();
+        if retries >= self.allowance() {
             return false;
         }
-        self.retries[self.head] = self.retries[self.head].saturating_add(1);
-        self.retries_in_window += 1;
+        self.current_retries += 1;
         true
     }
 
@@ -84,21 +90,23 @@ impl RetryLedger {
     /// same instant: the request was refused for another reason, and a retry
     /// that never went out spends nothing.
     pub(crate) fn refund(&mut self) {
-        debug_assert!(self.retries[self.head] > 0, "a refund follows a withdrawal");
-        self.retries[self.head] -= 1;
-        self.retries_in_window -= 1;
+        debug_assert!(self.current_retries > 0, "a refund follows a withdrawal");
+        self.current_retries -= 1;
     }
 
     /// Retries the window allows: the floor, plus the share of its requests.
-    pub(crate) fn allowance(&self) -> u64 {
+    fn allowance(&self) -> u64 {
+        let (requests, _) = self.counts();
         self.floor
-            .saturating_add(self.requests_in_window.saturating_mul(self.percent) / 100)
+            .saturating_add(requests.saturating_mul(self.percent) / 100)
     }
 
     /// Requests and retries counted in the window as of the last input.
-    #[cfg(test)]
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.requests_in_window, self.retries_in_window)
+        (
+            self.past_requests + self.current_requests,
+            self.past_retries + self.current_retries,
+        )
     }
 
     /// Moves the window to `now`: the slots that ended drop their counts.
@@ -113,12 +121,17 @@ impl RetryLedger {
     #[cold]
     fn turn(&mut self, now: u64) {
         let passed = (now - self.current_end) / self.width + 1;
+        // The current slot joins the earlier ones...
+        self.requests[self.head] = std::mem::take(&mut self.current_requests);
+        self.retries[self.head] = std::mem::take(&mut self.current_retries);
+        self.past_requests += self.requests[self.head];
+        self.past_retries += self.retries[self.head];
+        // ...and the window moves on, a slot at a time: the slot it enters
+        // is the one that left it.
         for _ in 0..passed.min(SLOTS as u64) {
             self.head = (self.head + 1) % SLOTS;
-            self.requests_in_window -= u64::from(self.requests[self.head]);
-            self.retries_in_window -= u64::from(self.retries[self.head]);
-            self.requests[self.head] = 0;
-            self.retries[self.head] = 0;
+            self.past_requests -= std::mem::take(&mut self.requests[self.head]);
+            self.past_retries -= std::mem::take(&mut self.retries[self.head]);
         }
         self.current_end = self
             .current_end
