@@ -110,7 +110,16 @@ async fn a_timeout_during_the_handshake_says_so<R: Adapter>() {
         .expect("a request");
     let error = client.send(request).await.expect_err("no SETTINGS came");
     assert_eq!(error.kind(), ErrorKind::Timeout);
-    assert!(error.to_string().contains("still opening"), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "waiting for a connection to http://127.0.0.1:{} timed out after 300ms: \
+             a connection was still opening (connect, TLS or HTTP/2 handshake)",
+            server.port()
+        )
+    );
+    assert_eq!(error.timeout(), Some(Duration::from_millis(300)));
+    support::assert_origin(&error, "http", server.port());
 }
 
 support::conformance!(

@@ -1,18 +1,21 @@
 //! Errors and timeouts: a refused connect, requests the client cannot send,
 //! the client's and a request's own timeout, a full queue, and error values a
-//! person can read (`Display`, `{:#}` with the causes, `source` chains).
+//! person can read (`Display`, `{:#}` with the causes, `source` chains): the
+//! exact line each failure against a real server prints, the origin it names,
+//! and credentials that never show.
 
 use crate::support::{self, spawn, Adapter};
 
 use std::time::Duration;
 
 use crate::support::{
-    assert_quiescent, causes, closed_port, get, get_text, has_io_cause, request, spawn_get_text,
-    within,
+    assert_origin, assert_quiescent, causes, closed_port, get, get_text, has_io_cause, refused,
+    request, spawn_get_text, within,
 };
 use http::Method;
 use muxpool::client::Client;
-use muxpool::{Body, Error, ErrorKind, RequestTimeout};
+use muxpool::sans_io::Circuit;
+use muxpool::{Body, Error, ErrorKind, PoolConfig, RequestTimeout};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
 /// A refused connect may be a server restarting: the request keeps waiting
@@ -41,11 +44,14 @@ async fn connect_refused<R: Adapter>() {
         "the io::Error is in the source chain: {:?}",
         causes(&error)
     );
-    let text = format!("{error:#}");
-    assert!(text.starts_with("connect failed"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("refused"), "{text}");
-    // The short form has no causes; the alternate form has them all.
-    assert!(format!("{error}").len() < text.len());
+    // One cause: the short and the alternate form say the same.
+    let line = format!(
+        "connecting to http://127.0.0.1:{port} failed: {}",
+        refused(port)
+    );
+    assert_eq!(error.to_string(), line);
+    assert_eq!(format!("{error:#}"), line);
+    assert_origin(&error, "http", port);
     assert_quiescent(&client).await;
     let stats = client.stats();
     assert!(stats.connect_failures >= 3, "tried again: {stats:#?}");
@@ -138,7 +144,14 @@ async fn the_client_timeout<R: Adapter>() {
     let elapsed = started.elapsed();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
     assert!(error.is_timeout());
-    assert!(format!("{error}").contains("timed out"), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the request to http://127.0.0.1:{} timed out after 300ms",
+            server.port()
+        )
+    );
+    assert_eq!(error.timeout(), Some(Duration::from_millis(300)));
     assert!(
         elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(1500),
         "{elapsed:?}"
@@ -206,6 +219,14 @@ async fn the_timeout_covers_waiting_for_a_connection<R: Adapter>() {
     let started = std::time::Instant::now();
     let error = client.send(req).await.expect_err("no connection in time");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "waiting for a connection to http://127.0.0.1:{} timed out after 200ms: \
+             no connection became free",
+            server.port()
+        )
+    );
     assert!(started.elapsed() < Duration::from_millis(700));
     assert_eq!(slow.await.unwrap(), "slow");
     assert_quiescent(&client).await;
@@ -256,9 +277,14 @@ async fn a_full_queue_is_pool_exhausted<R: Adapter>() {
         served <= 4,
         "{served} served: the queue held more than its limit"
     );
-    let text = format!("{:#}", exhausted[0]);
-    assert!(text.starts_with("pool exhausted"), "{text}");
-    assert!(text.contains("waiting"), "{text}");
+    assert_eq!(
+        exhausted[0].to_string(),
+        format!(
+            "pool exhausted for http://127.0.0.1:{}: too many requests are waiting for this origin",
+            server.port()
+        )
+    );
+    assert_origin(&exhausted[0], "http", server.port());
     let stats = client.stats();
     assert!(
         stats.rejections.total() >= exhausted.len() as u64,
@@ -299,6 +325,72 @@ async fn invalid_configuration_is_a_config_error<R: Adapter>() {
     );
 }
 
+/// Once an origin's circuit is open, a request fails at once, and its line
+/// says which circuit and the connect failure that opened it.
+async fn an_open_circuit_says_where_and_why<R: Adapter>() {
+    let port = closed_port();
+    let mut pool = PoolConfig::default();
+    pool.circuit = Circuit::new(Some(1), Duration::from_secs(60)).failing_for(Duration::ZERO);
+    let client = Client::<R>::builder()
+        .pool(pool)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("a valid configuration");
+    let url = format!("http://127.0.0.1:{port}/");
+    let first = get(&client, &url).await.expect_err("nothing listens");
+    assert!(
+        matches!(first.kind(), ErrorKind::Connect | ErrorKind::CircuitOpen),
+        "{first:#}"
+    );
+    let started = std::time::Instant::now();
+    let error = get(&client, &url).await.expect_err("the circuit is open");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(error.kind(), ErrorKind::CircuitOpen, "{error:#}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "circuit open for http://127.0.0.1:{port}: recent connects to this origin failed: {}",
+            refused(port)
+        )
+    );
+    assert_eq!(
+        format!("{error:#}"),
+        format!(
+            "circuit open for http://127.0.0.1:{port}: recent connects to this origin failed: \
+             connect failed: {}",
+            refused(port)
+        )
+    );
+    assert_origin(&error, "http", port);
+}
+
+/// Credentials in a URI's userinfo reach neither the error's line, its
+/// alternate form, nor its `Debug`.
+async fn credentials_never_show_in_errors<R: Adapter>() {
+    let port = closed_port();
+    let client = Client::<R>::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("a valid configuration");
+    let error = get(
+        &client,
+        format!("http://alice:s3cr3t@127.0.0.1:{port}/private?token=t0ken"),
+    )
+    .await
+    .expect_err("nothing listens");
+    assert_origin(&error, "http", port);
+    for text in [
+        error.to_string(),
+        format!("{error:#}"),
+        format!("{error:?}"),
+        format!("{error:#?}"),
+    ] {
+        for secret in ["alice", "s3cr3t", "t0ken", "private"] {
+            assert!(!text.contains(secret), "{secret} shows in {text}");
+        }
+    }
+}
+
 support::conformance!(
     connect_refused,
     connect_refused_by_name,
@@ -311,4 +403,6 @@ support::conformance!(
     a_full_queue_is_pool_exhausted,
     errors_are_send_sync_and_std_errors,
     invalid_configuration_is_a_config_error,
+    an_open_circuit_says_where_and_why,
+    credentials_never_show_in_errors,
 );

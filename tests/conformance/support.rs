@@ -377,6 +377,25 @@ pub fn closed_port() -> u16 {
     port
 }
 
+/// What the operating system says of a connect to `port` on 127.0.0.1, where
+/// nothing listens: the innermost cause of a refused connect.
+pub fn refused(port: u16) -> String {
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .expect_err("nothing listens")
+        .to_string()
+}
+
+/// `error` names the origin `scheme://127.0.0.1:port`.
+pub fn assert_origin(error: &muxpool::Error, scheme: &str, port: u16) {
+    let origin = error.origin().expect("the error names its origin");
+    assert_eq!(
+        (origin.scheme(), origin.host(), origin.port()),
+        (scheme, "127.0.0.1", port),
+        "{error}"
+    );
+    assert_eq!(origin.to_string(), format!("{scheme}://127.0.0.1:{port}"));
+}
+
 /// Every cause of `error`, outermost first, as text.
 pub fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out = Vec::new();

@@ -126,6 +126,18 @@ async fn a_close_by_the_server_is_a_typed_error<R: Adapter>() {
             reason: "enough".into()
         }
     );
+    // The line names the WebSocket's origin and path.
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "WebSocket error on ws://127.0.0.1:{}/: the server closed the WebSocket (code 4000: enough)",
+            server.port()
+        )
+    );
+    assert_eq!(
+        error.origin().map(|o| (o.scheme(), o.port(), o.path())),
+        Some(("ws", server.port(), Some("/")))
+    );
     assert!(ws.is_closed());
     let error = ws.send("three").await.expect_err("closed");
     assert!(matches!(ws_error(&error), WebSocketError::Closed { .. }));
@@ -339,6 +351,14 @@ async fn a_refused_upgrade_is_a_typed_error<R: Adapter>() {
     assert_eq!(
         ws_error(&error),
         WebSocketError::HandshakeRejected { status: 200 }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "WebSocket error on ws://127.0.0.1:{}/: the WebSocket handshake failed: \
+             the server refused the WebSocket upgrade with status 200",
+            http.port()
+        )
     );
     let error = client
         .websocket(request("http://127.0.0.1:1/"))

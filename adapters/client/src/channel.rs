@@ -53,7 +53,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::body::Body;
 use crate::client::{Client, RequestTimeout};
 use crate::config::DEFAULT_MAX_MESSAGE;
-use crate::error::{Error, ErrorKind, WebSocketError};
+use crate::error::{Error, ErrorKind, Step, WebSocketError};
 use crate::runtime::Runtime;
 use crate::session::Session;
 use crate::timeout::until;
@@ -197,8 +197,8 @@ impl<Id: Eq + Hash> Drop for Waiting<'_, Id> {
     }
 }
 
-fn timed_out() -> Error {
-    Error::new(ErrorKind::Timeout).with_message("no response came in time")
+fn timed_out(after: Duration) -> Error {
+    Error::timed_out(Step::ChannelResponse, Some(after))
 }
 
 fn ended(fate: &Fate) -> Error {
@@ -359,7 +359,7 @@ impl<C: Codec> MessageChannel<C> {
                 };
                 until(sleep(self.timeout), exchange)
                     .await
-                    .map_err(|_| timed_out())?
+                    .map_err(|_| timed_out(self.timeout))?
             }
         }
     }

@@ -69,7 +69,7 @@ pub use client::{
     Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
-pub use error::{Error, ErrorKind, Result, WebSocketError};
+pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
 pub use muxpool_core::{PoolConfig, RetryBudget, Stats};
 pub use session::Session;
@@ -84,7 +84,7 @@ pub mod exports {
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
         runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Idempotent, Message,
-        PoolConfig, PoolKey, RequestTimeout, Result, RetryBudget, Session, Stats, WebSocket,
-        WebSocketError, WebSocketSender,
+        Origin, PoolConfig, PoolKey, RequestTimeout, Result, RetryBudget, Session, Stats,
+        WebSocket, WebSocketError, WebSocketSender,
     };
 }

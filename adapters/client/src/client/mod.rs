@@ -19,7 +19,7 @@ use http::{Request, Response};
 use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::{BoxError, Error, ErrorKind, Step};
 use crate::pool::Shared;
 use crate::runtime::Runtime;
 use crate::session::ConnCell;
@@ -139,7 +139,8 @@ impl<R: Runtime> Client<R> {
         let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
-        let mut body = crate::body::outgoing(body)?;
+        let key = inner.key_of(&parts.uri)?;
+        let mut body = crate::body::outgoing(body).map_err(|e| e.at(&key))?;
         let awaiting = ConnCell::default();
         // Both futures are pinned where they are built, in this future's own
         // state, and raced through references: the request's future (the
@@ -149,6 +150,7 @@ impl<R: Runtime> Client<R> {
         let outcome = {
             let exchange = pin!(send::execute(
                 inner,
+                &key,
                 &parts,
                 &mut body,
                 (now, deadline),
@@ -158,7 +160,7 @@ impl<R: Runtime> Client<R> {
             until(timer, exchange).await
         };
         match outcome {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
             Err(_) => {
                 // The peer of a multiplexed connection that gave no answer in
                 // time may be gone without a sign (its host vanished, no reset
@@ -167,7 +169,7 @@ impl<R: Runtime> Client<R> {
                 if let Some(conn) = awaiting.get() {
                     inner.suspect(conn);
                 }
-                Err(Error::new(ErrorKind::Timeout).with_message("the request timed out"))
+                Err(Error::timed_out(Step::Request, Some(timeout)).at(&key))
             }
         }
     }

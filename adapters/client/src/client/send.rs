@@ -25,6 +25,7 @@ use crate::conn::h1::{encode, exchange, is_open, H1Body, H1Conn, H1Lender};
 use crate::conn::h2::H2Body;
 use crate::conn::outgoing::Outgoing;
 use crate::conn::{Failure, Lender};
+use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::h1::ResponseParser;
 use crate::pool::{LeasedConn, Shared};
@@ -74,12 +75,12 @@ impl<R: Runtime> Drop for LeaseGuard<'_, R> {
 
 pub(super) async fn execute<R: Runtime>(
     inner: &Arc<Shared<R>>,
+    key: &PoolKey,
     parts: &request::Parts,
     body: &mut Outgoing,
     (now, deadline): (Instant, Instant),
     awaiting: &ConnCell,
 ) -> Result<Response<Body>, Error> {
-    let key = inner.key_of(&parts.uri)?;
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
@@ -92,7 +93,7 @@ pub(super) async fn execute<R: Runtime>(
     let mut now = Some(now);
     loop {
         let mut checkout = inner
-            .checkout_until(&key, Some(deadline))
+            .checkout_until(key, Some(deadline))
             .preferring(session.and_then(Session::last))
             .at(now.take());
         if let Some(failure) = retry_of.take() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use muxpool_core::Lease;
+use muxpool_core::{ConnId, Lease};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
@@ -23,14 +23,14 @@ use http::request;
 use tokio::io::ReadBuf;
 
 use crate::dial::Transport;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Origin};
 use crate::h1::{
     self, encode_request, BodyDecoder, BodyEncoder, BodyEvent, EncodedRequest, ResponseHead,
     ResponseParser, TargetForm,
 };
 
 use super::outgoing::{Outgoing, Stream};
-use super::{read_timed_out, Clock, Failure, Frame, Read, ReadTimeout};
+use super::{Clock, Failure, Frame, Read, ReadTimeout};
 
 /// An HTTP/1.1 connection while it is idle in the pool or leased to one request.
 pub(crate) struct H1Conn {
@@ -48,6 +48,9 @@ pub(crate) struct H1Conn {
 pub(crate) trait H1Lender: Clock {
     /// Returns `lease`, with its connection if it is clean.
     fn check_in(&self, lease: Lease, conn: Option<H1Conn>);
+    /// The origin `conn` serves, for an error to name; asked only while a
+    /// lease on it is held, and only when a failure is being reported.
+    fn origin(&self, conn: ConnId) -> Option<Origin>;
 }
 
 /// Whether a connection that sat idle is still open, as far as can be seen
@@ -383,7 +386,12 @@ impl H1Body {
         }
     }
 
-    fn fail(&mut self, error: Error) -> Error {
+    /// Ends the body with `error`, which names the origin: asked of the pool
+    /// before the lease goes back.
+    fn fail(&mut self, mut error: Error) -> Error {
+        if let Some(origin) = self.pool.origin(self.lease.conn()) {
+            error = error.with_origin(|| origin);
+        }
         self.done = true;
         if let Some(conn) = self.conn.take() {
             drop(conn);
@@ -428,7 +436,8 @@ impl H1Body {
                 }
                 Poll::Pending => {
                     ready!(self.read_timeout.poll_expired(&*self.pool, cx));
-                    return Poll::Ready(Err(self.fail(read_timed_out())));
+                    let expired = self.read_timeout.expired();
+                    return Poll::Ready(Err(self.fail(expired)));
                 }
             }
         }

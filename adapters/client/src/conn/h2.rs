@@ -28,7 +28,7 @@ use crate::dial::Transport;
 use crate::error::{Error, ErrorKind};
 
 use super::outgoing::Outgoing;
-use super::{read_timed_out, Failure, Frame, Lender, Read, ReadTimeout, Report};
+use super::{Failure, Frame, Lender, Read, ReadTimeout, Report};
 
 /// Asks a connection's driver to send a PING.
 #[derive(Default)]
@@ -381,6 +381,16 @@ impl H2Body {
         }
     }
 
+    /// Ends the body with `error`, which names the origin: asked of the pool
+    /// before the stream slot goes back.
+    fn fail(&mut self, mut error: Error) -> Error {
+        if let Some(origin) = self.lease.and_then(|l| self.pool.origin(l.conn())) {
+            error = error.with_origin(|| origin);
+        }
+        self.finish();
+        error
+    }
+
     pub(crate) fn is_end(&self) -> bool {
         self.lease.is_none()
     }
@@ -398,8 +408,8 @@ impl H2Body {
         if let Some(lease) = self.lease {
             self.pool.suspect(lease.conn());
         }
-        self.finish();
-        Poll::Ready(Err(read_timed_out()))
+        let expired = self.read_timeout.expired();
+        Poll::Ready(Err(self.fail(expired)))
     }
 
     fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<Result<Read, Error>> {
@@ -412,8 +422,7 @@ impl H2Body {
                 Poll::Ready(Ok(())) => self.upload = None,
                 Poll::Ready(Err(failure)) => {
                     self.upload = None;
-                    self.finish();
-                    return Poll::Ready(Err(failure.error));
+                    return Poll::Ready(Err(self.fail(failure.error)));
                 }
                 Poll::Pending => {}
             }
@@ -426,27 +435,24 @@ impl H2Body {
                     return Poll::Ready(Ok(Read::Data(data)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.finish();
-                    return Poll::Ready(Err(h2_error(
-                        ErrorKind::Body,
-                        "reading the response body failed",
-                        e,
-                    )));
+                    let error = h2_error(ErrorKind::Body, "reading the response body failed", e);
+                    return Poll::Ready(Err(self.fail(error)));
                 }
                 Poll::Ready(None) => self.data_done = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
         let trailers = std::task::ready!(self.recv.poll_trailers(cx));
-        self.finish();
         Poll::Ready(match trailers {
-            Ok(Some(t)) => Ok(Read::Trailers(t)),
-            Ok(None) => Ok(Read::End),
-            Err(e) => Err(h2_error(
+            Ok(trailers) => {
+                self.finish();
+                Ok(trailers.map_or(Read::End, Read::Trailers))
+            }
+            Err(e) => Err(self.fail(h2_error(
                 ErrorKind::Body,
                 "reading the response trailers failed",
                 e,
-            )),
+            ))),
         })
     }
 }

@@ -10,8 +10,8 @@
 //! this module: how a request body is taken in ([`outgoing`]), how far a
 //! failed exchange got ([`Failure`]), the frames of bodies ([`Frame`],
 //! [`Read`]), what a connection's driver reports ([`Report`]), and the pool
-//! as a connection sees it ([`Lender`]): where a lease goes back, and the
-//! runtime's clock for read timeouts. The pool (`crate::pool`) implements
+//! as a connection sees it ([`Lender`]): where a lease goes back, the origin
+//! an error names, and the runtime's clock for read timeouts. The pool (`crate::pool`) implements
 //! [`Lender`] and holds the connections; hyper's `client/conn/{http1,http2}`
 //! over a shared `dispatch` is the model.
 
@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use muxpool_core::{ConnId, Lease, Release};
 
-use crate::error::Error;
+use crate::error::{Error, Origin, Step};
 use crate::runtime::Timer;
 
 /// How far an exchange got before it failed.
@@ -86,6 +86,9 @@ pub(crate) trait Lender: Clock {
     /// Tells the pool that `conn` left a request unanswered for too long: its
     /// peer may be gone without a sign, and the pool checks it at once.
     fn suspect(&self, conn: ConnId);
+    /// The origin `conn` serves, for an error to name; asked only while a
+    /// lease on it is held, and only when a failure is being reported.
+    fn origin(&self, conn: ConnId) -> Option<Origin>;
 }
 
 /// A response body's read timeout: the longest wait for its next bytes. One
@@ -131,8 +134,10 @@ impl ReadTimeout {
     }
 }
 
-/// The error of a body whose read timeout passed.
-pub(crate) fn read_timed_out() -> Error {
-    Error::new(crate::error::ErrorKind::Timeout)
-        .with_message("no response body bytes arrived within the read timeout")
+impl ReadTimeout {
+    /// The error of a body whose read timeout passed.
+    pub(crate) fn expired(&self) -> Error {
+        Error::timed_out(Step::BodyRead, Some(self.timeout))
+            .with_message("no bytes arrived within the read timeout")
+    }
 }

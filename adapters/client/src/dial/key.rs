@@ -22,7 +22,7 @@ use http::header::{
 use http::uri::{Scheme, Uri};
 use http::HeaderMap;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Origin};
 use crate::tls::TlsIdentity;
 
 /// Whether an origin is reached in clear text or over TLS.
@@ -185,6 +185,34 @@ impl PoolKey {
     /// The host as an IP address, when it is a literal.
     pub fn ip(&self) -> Option<IpAddr> {
         self.host().parse().ok()
+    }
+}
+
+impl PoolKey {
+    /// The origin an error with this key names: scheme, host, port and a
+    /// WebSocket's path, never its headers or its query.
+    pub(crate) fn origin(&self) -> Origin {
+        let scheme = match (self.is_tls(), self.websocket.is_some()) {
+            (true, false) => "https",
+            (false, false) => "http",
+            (true, true) => "wss",
+            (false, true) => "ws",
+        };
+        Origin::new(
+            scheme,
+            self.host(),
+            self.port,
+            self.websocket.as_deref().map(WsTarget::path),
+        )
+    }
+}
+
+impl Error {
+    /// This error, naming `key`'s origin unless it names one already. Built
+    /// only on the way out of a failure: a request that succeeds never pays
+    /// for it.
+    pub(crate) fn at(self, key: &PoolKey) -> Error {
+        self.with_origin(|| key.origin())
     }
 }
 

@@ -38,8 +38,20 @@ pub(crate) struct Dialed {
     pub(crate) protocol: Negotiated,
 }
 
-/// Opens a connection to `origin`. Deadlines are the caller's.
+/// Opens a connection to `origin`. Deadlines are the caller's. A failure
+/// names `origin`.
 pub(crate) async fn connect<R: Runtime>(
+    runtime: &R,
+    origin: &PoolKey,
+    tls: &TlsConfig,
+    h2_prior_knowledge: bool,
+) -> Result<Dialed, Error> {
+    dial(runtime, origin, tls, h2_prior_knowledge)
+        .await
+        .map_err(|e| e.at(origin))
+}
+
+async fn dial<R: Runtime>(
     runtime: &R,
     origin: &PoolKey,
     tls: &TlsConfig,

@@ -16,7 +16,7 @@ use muxpool_core::{ConnId, Connected};
 use crate::conn::h1::H1Conn;
 use crate::conn::{h2, ws, Report};
 use crate::dial::{connect, PoolKey, Transport};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Step};
 use crate::runtime::Runtime;
 use crate::timeout::with_deadline;
 use crate::tls::Negotiated;
@@ -65,7 +65,10 @@ impl<R: Runtime> Shared<R> {
         })
         .await
         .unwrap_or_else(|_| {
-            Err(Error::new(ErrorKind::Timeout).with_message("the connect timed out"))
+            Err(Error::timed_out(
+                Step::Connect,
+                Some(self.settings.pool.connect_timeout),
+            ))
         });
         unreported.1 = None;
         let mut driver = None;

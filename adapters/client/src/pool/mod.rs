@@ -44,7 +44,7 @@ use crate::conn::h1::{H1Conn, H1Lender};
 use crate::conn::ws::{WsConn, WsLender};
 use crate::conn::{Clock, Lender};
 use crate::dial::PoolKey;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Origin};
 use crate::runtime::{Runtime, Timer};
 
 use state::{slot_mut, Effect, Effects, Slot, State, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
@@ -248,6 +248,12 @@ impl<R: Runtime> Shared<R> {
 
     /// A request on `conn` got no answer in time: the core checks the
     /// connection at once (see [`muxpool_core::Pool::handle_suspect`]).
+    /// The origin of `conn`'s key, for an error to name: read under the lock,
+    /// only when a failure is reported.
+    pub(crate) fn origin(&self, conn: ConnId) -> Option<Origin> {
+        self.lock().pool.key(conn).map(PoolKey::origin)
+    }
+
     pub(crate) fn suspect(&self, conn: ConnId) {
         self.with_state(|st, now| {
             let _ = st.pool.handle_suspect(conn, now);
@@ -318,11 +324,19 @@ impl<R: Runtime> Lender for Shared<R> {
     fn suspect(&self, conn: ConnId) {
         Shared::suspect(self, conn);
     }
+
+    fn origin(&self, conn: ConnId) -> Option<Origin> {
+        Shared::origin(self, conn)
+    }
 }
 
 impl<R: Runtime> H1Lender for Shared<R> {
     fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
         Shared::check_in(self, lease, conn);
+    }
+
+    fn origin(&self, conn: ConnId) -> Option<Origin> {
+        Shared::origin(self, conn)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::conn::h1::H1Conn;
 use crate::conn::h2::{H2Conn, PingRequest};
 use crate::conn::ws::{Pinger, WsConn};
 use crate::dial::PoolKey;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Step};
 
 use super::deadlines::{earliest, Deadlines};
 
@@ -221,10 +221,8 @@ impl State {
                     Some(Slot::Connecting(key)) if reason == CloseReason::ConnectTimeout => {
                         // The core's deadline came first; the connect task will
                         // find its connection forgotten.
-                        self.remember_failure(
-                            key,
-                            Error::new(ErrorKind::Timeout).with_message("the connect timed out"),
-                        );
+                        let after = self.pool.config().connect_timeout;
+                        self.remember_failure(key, Error::timed_out(Step::Connect, Some(after)));
                     }
                     _ => {}
                 },
@@ -295,24 +293,30 @@ impl State {
         if self.connect_errors.len() >= MAX_CONNECT_ERRORS {
             self.connect_errors.clear();
         }
+        let error = error.at(&key);
         self.connect_errors.insert(key, error);
     }
 
-    /// The error for a request to `key` refused for `reason`, with the last
-    /// connect failure as its cause when connects are why.
+    /// The error for a request to `key` refused for `reason`, naming its
+    /// origin, with the last connect failure as its cause when connects are
+    /// why.
     pub(crate) fn rejection(&self, key: &PoolKey, reason: RejectReason) -> Error {
+        self.rejection_cause(key, reason).at(key)
+    }
+
+    fn rejection_cause(&self, key: &PoolKey, reason: RejectReason) -> Error {
         if reason == RejectReason::Timeout {
             // Not a pool with no room: the connection opened for the request
             // was still connecting or in its TLS or HTTP/2 handshake, or the
             // origin's connects kept failing until the deadline.
             if self.pool.key_stats(key).is_some_and(|s| s.connecting > 0) {
-                return Error::new(ErrorKind::Timeout).with_message(
-                    "timed out while a connection to the origin was still opening (connect, TLS or HTTP/2 handshake)",
+                return Error::timed_out(Step::Checkout, None).with_message(
+                    "a connection was still opening (connect, TLS or HTTP/2 handshake)",
                 );
             }
             if let Some(cause) = self.connect_errors.get(key) {
-                return Error::new(ErrorKind::Timeout)
-                    .with_message("timed out while the origin's connects kept failing")
+                return Error::timed_out(Step::Checkout, None)
+                    .with_message("its connects kept failing")
                     .with_source(cause.clone());
             }
         }

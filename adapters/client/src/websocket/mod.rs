@@ -63,7 +63,7 @@ use muxpool_core::{Lease, Release};
 
 use crate::conn::ws::{WeakWsSender, WsConn, WsLender, CLOSE_GRACE};
 use crate::dial::PoolKey;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Step};
 use crate::pool::{LeasedConn, Shared};
 use crate::runtime::Runtime;
 use crate::timeout::{until, with_deadline};
@@ -107,10 +107,14 @@ pub(crate) async fn connect<R: Runtime>(
             return Ok(WebSocket::new(conn, Some(lease), pool.clone(), max_message));
         }
     };
-    match with_deadline(&inner.runtime, deadline, checkout).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(ErrorKind::Timeout).with_message("the WebSocket open timed out")),
-    }
+    let opened = match with_deadline(&inner.runtime, deadline, checkout).await {
+        Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
+        Err(_) => Err(Error::timed_out(Step::WebSocketOpen, Some(timeout)).at(&key)),
+    };
+    opened.map(|mut ws| {
+        ws.key = Some(key);
+        ws
+    })
 }
 
 /// An open WebSocket, leased exclusively from the pool.
@@ -126,6 +130,8 @@ pub struct WebSocket {
     pool: Arc<dyn WsLender>,
     max_message: usize,
     closed: bool,
+    /// What the WebSocket was opened for: the origin its errors name.
+    key: Option<PoolKey>,
     /// Held by every [`WebSocketSender`] of this lease: a WebSocket dropped
     /// while one is still alive is closed, never pooled.
     senders: Arc<()>,
@@ -143,6 +149,14 @@ impl fmt::Debug for WebSocket {
 /// The error for a WebSocket that ended: why, as its driver recorded it.
 fn ended(fate: Option<WebSocketError>) -> Error {
     fate.unwrap_or(WebSocketError::Dropped).into_error()
+}
+
+/// `error`, naming the origin of `key` when the WebSocket knows it.
+fn at(error: Error, key: Option<&PoolKey>) -> Error {
+    match key {
+        Some(key) => error.at(key),
+        None => error,
+    }
 }
 
 /// Refuses a message over `max` before it is queued.
@@ -170,6 +184,7 @@ impl WebSocket {
             pool,
             max_message,
             closed: false,
+            key: None,
             senders: Arc::new(()),
         }
     }
@@ -183,19 +198,20 @@ impl WebSocket {
     /// WebSocket stays usable); otherwise the reason the WebSocket ended.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        check_size(&message, self.max_message)?;
+        check_size(&message, self.max_message).map_err(|e| at(e, self.key.as_ref()))?;
         self.send_or_return(message).await.map_err(|(_, e)| e)
     }
 
     /// Sends `message`, or gives it back with the reason the WebSocket ended.
     async fn send_or_return(&mut self, message: Message) -> Result<(), (Message, Error)> {
+        let key = self.key.as_ref();
         let Some(conn) = self.conn.as_ref().filter(|_| !self.closed) else {
-            return Err((message, WebSocketError::ClosedLocally.into_error()));
+            return Err((message, at(WebSocketError::ClosedLocally.into_error(), key)));
         };
         conn.sender()
             .send(message)
             .await
-            .map_err(|message| (message, ended(conn.sender().fate())))
+            .map_err(|message| (message, at(ended(conn.sender().fate()), key)))
     }
 
     /// The next message from the server.
@@ -206,12 +222,13 @@ impl WebSocket {
     /// closed it, [`WebSocketError::Dropped`] when it dropped,
     /// [`WebSocketError::MessageTooLarge`] for a message over the limit.
     pub async fn recv(&mut self) -> Result<Message, Error> {
+        let key = self.key.as_ref();
         let Some(conn) = self.conn.as_mut() else {
-            return Err(WebSocketError::ClosedLocally.into_error());
+            return Err(at(WebSocketError::ClosedLocally.into_error(), key));
         };
         match conn.recv().await {
             Some(message) => Ok(message),
-            None => Err(ended(conn.sender().fate())),
+            None => Err(at(ended(conn.sender().fate()), key)),
         }
     }
 
@@ -227,6 +244,7 @@ impl WebSocket {
         WebSocketSender {
             sender: self.conn.as_ref().map(|c| c.sender().downgrade()),
             max_message: self.max_message,
+            key: self.key.clone(),
             _lease: Arc::clone(&self.senders),
         }
     }
@@ -245,7 +263,7 @@ impl WebSocket {
         if !conn.sender().close().await {
             return match conn.sender().fate() {
                 Some(WebSocketError::ClosedLocally) | None => Ok(()),
-                Some(fate) => Err(fate.into_error()),
+                Some(fate) => Err(at(fate.into_error(), self.key.as_ref())),
             };
         }
         let deadline = self.pool.now() + CLOSE_GRACE;
@@ -281,6 +299,8 @@ impl Drop for WebSocket {
 pub struct WebSocketSender {
     sender: Option<WeakWsSender>,
     max_message: usize,
+    /// The origin its errors name.
+    key: Option<PoolKey>,
     /// The lease's count of live senders (see [`WebSocket::sender`]).
     _lease: Arc<()>,
 }
@@ -302,11 +322,15 @@ impl WebSocketSender {
     /// otherwise the reason the WebSocket ended.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        check_size(&message, self.max_message)?;
+        let key = self.key.as_ref();
+        check_size(&message, self.max_message).map_err(|e| at(e, key))?;
         let Some(sender) = &self.sender else {
-            return Err(WebSocketError::ClosedLocally.into_error());
+            return Err(at(WebSocketError::ClosedLocally.into_error(), key));
         };
-        sender.send(message).await.map_err(|_| ended(sender.fate()))
+        sender
+            .send(message)
+            .await
+            .map_err(|_| at(ended(sender.fate()), key))
     }
 
     /// Whether the WebSocket has ended: nothing sent from now on arrives.
@@ -316,7 +340,9 @@ impl WebSocketSender {
 
     /// Why the WebSocket ended, once it has: the error its next send gets.
     pub fn ended(&self) -> Option<Error> {
-        self.is_closed()
-            .then(|| ended(self.sender.as_ref().and_then(WeakWsSender::fate)))
+        self.is_closed().then(|| {
+            let fate = self.sender.as_ref().and_then(WeakWsSender::fate);
+            at(ended(fate), self.key.as_ref())
+        })
     }
 }
