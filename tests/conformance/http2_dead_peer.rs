@@ -79,6 +79,14 @@ async fn a_body_that_stops_half_way_times_out_and_its_connection_is_checked<R: A
     .await
     .expect_err("nothing more arrives");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "reading the response body from {} timed out after 300ms: \
+             no bytes arrived within the read timeout",
+            server.url.trim_end_matches('/')
+        )
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(290),
         "timed out after {:?}",

@@ -171,10 +171,10 @@ impl Body {
                 .min(limit),
         );
         for part in [first, second] {
-            collect(&mut all, &part, limit)?;
+            collect(&mut all, &part, limit).map_err(|e| self.named(e))?;
         }
         while let Some(part) = self.chunk().await? {
-            collect(&mut all, &part, limit)?;
+            collect(&mut all, &part, limit).map_err(|e| self.named(e))?;
         }
         Ok(all.freeze())
     }
@@ -192,6 +192,22 @@ impl Body {
                 .with_message("the body is not valid UTF-8")
                 .with_source(e)
         })
+    }
+}
+
+impl Body {
+    /// `error`, naming the origin of the response this body is reading, when
+    /// it still reads one.
+    fn named(&self, error: Error) -> Error {
+        let origin = match &self.kind {
+            Kind::H1(body) => body.origin(),
+            Kind::H2(body) => body.origin(),
+            _ => None,
+        };
+        match origin {
+            Some(origin) => error.with_origin(|| origin),
+            None => error,
+        }
     }
 }
 

@@ -304,7 +304,8 @@ impl Error {
 
     /// The origin the failure happened with: the one a request or a
     /// WebSocket went to. `None` for what belongs to no origin (a URI that
-    /// names none, the configuration, the runtime).
+    /// names none, the configuration, the runtime), and for what is found in
+    /// a body once it was read whole (text that is not UTF-8).
     pub fn origin(&self) -> Option<&Origin> {
         self.origin.as_deref()
     }

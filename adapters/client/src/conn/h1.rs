@@ -386,10 +386,16 @@ impl H1Body {
         }
     }
 
+    /// The origin this body's connection serves, while it holds the lease.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        self.conn.as_ref()?;
+        self.pool.origin(self.lease.conn())
+    }
+
     /// Ends the body with `error`, which names the origin: asked of the pool
     /// before the lease goes back.
     fn fail(&mut self, mut error: Error) -> Error {
-        if let Some(origin) = self.pool.origin(self.lease.conn()) {
+        if let Some(origin) = self.origin() {
             error = error.with_origin(|| origin);
         }
         self.done = true;

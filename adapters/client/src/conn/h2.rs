@@ -25,7 +25,7 @@ use muxpool_core::{Lease, Release};
 
 use crate::config::H2Settings;
 use crate::dial::Transport;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Origin};
 
 use super::outgoing::Outgoing;
 use super::{Failure, Frame, Lender, Read, ReadTimeout, Report};
@@ -383,8 +383,13 @@ impl H2Body {
 
     /// Ends the body with `error`, which names the origin: asked of the pool
     /// before the stream slot goes back.
+    /// The origin this body's stream is on, while it holds the stream slot.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        self.pool.origin(self.lease?.conn())
+    }
+
     fn fail(&mut self, mut error: Error) -> Error {
-        if let Some(origin) = self.lease.and_then(|l| self.pool.origin(l.conn())) {
+        if let Some(origin) = self.origin() {
             error = error.with_origin(|| origin);
         }
         self.finish();
