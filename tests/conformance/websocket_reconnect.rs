@@ -108,6 +108,12 @@ async fn a_full_buffer_refuses_messages_instead_of_dropping_them<R: Adapter>() {
         error.websocket(),
         Some(&WebSocketError::BufferFull { capacity: 2 })
     );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "WebSocket error on {url}: the WebSocket is reconnecting and its buffer of 2 messages is full"
+        )
+    );
     assert_eq!(ws.buffered(), 2);
     assert!(!ws.is_connected());
     drop(ws);

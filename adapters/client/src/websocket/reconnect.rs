@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, Request, Uri};
 
-use super::{connect, Message, WebSocket, WebSocketError};
+use super::{at, connect, Message, WebSocket, WebSocketError};
+use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::pool::Shared;
 use crate::runtime::Runtime;
@@ -139,6 +140,8 @@ pub struct ReconnectingWebSocket {
     restart: Restart,
     capacity: usize,
     reconnects: u64,
+    /// What every WebSocket is opened for: the origin its own errors name.
+    key: Option<PoolKey>,
 }
 
 impl fmt::Debug for ReconnectingWebSocket {
@@ -174,6 +177,7 @@ pub(crate) async fn open<R: Runtime>(
         });
     });
     Ok(ReconnectingWebSocket {
+        key: first.key.clone(),
         current: Some(first),
         handoff: Arc::default(),
         restart,
@@ -302,10 +306,10 @@ impl ReconnectingWebSocket {
                     continue;
                 }
                 if st.buffer.len() >= self.capacity {
-                    return Err(WebSocketError::BufferFull {
+                    let full = WebSocketError::BufferFull {
                         capacity: self.capacity,
-                    }
-                    .into_error());
+                    };
+                    return Err(at(full.into_error(), self.key.as_ref()));
                 }
                 st.buffer.push_back(message);
                 return Ok(());
