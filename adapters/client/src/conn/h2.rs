@@ -381,13 +381,13 @@ impl H2Body {
         }
     }
 
-    /// Ends the body with `error`, which names the origin: asked of the pool
-    /// before the stream slot goes back.
     /// The origin this body's stream is on, while it holds the stream slot.
     pub(crate) fn origin(&self) -> Option<Origin> {
         self.pool.origin(self.lease?.conn())
     }
 
+    /// Ends the body with `error`, which names the origin: asked of the pool
+    /// before the stream slot goes back.
     fn fail(&mut self, mut error: Error) -> Error {
         if let Some(origin) = self.origin() {
             error = error.with_origin(|| origin);

@@ -11,9 +11,9 @@
 //! failed exchange got ([`Failure`]), the frames of bodies ([`Frame`],
 //! [`Read`]), what a connection's driver reports ([`Report`]), and the pool
 //! as a connection sees it ([`Lender`]): where a lease goes back, the origin
-//! an error names, and the runtime's clock for read timeouts. The pool (`crate::pool`) implements
-//! [`Lender`] and holds the connections; hyper's `client/conn/{http1,http2}`
-//! over a shared `dispatch` is the model.
+//! an error names, and the runtime's clock for read timeouts. The pool
+//! (`crate::pool`) implements [`Lender`] and holds the connections; hyper's
+//! `client/conn/{http1,http2}` over a shared `dispatch` is the model.
 
 pub(crate) mod h1;
 pub(crate) mod h2;

@@ -189,17 +189,21 @@ impl PoolKey {
 }
 
 impl PoolKey {
-    /// The origin an error with this key names: scheme, host, port and a
-    /// WebSocket's path, never its headers or its query.
-    pub(crate) fn origin(&self) -> Origin {
-        let scheme = match (self.is_tls(), self.websocket.is_some()) {
+    /// `http`, `https`, `ws` or `wss`.
+    fn scheme(&self) -> &'static str {
+        match (self.is_tls(), self.websocket.is_some()) {
             (true, false) => "https",
             (false, false) => "http",
             (true, true) => "wss",
             (false, true) => "ws",
-        };
+        }
+    }
+
+    /// The origin an error with this key names: scheme, host, port and a
+    /// WebSocket's path, never its headers or its query.
+    pub(crate) fn origin(&self) -> Origin {
         Origin::new(
-            scheme,
+            self.scheme(),
             self.host(),
             self.port,
             self.websocket.as_deref().map(WsTarget::path),
@@ -224,12 +228,7 @@ impl fmt::Debug for PoolKey {
 
 impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match (self.is_tls(), self.websocket.is_some()) {
-            (true, false) => "https",
-            (false, false) => "http",
-            (true, true) => "wss",
-            (false, true) => "ws",
-        };
+        let scheme = self.scheme();
         let host = self.host();
         if host.contains(':') {
             write!(f, "{scheme}://[{host}]:{}", self.port)?;

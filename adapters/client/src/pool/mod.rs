@@ -246,14 +246,14 @@ impl<R: Runtime> Shared<R> {
         });
     }
 
-    /// A request on `conn` got no answer in time: the core checks the
-    /// connection at once (see [`muxpool_core::Pool::handle_suspect`]).
     /// The origin of `conn`'s key, for an error to name: read under the lock,
     /// only when a failure is reported.
     pub(crate) fn origin(&self, conn: ConnId) -> Option<Origin> {
         self.lock().pool.key(conn).map(PoolKey::origin)
     }
 
+    /// A request on `conn` got no answer in time: the core checks the
+    /// connection at once (see [`muxpool_core::Pool::handle_suspect`]).
     pub(crate) fn suspect(&self, conn: ConnId) {
         self.with_state(|st, now| {
             let _ = st.pool.handle_suspect(conn, now);
