@@ -67,7 +67,14 @@ async fn connect_refused_by_name<R: Adapter>() {
     let error = get(&client, format!("http://localhost:{port}/"))
         .await
         .expect_err("nothing listens");
-    assert_eq!(error.kind(), ErrorKind::Connect, "{error:#}");
+    // Refused connects wait through the backoff: the request ends with the
+    // refusal that leaves it no time for another connect, or, on a machine
+    // slow enough that its deadline comes first, with its timeout, whose
+    // cause is the refusal all the same.
+    assert!(
+        matches!(error.kind(), ErrorKind::Connect | ErrorKind::Timeout),
+        "{error:#}"
+    );
     assert!(
         has_io_cause(&error, std::io::ErrorKind::ConnectionRefused),
         "{error:#}"
