@@ -48,7 +48,11 @@ pub struct PoolKey {
 
 /// What a WebSocket handshake asks for beyond its origin: the request target
 /// and the caller's headers, which together decide what the server opens.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+///
+/// Its `Debug` shows the path without its query and the headers' names
+/// without their values: a query or a header (`Authorization`, a cookie)
+/// often carries a credential.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct WsTarget {
     /// The path and query, `/` when the URI has none.
     path: Box<str>,
@@ -67,6 +71,23 @@ impl WsTarget {
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.headers.iter().map(|(n, v)| (n, v))
     }
+}
+
+impl fmt::Debug for WsTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsTarget")
+            .field("path", &without_query(&self.path))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// A request target without its query, which may carry a token.
+fn without_query(target: &str) -> &str {
+    target.split('?').next().unwrap_or(target)
 }
 
 /// Headers every handshake sets itself: the caller's values are not used.
@@ -220,6 +241,8 @@ impl Error {
     }
 }
 
+/// `Debug` and `Display` print the scheme, host and port, and a WebSocket's
+/// path without its query; never a credential.
 impl fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -236,7 +259,7 @@ impl fmt::Display for PoolKey {
             write!(f, "{scheme}://{host}:{}", self.port)?;
         }
         if let Some(target) = &self.websocket {
-            f.write_str(&target.path)?;
+            f.write_str(without_query(&target.path))?;
         }
         Ok(())
     }
@@ -354,6 +377,36 @@ fn not_absolute() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_websocket_key_prints_no_query_or_header_value() {
+        let tls = crate::tls::TlsConfig::builder()
+            .build()
+            .expect("the default TLS configuration")
+            .identity();
+        let uri: Uri = "wss://user:secret@Feed.example/live?token=hunter2"
+            .parse()
+            .expect("a URI");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer hunter2"),
+        );
+        let key = PoolKey::websocket(&uri, &headers, tls).expect("a key");
+        assert_eq!(key.to_string(), "wss://feed.example:443/live");
+        let target = key.websocket_target().expect("a WebSocket's key");
+        assert_eq!(target.path(), "/live?token=hunter2", "the handshake's");
+        for printed in [
+            format!("{key}"),
+            format!("{key:?}"),
+            format!("{target:?}"),
+            format!("{target:#?}"),
+        ] {
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(!printed.contains("secret"), "{printed}");
+        }
+        assert!(format!("{target:?}").contains("authorization"));
+    }
 
     #[test]
     fn hosts_are_lowercase_text_however_they_are_held() {
