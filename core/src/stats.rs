@@ -4,14 +4,56 @@
 //! kept as the state changes, and [`Pool::check_invariants`](crate::Pool::check_invariants)
 //! recounts them from the state itself: the counters always equal the state.
 
+use core::fmt;
 use core::ops::Index;
 use core::time::Duration;
 
 use crate::action::{CloseReason, RejectReason};
 
 /// Counts indexed by a reason enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Its `Debug` names each count by its reason's label
+/// ([`RejectReason::as_str`], [`CloseReason::as_str`]), so a printed [`Stats`]
+/// reads on its own:
+///
+/// ```
+/// let stats = muxpool_core::Stats::default();
+/// assert!(format!("{:?}", stats.rejections).starts_with("{timeout: 0, queue_full: 0,"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ByReason<const N: usize>([u64; N]);
+
+/// Writes `counts` as a map from each reason's label to its count.
+fn debug_labelled(
+    f: &mut fmt::Formatter<'_>,
+    labels: impl Iterator<Item = &'static str>,
+    counts: &[u64],
+) -> fmt::Result {
+    f.debug_map()
+        .entries(labels.zip(counts.iter()).map(|(l, c)| (Label(l), c)))
+        .finish()
+}
+
+/// A label printed bare, without the quotes of a string's `Debug`.
+struct Label(&'static str);
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for ByReason<6> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_labelled(f, RejectReason::ALL.iter().map(|r| r.as_str()), &self.0)
+    }
+}
+
+impl fmt::Debug for ByReason<10> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_labelled(f, CloseReason::ALL.iter().map(|r| r.as_str()), &self.0)
+    }
+}
 
 impl<const N: usize> Default for ByReason<N> {
     fn default() -> Self {
@@ -125,5 +167,46 @@ impl Stats {
             self.closes.0[i] += other.closes.0[i];
         }
         self.transport_closes += other.transport_closes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_debug_names_every_reason() {
+        let mut r = Rejections::default();
+        r.bump(RejectReason::ConnectFailed.slot());
+        r.bump(RejectReason::RetryBudget.slot());
+        r.bump(RejectReason::RetryBudget.slot());
+        assert_eq!(
+            format!("{r:?}"),
+            "{timeout: 0, queue_full: 0, connect_failed: 1, circuit_open: 0, \
+             shutting_down: 0, retry_budget: 2}"
+        );
+    }
+
+    #[test]
+    fn closes_debug_names_every_reason() {
+        let mut c = Closes::default();
+        c.bump(CloseReason::Surplus.slot());
+        let text = format!("{c:?}");
+        for reason in CloseReason::ALL {
+            let n = u64::from(reason == CloseReason::Surplus);
+            assert!(
+                text.contains(&format!("{}: {n}", reason.as_str())),
+                "{text}"
+            );
+        }
+        assert_eq!(text.matches(": ").count(), CloseReason::ALL.len(), "{text}");
+    }
+
+    #[test]
+    fn stats_debug_is_labelled() {
+        let text = format!("{:?}", Stats::default());
+        assert!(text.contains("rejections: {timeout: 0,"), "{text}");
+        assert!(text.contains("closes: {idle_timeout: 0,"), "{text}");
+        assert!(!text.contains("ByReason"), "{text}");
     }
 }
