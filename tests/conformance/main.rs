@@ -23,6 +23,7 @@ mod http2_lowered_limit;
 mod http2_refused;
 mod http2_unanswered;
 mod keep_alive;
+mod metrics;
 mod nginx;
 mod nginx_http2;
 mod restart;

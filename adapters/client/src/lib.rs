@@ -57,6 +57,7 @@ mod error;
 pub mod h1;
 #[cfg(not(feature = "unstable"))]
 mod h1;
+pub mod metrics;
 mod pool;
 pub mod runtime;
 mod session;
@@ -83,8 +84,8 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        runtime, tls, websocket, Body, Error, ErrorKind, H1Error, H1Limits, Idempotent, Message,
-        Origin, PoolConfig, PoolKey, RequestTimeout, Result, RetryBudget, Session, Stats,
-        WebSocket, WebSocketError, WebSocketSender,
+        metrics, metrics::Metrics, runtime, tls, websocket, Body, Error, ErrorKind, H1Error,
+        H1Limits, Idempotent, Message, Origin, PoolConfig, PoolKey, RequestTimeout, Result,
+        RetryBudget, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
     };
 }

@@ -20,7 +20,8 @@ use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
 use crate::error::{BoxError, Error, ErrorKind, Step};
-use crate::pool::Shared;
+use crate::metrics::Metrics;
+use crate::pool::{Shared, Timing};
 use crate::runtime::Runtime;
 use crate::session::ConnCell;
 use crate::timeout::until;
@@ -142,6 +143,7 @@ impl<R: Runtime> Client<R> {
         let key = inner.key_of(&parts.uri)?;
         let mut body = crate::body::outgoing(body).map_err(|e| e.at(&key))?;
         let awaiting = ConnCell::default();
+        let timing = Timing::default();
         // Both futures are pinned where they are built, in this future's own
         // state, and raced through references: the request's future (the
         // largest part of this one) is never moved once made. Both are gone at
@@ -154,11 +156,26 @@ impl<R: Runtime> Client<R> {
                 &parts,
                 &mut body,
                 (now, deadline),
-                &awaiting
+                &awaiting,
+                &timing,
             ));
             let timer = pin!(inner.request_timer(deadline));
             until(timer, exchange).await
         };
+        // One clock reading ends the request: its duration, and the time to
+        // its head from the grant of the connection it was answered on.
+        let end = inner.now();
+        let answered = matches!(outcome, Ok(Ok(_)));
+        let granted = timing.get();
+        inner.record(&key, |l| {
+            l.request.record(end.saturating_duration_since(now));
+            if let Some((asked, at)) = granted {
+                l.wait.record(at.saturating_duration_since(asked));
+                if answered {
+                    l.response_head.record(end.saturating_duration_since(at));
+                }
+            }
+        });
         match outcome {
             Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
             Err(_) => {
@@ -250,6 +267,33 @@ impl<R: Runtime> Client<R> {
     /// The pool's counters, summed over every origin.
     pub fn stats(&self) -> Stats {
         self.handle.inner.stats()
+    }
+
+    /// A snapshot of the pool's figures: its counters and latency
+    /// histograms in total, and each origin's, taken under the pool's lock
+    /// at once (see [`Metrics`]). [`Metrics::prometheus`] renders it for a
+    /// Prometheus scrape.
+    ///
+    /// ```no_run
+    /// use muxpool_client::{runtime::Runtime, Client};
+    ///
+    /// fn report<R: Runtime>(client: &Client<R>) {
+    ///     let metrics = client.metrics();
+    ///     println!("{} grants in all", metrics.stats.grants);
+    ///     for origin in &metrics.origins {
+    ///         println!(
+    ///             "{}: {} open, {} requests, {:?} spent waiting for a connection",
+    ///             origin.key,
+    ///             origin.stats.open,
+    ///             origin.latencies.request.count(),
+    ///             origin.latencies.wait.sum(),
+    ///         );
+    ///     }
+    ///     print!("{}", metrics.prometheus());
+    /// }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.handle.inner.metrics()
     }
 
     /// Checks the pool's invariants ([`muxpool_core::Pool::check_invariants`]):

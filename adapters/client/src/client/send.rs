@@ -28,7 +28,7 @@ use crate::conn::{Failure, Lender};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::h1::ResponseParser;
-use crate::pool::{LeasedConn, Shared};
+use crate::pool::{LeasedConn, Shared, Timing};
 use crate::runtime::Runtime;
 use crate::session::{ConnCell, Session};
 
@@ -80,6 +80,7 @@ pub(super) async fn execute<R: Runtime>(
     body: &mut Outgoing,
     (now, deadline): (Instant, Instant),
     awaiting: &ConnCell,
+    timing: &Timing,
 ) -> Result<Response<Body>, Error> {
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
@@ -95,7 +96,8 @@ pub(super) async fn execute<R: Runtime>(
         let mut checkout = inner
             .checkout_until(key, Some(deadline))
             .preferring(session.and_then(Session::last))
-            .at(now.take());
+            .at(now.take())
+            .timed(timing);
         if let Some(failure) = retry_of.take() {
             checkout = checkout.retrying(failure);
         } else if std::mem::take(&mut again) {

@@ -36,6 +36,8 @@ pub(crate) type Transport = Box<dyn Io>;
 pub(crate) struct Dialed {
     pub(crate) io: Transport,
     pub(crate) protocol: Negotiated,
+    /// How long the TLS handshake took, for a TLS connection.
+    pub(crate) tls_time: Option<Duration>,
 }
 
 /// Opens a connection to `origin`. Deadlines are the caller's. A failure
@@ -82,11 +84,13 @@ async fn dial<R: Runtime>(
             } else {
                 Negotiated::Http1
             },
+            tls_time: None,
         });
     }
     let name = crate::tls::server_name(origin.host())
         .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config().clone());
+    let tls_start = runtime.now();
     let stream = connector
         .connect(name, tcp)
         .await
@@ -96,6 +100,7 @@ async fn dial<R: Runtime>(
     Ok(Dialed {
         io: Box::new(stream),
         protocol,
+        tls_time: Some(runtime.now().saturating_duration_since(tls_start)),
     })
 }
 

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use muxpool_core::{
@@ -44,7 +45,35 @@ impl<R: Runtime> Shared<R> {
             now: None,
             attempt: Attempt::First,
             retry_of: None,
+            started: None,
+            timing: None,
         }
+    }
+}
+
+/// When a checkout first asked for a connection, and when it was granted
+/// one: the core's times, read by the checkout anyway. Shared with the
+/// request's future by reference, hence atomics (a relaxed load or store is
+/// a plain move).
+#[derive(Default)]
+pub(crate) struct Timing {
+    asked: AtomicU64,
+    /// The grant's time in nanoseconds plus one; 0 when none yet.
+    granted: AtomicU64,
+}
+
+impl Timing {
+    fn set(&self, asked: Instant, granted: Instant) {
+        self.asked.store(asked.as_nanos(), Ordering::Relaxed);
+        self.granted
+            .store(granted.as_nanos().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The first ask's and the grant's times of the last granted checkout.
+    pub(crate) fn get(&self) -> Option<(Instant, Instant)> {
+        let granted = self.granted.load(Ordering::Relaxed).checked_sub(1)?;
+        let asked = self.asked.load(Ordering::Relaxed);
+        Some((Instant::from_nanos(asked), Instant::from_nanos(granted)))
     }
 }
 
@@ -63,9 +92,13 @@ pub(crate) struct Checkout<'a, R: Runtime> {
     /// For a retry: the failure it retries, which is the answer if the retry
     /// budget refuses it.
     retry_of: Option<Error>,
+    /// The time of the first poll.
+    started: Option<Instant>,
+    /// Where the first ask's and the grant's times go.
+    timing: Option<&'a Timing>,
 }
 
-impl<R: Runtime> Checkout<'_, R> {
+impl<'a, R: Runtime> Checkout<'a, R> {
     /// Offers `conn` first when it can take the request at once (session
     /// affinity).
     pub(crate) fn preferring(mut self, conn: Option<ConnId>) -> Self {
@@ -96,6 +129,12 @@ impl<R: Runtime> Checkout<'_, R> {
         self.now = now;
         self
     }
+
+    /// Sets `timing` to the first ask's and the grant's times once granted.
+    pub(crate) fn timed(mut self, timing: &'a Timing) -> Self {
+        self.timing = Some(timing);
+        self
+    }
 }
 
 impl<R: Runtime> Future for Checkout<'_, R> {
@@ -107,6 +146,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
             Some(now) => now,
             None => inner.now(),
         };
+        let started = *self.started.get_or_insert(now);
         let mut st = inner.lock();
         let lease = match self.waiter {
             None => {
@@ -174,6 +214,9 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 let fx = st.drain();
                 drop(st);
                 fx.run(inner);
+                if let Some(timing) = self.timing {
+                    timing.set(started, now);
+                }
                 Poll::Ready(Ok((lease, conn)))
             }
             None => {

@@ -42,7 +42,8 @@ impl<R: Runtime> Shared<R> {
             }
         }
         let mut unreported = Unreported(&self, Some(conn));
-        let deadline = self.runtime.now() + self.settings.pool.connect_timeout;
+        let started = self.runtime.now();
+        let deadline = started + self.settings.pool.connect_timeout;
         let websocket = key.websocket_target().is_some();
         let (tls, h2_prior_knowledge) = match websocket {
             true => (&self.settings.ws.tls, false),
@@ -55,13 +56,13 @@ impl<R: Runtime> Shared<R> {
             let c = connect(&self.runtime, &key, tls, h2_prior_knowledge).await?;
             if websocket {
                 let ws = ws::handshake(c.io, &key, &self.settings.ws).await?;
-                return Ok(Opened::Ws(Box::new(ws)));
+                return Ok((Opened::Ws(Box::new(ws)), c.tls_time));
             }
             if c.protocol == Negotiated::Http2 {
                 let h2 = h2::handshake(c.io, self.settings.h2).await?;
-                return Ok(Opened::H2(Box::new(h2)));
+                return Ok((Opened::H2(Box::new(h2)), c.tls_time));
             }
-            Ok(Opened::H1(c.io))
+            Ok((Opened::H1(c.io), c.tls_time))
         })
         .await
         .unwrap_or_else(|_| {
@@ -74,7 +75,7 @@ impl<R: Runtime> Shared<R> {
         let mut driver = None;
         let mut ws_driver = None;
         let dropped = self.with_state(|st, now| match result {
-            Ok(opened) => {
+            Ok((opened, tls_time)) => {
                 // With nobody waiting, the new connection goes idle, unused.
                 let unclaimed = st.pool.key_stats(&key).is_none_or(|s| s.waiting == 0);
                 let (info, slot) = match opened {
@@ -107,6 +108,13 @@ impl<R: Runtime> Shared<R> {
                     Ok(()) => {
                         st.connect_errors.remove(&key);
                         put(&mut st.conns, conn.index(), conn, slot);
+                        let took = self.std_instant(now).saturating_duration_since(started);
+                        st.record(&key, |l| {
+                            l.connect.record(took);
+                            if let Some(tls) = tls_time {
+                                l.tls_handshake.record(tls);
+                            }
+                        });
                         None
                     }
                     Err(_) => {

@@ -29,6 +29,7 @@ mod deadlines;
 mod state;
 mod timers;
 
+pub(crate) use checkout::Timing;
 pub(crate) use state::LeasedConn;
 
 use std::future::Future;
@@ -45,6 +46,7 @@ use crate::conn::ws::{WsConn, WsLender};
 use crate::conn::{Clock, Lender};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Origin};
+use crate::metrics::{Latencies, Metrics};
 use crate::runtime::{Runtime, Timer};
 
 use state::{slot_mut, Effect, Effects, Slot, State, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
@@ -270,6 +272,16 @@ impl<R: Runtime> Shared<R> {
 
     pub(crate) fn stats(&self) -> Stats {
         self.lock().pool.stats()
+    }
+
+    /// The pool's figures, taken under one hold of the lock.
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.lock().metrics()
+    }
+
+    /// Records latencies of `key` (and the totals) with `f`, under the lock.
+    pub(crate) fn record(&self, key: &PoolKey, f: impl Fn(&mut Latencies)) {
+        self.lock().record(key, f);
     }
 
     #[cfg(feature = "unstable")]

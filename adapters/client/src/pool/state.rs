@@ -22,6 +22,7 @@ use crate::conn::h2::{H2Conn, PingRequest};
 use crate::conn::ws::{Pinger, WsConn};
 use crate::dial::PoolKey;
 use crate::error::{Error, Step};
+use crate::metrics::{Latencies, Metrics, Recorder};
 
 use super::deadlines::{earliest, Deadlines};
 
@@ -119,6 +120,8 @@ pub(crate) struct State {
     pub(crate) spare_buffers: Vec<BytesMut>,
     /// The deadlines of requests in flight (the timer task expires them).
     pub(crate) deadlines: Deadlines,
+    /// The latency histograms, per key and in total.
+    pub(crate) latencies: Recorder,
 }
 
 #[derive(Default)]
@@ -184,7 +187,26 @@ impl State {
             closed: false,
             spare_buffers: Vec::new(),
             deadlines: Deadlines::default(),
+            latencies: Recorder::default(),
         }
+    }
+
+    /// Records latencies of `key` (and the totals) with `f`.
+    #[inline]
+    pub(crate) fn record(&mut self, key: &PoolKey, f: impl Fn(&mut Latencies)) {
+        let pool = &self.pool;
+        self.latencies
+            .record(key, |k| pool.key_stats(k).is_some(), f);
+    }
+
+    /// The pool's figures, in total and per key the core knows.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let pool = &self.pool;
+        self.latencies.snapshot(
+            pool.stats(),
+            pool.keys()
+                .map(|k| (k, pool.key_stats(k).unwrap_or_default())),
+        )
     }
 
     /// Forgets a waiting request, giving back the table's room once it empties

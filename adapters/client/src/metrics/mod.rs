@@ -1,0 +1,163 @@
+//! What the pool has done, per origin and in total, as numbers a program or a
+//! Prometheus server can read.
+//!
+//! The core counts connections, grants and refusals per key
+//! ([`Stats`]); this module adds the latencies only the client layer sees
+//! (the wait for a connection, a connect's handshakes, the time to a
+//! response), and takes one snapshot of both under the pool's lock, so the
+//! figures of one [`Metrics`] agree with each other. The snapshot renders
+//! itself in Prometheus's text format ([`Metrics::prometheus`]).
+//!
+//! The latencies are always recorded: a record is a few additions on a fixed
+//! array, under the lock the pool takes anyway or beside it, at instants the
+//! client reads for its own purposes (deadlines, the core's time) wherever it
+//! can. An origin's figures live as long as the core remembers its key
+//! ([`PoolConfig::forget_key_after`](muxpool_core::PoolConfig#structfield.forget_key_after)),
+//! so a client that talks to many origins over time holds figures only for
+//! the recent ones; the totals keep everything.
+
+mod histogram;
+mod prometheus;
+
+pub use histogram::{Histogram, FINITE_BUCKETS};
+
+use std::collections::HashMap;
+
+use muxpool_core::Stats;
+
+use crate::dial::PoolKey;
+
+/// The latency histograms of one origin, or of the whole pool.
+///
+/// Every figure is read from the runtime's clock
+/// ([`Runtime::now`](crate::runtime::Runtime::now)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Latencies {
+    /// The wait for a connection, per request sent with
+    /// [`Client::send`](crate::Client::send): from the moment its last
+    /// attempt asked the pool for a connection to the moment it was granted
+    /// one (zero for a connection free at once).
+    pub wait: Histogram,
+    /// A new connection's connect, per connection that came up: from its
+    /// connect task's start (right after the core asked for it) to the pool
+    /// learning it is up, covering name resolution, TCP, TLS and the HTTP/2
+    /// or WebSocket handshake.
+    pub connect: Histogram,
+    /// A new connection's TLS handshake alone, per TLS connection that came
+    /// up.
+    pub tls_handshake: Histogram,
+    /// The time to the response head, per request that got one: from the
+    /// grant of the connection its last attempt used to the response head
+    /// parsed (writing the request, the server's time, reading the head).
+    pub response_head: Histogram,
+    /// A request's whole duration, per request sent with
+    /// [`Client::send`](crate::Client::send), answered or failed: from the
+    /// call to its return with a response head or an error, including the
+    /// wait, the retries and the body sent before the head came. The response
+    /// body's reading is not in it.
+    pub request: Histogram,
+}
+
+impl Latencies {
+    fn merge(&mut self, other: &Latencies) {
+        self.wait.merge(&other.wait);
+        self.connect.merge(&other.connect);
+        self.tls_handshake.merge(&other.tls_handshake);
+        self.response_head.merge(&other.response_head);
+        self.request.merge(&other.request);
+    }
+}
+
+/// One origin's figures in a [`Metrics`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct OriginMetrics {
+    /// The origin: scheme, host, port, TLS identity (and for a WebSocket, its
+    /// target).
+    pub key: PoolKey,
+    /// The core's counters for it.
+    pub stats: Stats,
+    /// Its latencies.
+    pub latencies: Latencies,
+}
+
+/// A snapshot of the pool's figures, in total and per origin, taken under the
+/// pool's lock at once: see [`Client::metrics`](crate::Client::metrics).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The core's counters over every origin (as
+    /// [`Client::stats`](crate::Client::stats) gives them).
+    pub stats: Stats,
+    /// The latencies over every origin, forgotten ones included.
+    pub latencies: Latencies,
+    /// Each origin the core knows, ordered by its name (the key's `Display`).
+    pub origins: Vec<OriginMetrics>,
+}
+
+impl Metrics {
+    /// The figures of the origin `key`, if the core knows it.
+    pub fn origin(&self, key: &PoolKey) -> Option<&OriginMetrics> {
+        self.origins.iter().find(|o| &o.key == key)
+    }
+}
+
+/// The latencies behind the pool's lock: the totals, and one set per key the
+/// core knows.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    total: Latencies,
+    by_key: HashMap<PoolKey, Latencies>,
+    /// Past this many keys, the ones the core forgot are dropped.
+    prune_above: usize,
+}
+
+/// Keys held before the first look for forgotten ones.
+const PRUNE_FLOOR: usize = 64;
+
+impl Recorder {
+    /// Records into `key`'s latencies and the totals; `known` says whether
+    /// the core still knows a key, for dropping the forgotten ones when the
+    /// table grows.
+    #[inline]
+    pub(crate) fn record(
+        &mut self,
+        key: &PoolKey,
+        known: impl Fn(&PoolKey) -> bool,
+        f: impl Fn(&mut Latencies),
+    ) {
+        f(&mut self.total);
+        if let Some(l) = self.by_key.get_mut(key) {
+            f(l);
+            return;
+        }
+        if self.by_key.len() >= self.prune_above.max(PRUNE_FLOOR) {
+            self.by_key.retain(|k, _| known(k));
+            self.prune_above = self.by_key.len() * 2;
+        }
+        f(self.by_key.entry(key.clone()).or_default());
+    }
+
+    /// The figures of the pool (`stats`) and of each key given with its
+    /// counters.
+    pub(crate) fn snapshot<'a>(
+        &self,
+        stats: Stats,
+        keys: impl Iterator<Item = (&'a PoolKey, Stats)>,
+    ) -> Metrics {
+        let mut origins: Vec<OriginMetrics> = keys
+            .map(|(key, stats)| OriginMetrics {
+                key: key.clone(),
+                stats,
+                latencies: self.by_key.get(key).cloned().unwrap_or_default(),
+            })
+            .collect();
+        origins.sort_by_cached_key(|o| o.key.to_string());
+        Metrics {
+            stats,
+            latencies: self.total.clone(),
+            origins,
+        }
+    }
+}
