@@ -161,3 +161,48 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tls::TlsConfig;
+
+    fn key(n: usize) -> PoolKey {
+        let uri: http::Uri = format!("http://h{n}.example:80/").parse().unwrap();
+        PoolKey::from_uri(&uri, TlsConfig::builder().build().unwrap().identity()).unwrap()
+    }
+
+    #[test]
+    fn forgotten_keys_do_not_accumulate() {
+        let mut r = Recorder::default();
+        let kept = key(0);
+        for n in 0..10_000 {
+            let k = if n % 2 == 0 { kept.clone() } else { key(n) };
+            // The core knows only `kept`.
+            r.record(
+                &k,
+                |k| *k == kept,
+                |l| l.request.record(Duration::from_micros(5)),
+            );
+            assert!(r.by_key.len() <= PRUNE_FLOOR + 1, "{}", r.by_key.len());
+        }
+        assert_eq!(r.total.request.count(), 10_000);
+        assert_eq!(r.by_key[&kept].request.count(), 5_000);
+    }
+
+    #[test]
+    fn a_snapshot_has_each_known_key_in_order() {
+        let mut r = Recorder::default();
+        let (a, b) = (key(1), key(2));
+        r.record(&b, |_| true, |l| l.connect.record(Duration::from_millis(1)));
+        let stats = Stats::default();
+        let m = r.snapshot(stats, [(&b, stats), (&a, stats)].into_iter());
+        let names: Vec<_> = m.origins.iter().map(|o| o.key.to_string()).collect();
+        assert_eq!(names, ["http://h1.example:80", "http://h2.example:80"]);
+        assert_eq!(m.origin(&b).unwrap().latencies.connect.count(), 1);
+        assert_eq!(m.origin(&a).unwrap().latencies, Latencies::default());
+        assert_eq!(m.latencies.connect.count(), 1);
+    }
+}
