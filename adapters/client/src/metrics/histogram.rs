@@ -55,9 +55,16 @@ impl Histogram {
     /// Counts one duration.
     #[inline]
     pub fn record(&mut self, d: Duration) {
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.counts[bucket_of(nanos)] += 1;
-        self.sum_nanos = self.sum_nanos.saturating_add(nanos);
+        self.add(Sample::from_nanos(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        ));
+    }
+
+    /// Counts one duration whose bucket is already known.
+    #[inline]
+    pub(crate) fn add(&mut self, s: Sample) {
+        self.counts[s.bucket] += 1;
+        self.sum_nanos = self.sum_nanos.saturating_add(s.nanos);
         self.count += 1;
     }
 
@@ -94,6 +101,24 @@ impl Histogram {
         }
         self.sum_nanos = self.sum_nanos.saturating_add(other.sum_nanos);
         self.count += other.count;
+    }
+}
+
+/// A duration and its bucket, worked out once for the histograms of an
+/// origin and of the pool, and before the lock is taken.
+#[derive(Clone, Copy)]
+pub(crate) struct Sample {
+    nanos: u64,
+    bucket: usize,
+}
+
+impl Sample {
+    #[inline]
+    pub(crate) fn from_nanos(nanos: u64) -> Sample {
+        Sample {
+            nanos,
+            bucket: bucket_of(nanos),
+        }
     }
 }
 

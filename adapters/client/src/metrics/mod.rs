@@ -19,6 +19,7 @@
 mod histogram;
 mod prometheus;
 
+pub(crate) use histogram::Sample;
 pub use histogram::{Histogram, FINITE_BUCKETS};
 
 use std::collections::HashMap;
@@ -105,10 +106,17 @@ impl Metrics {
 
 /// The latencies behind the pool's lock: the totals, and one set per key the
 /// core knows.
+///
+/// Most requests go where the one before went, so the key recorded last keeps
+/// its latencies out of the table: recording for it again compares two keys
+/// instead of hashing one (hashing a key costs more than the rest of a
+/// record together).
 #[derive(Default)]
 pub(crate) struct Recorder {
     total: Latencies,
-    by_key: HashMap<PoolKey, Latencies>,
+    last: Option<(PoolKey, Box<Latencies>)>,
+    /// Every other key's latencies.
+    by_key: HashMap<PoolKey, Box<Latencies>>,
     /// Past this many keys, the ones the core forgot are dropped.
     prune_above: usize,
 }
@@ -128,15 +136,44 @@ impl Recorder {
         f: impl Fn(&mut Latencies),
     ) {
         f(&mut self.total);
-        if let Some(l) = self.by_key.get_mut(key) {
+        if let Some((last, l)) = &mut self.last {
+            if last == key {
+                f(l);
+                return;
+            }
+        }
+        self.switch_to(key, known);
+        if let Some((_, l)) = &mut self.last {
             f(l);
-            return;
         }
-        if self.by_key.len() >= self.prune_above.max(PRUNE_FLOOR) {
-            self.by_key.retain(|k, _| known(k));
-            self.prune_above = self.by_key.len() * 2;
+    }
+
+    /// Makes `key` the last recorded, its latencies out of the table (new
+    /// ones if it has none), and the previous last back in it.
+    #[cold]
+    fn switch_to(&mut self, key: &PoolKey, known: impl Fn(&PoolKey) -> bool) {
+        if let Some((k, l)) = self.last.take() {
+            self.by_key.insert(k, l);
         }
-        f(self.by_key.entry(key.clone()).or_default());
+        let l = match self.by_key.remove(key) {
+            Some(l) => l,
+            None => {
+                if self.by_key.len() >= self.prune_above.max(PRUNE_FLOOR) {
+                    self.by_key.retain(|k, _| known(k));
+                    self.prune_above = self.by_key.len() * 2;
+                }
+                Box::default()
+            }
+        };
+        self.last = Some((key.clone(), l));
+    }
+
+    /// The latencies of `key`, if any were recorded.
+    fn get(&self, key: &PoolKey) -> Option<&Latencies> {
+        match &self.last {
+            Some((k, l)) if k == key => Some(l),
+            _ => self.by_key.get(key).map(|l| &**l),
+        }
     }
 
     /// The figures of the pool (`stats`) and of each key given with its
@@ -150,7 +187,7 @@ impl Recorder {
             .map(|(key, stats)| OriginMetrics {
                 key: key.clone(),
                 stats,
-                latencies: self.by_key.get(key).cloned().unwrap_or_default(),
+                latencies: self.get(key).cloned().unwrap_or_default(),
             })
             .collect();
         origins.sort_by_cached_key(|o| o.key.to_string());
@@ -189,7 +226,12 @@ mod tests {
             assert!(r.by_key.len() <= PRUNE_FLOOR + 1, "{}", r.by_key.len());
         }
         assert_eq!(r.total.request.count(), 10_000);
-        assert_eq!(r.by_key[&kept].request.count(), 5_000);
+        assert_eq!(r.get(&kept).unwrap().request.count(), 5_000);
+        // The last key recorded is found whether in the table or not.
+        r.record(&kept, |_| true, |l| l.wait.record(Duration::ZERO));
+        r.record(&kept, |_| true, |l| l.wait.record(Duration::ZERO));
+        assert_eq!(r.get(&kept).unwrap().wait.count(), 2);
+        assert_eq!(r.get(&key(1)), None, "forgotten");
     }
 
     #[test]
