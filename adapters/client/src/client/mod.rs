@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use muxpool_core::{Instant, PoolConfig, Shutdown, Stats};
+use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
 use crate::error::{BoxError, Error, ErrorKind, Step};
-use crate::metrics::{Metrics, Sample};
+use crate::metrics::Metrics;
 use crate::pool::{Shared, Timing};
 use crate::runtime::Runtime;
 use crate::session::ConnCell;
@@ -162,25 +162,12 @@ impl<R: Runtime> Client<R> {
             let timer = pin!(inner.request_timer(deadline));
             until(timer, exchange).await
         };
-        // One clock reading ends the request: its duration, and the time to
-        // its head from the grant of the connection it was answered on.
-        let end = inner.now();
-        let since =
-            |start: Instant| Sample::from_nanos(end.as_nanos().saturating_sub(start.as_nanos()));
-        let request = since(now);
-        let granted = timing.get().map(|(asked, at)| {
-            let wait = Sample::from_nanos(at.as_nanos().saturating_sub(asked.as_nanos()));
-            (wait, matches!(outcome, Ok(Ok(_))).then(|| since(at)))
-        });
-        inner.record(&key, |l| {
-            l.request.add(request);
-            if let Some((wait, head)) = granted {
-                l.wait.add(wait);
-                if let Some(head) = head {
-                    l.response_head.add(head);
-                }
-            }
-        });
+        // A response that came whole with its head recorded the request's
+        // figures as its connection went back; any other ends here, with one
+        // clock reading.
+        if !timing.recorded() {
+            inner.record_request(&key, now, &timing, matches!(outcome, Ok(Ok(_))));
+        }
         match outcome {
             Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
             Err(_) => {

@@ -91,6 +91,7 @@ pub(super) async fn execute<R: Runtime>(
     let mut retry_of: Option<Error> = None;
     let mut again = false;
     // The clock was read for the deadline; later attempts read it afresh.
+    let start = now;
     let mut now = Some(now);
     loop {
         let mut checkout = inner
@@ -183,7 +184,7 @@ pub(super) async fn execute<R: Runtime>(
         match attempt {
             Ok((head, buf)) => {
                 guard.lease = None;
-                return respond(inner, lease, conn, head, buf);
+                return respond(inner, lease, conn, head, buf, (key, start, timing));
             }
             Err(failure) => {
                 drop(guard);
@@ -249,6 +250,7 @@ fn respond<R: Runtime>(
     conn: H1Conn,
     head: crate::h1::ResponseHead,
     mut buf: BytesMut,
+    (key, start, timing): (&PoolKey, Instant, &Timing),
 ) -> Result<Response<Body>, Error> {
     if let Some(data) = head.whole_body(&mut buf) {
         // The body came whole with its head (the usual small response): the
@@ -258,7 +260,12 @@ fn respond<R: Runtime>(
             .keep_alive()
             .is_reusable()
             .then(|| H1Conn { buf, ..conn });
-        inner.check_in(lease, conn);
+        // The request is answered: its figures are recorded under the lock
+        // that takes the connection back, with that lock's clock reading.
+        inner.check_in_then(lease, conn, |st, end| {
+            st.record_request(key, start, timing.get(), end, true);
+            timing.set_recorded();
+        });
         return Ok(Response::from_parts(
             head.into_parts(),
             Body::full(data, None),

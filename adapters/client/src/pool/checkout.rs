@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use muxpool_core::{
@@ -60,6 +60,9 @@ pub(crate) struct Timing {
     asked: AtomicU64,
     /// The grant's time in nanoseconds plus one; 0 when none yet.
     granted: AtomicU64,
+    /// The request's figures are recorded already (with its connection's
+    /// return).
+    recorded: AtomicBool,
 }
 
 impl Timing {
@@ -67,6 +70,16 @@ impl Timing {
         self.asked.store(asked.as_nanos(), Ordering::Relaxed);
         self.granted
             .store(granted.as_nanos().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Notes that the request's figures are recorded.
+    pub(crate) fn set_recorded(&self) {
+        self.recorded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the request's figures are recorded.
+    pub(crate) fn recorded(&self) -> bool {
+        self.recorded.load(Ordering::Relaxed)
     }
 
     /// The first ask's and the grant's times of the last granted checkout.

@@ -30,7 +30,7 @@ mod state;
 mod timers;
 
 pub(crate) use checkout::Timing;
-pub(crate) use state::LeasedConn;
+pub(crate) use state::{LeasedConn, State};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,10 +46,10 @@ use crate::conn::ws::{WsConn, WsLender};
 use crate::conn::{Clock, Lender};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Origin};
-use crate::metrics::{Latencies, Metrics};
+use crate::metrics::Metrics;
 use crate::runtime::{Runtime, Timer};
 
-use state::{slot_mut, Effect, Effects, Slot, State, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
+use state::{slot_mut, Effect, Effects, Slot, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
 
 /// The pool and what every task of one client shares: the runtime, the
 /// settings, the state behind the lock.
@@ -192,12 +192,27 @@ impl<R: Runtime> Shared<R> {
     /// Gives a lease back: with its connection when the connection is clean and
     /// may carry another request, without it (closing it) otherwise.
     pub(crate) fn check_in(&self, lease: Lease, conn: Option<H1Conn>) {
+        self.check_in_then(lease, conn, |_, _| {});
+    }
+
+    /// [`check_in`](Self::check_in), then `then` under the same hold of the
+    /// lock, with its clock reading: a request whose response came whole
+    /// records its figures here, with no lock or clock reading of its own.
+    pub(crate) fn check_in_then(
+        &self,
+        lease: Lease,
+        conn: Option<H1Conn>,
+        then: impl FnOnce(&mut State, Instant),
+    ) {
         match conn {
             Some(mut c) => {
                 let buf = std::mem::take(&mut c.buf);
-                self.put_back(lease, Slot::Idle(H1Conn { waited: true, ..c }), buf);
+                self.put_back(lease, Slot::Idle(H1Conn { waited: true, ..c }), buf, then);
             }
-            None => self.release(lease, Release::Close),
+            None => self.with_state(|st, now| {
+                let _ = st.pool.release(lease, now, Release::Close);
+                then(st, now);
+            }),
         }
     }
 
@@ -205,7 +220,7 @@ impl<R: Runtime> Shared<R> {
     /// again, without it (closing it) otherwise.
     pub(crate) fn check_in_ws(&self, lease: Lease, conn: Option<WsConn>) {
         match conn {
-            Some(c) => self.put_back(lease, Slot::Ws(c), BytesMut::new()),
+            Some(c) => self.put_back(lease, Slot::Ws(c), BytesMut::new(), |_, _| {}),
             None => self.release(lease, Release::Close),
         }
     }
@@ -213,7 +228,13 @@ impl<R: Runtime> Shared<R> {
     /// Returns an exclusive lease as reusable, its connection to its slot.
     /// Puts the connection of `lease` back as `idle`, and keeps `buf` (its read
     /// buffer) for the next exchange when it is empty and the pool has room.
-    fn put_back(&self, lease: Lease, idle: Slot, buf: BytesMut) {
+    fn put_back(
+        &self,
+        lease: Lease,
+        idle: Slot,
+        buf: BytesMut,
+        then: impl FnOnce(&mut State, Instant),
+    ) {
         let dropped = self.with_state(|st, now| {
             let kept = buf.is_empty()
                 && buf.capacity() > 0
@@ -236,6 +257,7 @@ impl<R: Runtime> Shared<R> {
                 },
                 Err(_) => Some(idle),
             };
+            then(st, now);
             (unkept, idle)
         });
         drop(dropped);
@@ -279,9 +301,18 @@ impl<R: Runtime> Shared<R> {
         self.lock().metrics()
     }
 
-    /// Records latencies of `key` (and the totals) with `f`, under the lock.
-    pub(crate) fn record(&self, key: &PoolKey, f: impl Fn(&mut Latencies)) {
-        self.lock().record(key, f);
+    /// Records a request's figures (see [`State::record_request`]), ended
+    /// now.
+    pub(crate) fn record_request(
+        &self,
+        key: &PoolKey,
+        start: Instant,
+        timing: &Timing,
+        answered: bool,
+    ) {
+        let end = self.now();
+        self.lock()
+            .record_request(key, start, timing.get(), end, answered);
     }
 
     #[cfg(feature = "unstable")]

@@ -22,7 +22,7 @@ use crate::conn::h2::{H2Conn, PingRequest};
 use crate::conn::ws::{Pinger, WsConn};
 use crate::dial::PoolKey;
 use crate::error::{Error, Step};
-use crate::metrics::{Latencies, Metrics, Recorder};
+use crate::metrics::{Latencies, Metrics, Recorder, Sample};
 
 use super::deadlines::{earliest, Deadlines};
 
@@ -197,6 +197,35 @@ impl State {
         let pool = &self.pool;
         self.latencies
             .record(key, |k| pool.key_stats(k).is_some(), f);
+    }
+
+    /// Records the figures of a request to `key`, from `start` (the call)
+    /// to `end` (its head, or its failure): its duration, and when a
+    /// checkout was granted (`granted`: asked, granted) its wait and, if it
+    /// was `answered`, its time to the head.
+    pub(crate) fn record_request(
+        &mut self,
+        key: &PoolKey,
+        start: Instant,
+        granted: Option<(Instant, Instant)>,
+        end: Instant,
+        answered: bool,
+    ) {
+        let since = |from: Instant, to: Instant| {
+            Sample::from_nanos(to.as_nanos().saturating_sub(from.as_nanos()))
+        };
+        let request = since(start, end);
+        let granted =
+            granted.map(|(asked, at)| (since(asked, at), answered.then(|| since(at, end))));
+        self.record(key, |l| {
+            l.request.add(request);
+            if let Some((wait, head)) = granted {
+                l.wait.add(wait);
+                if let Some(head) = head {
+                    l.response_head.add(head);
+                }
+            }
+        });
     }
 
     /// The pool's figures, in total and per key the core knows.
