@@ -33,6 +33,17 @@ async fn two_origins<R: Adapter>(a: u64, b: u64) -> (Client<R>, HyperServer, Hyp
     (client, first, second)
 }
 
+/// A GET of `url` that gives up after 300 ms.
+fn short_get(url: &str) -> http::Request<muxpool::Body> {
+    let mut request = http::Request::get(url)
+        .body(muxpool::Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(RequestTimeout(Duration::from_millis(300)));
+    request
+}
+
 fn origin_label(server: &HyperServer) -> String {
     server.url("").trim_end_matches('/').to_owned()
 }
@@ -80,13 +91,7 @@ async fn a_failed_request_counts_in_duration_only<R: Adapter>() {
     assert_eq!(get_text(&client, server.url("/")).await, "hello");
     let url = server.url("/");
     drop(server);
-    let mut request = http::Request::get(url)
-        .body(muxpool::Body::empty())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(RequestTimeout(Duration::from_millis(300)));
-    let failed = client.send(request).await;
+    let failed = client.send(short_get(&url)).await;
     assert!(failed.is_err());
     let total = client.metrics().latencies;
     assert_eq!(total.request.count(), 2, "{total:#?}");
@@ -223,13 +228,7 @@ pub fn promtool_check(text: &str) {
 async fn promtool_accepts_the_exposition<R: Adapter>() {
     let (client, _first, _second) = two_origins::<R>(3, 1).await;
     // A failure, so the rejection and close counters are not all zero.
-    let mut request = http::Request::get("http://127.0.0.1:1/")
-        .body(muxpool::Body::empty())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(RequestTimeout(Duration::from_millis(300)));
-    let _ = client.send(request).await;
+    let _ = client.send(short_get("http://127.0.0.1:1/")).await;
     let metrics: Metrics = client.metrics();
     assert!(metrics.origins.len() >= 3);
     promtool_check(&metrics.prometheus());

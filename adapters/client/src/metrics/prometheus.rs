@@ -52,65 +52,14 @@ impl Metrics {
                 ("draining", |s| s.draining.into()),
             ],
         )?;
-        w.scalar(
-            "http_client_active_requests",
-            "gauge",
-            "Requests in flight: leases out, one per HTTP/1.1 connection in use or HTTP/2 stream.",
-            |s| s.leases.into(),
-        )?;
-        w.scalar(
-            "muxpool_pending_requests",
-            "gauge",
-            "Requests waiting for a connection.",
-            |s| s.waiting.into(),
-        )?;
-        w.scalar(
-            "muxpool_grants_total",
-            "counter",
-            "Connections (or streams) granted to requests.",
-            |s| s.grants,
-        )?;
-        w.scalar(
-            "muxpool_reused_grants_total",
-            "counter",
-            "Grants on a connection that had served a request before.",
-            |s| s.reused_grants,
-        )?;
-        w.scalar(
-            "muxpool_waited_grants_total",
-            "counter",
-            "Grants that waited in a queue first.",
-            |s| s.waited_grants,
-        )?;
-        w.scalar(
-            "muxpool_cancelled_total",
-            "counter",
-            "Requests given up by their caller while waiting for a connection.",
-            |s| s.cancelled,
-        )?;
+        for &(name, kind, help, f) in SCALARS {
+            w.scalar(name, kind, help, f)?;
+        }
         w.by_reason(
             "muxpool_rejections_total",
             "Requests the pool refused, by reason.",
             RejectReason::ALL.iter().map(|r| (r.as_str(), *r)),
             |s, r| s.rejections[r],
-        )?;
-        w.scalar(
-            "muxpool_retries_total",
-            "counter",
-            "Requests sent again that the retry budget let through.",
-            |s| s.retries,
-        )?;
-        w.scalar(
-            "muxpool_connects_total",
-            "counter",
-            "Connects started.",
-            |s| s.connects,
-        )?;
-        w.scalar(
-            "muxpool_connect_failures_total",
-            "counter",
-            "Connects that failed or timed out.",
-            |s| s.connect_failures,
         )?;
         w.by_reason(
             "muxpool_closes_total",
@@ -118,37 +67,10 @@ impl Metrics {
             CloseReason::ALL.iter().map(|r| (r.as_str(), *r)),
             |s, r| s.closes[r],
         )?;
-        w.scalar(
-            "muxpool_transport_closes_total",
-            "counter",
-            "Connections whose transport closed under the pool (by the peer or an error).",
-            |s| s.transport_closes,
-        )?;
-        w.histogram(
-            "http_client_request_duration_seconds",
-            "Duration of requests, from the call to the response head or the error.",
-            |l| &l.request,
-        )?;
-        w.histogram(
-            "muxpool_connection_wait_duration_seconds",
-            "Time a request waited for a connection.",
-            |l| &l.wait,
-        )?;
-        w.histogram(
-            "muxpool_response_head_duration_seconds",
-            "Time from the grant of a connection to the response head.",
-            |l| &l.response_head,
-        )?;
-        w.histogram(
-            "muxpool_connect_duration_seconds",
-            "Time to open a connection: resolution, TCP, TLS and protocol handshakes.",
-            |l| &l.connect,
-        )?;
-        w.histogram(
-            "muxpool_tls_handshake_duration_seconds",
-            "Time of a new connection's TLS handshake.",
-            |l| &l.tls_handshake,
-        )
+        for &(name, help, f) in HISTOGRAMS {
+            w.histogram(name, help, f)?;
+        }
+        Ok(())
     }
 
     /// The origins by label value. Keys that differ only in what the label
@@ -174,6 +96,104 @@ impl Metrics {
         out
     }
 }
+
+/// A number per origin: its name, type, help text, and where it is read.
+type Scalar = (&'static str, &'static str, &'static str, Field);
+
+/// Every number per origin but those by reason and the histograms.
+const SCALARS: &[Scalar] = &[
+    (
+        "http_client_active_requests",
+        "gauge",
+        "Requests in flight: leases out, one per HTTP/1.1 connection in use or HTTP/2 stream.",
+        |s| s.leases.into(),
+    ),
+    (
+        "muxpool_pending_requests",
+        "gauge",
+        "Requests waiting for a connection.",
+        |s| s.waiting.into(),
+    ),
+    (
+        "muxpool_grants_total",
+        "counter",
+        "Connections (or streams) granted to requests.",
+        |s| s.grants,
+    ),
+    (
+        "muxpool_reused_grants_total",
+        "counter",
+        "Grants on a connection that had served a request before.",
+        |s| s.reused_grants,
+    ),
+    (
+        "muxpool_waited_grants_total",
+        "counter",
+        "Grants that waited in a queue first.",
+        |s| s.waited_grants,
+    ),
+    (
+        "muxpool_cancelled_total",
+        "counter",
+        "Requests given up by their caller while waiting for a connection.",
+        |s| s.cancelled,
+    ),
+    (
+        "muxpool_retries_total",
+        "counter",
+        "Requests sent again that the retry budget let through.",
+        |s| s.retries,
+    ),
+    (
+        "muxpool_connects_total",
+        "counter",
+        "Connects started.",
+        |s| s.connects,
+    ),
+    (
+        "muxpool_connect_failures_total",
+        "counter",
+        "Connects that failed or timed out.",
+        |s| s.connect_failures,
+    ),
+    (
+        "muxpool_transport_closes_total",
+        "counter",
+        "Connections whose transport closed under the pool (by the peer or an error).",
+        |s| s.transport_closes,
+    ),
+];
+
+/// A histogram per origin: its name, help text, and which latency.
+type Hist = (&'static str, &'static str, fn(&Latencies) -> &Histogram);
+
+const HISTOGRAMS: &[Hist] = &[
+    (
+        "http_client_request_duration_seconds",
+        "Duration of requests, from the call to the response head or the error.",
+        |l| &l.request,
+    ),
+    (
+        "muxpool_connection_wait_duration_seconds",
+        "Time a request waited for a connection.",
+        |l| &l.wait,
+    ),
+    (
+        "muxpool_response_head_duration_seconds",
+        "Time from the grant of a connection to the response head.",
+        |l| &l.response_head,
+    ),
+    (
+        "muxpool_connect_duration_seconds",
+        "Time to open a connection: resolution, TCP, TLS and protocol handshakes.",
+        |l| &l.connect,
+    ),
+    (
+        "muxpool_tls_handshake_duration_seconds",
+        "Time of a new connection's TLS handshake.",
+        |l| &l.tls_handshake,
+    ),
+];
 
 /// One number read from a [`Stats`].
 type Field = fn(&Stats) -> u64;
@@ -208,18 +228,12 @@ impl<W: Write> Writer<'_, W> {
         self.out.write_char('"')
     }
 
-    fn scalar(
-        &mut self,
-        name: &str,
-        kind: &str,
-        help: &str,
-        f: impl Fn(&Stats) -> u64,
-    ) -> fmt::Result {
+    fn scalar(&mut self, name: &str, kind: &str, help: &str, f: Field) -> fmt::Result {
         self.head(name, kind, help)?;
         for o in self.origins {
             write!(self.out, "{name}{{")?;
             self.origin(o)?;
-            writeln!(self.out, "}} {}", o.sum(&f))?;
+            writeln!(self.out, "}} {}", o.sum(f))?;
         }
         Ok(())
     }
@@ -262,7 +276,7 @@ impl<W: Write> Writer<'_, W> {
         &mut self,
         name: &str,
         help: &str,
-        f: impl Fn(&Latencies) -> &Histogram,
+        f: fn(&Latencies) -> &Histogram,
     ) -> fmt::Result {
         self.head(name, "histogram", help)?;
         for o in self.origins {
