@@ -72,7 +72,7 @@ pub use client::{
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
-pub use muxpool_core::{PoolConfig, RetryBudget, Stats};
+pub use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation, Stats};
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
 
@@ -84,8 +84,9 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        metrics, metrics::Metrics, runtime, tls, websocket, Body, Error, ErrorKind, H1Error,
-        H1Limits, Idempotent, Message, Origin, PoolConfig, PoolKey, RequestTimeout, Result,
-        RetryBudget, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
+        metrics, metrics::Metrics, runtime, tls, websocket, Backoff, Body, Circuit, Error,
+        ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent, Message, Origin, PoolConfig,
+        PoolKey, RequestTimeout, Result, RetryBudget, Saturation, Session, Stats, WebSocket,
+        WebSocketError, WebSocketSender,
     };
 }

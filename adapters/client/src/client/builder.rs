@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use muxpool_core::{PoolConfig, RetryBudget};
+use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation};
 
 use crate::body::DEFAULT_MAX_COLLECT;
 use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
@@ -50,7 +50,7 @@ impl<R: Runtime + Default> Default for Client<R> {
 pub struct ClientBuilder<R> {
     runtime: R,
     pool: PoolConfig,
-    seeded: bool,
+    named: Named,
     tls: Option<TlsConfig>,
     h1_limits: Limits,
     request_timeout: Duration,
@@ -68,7 +68,7 @@ impl<R: Runtime> ClientBuilder<R> {
         ClientBuilder {
             runtime,
             pool: PoolConfig::default(),
-            seeded: false,
+            named: Named::default(),
             tls: None,
             h1_limits: Limits::default(),
             request_timeout: DEFAULT_TIMEOUT,
@@ -81,103 +81,30 @@ impl<R: Runtime> ClientBuilder<R> {
         }
     }
 
-    /// The whole pool configuration at once (limits, timeouts, backoff, circuit,
-    /// seed), replacing the pool settings made before. A seed changed from
-    /// [`PoolConfig::default`]'s is used as given; a default one is replaced by
-    /// the client's own, as without this call.
+    /// The whole pool configuration at once (limits, timeouts, backoff,
+    /// circuit, seed): the base that the pool settings made by name are laid
+    /// over, whether they are made before or after this call. A seed changed
+    /// from [`PoolConfig::default`]'s is used as given; a default one is
+    /// replaced by the client's own, as without this call.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use muxpool_client::PoolConfig;
+    ///
+    /// let mut config = PoolConfig::default();
+    /// config.max_connections = 50;
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .max_connections_per_key(4)
+    ///     .pool(config)
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().max_connections, 50);
+    /// assert_eq!(client.pool_config().max_connections_per_key, 4);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pool(mut self, config: PoolConfig) -> Self {
-        self.seeded = config.seed != PoolConfig::default().seed;
         self.pool = config;
-        self
-    }
-
-    /// The seed of the pool's random choices (lifetime jitter, backoff
-    /// jitter), so that a test or a simulation replays them. By default each
-    /// client draws its own, so that a fleet of processes does not expire its
-    /// connections or retry its connects in step.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), muxpool_client::Error> {
-    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
-    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
-    ///     .seed(7)
-    ///     .build()?;
-    /// assert_eq!(client.pool_config().seed, 7);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.pool.seed = seed;
-        self.seeded = true;
-        self
-    }
-
-    /// Connections per origin (scheme, host, port, TLS settings). Default 100.
-    pub fn max_connections_per_key(mut self, max: u32) -> Self {
-        self.pool.max_connections_per_key = max;
-        self
-    }
-
-    /// Connections over all origins. Default 10,000.
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.pool.max_connections = max;
-        self
-    }
-
-    /// Requests that may wait for a connection per origin; more are refused with
-    /// [`ErrorKind::PoolExhausted`]. Default 10,000.
-    pub fn max_waiting_per_key(mut self, max: u32) -> Self {
-        self.pool.max_waiters_per_key = max;
-        self
-    }
-
-    /// How long a connect (resolution, TCP, TLS) may take. Default 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.pool.connect_timeout = timeout;
-        self
-    }
-
-    /// Close connections idle this long. Default 60 s, shorter than common
-    /// servers' keep-alive timeouts so the client closes first.
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.pool.idle_timeout = timeout;
-        self
-    }
-
-    /// Retire connections this long after they connected. Default 300 s.
-    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
-        self.pool.max_lifetime = lifetime;
-        if let Some(lifetime) = lifetime {
-            self.pool.lifetime_jitter = self.pool.lifetime_jitter.min(lifetime / 2);
-        }
-        self
-    }
-
-    /// How many requests the client may send again after failures (a
-    /// connection cut before the response, a stream an HTTP/2 server
-    /// refused): at most `budget.percent` of the new requests of the last
-    /// `budget.window`, plus `budget.min_per_second`, over every origin
-    /// together, so that an origin in trouble is not hit by a storm of
-    /// retries. Default: 20 % plus 10 a second, over 10 s. A request over the
-    /// budget ends with the failure it would have retried;
-    /// [`Client::stats`](crate::Client::stats) counts the retries sent
-    /// (`retries`) and those refused (`rejections[RejectReason::RetryBudget]`).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), muxpool_client::Error> {
-    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
-    /// use std::time::Duration;
-    /// use muxpool_client::RetryBudget;
-    ///
-    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
-    ///     .retry_budget(RetryBudget::new(10, 1, Duration::from_secs(30)))
-    ///     .build()?;
-    /// assert_eq!(client.pool_config().retry_budget.percent, 10);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
-        self.pool.retry_budget = budget;
         self
     }
 
@@ -223,13 +150,6 @@ impl<R: Runtime> ClientBuilder<R> {
     /// 9113 section 3.3), for servers known to support it. Off by default.
     pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
         self.h2_prior_knowledge = enabled;
-        self
-    }
-
-    /// Our cap on concurrent streams per HTTP/2 connection (the connection's
-    /// capacity is the smaller of this and the server's limit). Default 256.
-    pub fn max_streams_per_connection(mut self, max: u32) -> Self {
-        self.pool.max_streams_per_connection = max;
         self
     }
 
@@ -284,8 +204,15 @@ impl<R: Runtime> ClientBuilder<R> {
                 .build()
                 .map_err(|e| config_error("the default TLS configuration failed").with_source(e))?,
         };
+        let seeded = self.named.seed.is_some() || self.pool.seed != PoolConfig::default().seed;
         let mut pool = self.pool;
-        if !self.seeded {
+        self.named.apply(&mut pool);
+        if let (Some(Some(lifetime)), None) = (self.named.max_lifetime, self.named.lifetime_jitter)
+        {
+            // A lifetime set by name keeps the jitter below it.
+            pool.lifetime_jitter = pool.lifetime_jitter.min(lifetime / 2);
+        }
+        if !seeded {
             let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
             hasher.write_u64(pool.seed);
             pool.seed = hasher.finish();
@@ -312,4 +239,183 @@ impl<R: Runtime> ClientBuilder<R> {
             }),
         })
     }
+}
+
+/// Declares the pool settings a builder makes by name: a field of [`Named`]
+/// for each, the builder's method that sets it, and the step of
+/// [`Named::apply`] that lays it over the base configuration.
+macro_rules! named_pool_settings {
+    ($($(#[$doc:meta])* $setter:ident($arg:ident: $ty:ty) => $field:ident;)*) => {
+        /// The pool settings made by name, kept apart from the configuration
+        /// given whole ([`ClientBuilder::pool`]) and laid over it when the
+        /// client is built: the order of the calls does not matter.
+        #[derive(Debug, Default, Clone, Copy)]
+        struct Named {
+            $($field: Option<$ty>,)*
+        }
+
+        impl Named {
+            fn apply(&self, pool: &mut PoolConfig) {
+                $(if let Some(value) = self.$field {
+                    pool.$field = value;
+                })*
+            }
+        }
+
+        /// The pool's settings by name, each laid over
+        /// [`pool`](ClientBuilder::pool)'s configuration whatever the order of
+        /// the calls.
+        impl<R: Runtime> ClientBuilder<R> {
+            $($(#[$doc])*
+            pub fn $setter(mut self, $arg: $ty) -> Self {
+                self.named.$field = Some($arg);
+                self
+            })*
+        }
+    };
+}
+
+named_pool_settings! {
+    /// The seed of the pool's random choices (lifetime jitter, backoff
+    /// jitter), so that a test or a simulation replays them. By default each
+    /// client draws its own, so that a fleet of processes does not expire its
+    /// connections or retry its connects in step.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .seed(7)
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().seed, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
+    seed(seed: u64) => seed;
+
+    /// Connections per origin (scheme, host, port, TLS settings). Default 100.
+    max_connections_per_key(max: u32) => max_connections_per_key;
+
+    /// Connections over all origins. Default 10,000.
+    max_connections(max: u32) => max_connections;
+
+    /// Connects in flight per origin at once, so that a burst of requests on
+    /// a cold origin never becomes a storm of connects. Default 8.
+    max_connecting_per_key(max: u32) => max_connecting_per_key;
+
+    /// Requests that may wait for a connection per origin; more are refused with
+    /// [`ErrorKind::PoolExhausted`]. Default 10,000.
+    max_waiting_per_key(max: u32) => max_waiters_per_key;
+
+    /// How long a connect (resolution, TCP, TLS, the HTTP/2 handshake) may
+    /// take. Default 10 s.
+    connect_timeout(timeout: Duration) => connect_timeout;
+
+    /// Close connections idle this long; `None` keeps them. Default 60 s,
+    /// shorter than common servers' keep-alive timeouts so the client closes
+    /// first.
+    idle_timeout(timeout: Option<Duration>) => idle_timeout;
+
+    /// Retire connections this long after they connected; `None` never
+    /// retires them. Default 300 s. The lifetime jitter is kept under half of
+    /// it unless set by name too.
+    max_lifetime(lifetime: Option<Duration>) => max_lifetime;
+
+    /// Each connection's lifetime is shortened by a random part of this, so
+    /// that connections made together do not expire together. Default 30 s;
+    /// it must be shorter than [`max_lifetime`](Self::max_lifetime).
+    lifetime_jitter(jitter: Duration) => lifetime_jitter;
+
+    /// Retire a connection after this many requests; `None` is unlimited
+    /// (the default). For servers that leak per connection, or to spread
+    /// load behind a connection-level balancer.
+    max_requests_per_connection(max: Option<u64>) => max_requests_per_connection;
+
+    /// Our cap on concurrent streams per HTTP/2 connection (the connection's
+    /// capacity is the smaller of this and the server's limit). Default 256.
+    max_streams_per_connection(max: u32) => max_streams_per_connection;
+
+    /// What a request does when every HTTP/2 connection of its origin is at
+    /// its stream limit: open another ([`Saturation::Spill`], the default) or
+    /// wait for a stream ([`Saturation::Queue`]).
+    saturation(mode: Saturation) => saturation;
+
+    /// Idle connections to keep open per origin, opened ahead of demand
+    /// (pre-warming); 0, the default, opens connections only for requests.
+    min_idle_per_key(min: u32) => min_idle_per_key;
+
+    /// The pause between connects after failures: exponential from
+    /// `initial` to `max`, with jitter. Default 100 ms to 10 s.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use std::time::Duration;
+    /// use muxpool_client::{Backoff, Circuit};
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(2)))
+    ///     // Fail fast after 3 s of failing connects, probe every second.
+    ///     .circuit(Circuit::new(Some(5), Duration::from_secs(1)).failing_for(Duration::from_secs(3)))
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().circuit.failing_for, Duration::from_secs(3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    backoff(backoff: Backoff) => backoff;
+
+    /// The circuit breaker: when an origin's connects have failed often and
+    /// long enough, new requests to it fail at once with
+    /// [`ErrorKind::CircuitOpen`] until a probe connects. Default: 5 failures
+    /// over at least 10 s, probing every 2 s.
+    circuit(circuit: Circuit) => circuit;
+
+    /// Health checks of idle connections whose protocol has them (an HTTP/2
+    /// or WebSocket ping): how long a connection is idle before it is
+    /// checked, and how long the answer may take. Off by default.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use std::time::Duration;
+    /// use muxpool_client::HealthCheck;
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .health_check(HealthCheck::new(Some(Duration::from_secs(30)), Duration::from_secs(5)))
+    ///     .build()?;
+    /// assert!(client.pool_config().health_check.interval.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    health_check(check: HealthCheck) => health_check;
+
+    /// Forget what was learned about an origin (its protocol, its failures)
+    /// after it has had no connection and no request for this long. Default
+    /// 600 s.
+    forget_origin_after(after: Duration) => forget_key_after;
+
+    /// How many requests the client may send again after failures (a
+    /// connection cut before the response, a stream an HTTP/2 server
+    /// refused): at most `budget.percent` of the new requests of the last
+    /// `budget.window`, plus `budget.min_per_second`, over every origin
+    /// together, so that an origin in trouble is not hit by a storm of
+    /// retries. Default: 20 % plus 10 a second, over 10 s. A request over the
+    /// budget ends with the failure it would have retried;
+    /// [`Client::stats`](crate::Client::stats) counts the retries sent
+    /// (`retries`) and those refused (`rejections[RejectReason::RetryBudget]`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use std::time::Duration;
+    /// use muxpool_client::RetryBudget;
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .retry_budget(RetryBudget::new(10, 1, Duration::from_secs(30)))
+    ///     .build()?;
+    /// assert_eq!(client.pool_config().retry_budget.percent, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    retry_budget(budget: RetryBudget) => retry_budget;
 }
