@@ -51,6 +51,31 @@ impl Ca {
         Ca { issuer }
     }
 
+    /// A self-signed CA certificate that also names `names`: what a server
+    /// made with a bare `openssl req -x509` presents, a CA used as its own
+    /// server certificate. Serve it with [`Ca::as_leaf`].
+    pub fn self_signed_server(names: &[&str]) -> Ca {
+        let mut params = ca_params(names[0]);
+        params.subject_alt_names =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("rcgen: invalid certificate name")
+                .subject_alt_names;
+        let issuer = CertifiedIssuer::self_signed(params, new_key())
+            .expect("rcgen: self-signing the certificate");
+        Ca { issuer }
+    }
+
+    /// This CA's own certificate and key, served as a server's certificate.
+    pub fn as_leaf(&self) -> Leaf {
+        let key = self.issuer.key();
+        Leaf {
+            chain: vec![self.der()],
+            chain_pem: self.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     /// This CA's certificate, PEM encoded.
     pub fn pem(&self) -> String {
         self.issuer.pem()
