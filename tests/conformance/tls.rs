@@ -134,11 +134,11 @@ async fn certificate_from_an_untrusted_ca_is_refused<R: Adapter>() {
         .await
         .expect_err("an untrusted certificate");
     assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
-    // One line: where, and rustls' reason.
+    // One line: where, what to do, and rustls' reason.
     assert_eq!(
         error.to_string(),
         format!(
-            "TLS handshake with https://127.0.0.1:{} failed: invalid peer certificate: UnknownIssuer",
+            "TLS handshake with https://127.0.0.1:{} failed: the server's certificate is not signed by a trusted root; add its CA with TlsConfigBuilder::add_ca: invalid peer certificate: UnknownIssuer",
             server.port()
         )
     );
@@ -148,6 +148,31 @@ async fn certificate_from_an_untrusted_ca_is_refused<R: Adapter>() {
     // The default client (webpki roots) does not trust a test CA either.
     let text = tls_error::<R>(&Client::<R>::new(), server.url("/")).await;
     assert!(text.contains("issuer"), "{text}");
+}
+
+/// A server presenting a CA certificate as its own (what a bare `openssl req
+/// -x509` makes), trusted as a CA by the client, is refused by rustls as a CA
+/// used as an end entity; the error says what to do instead.
+async fn a_ca_served_as_its_own_certificate_says_what_to_do<R: Adapter>() {
+    let own = Ca::self_signed_server(&["127.0.0.1"]);
+    let server = tls_server(&own.as_leaf());
+    let client = client_trusting::<R>(&own);
+    let error = get(&client, server.url("/"))
+        .await
+        .expect_err("a CA as the server's certificate");
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "TLS handshake with https://127.0.0.1:{} failed: the server presents a CA certificate as its own (a bare self-signed one); trust a CA and have the server present a certificate that CA issued: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+            server.port()
+        )
+    );
+    // Done as the error says, the same server name is served.
+    let ca = Ca::new("muxpool test CA");
+    let server = tls_server(&ca.leaf(&["127.0.0.1"]));
+    let client = client_trusting::<R>(&ca);
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
 }
 
 async fn a_plain_server_on_an_https_url_is_a_tls_error<R: Adapter>() {
@@ -381,6 +406,7 @@ support::conformance!(
     certificate_for_another_host_is_refused,
     expired_certificate_is_refused,
     certificate_from_an_untrusted_ca_is_refused,
+    a_ca_served_as_its_own_certificate_says_what_to_do,
     a_plain_server_on_an_https_url_is_a_tls_error,
     a_tls_handshake_that_never_finishes_hits_the_connect_timeout,
     a_connect_timeout_is_reported_as_a_timeout,

@@ -91,10 +91,14 @@ async fn dial<R: Runtime>(
         .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config().clone());
     let tls_start = runtime.now();
-    let stream = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
+    let stream = connector.connect(name, tcp).await.map_err(|e| {
+        let error = Error::new(ErrorKind::Tls);
+        match crate::tls::handshake_advice(&e) {
+            Some(advice) => error.with_message(advice),
+            None => error,
+        }
+        .with_source(e)
+    })?;
     let protocol =
         negotiated(stream.get_ref().1).map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
     Ok(Dialed {

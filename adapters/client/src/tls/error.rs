@@ -164,3 +164,36 @@ impl From<rustls::Error> for TlsError {
         TlsError::Rustls(error)
     }
 }
+
+/// What a failed handshake's certificate error means for the caller, when it
+/// is one a person can act on: the rustls error inside `error` says what the
+/// server presented, this says what to do about it.
+pub(crate) fn handshake_advice(error: &std::io::Error) -> Option<&'static str> {
+    use rustls::CertificateError as E;
+    let rustls::Error::InvalidCertificate(certificate) =
+        error.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    let ca_as_leaf = matches!(certificate, E::Other(other)
+        if matches!(other.0.downcast_ref(), Some(webpki::Error::CaUsedAsEndEntity)));
+    if ca_as_leaf {
+        return Some(
+            "the server presents a CA certificate as its own (a bare self-signed one); \
+             trust a CA and have the server present a certificate that CA issued",
+        );
+    }
+    Some(match certificate {
+        E::UnknownIssuer => {
+            "the server's certificate is not signed by a trusted root; \
+             add its CA with TlsConfigBuilder::add_ca"
+        }
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "the server's certificate does not name this host"
+        }
+        E::Expired | E::ExpiredContext { .. } | E::NotValidYet | E::NotValidYetContext { .. } => {
+            "the server's certificate is outside its validity period"
+        }
+        _ => return None,
+    })
+}

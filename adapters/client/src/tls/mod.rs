@@ -36,6 +36,22 @@
 //! provider is rustls's `ring` provider, chosen explicitly so the outcome never
 //! depends on a process-wide default installed by some other crate.
 //!
+//! # When a handshake fails
+//!
+//! The error ([`ErrorKind::Tls`](crate::ErrorKind::Tls)) says what to do when
+//! the server's certificate is the problem:
+//!
+//! - *not signed by a trusted root*: the server's CA is private; add it with
+//!   [`TlsConfigBuilder::add_ca`] (and [`Roots::CustomOnly`] to trust it
+//!   alone).
+//! - *a CA certificate as its own*: a certificate made with a bare
+//!   `openssl req -x509` is a CA, and rustls refuses a CA as a server's
+//!   certificate (`CaUsedAsEndEntity`) even when it is trusted. Make a CA,
+//!   trust it, and have it issue the server's certificate (as `mkcert` does);
+//!   there is no switch to accept the bare one.
+//! - *does not name this host*, *outside its validity period*: the server's
+//!   certificate is wrong for this URL, or expired; the fix is on the server.
+//!
 //! # TLS identity and the pool key
 //!
 //! A pooled connection carries the TLS settings it was made with: the roots that
@@ -85,6 +101,7 @@ mod name;
 pub use alpn::{negotiated, Alpn, Negotiated};
 pub use certs::{CaCertificates, ClientAuth};
 pub use config::{Roots, TlsConfig, TlsConfigBuilder, DEFAULT_SESSION_CACHE};
+pub(crate) use error::handshake_advice;
 pub use error::{Input, TlsError};
 pub use identity::TlsIdentity;
 pub use name::server_name;
