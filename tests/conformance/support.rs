@@ -304,9 +304,7 @@ pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
 pub fn builder_checking<R: Adapter>(
     health: muxpool::sans_io::HealthCheck,
 ) -> muxpool::client::ClientBuilder<R> {
-    let mut pool = muxpool::PoolConfig::default();
-    pool.health_check = health;
-    Client::<R>::builder().pool(pool)
+    Client::<R>::builder().health_check(health)
 }
 
 /// An h2c (prior knowledge) client with these health checks.
