@@ -67,7 +67,8 @@ pub mod websocket;
 
 pub use body::{Body, DEFAULT_MAX_COLLECT};
 pub use client::{
-    Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
+    Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_HEALTH_CHECK_INTERVAL,
+    DEFAULT_HEALTH_CHECK_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};

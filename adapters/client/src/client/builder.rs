@@ -67,7 +67,7 @@ impl<R: Runtime> ClientBuilder<R> {
     pub fn with_runtime(runtime: R) -> ClientBuilder<R> {
         ClientBuilder {
             runtime,
-            pool: PoolConfig::default(),
+            pool: default_pool(),
             named: Named::default(),
             tls: None,
             h1_limits: Limits::default(),
@@ -83,9 +83,11 @@ impl<R: Runtime> ClientBuilder<R> {
 
     /// The whole pool configuration at once (limits, timeouts, backoff,
     /// circuit, seed): the base that the pool settings made by name are laid
-    /// over, whether they are made before or after this call. A seed changed
-    /// from [`PoolConfig::default`]'s is used as given; a default one is
-    /// replaced by the client's own, as without this call.
+    /// over, whether they are made before or after this call, in place of the
+    /// client's defaults (which are [`PoolConfig::default`]'s with health
+    /// checks on). A seed changed from [`PoolConfig::default`]'s is used as
+    /// given; a default one is replaced by the client's own, as without this
+    /// call.
     ///
     /// ```
     /// # fn main() -> Result<(), muxpool_client::Error> {
@@ -241,6 +243,26 @@ impl<R: Runtime> ClientBuilder<R> {
     }
 }
 
+/// How long an HTTP/2 or WebSocket connection waits idle in the pool before
+/// the client pings it, by default: a connection the network or a middlebox
+/// dropped without a word (NAT and load balancer idle timeouts are often a
+/// few minutes) is found and closed before a request is sent on it.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long the ping's answer may take, by default.
+pub const DEFAULT_HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client's pool configuration before any setting: the core's defaults,
+/// with health checks on.
+fn default_pool() -> PoolConfig {
+    let mut pool = PoolConfig::default();
+    pool.health_check = HealthCheck::new(
+        Some(DEFAULT_HEALTH_CHECK_INTERVAL),
+        DEFAULT_HEALTH_CHECK_TIMEOUT,
+    );
+    pool
+}
+
 /// Declares the pool settings a builder makes by name: a field of [`Named`]
 /// for each, the builder's method that sets it, and the step of
 /// [`Named::apply`] that lays it over the base configuration.
@@ -371,8 +393,12 @@ named_pool_settings! {
     circuit(circuit: Circuit) => circuit;
 
     /// Health checks of idle connections whose protocol has them (an HTTP/2
-    /// or WebSocket ping): how long a connection is idle before it is
-    /// checked, and how long the answer may take. Off by default.
+    /// or WebSocket ping; HTTP/1.1 has none): how long a connection is idle
+    /// before it is checked, and how long the answer may take; a connection
+    /// that does not answer is closed. Default: every
+    /// [`DEFAULT_HEALTH_CHECK_INTERVAL`] (30 s) of idleness, answered within
+    /// [`DEFAULT_HEALTH_CHECK_TIMEOUT`] (10 s); `HealthCheck::new(None, ..)`
+    /// turns them off.
     ///
     /// ```
     /// # fn main() -> Result<(), muxpool_client::Error> {

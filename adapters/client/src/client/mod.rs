@@ -8,7 +8,7 @@
 mod builder;
 mod send;
 
-pub use builder::ClientBuilder;
+pub use builder::{ClientBuilder, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_HEALTH_CHECK_TIMEOUT};
 
 use std::fmt;
 use std::pin::pin;

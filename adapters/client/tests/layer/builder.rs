@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use muxpool_client::{
     Backoff, Circuit, ClientBuilder, ErrorKind, HealthCheck, PoolConfig, RetryBudget, Saturation,
+    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_HEALTH_CHECK_TIMEOUT,
 };
 use muxpool_testkit::scripted::ScriptedNet;
 
@@ -123,4 +124,19 @@ fn a_short_lifetime_keeps_the_jitter_under_it() {
         .build()
         .expect_err("a jitter as long as the lifetime");
     assert_eq!(error.kind(), ErrorKind::Config);
+}
+
+/// Idle HTTP/2 and WebSocket connections are pinged by default; a whole
+/// configuration given with `.pool` replaces that default with its own.
+#[test]
+fn health_checks_are_on_by_default() {
+    let client = builder().build().expect("a client");
+    let check = client.pool_config().health_check;
+    assert_eq!(check.interval, Some(DEFAULT_HEALTH_CHECK_INTERVAL));
+    assert_eq!(check.timeout, DEFAULT_HEALTH_CHECK_TIMEOUT);
+    let client = builder()
+        .pool(PoolConfig::default())
+        .build()
+        .expect("a client");
+    assert_eq!(client.pool_config().health_check.interval, None);
 }
