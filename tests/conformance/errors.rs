@@ -16,7 +16,7 @@ use http::Method;
 use muxpool::client::Client;
 use muxpool::sans_io::Circuit;
 use muxpool::{Body, Error, ErrorKind, PoolConfig, RequestTimeout};
-use muxpool_testkit::hyper_server::{HyperServer, Options};
+use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
 
 /// A refused connect may be a server restarting: the request keeps waiting
 /// while the pool connects again with its backoff, and fails with the refused
@@ -412,4 +412,39 @@ support::conformance!(
     invalid_configuration_is_a_config_error,
     an_open_circuit_says_where_and_why,
     credentials_never_show_in_errors,
+    an_error_status_is_an_error_when_asked,
 );
+
+/// A response with an error status is an answer until the caller asks for it
+/// as an error: `error_for_status` then fails with the status, for a server
+/// over HTTP/1.1 and HTTP/2 alike, and the client carries on.
+async fn an_error_status_is_an_error_when_asked<R: Adapter>() {
+    use muxpool::ResponseExt;
+    for protocol in [Protocol::Http1, Protocol::Http2] {
+        let server = HyperServer::start(Options {
+            protocol,
+            ..Options::default()
+        });
+        let client = Client::<R>::builder()
+            .http2_prior_knowledge(protocol == Protocol::Http2)
+            .build()
+            .expect("a client");
+        for (code, fails) in [(200, false), (404, true), (503, true), (302, false)] {
+            let response = get(&client, server.url(&format!("/status/{code}")))
+                .await
+                .expect("an answer");
+            assert_eq!(response.status().as_u16(), code);
+            match response.error_for_status() {
+                Ok(_) => assert!(!fails, "{code} passes"),
+                Err(error) => {
+                    assert!(fails, "{code}: {error}");
+                    assert_eq!(error.kind(), ErrorKind::Status);
+                    assert_eq!(error.status().map(|s| s.as_u16()), Some(code));
+                    let line = http::StatusCode::from_u16(code).expect("a status");
+                    assert_eq!(error.to_string(), format!("error status: {line}"));
+                }
+            }
+        }
+        assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    }
+}

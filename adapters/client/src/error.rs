@@ -82,6 +82,12 @@ pub enum ErrorKind {
     /// ([`Runtime::is_reachable`](crate::runtime::Runtime::is_reachable)).
     /// Call the client from inside its runtime.
     Runtime,
+    /// The server answered with a client or server error status (4xx or 5xx),
+    /// made an error by
+    /// [`ResponseExt::error_for_status`](crate::ResponseExt::error_for_status).
+    /// The server processed the request as that status says;
+    /// [`Error::status`] gives it.
+    Status,
 }
 
 /// What was under way when a deadline passed, for an error of kind
@@ -297,6 +303,17 @@ impl Error {
         ConnectFailure::Permanent
     }
 
+    /// The response's status, for an error of kind [`ErrorKind::Status`].
+    pub fn status(&self) -> Option<http::StatusCode> {
+        let status: &StatusError = self.source.as_deref()?.downcast_ref()?;
+        Some(status.0)
+    }
+
+    /// An error for a response with status `status`.
+    pub(crate) fn for_status(status: http::StatusCode) -> Error {
+        Error::new(ErrorKind::Status).with_source(StatusError(status))
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -369,6 +386,7 @@ impl Error {
             ErrorKind::Body => ("body error", "on a request to", ""),
             ErrorKind::WebSocket => ("WebSocket error", "on", ""),
             ErrorKind::Runtime => ("no runtime to run on", "", ""),
+            ErrorKind::Status => ("error status", "from", ""),
         };
         f.write_str(what)?;
         if let Some(origin) = origin.filter(|_| !joined.is_empty()) {
@@ -384,6 +402,19 @@ impl Error {
         Ok(())
     }
 }
+
+/// The status of a response made an error: its `Display` is the status line
+/// (`404 Not Found`).
+#[derive(Debug)]
+struct StatusError(http::StatusCode);
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl StdError for StatusError {}
 
 /// One cause of a chain as `Error`'s `Display` writes it: an `Error` of this
 /// client by its head alone (its origin is the one already said, its causes

@@ -59,6 +59,7 @@ pub mod h1;
 mod h1;
 pub mod metrics;
 mod pool;
+mod response;
 pub mod runtime;
 mod session;
 mod timeout;
@@ -74,6 +75,7 @@ pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
 pub use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation, Stats};
+pub use response::ResponseExt;
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
 
@@ -87,7 +89,7 @@ pub mod exports {
     pub use crate::{
         metrics, metrics::Metrics, runtime, tls, websocket, Backoff, Body, Circuit, Error,
         ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent, Message, Origin, PoolConfig,
-        PoolKey, RequestTimeout, Result, RetryBudget, Saturation, Session, Stats, WebSocket,
-        WebSocketError, WebSocketSender,
+        PoolKey, RequestTimeout, ResponseExt, Result, RetryBudget, Saturation, Session, Stats,
+        WebSocket, WebSocketError, WebSocketSender,
     };
 }
