@@ -12,6 +12,7 @@ mod bodies;
 mod cancellation;
 mod channel;
 mod deadlines;
+mod default_headers;
 mod errors;
 mod hostile;
 mod http2;

@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) h2_prior_knowledge: bool,
     /// WebSockets: their TLS and message limit.
     pub(crate) ws: WsSettings,
+    /// Headers every request carries unless it sets them itself (the
+    /// User-Agent among them); empty by default, and then never looked at.
+    pub(crate) default_headers: http::HeaderMap,
 }
 
 /// HTTP/2 settings of the client's side of every connection.

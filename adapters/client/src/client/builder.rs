@@ -60,6 +60,7 @@ pub struct ClientBuilder<R> {
     h2_prior_knowledge: bool,
     max_websocket_message: usize,
     websocket_over_http2: bool,
+    default_headers: http::HeaderMap,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -78,6 +79,7 @@ impl<R: Runtime> ClientBuilder<R> {
             h2_prior_knowledge: false,
             max_websocket_message: DEFAULT_MAX_MESSAGE,
             websocket_over_http2: false,
+            default_headers: http::HeaderMap::new(),
         }
     }
 
@@ -188,6 +190,40 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// Headers every request sent with [`Client::send`] carries unless it
+    /// sets them itself (a request's own value of a header replaces all of
+    /// the defaults' values of it). Added to those set before. None by
+    /// default.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-api-version", http::HeaderValue::from_static("2"));
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .default_headers(headers)
+    ///     .user_agent(http::HeaderValue::from_static("inventory-sync/1.4"))
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn default_headers(mut self, headers: http::HeaderMap) -> Self {
+        for name in headers.keys() {
+            self.default_headers.remove(name);
+            for value in headers.get_all(name) {
+                self.default_headers.append(name.clone(), value.clone());
+            }
+        }
+        self
+    }
+
+    /// The `User-Agent` every request carries unless it sets its own. None by
+    /// default: the client sends no `User-Agent` of its own.
+    pub fn user_agent(mut self, agent: http::HeaderValue) -> Self {
+        self.default_headers.insert(http::header::USER_AGENT, agent);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -234,6 +270,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 ..self.h2
             },
             h2_prior_knowledge: self.h2_prior_knowledge,
+            default_headers: self.default_headers,
         };
         Ok(Client {
             handle: Arc::new(Handle {

@@ -136,7 +136,11 @@ impl<R: Runtime> Client<R> {
         B::Error: Into<BoxError>,
     {
         let inner = &self.handle.inner;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        let defaults = &inner.settings.default_headers;
+        if !defaults.is_empty() {
+            with_defaults(&mut parts.headers, defaults);
+        }
         let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
@@ -312,5 +316,16 @@ impl<R: Runtime> Client<R> {
     /// their holders let go of them.
     pub fn shutdown_now(&self) {
         self.handle.inner.shutdown(Shutdown::Immediate, false);
+    }
+}
+
+/// Adds to `headers` every header of `defaults` it does not set itself.
+fn with_defaults(headers: &mut http::HeaderMap, defaults: &http::HeaderMap) {
+    for name in defaults.keys() {
+        if !headers.contains_key(name) {
+            for value in defaults.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
     }
 }
