@@ -23,6 +23,8 @@ mod http2_header_limit;
 mod http2_lowered_limit;
 mod http2_refused;
 mod http2_unanswered;
+#[cfg(feature = "json")]
+mod json;
 mod keep_alive;
 mod metrics;
 mod nginx;

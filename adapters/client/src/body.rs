@@ -195,6 +195,51 @@ impl Body {
     }
 }
 
+/// JSON, behind the `json` feature.
+#[cfg(feature = "json")]
+impl Body {
+    /// A body holding `value` serialized as JSON. Set the request's
+    /// `Content-Type` to `application/json` too.
+    ///
+    /// ```
+    /// let body = muxpool_client::Body::from_json(&["a", "b"])?;
+    /// let request = http::Request::post("http://127.0.0.1:1/items")
+    ///     .header(http::header::CONTENT_TYPE, "application/json")
+    ///     .body(body)
+    ///     .expect("a request");
+    /// # Ok::<(), muxpool_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Request`] when `value` cannot be serialized (a map with
+    /// keys that are not strings, a `Serialize` impl that fails).
+    pub fn from_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Body, Error> {
+        serde_json::to_vec(value).map(Body::from).map_err(|e| {
+            Error::new(ErrorKind::Request)
+                .with_message("the body could not be serialized as JSON")
+                .with_source(e)
+        })
+    }
+
+    /// Reads the whole body, as [`bytes`](Body::bytes) does (within the
+    /// same limit), and parses it as JSON into a `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](Body::bytes); and [`ErrorKind::Body`] when the body is not
+    /// JSON for a `T`, with serde_json's error (line, column, what was
+    /// expected) as the cause.
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Body)
+                .with_message("the body is not the JSON expected")
+                .with_source(e)
+        })
+    }
+}
+
 impl Body {
     /// `error`, naming the origin of the response this body is reading, when
     /// it still reads one.
