@@ -36,6 +36,7 @@ mod server_close;
 mod session_affinity;
 mod smol_executor;
 mod tls;
+mod tower;
 mod types;
 mod websocket;
 mod websocket_http2;

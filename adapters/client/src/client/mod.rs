@@ -7,6 +7,7 @@
 
 mod builder;
 mod send;
+mod service;
 
 pub use builder::{ClientBuilder, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_HEALTH_CHECK_TIMEOUT};
 
