@@ -9,10 +9,14 @@
 //! the origin; the server closes every connection after 1,000 requests, as
 //! servers with `keepalive_requests` do. The pool queues what the limit does not
 //! admit, reuses connections, replaces the ones the server closes, and every
-//! request succeeds. Then the client shuts down gracefully.
+//! request succeeds. Then it prints what the pool did, from
+//! `Client::metrics()`: per origin, the requests, reuse and connections, and
+//! each latency the pool records as quantiles estimated from its histogram
+//! (`Histogram::quantile`); and the client shuts down gracefully.
 
 use std::time::{Duration, Instant};
 
+use muxpool::metrics::{Histogram, Latencies};
 use muxpool::{Body, Client};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 
@@ -43,9 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let client = client.clone();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
             for _ in (task..REQUESTS).step_by(TASKS) {
-                let sent = Instant::now();
                 let request = http::Request::get(&url).body(Body::empty())?;
                 let response = client.send(request).await?;
                 let status = response.status();
@@ -53,41 +55,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 if status != 200 || &body[..] != b"hello" {
                     return Err(format!("unexpected response: {status} {body:?}").into());
                 }
-                latencies.push(sent.elapsed());
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(latencies)
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         }));
     }
-    let mut latencies = Vec::with_capacity(REQUESTS);
     for task in tasks {
-        latencies.extend(task.await??);
+        task.await??;
     }
     let elapsed = start.elapsed();
-    latencies.sort();
-    let stats = client.stats();
 
-    println!("requests      {}", latencies.len());
+    let metrics = client.metrics();
     println!(
         "throughput    {:.0} req/s",
-        latencies.len() as f64 / elapsed.as_secs_f64()
+        REQUESTS as f64 / elapsed.as_secs_f64()
     );
-    println!("latency p50   {:?}", latencies[latencies.len() / 2]);
-    println!("latency p99   {:?}", latencies[latencies.len() * 99 / 100]);
+    for origin in &metrics.origins {
+        let (stats, latencies) = (&origin.stats, &origin.latencies);
+        println!("\norigin        {}", origin.key);
+        println!("requests      {}", latencies.request.count());
+        println!(
+            "reuse         {:.1}% of grants on a reused connection",
+            100.0 * stats.reuse_ratio()
+        );
+        println!(
+            "connections   {} opened by the client, {} accepted by the server",
+            stats.connects,
+            server.accepted()
+        );
+        println!(
+            "waited        {} grants waited for a connection",
+            stats.waited_grants
+        );
+        print_latencies(latencies);
+    }
+    let stats = metrics.stats;
     println!(
-        "connections   {} opened by the client, {} accepted by the server",
-        stats.connects,
-        server.accepted()
-    );
-    println!(
-        "reuse         {:.1}% of grants on a reused connection",
-        100.0 * stats.reused_grants as f64 / stats.grants.max(1) as f64
-    );
-    println!(
-        "waited        {} grants waited for a connection, {:?} in all",
-        stats.waited_grants, stats.wait_time
-    );
-    println!(
-        "pool now      {} open, {} idle, {} busy",
+        "\npool now      {} open, {} idle, {} busy",
         stats.open, stats.idle, stats.busy
     );
 
@@ -97,7 +100,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "after shutdown: {} open, {} leases",
         stats.open, stats.leases
     );
-    assert_eq!(latencies.len(), REQUESTS);
+    assert_eq!(metrics.latencies.request.count(), REQUESTS as u64);
     assert!(stats.open == 0 && stats.leases == 0);
     Ok(())
+}
+
+/// Each latency's count and its quantiles, estimated from its histogram's
+/// buckets (so within 2× of the true figure; `max` is the top bucket's
+/// bound).
+fn print_latencies(l: &Latencies) {
+    println!(
+        "latency         {:>10} {:>9} {:>9} {:>9}",
+        "count", "p50", "p99", "max"
+    );
+    let rows: [(&str, &Histogram); 5] = [
+        ("connection wait", &l.wait),
+        ("connect", &l.connect),
+        ("TLS handshake", &l.tls_handshake),
+        ("response head", &l.response_head),
+        ("request", &l.request),
+    ];
+    for (name, h) in rows {
+        let q = |q| h.quantile(q).map_or_else(|| "-".to_owned(), short);
+        println!(
+            "  {name:<16} {:>7} {:>9} {:>9} {:>9}",
+            h.count(),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    }
+}
+
+/// A duration in three significant figures or so: `850µs`, `1.41ms`, `2.50s`.
+fn short(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
 }

@@ -94,6 +94,58 @@ impl Histogram {
         })
     }
 
+    /// An estimate of the `q`-quantile (`q` from 0 to 1: 0.5 the median,
+    /// 0.99 the 99th percentile, 1 the maximum) of the recorded durations,
+    /// or `None` if none was recorded.
+    ///
+    /// Only bucket counts are kept, so the estimate is worked out as
+    /// Prometheus's `histogram_quantile` does: the bucket that holds the
+    /// quantile's rank is found, and the value is interpolated linearly
+    /// between its bounds (the first bucket's lower bound is zero). The true
+    /// quantile lies in the same bucket, so the estimate is within a factor of
+    /// two of it. `q = 1` gives the upper bound of the highest non-empty
+    /// bucket: a bound on the maximum, not the maximum itself. A quantile that
+    /// falls in the last bucket (above 2²⁴ µs) is given as that bucket's lower
+    /// bound, 2²⁴ µs: the histogram knows no more of it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use muxpool_client::metrics::Histogram;
+    ///
+    /// let mut h = Histogram::default();
+    /// for us in [100, 110, 120, 900] {
+    ///     h.record(Duration::from_micros(us));
+    /// }
+    /// // Three of four are in (64 µs, 128 µs], one in (512 µs, 1024 µs].
+    /// let p50 = h.quantile(0.5).unwrap();
+    /// assert!(p50 > Duration::from_micros(64) && p50 <= Duration::from_micros(128));
+    /// assert_eq!(h.quantile(1.0), Some(Duration::from_micros(1024)));
+    /// assert_eq!(Histogram::default().quantile(0.5), None);
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * self.count as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.counts.iter().enumerate() {
+            if n == 0 || ((below + n) as f64) < rank {
+                below += n;
+                continue;
+            }
+            let lower = i.checked_sub(1).and_then(Histogram::bound);
+            let lower = lower.unwrap_or(Duration::ZERO);
+            let Some(upper) = Histogram::bound(i) else {
+                return Some(lower);
+            };
+            let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower).mul_f64(within));
+        }
+        // Unreachable with a positive count: the last non-empty bucket holds
+        // the rank `count`.
+        None
+    }
+
     /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
@@ -176,6 +228,59 @@ mod tests {
                 assert!(d > below, "{d:?} belongs below bucket {i}");
             }
         }
+    }
+
+    #[test]
+    fn quantiles_fall_in_the_bucket_of_the_true_quantile() {
+        // 1,000 durations spread from 1 µs to about 10 s, each recorded once.
+        let mut durations: Vec<Duration> = (0..1_000u32)
+            .map(|i| Duration::from_nanos(1_000 + u64::from(i).pow(3) * 10))
+            .collect();
+        durations.sort();
+        let mut h = Histogram::default();
+        for d in &durations {
+            h.record(*d);
+        }
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let estimate = h.quantile(q).unwrap();
+            let rank = ((q * 1_000.0).ceil() as usize).clamp(1, 1_000);
+            let truth = durations[rank - 1];
+            let i = bucket_of(u64::try_from(truth.as_nanos()).unwrap());
+            let upper = Histogram::bound(i).unwrap();
+            let lower = i
+                .checked_sub(1)
+                .and_then(Histogram::bound)
+                .unwrap_or_default();
+            assert!(
+                lower <= estimate && estimate <= upper,
+                "q {q}: {estimate:?} outside ({lower:?}, {upper:?}] holding {truth:?}"
+            );
+        }
+        // The maximum's estimate bounds it from above.
+        assert!(h.quantile(1.0).unwrap() >= *durations.last().unwrap());
+        assert_eq!(h.quantile(1.0), Histogram::bound(bucket_of(10_000_000_000)));
+    }
+
+    #[test]
+    fn quantiles_of_one_bucket_and_of_the_last() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for _ in 0..4 {
+            h.record(Duration::from_micros(3)); // (2 µs, 4 µs]
+        }
+        assert_eq!(h.quantile(0.0), Some(Duration::from_micros(2)));
+        assert_eq!(h.quantile(0.5), Some(Duration::from_micros(3)));
+        assert_eq!(h.quantile(1.0), Some(Duration::from_micros(4)));
+        // Out-of-range q is clamped.
+        assert_eq!(h.quantile(7.0), Some(Duration::from_micros(4)));
+        // Above the last bound only the bound is known.
+        h.record(Duration::from_secs(60));
+        let top = Histogram::bound(FINITE_BUCKETS - 1).unwrap();
+        assert_eq!(h.quantile(1.0), Some(top));
+        assert_eq!(
+            h.quantile(0.5),
+            Some(Duration::from_micros(3) + Duration::from_nanos(250))
+        );
     }
 
     #[test]
