@@ -29,6 +29,8 @@ mod keep_alive;
 mod metrics;
 mod nginx;
 mod nginx_http2;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod restart;
 mod retry;
 mod runtimes;

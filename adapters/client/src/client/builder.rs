@@ -275,6 +275,8 @@ impl<R: Runtime> ClientBuilder<R> {
         Ok(Client {
             handle: Arc::new(Handle {
                 inner: Shared::new(self.runtime, settings)?,
+                #[cfg(feature = "opentelemetry")]
+                otel: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -77,6 +77,9 @@ pub struct Client<R: Runtime> {
 /// The last clone of a [`Client`] to go shuts the pool down.
 pub(crate) struct Handle<R: Runtime> {
     pub(crate) inner: Arc<Shared<R>>,
+    /// The OpenTelemetry histogram requests record into, once registered.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel: std::sync::OnceLock<crate::metrics::otel::RequestDurations>,
 }
 
 impl<R: Runtime> Drop for Handle<R> {
@@ -173,6 +176,10 @@ impl<R: Runtime> Client<R> {
         if !timing.recorded() {
             inner.record_request(&key, now, &timing, matches!(outcome, Ok(Ok(_))));
         }
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = self.handle.otel.get() {
+            self.record_otel(otel, &key, &parts.method, &outcome, now);
+        }
         match outcome {
             Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
             Err(_) => {
@@ -186,6 +193,29 @@ impl<R: Runtime> Client<R> {
                 Err(Error::timed_out(Step::Request, Some(timeout)).at(&key))
             }
         }
+    }
+
+    /// Records a request that ended with `outcome` into the OpenTelemetry
+    /// histogram, with a clock reading of its own.
+    #[cfg(feature = "opentelemetry")]
+    #[inline(never)]
+    fn record_otel<T>(
+        &self,
+        otel: &crate::metrics::otel::RequestDurations,
+        key: &crate::dial::PoolKey,
+        method: &http::Method,
+        outcome: &Result<Result<Response<Body>, Error>, T>,
+        start: muxpool_core::Instant,
+    ) {
+        use crate::metrics::otel::Ended;
+        let end = self.handle.inner.now();
+        let took = Duration::from_nanos(end.as_nanos().saturating_sub(start.as_nanos()));
+        let ended = match outcome {
+            Ok(Ok(response)) => Ended::Answered(response.status(), response.version()),
+            Ok(Err(e)) => Ended::Failed(e.kind()),
+            Err(_) => Ended::Failed(ErrorKind::Timeout),
+        };
+        otel.record(key, method, ended, took);
     }
 
     /// Opens a WebSocket for `request` (a `ws://` or `wss://` URI, and any
@@ -291,6 +321,42 @@ impl<R: Runtime> Client<R> {
     /// ```
     pub fn metrics(&self) -> Metrics {
         self.handle.inner.metrics()
+    }
+
+    /// Reports this client's figures to `meter` under OpenTelemetry's HTTP
+    /// client semantic conventions (feature `opentelemetry`).
+    ///
+    /// - `http.client.request.duration` (histogram, `s`): each
+    ///   [`send`](Client::send), as the `request` latency of [`Metrics`]
+    ///   measures it, with `server.address`, `server.port`, `url.scheme`,
+    ///   `http.request.method`, and `http.response.status_code` and
+    ///   `network.protocol.version` when answered, `error.type` when failed
+    ///   (the [`ErrorKind`] in snake case: `timeout`, `connect`, …) or
+    ///   answered with a 4xx or 5xx status (the status);
+    /// - `http.client.open_connections` (`{connection}`), with
+    ///   `http.connection.state` `active` or `idle`, and
+    ///   `http.client.active_requests` (`{request}`): observable, read from a
+    ///   [`metrics`](Client::metrics) snapshot at each collection, with
+    ///   `server.address`, `server.port` and `url.scheme`.
+    ///
+    /// The observable instruments hold no reference that keeps the client
+    /// alive: once it is gone they report nothing. A second call does
+    /// nothing; the instruments live as long as the meter's provider.
+    ///
+    /// ```
+    /// # async fn example<R: muxpool_client::runtime::Runtime>(
+    /// #     client: muxpool_client::Client<R>,
+    /// #     provider: &impl opentelemetry::metrics::MeterProvider,
+    /// # ) {
+    /// client.register_metrics(&provider.meter("muxpool"));
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn register_metrics(&self, meter: &opentelemetry::metrics::Meter) {
+        self.handle.otel.get_or_init(|| {
+            let inner = Arc::downgrade(&self.handle.inner);
+            crate::metrics::otel::register(meter, move || inner.upgrade().map(|i| i.metrics()))
+        });
     }
 
     /// Checks the pool's invariants ([`muxpool_core::Pool::check_invariants`]):

@@ -15,8 +15,14 @@
 //! ([`PoolConfig::forget_key_after`](muxpool_core::PoolConfig#structfield.forget_key_after)),
 //! so a client that talks to many origins over time holds figures only for
 //! the recent ones; the totals keep everything.
+//!
+//! With the feature `opentelemetry`, the same figures also go to an
+//! OpenTelemetry `Meter`, under the semantic conventions' names
+//! ([`Client::register_metrics`](crate::Client::register_metrics)).
 
 mod histogram;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel;
 mod prometheus;
 
 pub(crate) use histogram::Sample;

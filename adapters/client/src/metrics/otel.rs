@@ -1,0 +1,231 @@
+//! The pool's figures as OpenTelemetry instruments, under the HTTP client
+//! semantic conventions' names (feature `opentelemetry`).
+//!
+//! What the pool already counts is read, not counted twice: the gauges
+//! (`http.client.open_connections`, `http.client.active_requests`) are
+//! observable instruments whose callbacks take a [`Metrics`] snapshot when the
+//! SDK collects, so they cost a request nothing. A histogram cannot be
+//! observed, and the semantic conventions want each request's method, status
+//! and error on it, which the pool's own histograms do not split by: so
+//! `http.client.request.duration` is recorded per request, outside the pool's
+//! lock, and only once instruments are registered
+//! ([`Client::register_metrics`](crate::Client::register_metrics)).
+//!
+//! `http.client.connection.duration` (how long connections lived) is not
+//! reported: the pool records no figure at a connection's close.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode, Version};
+use opentelemetry::metrics::{AsyncInstrument, Histogram, Meter};
+use opentelemetry::KeyValue;
+
+use super::Metrics;
+use crate::dial::PoolKey;
+use crate::error::ErrorKind;
+
+/// The semantic conventions' advised bucket bounds for
+/// `http.client.request.duration`, in seconds.
+const REQUEST_DURATION_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The instrument a request records into as it ends.
+pub(crate) struct RequestDurations {
+    histogram: Histogram<f64>,
+}
+
+/// How a request ended, as the histogram's attributes tell it.
+pub(crate) enum Ended {
+    /// With a response head.
+    Answered(StatusCode, Version),
+    /// With an error of this kind.
+    Failed(ErrorKind),
+}
+
+impl RequestDurations {
+    /// Records one request to `key`, sent with `method`, that took `took`.
+    pub(crate) fn record(&self, key: &PoolKey, method: &Method, ended: Ended, took: Duration) {
+        let mut attributes = Vec::with_capacity(7);
+        attributes.extend(origin(key));
+        attributes.push(KeyValue::new("http.request.method", method_name(method)));
+        match ended {
+            Ended::Answered(status, version) => {
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                ));
+                if let Some(version) = version_name(version) {
+                    attributes.push(KeyValue::new("network.protocol.version", version));
+                }
+                if status.is_client_error() || status.is_server_error() {
+                    attributes.push(KeyValue::new("error.type", status.as_str().to_owned()));
+                }
+            }
+            Ended::Failed(kind) => {
+                attributes.push(KeyValue::new("error.type", error_type(kind)));
+            }
+        }
+        self.histogram.record(took.as_secs_f64(), &attributes);
+    }
+}
+
+/// Builds the instruments on `meter`: the observable ones read `snapshot`
+/// (which gives `None` once the client is gone) at each collection; the
+/// histogram is returned for the requests to record into.
+pub(crate) fn register(
+    meter: &Meter,
+    snapshot: impl Fn() -> Option<Metrics> + Clone + Send + Sync + 'static,
+) -> RequestDurations {
+    let histogram = meter
+        .f64_histogram("http.client.request.duration")
+        .with_unit("s")
+        .with_description("Duration of HTTP client requests.")
+        .with_boundaries(REQUEST_DURATION_BOUNDS.to_vec())
+        .build();
+    let open = snapshot.clone();
+    meter
+        .i64_observable_up_down_counter("http.client.open_connections")
+        .with_unit("{connection}")
+        .with_description(
+            "Number of outbound HTTP connections that are currently active or idle on the client.",
+        )
+        .with_callback(move |observer| {
+            if let Some(m) = open() {
+                observe_open_connections(&m, observer);
+            }
+        })
+        .build();
+    meter
+        .i64_observable_up_down_counter("http.client.active_requests")
+        .with_unit("{request}")
+        .with_description("Number of active HTTP requests.")
+        .with_callback(move |observer| {
+            if let Some(m) = snapshot() {
+                observe_active_requests(&m, observer);
+            }
+        })
+        .build();
+    RequestDurations { histogram }
+}
+
+/// `server.address`, `server.port` and `url.scheme` of `key`.
+fn origin(key: &PoolKey) -> [KeyValue; 3] {
+    let scheme = match (key.websocket_target().is_some(), key.is_tls()) {
+        (false, false) => "http",
+        (false, true) => "https",
+        (true, false) => "ws",
+        (true, true) => "wss",
+    };
+    [
+        KeyValue::new("server.address", key.host().to_owned()),
+        KeyValue::new("server.port", i64::from(key.port())),
+        KeyValue::new("url.scheme", scheme),
+    ]
+}
+
+/// Per origin (keys that differ only in what the attributes do not show, a
+/// TLS identity or a WebSocket's target, summed): `f`'s numbers.
+fn per_origin<const N: usize>(
+    m: &Metrics,
+    f: impl Fn(&muxpool_core::Stats) -> [i64; N],
+) -> Vec<([KeyValue; 3], [i64; N])> {
+    let mut out: Vec<([KeyValue; 3], [i64; N])> = Vec::with_capacity(m.origins.len());
+    for o in &m.origins {
+        let attrs = origin(&o.key);
+        let values = f(&o.stats);
+        match out.iter_mut().find(|(a, _)| *a == attrs) {
+            Some((_, sum)) => sum.iter_mut().zip(values).for_each(|(s, v)| *s += v),
+            None => out.push((attrs, values)),
+        }
+    }
+    out
+}
+
+/// `active`: connections carrying a request (draining ones included, as
+/// they close once their last request ends); `idle`: connections waiting
+/// for one. Connections still connecting are not yet HTTP connections.
+fn observe_open_connections(m: &Metrics, observer: &dyn AsyncInstrument<i64>) {
+    let counts = per_origin(m, |s| {
+        [i64::from(s.busy) + i64::from(s.draining), i64::from(s.idle)]
+    });
+    for (attrs, [active, idle]) in counts {
+        for (state, n) in [("active", active), ("idle", idle)] {
+            let mut with_state = attrs.to_vec();
+            with_state.push(KeyValue::new("http.connection.state", state));
+            observer.observe(n, &with_state);
+        }
+    }
+}
+
+/// Requests holding a connection: one per HTTP/1.1 connection in use, one
+/// per HTTP/2 stream (the same number as Prometheus's
+/// `http_client_active_requests`).
+fn observe_active_requests(m: &Metrics, observer: &dyn AsyncInstrument<i64>) {
+    for (attrs, [leases]) in per_origin(m, |s| [i64::from(s.leases)]) {
+        observer.observe(leases, &attrs);
+    }
+}
+
+/// The semantic conventions' name of `method`: one of RFC 9110's and
+/// `PATCH`, or `_OTHER`.
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn version_name(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        _ => None,
+    }
+}
+
+/// `error.type` of a failed request: its [`ErrorKind`] in snake case.
+pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Config => "config",
+        ErrorKind::Request => "request",
+        ErrorKind::Connect => "connect",
+        ErrorKind::Tls => "tls",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::PoolExhausted => "pool_exhausted",
+        ErrorKind::CircuitOpen => "circuit_open",
+        ErrorKind::ShutDown => "shut_down",
+        ErrorKind::Protocol => "protocol",
+        ErrorKind::Body => "body",
+        ErrorKind::WebSocket => "websocket",
+        ErrorKind::Runtime => "runtime",
+        ErrorKind::Status => "status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_and_versions_have_their_convention_names() {
+        assert_eq!(method_name(&Method::GET), "GET");
+        assert_eq!(method_name(&Method::PATCH), "PATCH");
+        assert_eq!(
+            method_name(&Method::from_bytes(b"PURGE").unwrap()),
+            "_OTHER"
+        );
+        assert_eq!(version_name(Version::HTTP_2), Some("2"));
+        assert_eq!(version_name(Version::HTTP_3), None);
+        assert_eq!(error_type(ErrorKind::PoolExhausted), "pool_exhausted");
+    }
+}
