@@ -122,6 +122,17 @@ async fn the_instruments_say_what_metrics_say<R: Adapter>() {
     for _ in 0..2 {
         assert_eq!(get_text(&client, second.url("/")).await, "hello");
     }
+    // A server error, and a method the conventions do not name.
+    for (method, path, status) in [("POST", "/status/503", 503), ("PURGE", "/method", 200)] {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(second.url(path))
+            .body(muxpool::Body::empty())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), status);
+        response.into_body().bytes().await.unwrap();
+    }
     // One request that fails: its origin is gone.
     let gone = HyperServer::start(Options::default());
     let gone_attrs = origin_attrs(&gone);
@@ -152,6 +163,29 @@ async fn the_instruments_say_what_metrics_say<R: Adapter>() {
     let mut expected = vec![
         (with(origin_attrs(&first), &answered), 5),
         (with(origin_attrs(&second), &answered), 2),
+        (
+            with(
+                origin_attrs(&second),
+                &[
+                    "http.request.method=POST",
+                    "http.response.status_code=503",
+                    "network.protocol.version=1.1",
+                    "error.type=503",
+                ],
+            ),
+            1,
+        ),
+        (
+            with(
+                origin_attrs(&second),
+                &[
+                    "http.request.method=_OTHER",
+                    "http.response.status_code=200",
+                    "network.protocol.version=1.1",
+                ],
+            ),
+            1,
+        ),
         (
             with(gone_attrs, &["http.request.method=GET", &error_type]),
             1,
