@@ -102,8 +102,8 @@ impl Histogram {
     /// Prometheus's `histogram_quantile` does: the bucket that holds the
     /// quantile's rank is found, and the value is interpolated linearly
     /// between its bounds (the first bucket's lower bound is zero). The true
-    /// quantile lies in the same bucket, so the estimate is within a factor of
-    /// two of it. `q = 1` gives the upper bound of the highest non-empty
+    /// quantile lies in the same bucket, so above 1 µs the estimate is
+    /// within a factor of two of it. `q = 1` gives the upper bound of the highest non-empty
     /// bucket: a bound on the maximum, not the maximum itself. A quantile that
     /// falls in the last bucket (above 2²⁴ µs) is given as that bucket's lower
     /// bound, 2²⁴ µs: the histogram knows no more of it.
