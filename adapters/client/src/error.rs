@@ -90,6 +90,28 @@ pub enum ErrorKind {
     Status,
 }
 
+impl ErrorKind {
+    /// A short snake-case name, stable for metrics labels and logs
+    /// (`pool_exhausted`, `circuit_open`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Request => "request",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::PoolExhausted => "pool_exhausted",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::ShutDown => "shut_down",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Body => "body",
+            ErrorKind::WebSocket => "websocket",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Status => "status",
+        }
+    }
+}
+
 /// What was under way when a deadline passed, for an error of kind
 /// [`ErrorKind::Timeout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,7 +63,7 @@ impl RequestDurations {
                 }
             }
             Ended::Failed(kind) => {
-                attributes.push(KeyValue::new("error.type", error_type(kind)));
+                attributes.push(KeyValue::new("error.type", kind.as_str()));
             }
         }
         self.histogram.record(took.as_secs_f64(), &attributes);
@@ -193,25 +193,6 @@ fn version_name(version: Version) -> Option<&'static str> {
     }
 }
 
-/// `error.type` of a failed request: its [`ErrorKind`] in snake case.
-pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::Config => "config",
-        ErrorKind::Request => "request",
-        ErrorKind::Connect => "connect",
-        ErrorKind::Tls => "tls",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::PoolExhausted => "pool_exhausted",
-        ErrorKind::CircuitOpen => "circuit_open",
-        ErrorKind::ShutDown => "shut_down",
-        ErrorKind::Protocol => "protocol",
-        ErrorKind::Body => "body",
-        ErrorKind::WebSocket => "websocket",
-        ErrorKind::Runtime => "runtime",
-        ErrorKind::Status => "status",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +207,6 @@ mod tests {
         );
         assert_eq!(version_name(Version::HTTP_2), Some("2"));
         assert_eq!(version_name(Version::HTTP_3), None);
-        assert_eq!(error_type(ErrorKind::PoolExhausted), "pool_exhausted");
+        assert_eq!(ErrorKind::PoolExhausted.as_str(), "pool_exhausted");
     }
 }
