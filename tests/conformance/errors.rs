@@ -9,8 +9,8 @@ use crate::support::{self, spawn, Adapter};
 use std::time::Duration;
 
 use crate::support::{
-    assert_origin, assert_quiescent, causes, closed_port, get, get_text, has_io_cause, refused,
-    request, spawn_get_text, within,
+    assert_origin, assert_quiescent, causes, closed_port, get, get_text, get_within, has_io_cause,
+    refused, request, spawn_get_text, within,
 };
 use http::Method;
 use muxpool::client::Client;
@@ -24,13 +24,10 @@ use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
 async fn connect_refused<R: Adapter>() {
     let port = closed_port();
     let client = Client::<R>::new();
-    let mut req = request(
-        Method::GET,
+    let req = get_within(
         format!("http://127.0.0.1:{port}/"),
-        Body::empty(),
+        Duration::from_millis(1500),
     );
-    req.extensions_mut()
-        .insert(RequestTimeout(Duration::from_millis(1500)));
     let error = within(
         Duration::from_secs(3),
         "a refused connect",

@@ -39,6 +39,7 @@ mod session_affinity;
 mod smol_executor;
 mod tls;
 mod tower;
+mod traces;
 mod types;
 mod websocket;
 mod websocket_http2;

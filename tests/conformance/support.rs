@@ -34,6 +34,8 @@ use muxpool::tls::{Alpn, CaCertificates, Roots, TlsConfig};
 use muxpool::{Body, Error, Stats};
 use muxpool_testkit::certs::Ca;
 
+pub mod capture;
+
 /// A runtime the whole client suite runs on.
 pub trait Adapter: Runtime + Default {
     /// Runs `future` to its end on this runtime, from a test's thread.
@@ -189,6 +191,14 @@ pub fn request(method: Method, url: impl AsRef<str>, body: impl Into<Body>) -> R
         .uri(url.as_ref())
         .body(body.into())
         .expect("a valid request")
+}
+
+/// A `GET url` request that may take `limit` at most (its
+/// [`RequestTimeout`](muxpool::RequestTimeout)).
+pub fn get_within(url: impl AsRef<str>, limit: Duration) -> Request<Body> {
+    let mut req = request(Method::GET, url, Body::empty());
+    req.extensions_mut().insert(muxpool::RequestTimeout(limit));
+    req
 }
 
 /// `GET url`.

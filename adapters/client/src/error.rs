@@ -92,7 +92,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// A short snake-case name, stable for metrics labels and logs
-    /// (`pool_exhausted`, `circuit_open`, ...).
+    /// (`pool_exhausted`, `circuit_open`, ...): the `error.type` of a
+    /// request's span and of its OpenTelemetry measurement.
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Config => "config",

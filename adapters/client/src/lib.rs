@@ -34,7 +34,8 @@
 //!
 //! 1. Leaves: `error`, `config`, [`runtime`], the HTTP/1.1 codec (`h1`),
 //!    [`tls`], and the small `timeout` and `session` helpers.
-//! 2. `dial`: the [`PoolKey`] and opening a transport to it.
+//! 2. `dial`: the [`PoolKey`] and opening a transport to it; beside it,
+//!    [`metrics`] and `trace` (the `tracing` spans and events).
 //! 3. `conn`: one connection, knowing nothing of the pool, one sibling per
 //!    protocol (`conn::h1`, `conn::h2`, `conn::ws`).
 //! 4. `pool`: the core behind one lock, checkout, the connect task, timers.
@@ -64,6 +65,7 @@ pub mod runtime;
 mod session;
 mod timeout;
 pub mod tls;
+mod trace;
 pub mod websocket;
 
 pub use body::{Body, DEFAULT_MAX_COLLECT};

@@ -12,6 +12,7 @@ mod service;
 pub use builder::{ClientBuilder, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_HEALTH_CHECK_TIMEOUT};
 
 use std::fmt;
+use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,23 +153,29 @@ impl<R: Runtime> Client<R> {
         let mut body = crate::body::outgoing(body).map_err(|e| e.at(&key))?;
         let awaiting = ConnCell::default();
         let timing = Timing::default();
+        let span = crate::trace::request(&parts.method, &key);
         // Both futures are pinned where they are built, in this future's own
         // state, and raced through references: the request's future (the
         // largest part of this one) is never moved once made. Both are gone at
         // the end of the block, so a request that timed out has given its
         // lease back before its connection is reported.
         let outcome = {
-            let exchange = pin!(send::execute(
+            let mut exchange = pin!(send::execute(
                 inner,
                 &key,
                 &parts,
                 &mut body,
                 (now, deadline),
-                &awaiting,
-                &timing,
+                (&awaiting, &timing, &span),
             ));
+            // In the request's span while it runs (what `Instrument` does,
+            // without moving the future into a wrapper).
+            let traced = std::future::poll_fn(|cx| {
+                let _entered = span.enter();
+                exchange.as_mut().poll(cx)
+            });
             let timer = pin!(inner.request_timer(deadline));
-            until(timer, exchange).await
+            until(timer, pin!(traced)).await
         };
         // A response that came whole with its head recorded the request's
         // figures as its connection went back; any other ends here, with one
@@ -180,7 +187,7 @@ impl<R: Runtime> Client<R> {
         if let Some(otel) = self.handle.otel.get() {
             self.record_otel(otel, &key, &parts.method, &outcome, now);
         }
-        match outcome {
+        let outcome = match outcome {
             Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
             Err(_) => {
                 // The peer of a multiplexed connection that gave no answer in
@@ -192,7 +199,17 @@ impl<R: Runtime> Client<R> {
                 }
                 Err(Error::timed_out(Step::Request, Some(timeout)).at(&key))
             }
+        };
+        if !span.is_disabled() {
+            crate::trace::answered(
+                &span,
+                outcome.as_ref().map(|r| (r.status(), r.version())),
+                timing
+                    .get()
+                    .map(|(asked, at)| (asked.as_nanos(), at.as_nanos())),
+            );
         }
+        outcome
     }
 
     /// Records a request that ended with `outcome` into the OpenTelemetry

@@ -31,6 +31,8 @@ use crate::h1::ResponseParser;
 use crate::pool::{LeasedConn, Shared, Timing};
 use crate::runtime::Runtime;
 use crate::session::{ConnCell, Session};
+use crate::trace::Resend;
+use tracing::Span;
 
 /// How many times a request refused by HTTP/2 servers (REFUSED_STREAM, GOAWAY)
 /// is sent again before the refusal is returned.
@@ -79,12 +81,12 @@ pub(super) async fn execute<R: Runtime>(
     parts: &request::Parts,
     body: &mut Outgoing,
     (now, deadline): (Instant, Instant),
-    awaiting: &ConnCell,
-    timing: &Timing,
+    (awaiting, timing, span): (&ConnCell, &Timing, &Span),
 ) -> Result<Response<Body>, Error> {
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
+    let mut resends = 0;
     // The failure the next checkout retries, which spends from the client's
     // retry budget (and is the answer if none is left); or whether it asks
     // again for an attempt that sent nothing.
@@ -105,6 +107,7 @@ pub(super) async fn execute<R: Runtime>(
             checkout = checkout.again();
         }
         let (lease, checked) = checkout.await?;
+        let placed = |reused| crate::trace::placed(span, lease.conn(), reused);
         if let Some(session) = session {
             session.placed_on(lease.conn());
         }
@@ -116,7 +119,8 @@ pub(super) async fn execute<R: Runtime>(
                 return Err(Error::new(ErrorKind::Protocol)
                     .with_message("the pool granted a WebSocket for an HTTP request"));
             }
-            LeasedConn::H2(send) => {
+            LeasedConn::H2(send, reused) => {
+                placed(reused);
                 // Each attempt's future is built where it is awaited, not
                 // moved into this one.
                 let attempt = pin!(over_h2(inner, lease, send, parts, body, awaiting)).await;
@@ -132,6 +136,12 @@ pub(super) async fn execute<R: Runtime>(
                         // whose body can be sent again goes again.
                         if failure.replayable && refusals < MAX_REFUSALS && body.is_replayable() {
                             refusals += 1;
+                            resends += 1;
+                            let why = match failure.going_away {
+                                true => Resend::GoAway,
+                                false => Resend::RefusedStream,
+                            };
+                            crate::trace::resend(span, resends, why);
                             retry_of = Some(failure.error);
                             continue;
                         }
@@ -141,6 +151,8 @@ pub(super) async fn execute<R: Runtime>(
                         // connection, since this one is closed.
                         if failure.cut && !retried && may_resend(parts, body) {
                             retried = true;
+                            resends += 1;
+                            crate::trace::resend(span, resends, Resend::ConnectionCut);
                             retry_of = Some(failure.error);
                             continue;
                         }
@@ -150,6 +162,7 @@ pub(super) async fn execute<R: Runtime>(
             }
         };
         let reused = conn.waited;
+        placed(reused);
         // A retry goes to a fresh connection. The failure showed that this
         // server drops idle connections, and the pool offers the most recently
         // used first, so any idle one it offers now has waited at least as long
@@ -190,6 +203,8 @@ pub(super) async fn execute<R: Runtime>(
                 drop(guard);
                 if failure.replayable && reused && !retried && may_resend(parts, body) {
                     retried = true;
+                    resends += 1;
+                    crate::trace::resend(span, resends, Resend::ConnectionCut);
                     retry_of = Some(failure.error);
                     continue;
                 }

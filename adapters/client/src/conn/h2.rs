@@ -52,6 +52,8 @@ impl PingRequest {
 pub(crate) struct H2Conn {
     pub(crate) send: SendRequest<Bytes>,
     pub(crate) ping: Arc<PingRequest>,
+    /// A stream was leased on it before.
+    pub(crate) used: bool,
 }
 
 fn h2_error(kind: ErrorKind, message: &'static str, e: h2::Error) -> Error {
@@ -117,6 +119,7 @@ pub(crate) async fn handshake(io: Transport, settings: H2Settings) -> Result<Han
         conn: H2Conn {
             send,
             ping: Arc::new(PingRequest::default()),
+            used: false,
         },
         connection,
         pings,

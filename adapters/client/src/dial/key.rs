@@ -211,7 +211,7 @@ impl PoolKey {
 
 impl PoolKey {
     /// `http`, `https`, `ws` or `wss`.
-    fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         match (self.is_tls(), self.websocket.is_some()) {
             (true, false) => "https",
             (false, false) => "http",

@@ -68,14 +68,16 @@ async fn dial<R: Runtime>(
                 Error::new(ErrorKind::Connect)
                     .with_message("name resolution failed")
                     .with_source(e)
-            })?,
+            })
+            .inspect(|addrs| crate::trace::resolved(origin.host(), addrs))?,
     };
     if addrs.is_empty() {
         return Err(Error::new(ErrorKind::Connect).with_message("the name has no address"));
     }
-    let tcp = happy_eyeballs(runtime, interleave(addrs))
+    let (tcp, peer) = happy_eyeballs(runtime, interleave(addrs))
         .await
         .map_err(|e| Error::new(ErrorKind::Connect).with_source(e))?;
+    crate::trace::tcp_connected(peer);
     if !origin.is_tls() {
         return Ok(Dialed {
             io: Box::new(tcp),
@@ -101,10 +103,12 @@ async fn dial<R: Runtime>(
     })?;
     let protocol =
         negotiated(stream.get_ref().1).map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
+    let tls_time = runtime.now().saturating_duration_since(tls_start);
+    crate::trace::tls_handshaken(stream.get_ref().1, tls_time);
     Ok(Dialed {
         io: Box::new(stream),
         protocol,
-        tls_time: Some(runtime.now().saturating_duration_since(tls_start)),
+        tls_time: Some(tls_time),
     })
 }
 
@@ -125,18 +129,24 @@ fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
     }
 }
 
-type Attempt<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
+type Attempt<T> = Pin<Box<dyn Future<Output = io::Result<(T, SocketAddr)>> + Send>>;
 
 /// Connects to the first address of `addrs` that answers, starting the next
-/// attempt when one fails or after [`ATTEMPT_DELAY`].
-async fn happy_eyeballs<R: Runtime>(runtime: &R, addrs: Vec<SocketAddr>) -> io::Result<R::Tcp> {
+/// attempt when one fails or after [`ATTEMPT_DELAY`]; with the address that
+/// answered.
+async fn happy_eyeballs<R: Runtime>(
+    runtime: &R,
+    addrs: Vec<SocketAddr>,
+) -> io::Result<(R::Tcp, SocketAddr)> {
     let mut pending = addrs.into_iter();
     let mut attempts: Vec<Attempt<R::Tcp>> = Vec::new();
     let mut last_error = None;
     let mut timer = Box::pin(runtime.timer(runtime.now() + ATTEMPT_DELAY));
     let start = |attempts: &mut Vec<Attempt<R::Tcp>>, addr| {
         let rt = runtime.clone();
-        attempts.push(Box::pin(async move { rt.connect(addr).await }));
+        attempts.push(Box::pin(async move {
+            rt.connect(addr).await.map(|t| (t, addr))
+        }));
     };
     if let Some(addr) = pending.next() {
         start(&mut attempts, addr);

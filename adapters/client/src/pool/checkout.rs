@@ -186,6 +186,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                         return Poll::Pending;
                     }
                     Err(reason) => {
+                        crate::trace::rejected(self.key, reason);
                         let fx = st.drain();
                         let error = match (reason, self.retry_of.take()) {
                             // No retry is left: the request ends with the
@@ -216,7 +217,8 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 match st.take_waiter(waiter) {
                     Some(Waiting::Granted(lease)) => lease,
                     Some(Waiting::Rejected(reason)) => {
-                        return Poll::Ready(Err(st.rejection(self.key, reason)))
+                        crate::trace::rejected(self.key, reason);
+                        return Poll::Ready(Err(st.rejection(self.key, reason)));
                     }
                     _ => return Poll::Ready(Err(Error::new(ErrorKind::ShutDown))),
                 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use muxpool_core::{ConnId, Connected};
+use tracing::Span;
 
 use crate::conn::h1::H1Conn;
 use crate::conn::{h2, ws, Report};
@@ -25,8 +26,9 @@ use super::state::{put, take, Slot};
 use super::Shared;
 
 impl<R: Runtime> Shared<R> {
-    /// The connect task of one connection.
-    pub(crate) async fn open(self: Arc<Self>, conn: ConnId, key: PoolKey) {
+    /// The connect task of one connection, in `span`, the connection's
+    /// (kept for its close while it is on).
+    pub(crate) async fn open(self: Arc<Self>, conn: ConnId, key: PoolKey, span: Span) {
         // A task dropped before it reports (its runtime shut down) reports a
         // failed connect, so the core does not wait for its timeout.
         struct Unreported<'a, R: Runtime>(&'a Shared<R>, Option<ConnId>);
@@ -76,6 +78,11 @@ impl<R: Runtime> Shared<R> {
         let mut ws_driver = None;
         let dropped = self.with_state(|st, now| match result {
             Ok((opened, tls_time)) => {
+                let (protocol, version) = match &opened {
+                    Opened::H1(_) => ("http", "1.1"),
+                    Opened::H2(_) => ("http", "2"),
+                    Opened::Ws(_) => ("websocket", "13"),
+                };
                 // With nobody waiting, the new connection goes idle, unused.
                 let unclaimed = st.pool.key_stats(&key).is_none_or(|s| s.waiting == 0);
                 let (info, slot) = match opened {
@@ -106,8 +113,14 @@ impl<R: Runtime> Shared<R> {
                 };
                 match st.pool.handle_connected(conn, now, info) {
                     Ok(()) => {
-                        st.connect_errors.remove(&key);
+                        if st.connect_errors.remove(&key).is_some() {
+                            crate::trace::recovered(&span, &key);
+                        }
                         put(&mut st.conns, conn.index(), conn, slot);
+                        crate::trace::ready(&span, protocol, version);
+                        if !span.is_disabled() {
+                            put(&mut st.spans, conn.index(), conn, span.clone());
+                        }
                         let took = self.std_instant(now).saturating_duration_since(started);
                         st.record(&key, |l| {
                             l.connect.record(took);
@@ -127,6 +140,7 @@ impl<R: Runtime> Shared<R> {
             Err(error) => {
                 // A connect the core already gave up on (its deadline came
                 // first) is not this key's latest failure.
+                crate::trace::connect_failed(&span, &error);
                 if let Some(Slot::Connecting(key)) = take(&mut st.conns, conn.index(), conn) {
                     let failure = error.connect_failure();
                     st.remember_failure(key, error);
@@ -145,13 +159,15 @@ impl<R: Runtime> Shared<R> {
             let driver = h2::drive(connection, pings, ping, move |report| {
                 me.report(conn, report);
             });
-            self.runtime.spawn(driver);
+            self.spawn_in(span.clone(), driver);
         }
         if let Some(driver) = ws_driver {
             let me = Arc::clone(&self);
             let pool = Arc::clone(&self) as Arc<dyn crate::conn::Clock>;
-            self.runtime
-                .spawn(driver.drive(pool, move |report| me.report(conn, report)));
+            self.spawn_in(
+                span,
+                driver.drive(pool, move |report| me.report(conn, report)),
+            );
         }
     }
 
@@ -165,7 +181,10 @@ impl<R: Runtime> Shared<R> {
                 let _ = st.pool.handle_health_ok(conn, now);
             }
             Report::Closed => {
-                let _ = st.pool.handle_transport_closed(conn, now);
+                if st.pool.handle_transport_closed(conn, now).is_ok() {
+                    let span = take(&mut st.spans, conn.index(), conn);
+                    crate::trace::transport_closed(conn, span.as_ref());
+                }
                 let _ = take(&mut st.conns, conn.index(), conn);
             }
         });

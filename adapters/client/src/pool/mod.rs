@@ -101,16 +101,16 @@ impl Effects {
                 Effect::Wake(waker) => waker.wake(),
                 Effect::Open(conn, key) => {
                     if let Some(task) = me() {
-                        inner
-                            .runtime
-                            .spawn(async move { task.open(conn, key).await });
+                        let span = crate::trace::connection(conn, &key);
+                        let traced = span.clone();
+                        inner.spawn_in(span, async move { task.open(conn, key, traced).await });
                     }
                 }
             }
         }
         if start_timer {
             if let Some(me) = me() {
-                inner.runtime.spawn(me.timer_task());
+                inner.spawn_in(tracing::Span::none(), me.timer_task());
             }
         }
     }
@@ -132,6 +132,24 @@ impl<R: Runtime> Shared<R> {
             me: me.clone(),
             last_key: Mutex::new(None),
         }))
+    }
+
+    /// Spawns `task` on the runtime, in `span`, and, while anything listens,
+    /// with the subscriber of the task that spawns it: what a connect task
+    /// or a connection's driver reports goes where the request that caused
+    /// it reports.
+    pub(crate) fn spawn_in(
+        &self,
+        span: tracing::Span,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        use tracing::instrument::{Instrument, WithSubscriber};
+        if crate::trace::on() {
+            self.runtime
+                .spawn(task.instrument(span).with_current_subscriber());
+        } else {
+            self.runtime.spawn(task);
+        }
     }
 
     /// The pool key of a request to `uri` (see [`PoolKey::from_uri`]).
@@ -266,6 +284,10 @@ impl<R: Runtime> Shared<R> {
     /// Reports that a connection is going away: no new grants on it.
     pub(crate) fn going_away(&self, conn: ConnId) {
         self.with_state(|st, now| {
+            if crate::trace::on() {
+                let span = slot_mut(&mut st.spans, conn.index(), conn);
+                crate::trace::going_away(conn, span.as_deref());
+            }
             let _ = st.pool.handle_going_away(conn, now);
         });
     }

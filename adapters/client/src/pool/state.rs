@@ -53,8 +53,9 @@ pub(crate) enum Slot {
 pub(crate) enum LeasedConn {
     /// An HTTP/1.1 connection, exclusively.
     H1(H1Conn),
-    /// A stream on an HTTP/2 connection, sent on this handle of it.
-    H2(h2::client::SendRequest<bytes::Bytes>),
+    /// A stream on an HTTP/2 connection, sent on this handle of it; and
+    /// whether the connection carried a stream before.
+    H2(h2::client::SendRequest<bytes::Bytes>, bool),
     /// A WebSocket, exclusively.
     Ws(WsConn),
 }
@@ -122,6 +123,9 @@ pub(crate) struct State {
     pub(crate) deadlines: Deadlines,
     /// The latency histograms, per key and in total.
     pub(crate) latencies: Recorder,
+    /// The span of each connection that has one (tracing was on when it
+    /// opened), indexed as `conns`: a close is recorded in it.
+    pub(crate) spans: Vec<Option<(ConnId, tracing::Span)>>,
 }
 
 #[derive(Default)]
@@ -188,6 +192,7 @@ impl State {
             spare_buffers: Vec::new(),
             deadlines: Deadlines::default(),
             latencies: Recorder::default(),
+            spans: Vec::new(),
         }
     }
 
@@ -262,21 +267,29 @@ impl State {
                             conn,
                             Slot::Connecting(key.clone()),
                         );
+                        crate::trace::opening(conn, &key);
                         fx.list.push(Effect::Open(conn, key));
                     }
                 }
-                Action::Close { conn, reason } => match take(&mut self.conns, conn.index(), conn) {
-                    Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
-                        fx.list.push(Effect::Drop(slot))
+                Action::Close { conn, reason } => {
+                    let span = take(&mut self.spans, conn.index(), conn);
+                    crate::trace::closed(conn, reason, span.as_ref());
+                    match take(&mut self.conns, conn.index(), conn) {
+                        Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
+                            fx.list.push(Effect::Drop(slot))
+                        }
+                        Some(Slot::Connecting(key)) if reason == CloseReason::ConnectTimeout => {
+                            // The core's deadline came first; the connect task
+                            // will find its connection forgotten.
+                            let after = self.pool.config().connect_timeout;
+                            self.remember_failure(
+                                key,
+                                Error::timed_out(Step::Connect, Some(after)),
+                            );
+                        }
+                        _ => {}
                     }
-                    Some(Slot::Connecting(key)) if reason == CloseReason::ConnectTimeout => {
-                        // The core's deadline came first; the connect task will
-                        // find its connection forgotten.
-                        let after = self.pool.config().connect_timeout;
-                        self.remember_failure(key, Error::timed_out(Step::Connect, Some(after)));
-                    }
-                    _ => {}
-                },
+                }
                 Action::Grant { waiter, lease } => {
                     // A WebSocket is its holder's from the grant on: what its
                     // server sends before the holder picks it up is kept for
@@ -409,7 +422,10 @@ impl State {
         let conn = lease.conn();
         let slot = slot_mut(&mut self.conns, conn.index(), conn)?;
         match slot {
-            Slot::H2(c) => return Some(LeasedConn::H2(c.send.clone())),
+            Slot::H2(c) => {
+                let reused = std::mem::replace(&mut c.used, true);
+                return Some(LeasedConn::H2(c.send.clone(), reused));
+            }
             Slot::Idle(_) | Slot::Ws(_) => {}
             _ => return None,
         }

@@ -64,8 +64,8 @@ pub(crate) async fn open<R: Runtime>(
     let http = origin.http();
     let (lease, leased) = inner.checkout(&http, Some(deadline)).await?;
     let send = match leased {
-        LeasedConn::H2(send) if send.is_extended_connect_protocol_enabled() => send,
-        LeasedConn::H2(_) => {
+        LeasedConn::H2(send, _) if send.is_extended_connect_protocol_enabled() => send,
+        LeasedConn::H2(..) => {
             inner.release(lease, Release::Reuse);
             return Ok(None);
         }

@@ -1,0 +1,209 @@
+//! What the client traces: a span per request shaped as OpenTelemetry's HTTP
+//! client span, a span per connection, and events for the pool's decisions,
+//! each checked field by field through a subscriber that records them for
+//! one test (`support::capture`).
+
+use std::time::Duration;
+
+use crate::support::capture::Capture;
+use crate::support::raw_h2::{ok, RawH2};
+use crate::support::{self, closed_port, get, get_within, request, Adapter};
+use http::Method;
+use muxpool::client::Client;
+use muxpool_testkit::h2_frames::{answer_for, Event, FrameServer, NO_ERROR};
+use muxpool_testkit::hyper_server::{HyperServer, Options};
+use tracing::Level;
+
+/// Two GETs, one after the other, on one HTTP/1.1 connection: the first
+/// opens it and waits for it, the second reuses it.
+async fn a_request_has_its_span<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::new();
+    for _ in 0..2 {
+        let response = get(&client, server.url("/")).await.expect("answered");
+        response.into_body().bytes().await.expect("the body");
+    }
+    let spans = capture.spans_named("GET");
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let port = server.port().to_string();
+    for span in &spans {
+        assert_eq!(span.get("otel.kind"), Some("client"));
+        assert_eq!(span.get("http.request.method"), Some("GET"));
+        assert_eq!(span.get("url.scheme"), Some("http"));
+        assert_eq!(span.get("server.address"), Some("127.0.0.1"));
+        assert_eq!(span.get("server.port"), Some(port.as_str()));
+        assert_eq!(span.get("network.protocol.version"), Some("1.1"));
+        assert_eq!(span.get("http.response.status_code"), Some("200"));
+        assert_eq!(span.get("error.type"), None, "{span:#?}");
+        assert_eq!(span.get("http.request.resend_count"), None);
+        assert!(span.get("muxpool.wait.duration").is_some(), "{span:#?}");
+    }
+    assert_eq!(spans[0].get("muxpool.connection.reused"), Some("false"));
+    assert_eq!(spans[0].get("muxpool.connection.waited"), Some("true"));
+    assert_eq!(spans[1].get("muxpool.connection.reused"), Some("true"));
+    assert_eq!(spans[1].get("muxpool.connection.waited"), Some("false"));
+    let conn = spans[0].get("muxpool.connection.id");
+    assert!(conn.is_some_and(|c| c.starts_with("conn#")), "{conn:?}");
+    assert_eq!(spans[1].get("muxpool.connection.id"), conn);
+
+    let connections = capture.spans_named("connection");
+    assert_eq!(connections.len(), 1, "{connections:#?}");
+    let connection = &connections[0];
+    assert_eq!(connection.get("muxpool.connection.id"), conn);
+    assert_eq!(connection.get("server.port"), Some(port.as_str()));
+    assert_eq!(connection.get("network.peer.address"), Some("127.0.0.1"));
+    assert_eq!(connection.get("network.protocol.name"), Some("http"));
+    assert_eq!(connection.get("network.protocol.version"), Some("1.1"));
+    let opened = capture.events_saying("pool opens a connection");
+    assert_eq!(opened.len(), 1);
+    let (event, parent) = &opened[0];
+    assert_eq!(event.level, Level::DEBUG);
+    assert_eq!(event.get("muxpool.connection.id"), conn);
+    assert_eq!(
+        parent.as_ref().map(|s| s.name),
+        Some("GET"),
+        "the first request's"
+    );
+    let (_, ready_in) = &capture.events_saying("connection ready")[0];
+    assert_eq!(ready_in.as_ref().map(|s| s.name), Some("connection"));
+    // Nothing above DEBUG for requests that went well.
+    let loud: Vec<_> = capture
+        .events()
+        .into_iter()
+        .filter(|e| e.level < Level::DEBUG)
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+}
+
+/// A stream refused unprocessed (REFUSED_STREAM) goes again: its span counts
+/// one resend, and an event says why.
+async fn a_retry_is_an_event<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let server = RawH2::start(|seen, _request, mut respond| {
+        if seen % 2 == 1 {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        } else {
+            ok(&mut respond, b"ok");
+        }
+    });
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("a valid configuration");
+    let response = client
+        .send(request(Method::POST, &server.url, "payload"))
+        .await
+        .expect("the retry is answered");
+    assert_eq!(response.into_body().text().await.expect("text"), "ok");
+    let spans = capture.spans_named("POST");
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.get("http.request.resend_count"), Some("1"));
+    assert_eq!(span.get("network.protocol.version"), Some("2"));
+    assert_eq!(span.get("http.response.status_code"), Some("200"));
+    // Its second stream went to the same connection, which served one before.
+    assert_eq!(span.get("muxpool.connection.reused"), Some("true"));
+    let retries = capture.events_saying("request sent again");
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    let (event, parent) = &retries[0];
+    assert_eq!(event.level, Level::DEBUG);
+    assert_eq!(event.get("muxpool.retry.reason"), Some("refused_stream"));
+    assert_eq!(event.get("http.request.resend_count"), Some("1"));
+    assert_eq!(parent.as_ref().map(|s| s.name), Some("POST"));
+    let connection = &capture.spans_named("connection")[0];
+    assert_eq!(connection.get("network.protocol.version"), Some("2"));
+}
+
+/// A connect refused: the connection's span says so, the request's span
+/// names the error, and the pool's rejection is an event of the request.
+async fn a_refused_connect_is_traced<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let port = closed_port();
+    let client = Client::<R>::new();
+    let req = get_within(
+        format!("http://127.0.0.1:{port}/"),
+        Duration::from_millis(1500),
+    );
+    let error = client.send(req).await.expect_err("nothing listens");
+    assert_eq!(error.kind(), muxpool::ErrorKind::Connect, "{error:#}");
+    let span = &capture.spans_named("GET")[0];
+    assert_eq!(span.get("error.type"), Some("connect"));
+    assert_eq!(span.get("http.response.status_code"), None);
+    let connections = capture.spans_named("connection");
+    assert!(connections.len() >= 2, "connected again: {connections:#?}");
+    for connection in &connections {
+        assert_eq!(
+            connection.get("error.type"),
+            Some("connect"),
+            "{connection:#?}"
+        );
+        assert_eq!(connection.get("network.protocol.version"), None);
+    }
+    let failed = capture.events_saying("connect failed");
+    assert_eq!(failed.len(), connections.len());
+    for (event, parent) in &failed {
+        assert!(
+            event.get("error").is_some_and(|e| e.contains("refused")),
+            "{event:#?}"
+        );
+        assert_eq!(parent.as_ref().map(|s| s.name), Some("connection"));
+    }
+    let rejected = capture.events_saying("pool rejects a request");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    let (event, parent) = &rejected[0];
+    assert_eq!(event.get("muxpool.reject_reason"), Some("connect_failed"));
+    assert_eq!(event.get("server.port"), Some(port.to_string().as_str()));
+    assert_eq!(parent.as_ref().map(|s| s.name), Some("GET"));
+}
+
+/// A GOAWAY naming a stream below one in flight: the event names the
+/// connection that went away, and the request goes again for it.
+async fn a_goaway_is_an_event<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let server = FrameServer::start(|mut conn| async move {
+        conn.handshake(&[]).await?;
+        if conn.index() > 0 {
+            return conn.answer_all().await;
+        }
+        conn.hold(1).await?;
+        conn.answer(1).await?;
+        conn.hold(1).await?;
+        conn.go_away(1, NO_ERROR).await?;
+        while conn.next().await? != Event::Closed {}
+        Ok(())
+    });
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("a valid configuration");
+    for answer in [answer_for(0, 1), answer_for(1, 1)] {
+        let response = get(&client, server.url("/")).await.expect("answered");
+        assert_eq!(response.into_body().text().await.expect("text"), answer);
+    }
+    let goaways = capture.events_saying("goaway received");
+    assert!(!goaways.is_empty(), "{:#?}", capture.events());
+    let first = capture.spans_named("connection")[0].clone();
+    for (event, parent) in &goaways {
+        assert_eq!(
+            event.get("muxpool.connection.id"),
+            first.get("muxpool.connection.id")
+        );
+        // The connection's event, or, when its driver saw it end first, the
+        // request's that learned it.
+        let parent = parent.as_ref().map(|s| s.name);
+        assert!(matches!(parent, Some("connection" | "GET")), "{parent:?}");
+    }
+    let retries = capture.events_saying("request sent again");
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    assert_eq!(retries[0].0.get("muxpool.retry.reason"), Some("goaway"));
+    let second = &capture.spans_named("GET")[1];
+    assert_eq!(second.get("http.request.resend_count"), Some("1"));
+}
+
+support::conformance!(
+    a_request_has_its_span,
+    a_retry_is_an_event,
+    a_refused_connect_is_traced,
+    a_goaway_is_an_event,
+);
