@@ -83,6 +83,9 @@ usage:
   muxpool-bench messages [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256] [--json]
       (request/response over one pooled WebSocket and over HTTP/2 streams, in-process servers)
 
+  Any mode: --trace sets a tracing subscriber (tracing-subscriber's fmt, muxpool's
+  DEBUG spans and events, written to nowhere), for what tracing costs when listened to.
+
 Contenders: hyper-util, reqwest, muxpool, muxpool-smol, floor (in process), wrk (h1 only), h2load (h2 only).";
 
 /// The command line.
@@ -99,6 +102,8 @@ struct Args {
     json: bool,
     /// `idle-memory` over HTTP/2 and TLS.
     h2: bool,
+    /// A tracing subscriber listens to muxpool at DEBUG.
+    trace: bool,
 }
 
 impl Args {
@@ -119,6 +124,7 @@ impl Args {
             only: None,
             json: false,
             h2: false,
+            trace: false,
         };
         while let Some(flag) = raw.next() {
             let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
@@ -154,6 +160,7 @@ impl Args {
                 }
                 "--json" => args.json = true,
                 "--h2" => args.h2 = true,
+                "--trace" => args.trace = true,
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown flag {flag:?}")),
             }
@@ -187,6 +194,9 @@ fn main() -> ExitCode {
     };
     if args.mode == "idle-memory" {
         alloc::enable();
+    }
+    if args.trace {
+        trace_to_nowhere();
     }
     if args.mode == "proxy" {
         let params = proxy::Params {
@@ -443,4 +453,20 @@ fn idle_memory(
         print!("{}", report::idle_markdown(&rows));
     }
     Ok(())
+}
+
+/// Sets a global subscriber as an application would, tracing-subscriber's
+/// `fmt` with muxpool's spans and events at DEBUG, formatting every event
+/// and writing it to nowhere: what tracing costs a request when someone
+/// listens.
+fn trace_to_nowhere() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("muxpool_client", tracing::Level::DEBUG),
+        )
+        .init();
 }
