@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example loopback
+//! MUXPOOL_TRACE=1 cargo run --release --example loopback   # with muxpool's tracing on stderr
 //! ```
 //!
 //! 64 tasks send 20,000 requests in all over a pool limited to 16 connections to
@@ -26,6 +27,13 @@ const PER_ORIGIN: u32 = 16;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // MUXPOOL_TRACE=1 prints muxpool's spans and events (DEBUG) to stderr.
+    if std::env::var_os("MUXPOOL_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let server = HyperServer::start(Options {
         close_after_requests: Some(1_000),
         ..Options::default()
