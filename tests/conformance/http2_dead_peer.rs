@@ -6,21 +6,15 @@
 
 use std::time::Duration;
 
-use crate::support::raw_h2::{ok, RawH2};
-use crate::support::{
-    self, assert_quiescent, get_text, h2c_client_checking, wait_until, within, Adapter,
-};
+use crate::support::raw_h2::RawH2;
+use crate::support::{self, assert_quiescent, get_text, wait_until, within, Adapter};
 use bytes::Bytes;
 use muxpool::sans_io::{CloseReason, HealthCheck};
 use muxpool::{Body, ErrorKind};
 
 async fn a_peer_that_stops_answering_pings_is_closed<R: Adapter>() {
     // Answers the first stream of each connection, then hangs.
-    let server = RawH2::stalling_after(1, |_, _request, mut respond| ok(&mut respond, b"ok"));
-    let client = h2c_client_checking::<R>(HealthCheck::new(
-        Some(Duration::from_millis(50)),
-        Duration::from_millis(200),
-    ));
+    let (server, client) = support::hanging_peer_and_checking_client::<R>();
 
     assert_eq!(get_text(&client, &server.url).await, "ok");
     wait_until("the hung connection is closed", || client.stats().open == 0).await;

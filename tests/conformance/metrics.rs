@@ -16,8 +16,8 @@ use crate::support::{assert_quiescent, client_trusting, get_text};
 use muxpool::client::Client;
 use muxpool::metrics::Metrics;
 use muxpool::RequestTimeout;
-use muxpool_testkit::certs::{self, Ca};
-use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
+use muxpool_testkit::certs::Ca;
+use muxpool_testkit::hyper_server::{HyperServer, Options};
 
 /// `a` requests to one origin and `b` to another, one after the other.
 async fn two_origins<R: Adapter>(a: u64, b: u64) -> (Client<R>, HyperServer, HyperServer) {
@@ -101,14 +101,7 @@ async fn a_failed_request_counts_in_duration_only<R: Adapter>() {
 
 async fn tls_handshakes_are_timed<R: Adapter>() {
     let ca = Ca::new("muxpool test CA");
-    let server = HyperServer::start(Options {
-        tls: Some(certs::server_config(
-            &ca.leaf(&["localhost", "127.0.0.1"]),
-            &[b"http/1.1"],
-        )),
-        protocol: Protocol::Http1,
-        ..Options::default()
-    });
+    let server = support::tls_http1_server(&ca);
     let client = client_trusting::<R>(&ca);
     for _ in 0..3 {
         assert_eq!(get_text(&client, server.url("/")).await, "hello");

@@ -302,6 +302,20 @@ pub fn cert_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// An HTTP/1.1 server over TLS, its certificate issued by `ca` for
+/// `localhost` and `127.0.0.1`, offering only `http/1.1`.
+pub fn tls_http1_server(ca: &Ca) -> muxpool_testkit::hyper_server::HyperServer {
+    use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
+    HyperServer::start(Options {
+        tls: Some(muxpool_testkit::certs::server_config(
+            &ca.leaf(&["localhost", "127.0.0.1"]),
+            &[b"http/1.1"],
+        )),
+        protocol: Protocol::Http1,
+        ..Options::default()
+    })
+}
+
 /// A client trusting only `ca`.
 pub fn client_trusting<R: Adapter>(ca: &Ca) -> Client<R> {
     Client::<R>::builder()
@@ -315,6 +329,20 @@ pub fn builder_checking<R: Adapter>(
     health: muxpool::sans_io::HealthCheck,
 ) -> muxpool::client::ClientBuilder<R> {
     Client::<R>::builder().health_check(health)
+}
+
+/// An h2c server that answers the first stream of each connection and then
+/// hangs (its socket open, its PINGs unanswered), and an h2c client that
+/// checks an idle connection after 50 ms and gives the check 200 ms.
+pub fn hanging_peer_and_checking_client<R: Adapter>() -> (raw_h2::RawH2, Client<R>) {
+    let server = raw_h2::RawH2::stalling_after(1, |_, _request, mut respond| {
+        raw_h2::ok(&mut respond, b"ok")
+    });
+    let client = h2c_client_checking::<R>(muxpool::sans_io::HealthCheck::new(
+        Some(Duration::from_millis(50)),
+        Duration::from_millis(200),
+    ));
+    (server, client)
 }
 
 /// An h2c (prior knowledge) client with these health checks.

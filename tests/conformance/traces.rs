@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use crate::support::capture::Capture;
 use crate::support::raw_h2::{ok, RawH2};
-use crate::support::{self, closed_port, get, get_within, request, Adapter};
+use crate::support::{
+    self, client_trusting, closed_port, get, get_text, get_within, request, wait_until, Adapter,
+};
 use http::Method;
 use muxpool::client::Client;
+use muxpool_testkit::certs::Ca;
 use muxpool_testkit::h2_frames::{answer_for, Event, FrameServer, NO_ERROR};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
 use tracing::Level;
@@ -201,9 +204,62 @@ async fn a_goaway_is_an_event<R: Adapter>() {
     assert_eq!(second.get("http.request.resend_count"), Some("1"));
 }
 
+/// A TLS connection's span says what its handshake agreed on.
+async fn a_tls_connection_has_its_handshake<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let ca = Ca::new("muxpool test CA");
+    let server = support::tls_http1_server(&ca);
+    let client = client_trusting::<R>(&ca);
+    assert_eq!(get_text(&client, server.url("/")).await, "hello");
+    let connection = &capture.spans_named("connection")[0];
+    assert_eq!(connection.get("url.scheme"), Some("https"));
+    assert_eq!(connection.get("tls.protocol.version"), Some("1.3"));
+    assert_eq!(connection.get("tls.next_protocol"), Some("http/1.1"));
+    assert_eq!(connection.get("tls.resumed"), Some("false"));
+    assert_eq!(connection.get("network.protocol.version"), Some("1.1"));
+    let done = capture.events_saying("tls handshake done");
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert!(done[0].0.get("tls.handshake.duration").is_some());
+    assert_eq!(done[0].1.as_ref().map(|s| s.name), Some("connection"));
+}
+
+/// A health check left unanswered closes its connection behind its users'
+/// backs: a warning, in the connection's span, whose close reason it is.
+async fn a_failed_health_check_is_a_warning<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let (server, client) = support::hanging_peer_and_checking_client::<R>();
+    assert_eq!(get_text(&client, &server.url).await, "ok");
+    wait_until("the hung connection is closed", || client.stats().open == 0).await;
+    let warnings: Vec<_> = capture
+        .events()
+        .into_iter()
+        .filter(|e| e.level == Level::WARN)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let failed = capture.events_saying("health check failed");
+    assert_eq!(failed.len(), 1);
+    let (event, parent) = &failed[0];
+    assert_eq!(event.level, Level::WARN);
+    let parent = parent.as_ref().expect("the connection's span");
+    assert_eq!(parent.name, "connection");
+    assert_eq!(
+        parent.get("muxpool.close_reason"),
+        Some("health_check_failed")
+    );
+    let closes = capture.events_saying("pool closes a connection");
+    assert_eq!(closes.len(), 1, "{closes:#?}");
+    assert_eq!(closes[0].0.level, Level::DEBUG);
+    assert_eq!(
+        closes[0].0.get("muxpool.close_reason"),
+        Some("health_check_failed")
+    );
+}
+
 support::conformance!(
     a_request_has_its_span,
     a_retry_is_an_event,
     a_refused_connect_is_traced,
     a_goaway_is_an_event,
+    a_tls_connection_has_its_handshake,
+    a_failed_health_check_is_a_warning,
 );
