@@ -4,13 +4,11 @@
 //! server side, refuses every other stream: the first, the third, ... Each
 //! such send spends a retry of the client's budget.
 
-use std::time::Duration;
-
 use crate::support::raw_h2::{ok, RawH2};
 use crate::support::{self, Adapter};
 use muxpool::client::Client;
 use muxpool::sans_io::RejectReason;
-use muxpool::{Body, ErrorKind, RetryBudget};
+use muxpool::{Body, ErrorKind};
 
 /// Refuses the first, third, ... stream of each connection; answers `ok` to
 /// the others.
@@ -51,14 +49,7 @@ async fn a_refused_stream_is_sent_again<R: Adapter>() {
 /// time is sent 4 times and then ends with the refusal; the next request,
 /// with nothing left, is sent once.
 async fn refusals_spend_the_retry_budget<R: Adapter>() {
-    let server = RawH2::start(|_, _request, mut respond| {
-        respond.send_reset(h2::Reason::REFUSED_STREAM);
-    });
-    let client = Client::<R>::builder()
-        .http2_prior_knowledge(true)
-        .retry_budget(RetryBudget::new(0, 1, Duration::from_secs(3)))
-        .build()
-        .expect("a valid configuration");
+    let (server, client) = support::refusing_peer_and_budgeted_client::<R>();
     let get = || {
         http::Request::get(&server.url)
             .body(Body::empty())

@@ -345,6 +345,21 @@ pub fn hanging_peer_and_checking_client<R: Adapter>() -> (raw_h2::RawH2, Client<
     (server, client)
 }
 
+/// An h2c server that refuses every stream (REFUSED_STREAM), and an h2c
+/// client whose retry budget has room for 3 retries (a floor of 1 a second
+/// over 3 s, no share of requests).
+pub fn refusing_peer_and_budgeted_client<R: Adapter>() -> (raw_h2::RawH2, Client<R>) {
+    let server = raw_h2::RawH2::start(|_, _request, mut respond| {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+    });
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .retry_budget(muxpool::RetryBudget::new(0, 1, Duration::from_secs(3)))
+        .build()
+        .expect("a valid configuration");
+    (server, client)
+}
+
 /// An h2c (prior knowledge) client with these health checks.
 pub fn h2c_client_checking<R: Adapter>(health: muxpool::sans_io::HealthCheck) -> Client<R> {
     builder_checking::<R>(health)

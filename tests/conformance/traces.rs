@@ -12,6 +12,7 @@ use crate::support::{
 };
 use http::Method;
 use muxpool::client::Client;
+use muxpool::Body;
 use muxpool_testkit::certs::Ca;
 use muxpool_testkit::h2_frames::{answer_for, Event, FrameServer, NO_ERROR};
 use muxpool_testkit::hyper_server::{HyperServer, Options};
@@ -116,6 +117,32 @@ async fn a_retry_is_an_event<R: Adapter>() {
     assert_eq!(parent.as_ref().map(|s| s.name), Some("POST"));
     let connection = &capture.spans_named("connection")[0];
     assert_eq!(connection.get("network.protocol.version"), Some("2"));
+}
+
+/// A resend the retry budget refuses is not one: a request refused every
+/// time, with room for 3 retries, counts 3 resends, and the budget's
+/// refusal is an event.
+async fn a_resend_the_budget_refuses_is_not_counted<R: Adapter>() {
+    let (capture, _guard) = Capture::start();
+    let (server, client) = support::refusing_peer_and_budgeted_client::<R>();
+    client
+        .send(request(Method::GET, &server.url, Body::empty()))
+        .await
+        .expect_err("refused every time");
+    let span = &capture.spans_named("GET")[0];
+    assert_eq!(
+        span.get("http.request.resend_count"),
+        Some("3"),
+        "{span:#?}"
+    );
+    assert!(span.get("error.type").is_some(), "{span:#?}");
+    assert_eq!(capture.events_saying("request sent again").len(), 3);
+    let rejected = capture.events_saying("pool rejects a request");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert_eq!(
+        rejected[0].0.get("muxpool.reject_reason"),
+        Some("retry_budget")
+    );
 }
 
 /// A connect refused: the connection's span says so, the request's span
@@ -258,6 +285,7 @@ async fn a_failed_health_check_is_a_warning<R: Adapter>() {
 support::conformance!(
     a_request_has_its_span,
     a_retry_is_an_event,
+    a_resend_the_budget_refuses_is_not_counted,
     a_refused_connect_is_traced,
     a_goaway_is_an_event,
     a_tls_connection_has_its_handshake,

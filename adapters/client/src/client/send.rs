@@ -86,7 +86,10 @@ pub(super) async fn execute<R: Runtime>(
     let session = parts.extensions.get::<Session>();
     let mut retried = false;
     let mut refusals = 0;
+    // Sends after the first, and why the next checkout sends again: told
+    // once that checkout is granted (the retry budget may refuse it).
     let mut resends = 0;
+    let mut resend: Option<Resend> = None;
     // The failure the next checkout retries, which spends from the client's
     // retry budget (and is the answer if none is left); or whether it asks
     // again for an attempt that sent nothing.
@@ -107,6 +110,10 @@ pub(super) async fn execute<R: Runtime>(
             checkout = checkout.again();
         }
         let (lease, checked) = checkout.await?;
+        if let Some(why) = resend.take() {
+            resends += 1;
+            crate::trace::resend(span, resends, why);
+        }
         let placed = |reused| crate::trace::placed(span, lease.conn(), reused);
         if let Some(session) = session {
             session.placed_on(lease.conn());
@@ -136,12 +143,10 @@ pub(super) async fn execute<R: Runtime>(
                         // whose body can be sent again goes again.
                         if failure.replayable && refusals < MAX_REFUSALS && body.is_replayable() {
                             refusals += 1;
-                            resends += 1;
-                            let why = match failure.going_away {
+                            resend = Some(match failure.going_away {
                                 true => Resend::GoAway,
                                 false => Resend::RefusedStream,
-                            };
-                            crate::trace::resend(span, resends, why);
+                            });
                             retry_of = Some(failure.error);
                             continue;
                         }
@@ -151,8 +156,7 @@ pub(super) async fn execute<R: Runtime>(
                         // connection, since this one is closed.
                         if failure.cut && !retried && may_resend(parts, body) {
                             retried = true;
-                            resends += 1;
-                            crate::trace::resend(span, resends, Resend::ConnectionCut);
+                            resend = Some(Resend::ConnectionCut);
                             retry_of = Some(failure.error);
                             continue;
                         }
@@ -203,8 +207,7 @@ pub(super) async fn execute<R: Runtime>(
                 drop(guard);
                 if failure.replayable && reused && !retried && may_resend(parts, body) {
                     retried = true;
-                    resends += 1;
-                    crate::trace::resend(span, resends, Resend::ConnectionCut);
+                    resend = Some(Resend::ConnectionCut);
                     retry_of = Some(failure.error);
                     continue;
                 }
