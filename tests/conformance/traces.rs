@@ -282,7 +282,84 @@ async fn a_failed_health_check_is_a_warning<R: Adapter>() {
     );
 }
 
+/// An origin whose connects fail opens its circuit: a request refused for it
+/// is an event saying so, and when the origin is back on the same port the
+/// connect that finds it is an event saying the circuit closed.
+async fn the_circuit_opening_and_closing_are_events<R: Adapter>() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (capture, _guard) = Capture::start();
+    let port = closed_port();
+    let client = Client::<R>::builder()
+        .circuit(
+            muxpool::Circuit::new(Some(1), Duration::from_millis(200)).failing_for(Duration::ZERO),
+        )
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("a client");
+    let url = format!("http://127.0.0.1:{port}/");
+    let _ = get(&client, &url).await.expect_err("nothing listens");
+    let error = get(&client, &url).await.expect_err("the circuit is open");
+    assert_eq!(error.kind(), muxpool::ErrorKind::CircuitOpen, "{error:#}");
+    let open = capture.events_saying("circuit open, request rejected");
+    assert!(!open.is_empty(), "{:#?}", capture.events());
+    assert_eq!(open[0].0.get("muxpool.reject_reason"), Some("circuit_open"));
+    assert_eq!(
+        open[0].0.get("server.port"),
+        Some(port.to_string().as_str())
+    );
+
+    // The origin comes back on its port: a server that answers `ok` and
+    // closes, until the test is done.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the same port");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let done = Arc::new(AtomicBool::new(false));
+    let serving = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).expect("blocking");
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n")
+                            && stream.read(&mut byte).unwrap_or(0) == 1
+                        {
+                            head.push(byte[0]);
+                        }
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        })
+    };
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(response) = get(&client, &url).await {
+            assert_eq!(response.into_body().text().await.expect("text"), "ok");
+            answered = true;
+            break;
+        }
+        support::sleep(Duration::from_millis(50)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    serving.join().expect("the server thread");
+    assert!(answered, "the origin was found again");
+    let closed = capture.events_saying("connects succeed again, circuit closed");
+    assert_eq!(closed.len(), 1, "{:#?}", capture.events());
+    let (event, parent) = &closed[0];
+    assert_eq!(event.get("server.port"), Some(port.to_string().as_str()));
+    assert_eq!(parent.as_ref().map(|s| s.name), Some("connection"));
+}
+
 support::conformance!(
+    the_circuit_opening_and_closing_are_events,
     a_request_has_its_span,
     a_retry_is_an_event,
     a_resend_the_budget_refuses_is_not_counted,
