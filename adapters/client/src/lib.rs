@@ -62,6 +62,7 @@ pub mod metrics;
 mod pool;
 mod response;
 pub mod runtime;
+mod semconv;
 mod session;
 mod timeout;
 pub mod tls;

@@ -125,7 +125,9 @@ pub(crate) fn answered(
     match outcome {
         Ok((status, version)) => {
             span.record("http.response.status_code", status.as_u16());
-            span.record("network.protocol.version", version_name(version));
+            if let Some(version) = crate::semconv::protocol_version(version) {
+                span.record("network.protocol.version", version);
+            }
             if status.as_u16() >= 400 {
                 // OpenTelemetry: a client span's error is its status code.
                 span.record("error.type", status.as_str());
@@ -142,18 +144,6 @@ pub(crate) fn answered(
             "muxpool.wait.duration",
             Duration::from_nanos(wait).as_secs_f64(),
         );
-    }
-}
-
-/// OpenTelemetry's `network.protocol.version` of an HTTP version.
-fn version_name(version: http::Version) -> &'static str {
-    match version {
-        http::Version::HTTP_09 => "0.9",
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_11 => "1.1",
-        http::Version::HTTP_2 => "2",
-        http::Version::HTTP_3 => "3",
-        _ => "other",
     }
 }
 

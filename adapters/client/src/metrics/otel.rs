@@ -23,6 +23,7 @@ use opentelemetry::KeyValue;
 use super::Metrics;
 use crate::dial::PoolKey;
 use crate::error::ErrorKind;
+use crate::semconv::{method_name, protocol_version};
 
 /// The semantic conventions' advised bucket bounds for
 /// `http.client.request.duration`, in seconds.
@@ -55,7 +56,7 @@ impl RequestDurations {
                     "http.response.status_code",
                     i64::from(status.as_u16()),
                 ));
-                if let Some(version) = version_name(version) {
+                if let Some(version) = protocol_version(version) {
                     attributes.push(KeyValue::new("network.protocol.version", version));
                 }
                 if status.is_client_error() || status.is_server_error() {
@@ -167,46 +168,12 @@ fn observe_active_requests(m: &Metrics, observer: &dyn AsyncInstrument<i64>) {
     }
 }
 
-/// The semantic conventions' name of `method`: one of RFC 9110's and
-/// `PATCH`, or `_OTHER`.
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
-}
-
-fn version_name(version: Version) -> Option<&'static str> {
-    match version {
-        Version::HTTP_10 => Some("1.0"),
-        Version::HTTP_11 => Some("1.1"),
-        Version::HTTP_2 => Some("2"),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn methods_and_versions_have_their_convention_names() {
-        assert_eq!(method_name(&Method::GET), "GET");
-        assert_eq!(method_name(&Method::PATCH), "PATCH");
-        assert_eq!(
-            method_name(&Method::from_bytes(b"PURGE").unwrap()),
-            "_OTHER"
-        );
-        assert_eq!(version_name(Version::HTTP_2), Some("2"));
-        assert_eq!(version_name(Version::HTTP_3), None);
+    fn error_kinds_have_their_labels() {
         assert_eq!(ErrorKind::PoolExhausted.as_str(), "pool_exhausted");
     }
 }
