@@ -17,7 +17,7 @@ use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::runtime::Runtime;
 
-use super::state::{LeasedConn, Waiting};
+use super::state::{LeasedConn, State, Waiting};
 use super::Shared;
 
 impl<R: Runtime> Shared<R> {
@@ -150,6 +150,19 @@ impl<'a, R: Runtime> Checkout<'a, R> {
     }
 }
 
+impl<R: Runtime> Checkout<'_, R> {
+    /// The error for a request the core refused for `reason`, traced: the
+    /// failure a retry would have retried when the retry budget refused it,
+    /// else the refusal's own.
+    fn refused(&mut self, st: &State, reason: RejectReason) -> Error {
+        crate::trace::rejected(self.key, reason);
+        match (reason, self.retry_of.take()) {
+            (RejectReason::RetryBudget, Some(failure)) => failure,
+            _ => st.rejection(self.key, reason),
+        }
+    }
+}
+
 impl<R: Runtime> Future for Checkout<'_, R> {
     type Output = Result<(Lease, LeasedConn), Error>;
 
@@ -186,14 +199,8 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                         return Poll::Pending;
                     }
                     Err(reason) => {
-                        crate::trace::rejected(self.key, reason);
                         let fx = st.drain();
-                        let error = match (reason, self.retry_of.take()) {
-                            // No retry is left: the request ends with the
-                            // failure it would have retried.
-                            (RejectReason::RetryBudget, Some(failure)) => failure,
-                            _ => st.rejection(self.key, reason),
-                        };
+                        let error = self.refused(&st, reason);
                         drop(st);
                         fx.run(inner);
                         return Poll::Ready(Err(error));
@@ -217,8 +224,7 @@ impl<R: Runtime> Future for Checkout<'_, R> {
                 match st.take_waiter(waiter) {
                     Some(Waiting::Granted(lease)) => lease,
                     Some(Waiting::Rejected(reason)) => {
-                        crate::trace::rejected(self.key, reason);
-                        return Poll::Ready(Err(st.rejection(self.key, reason)));
+                        return Poll::Ready(Err(self.refused(&st, reason)));
                     }
                     _ => return Poll::Ready(Err(Error::new(ErrorKind::ShutDown))),
                 }
