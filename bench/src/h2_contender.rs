@@ -23,6 +23,18 @@ use rustls::{ClientConfig, RootCertStore};
 
 use crate::contender::{Contender, Error, MuxpoolOn, Setup};
 
+/// A rustls configuration with the aws-lc-rs provider trusting only the test
+/// CA, for the contenders that take one.
+fn rustls_config() -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca().der.clone()).expect("a valid CA certificate");
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("rustls: protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// The CA that issued nginx's certificate, the only root the contenders trust.
 struct Ca {
     pem: String,
@@ -60,14 +72,7 @@ impl Contender for HyperUtilTls {
     type Response = http::Response<hyper::body::Incoming>;
 
     fn new(url: &str) -> Self {
-        let mut roots = RootCertStore::empty();
-        roots.add(ca().der.clone()).expect("a valid CA certificate");
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("rustls: protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let config = rustls_config();
         // hyper-rustls sets ALPN itself from the protocols enabled: h2, then
         // http/1.1.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -101,8 +106,8 @@ impl Versioned for HyperUtilTls {
     }
 }
 
-/// reqwest 0.12 with rustls (ring), trusting only the test CA, HTTP/2 by ALPN,
-/// with unlimited idle connections per host.
+/// reqwest 0.12 with rustls (aws-lc-rs), trusting only the test CA, HTTP/2 by
+/// ALPN, with unlimited idle connections per host.
 pub struct ReqwestTls {
     client: reqwest::Client,
     url: reqwest::Url,
@@ -113,10 +118,10 @@ impl Contender for ReqwestTls {
     type Response = reqwest::Response;
 
     fn new(url: &str) -> Self {
-        let ca = reqwest::Certificate::from_pem(ca().pem.as_bytes()).expect("a valid CA");
+        let mut config = rustls_config();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(ca)
+            .use_preconfigured_tls(config)
             .pool_max_idle_per_host(usize::MAX)
             .build()
             .expect("a reqwest client");

@@ -253,10 +253,10 @@ impl Leaf {
     }
 }
 
-/// The ring crypto provider, chosen explicitly so no process-wide default provider
-/// has to be installed.
+/// The aws-lc-rs crypto provider, chosen explicitly so no process-wide default
+/// provider has to be installed.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A rustls server configuration presenting `leaf`, offering the ALPN protocols

@@ -398,6 +398,68 @@ async fn one_client_keeps_http_and_https_connections_apart<R: Adapter>() {
     assert_eq!(client.stats().open, 2);
 }
 
+async fn a_rustls_config_made_elsewhere_is_used_with_muxpool_alpn<R: Adapter>() {
+    // The configuration comes without ALPN; muxpool offers h2 on it, and the
+    // server picks HTTP/2.
+    let ca = Ca::new("muxpool test CA");
+    let server = HyperServer::start(Options {
+        tls: Some(certs::server_config(
+            &ca.leaf(&["127.0.0.1"]),
+            &[b"h2", b"http/1.1"],
+        )),
+        ..Options::default()
+    });
+    let config = rustls::ClientConfig::clone(&certs::client_config(&ca, &[]));
+    let tls = TlsConfig::from_rustls(config.clone(), Alpn::Http1AndHttp2).unwrap();
+    let client = Client::<R>::builder().tls(tls.clone()).build().unwrap();
+    let response = get(&client, server.url("/")).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.into_body().text().await.unwrap(), "hello");
+    // Two configurations made elsewhere are never taken for one.
+    let again = TlsConfig::from_rustls(config, Alpn::Http1AndHttp2).unwrap();
+    assert_ne!(tls.identity(), again.identity());
+    assert_quiescent(&client).await;
+}
+
+async fn the_crypto_provider_given_is_the_one_that_handshakes<R: Adapter>() {
+    // The server speaks only TLS 1.3 with AES-128; a client whose provider
+    // has only AES-256 cannot agree with it, one with AES-128 can.
+    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider};
+    let only = |suite| {
+        let mut provider = default_provider();
+        provider.cipher_suites = vec![suite];
+        std::sync::Arc::new(provider)
+    };
+    let ca = Ca::new("muxpool test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let server_config =
+        rustls::ServerConfig::builder_with_provider(only(cipher_suite::TLS13_AES_128_GCM_SHA256))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(leaf.chain_der(), leaf.key_der())
+            .unwrap();
+    let server = HyperServer::start(Options {
+        tls: Some(std::sync::Arc::new(server_config)),
+        protocol: Protocol::Http1,
+        ..Options::default()
+    });
+    let client_with = |suite| {
+        let tls = TlsConfig::builder()
+            .crypto_provider(only(suite))
+            .roots(Roots::CustomOnly)
+            .add_ca(CaCertificates::from_pem(ca.pem()).unwrap())
+            .build()
+            .unwrap();
+        Client::<R>::builder().tls(tls).build().unwrap()
+    };
+    let refused = client_with(cipher_suite::TLS13_AES_256_GCM_SHA384);
+    let error = get(&refused, server.url("/")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
+    let agreed = client_with(cipher_suite::TLS13_AES_128_GCM_SHA256);
+    assert_eq!(get_text(&agreed, server.url("/")).await, "hello");
+}
+
 support::conformance!(
     https_with_a_trusted_test_ca,
     new_connections_resume_the_tls_session,
@@ -415,4 +477,6 @@ support::conformance!(
     plain_and_tls_origins_never_share_connections,
     different_tls_settings_are_different_origins,
     one_client_keeps_http_and_https_connections_apart,
+    a_rustls_config_made_elsewhere_is_used_with_muxpool_alpn,
+    the_crypto_provider_given_is_the_one_that_handshakes,
 );

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation};
+use rustls::crypto::CryptoProvider;
 
 use crate::body::DEFAULT_MAX_COLLECT;
 use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
@@ -52,6 +53,7 @@ pub struct ClientBuilder<R> {
     pool: PoolConfig,
     named: Named,
     tls: Option<TlsConfig>,
+    crypto_provider: Option<Arc<CryptoProvider>>,
     h1_limits: Limits,
     request_timeout: Duration,
     read_timeout: Duration,
@@ -71,6 +73,7 @@ impl<R: Runtime> ClientBuilder<R> {
             pool: default_pool(),
             named: Named::default(),
             tls: None,
+            crypto_provider: None,
             h1_limits: Limits::default(),
             request_timeout: DEFAULT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -114,9 +117,37 @@ impl<R: Runtime> ClientBuilder<R> {
 
     /// The TLS configuration for `https` origins. By default: the bundled Mozilla
     /// roots, verification on, h2 and http/1.1 offered with ALPN (the server
-    /// chooses; one client speaks both).
+    /// chooses; one client speaks both), and the crypto provider chosen as
+    /// [`crypto_provider`](Self::crypto_provider) says. A whole
+    /// `rustls::ClientConfig` made elsewhere comes in through
+    /// [`TlsConfig::from_rustls`].
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// The rustls crypto provider of the default TLS configuration (a
+    /// configuration passed to [`tls`](Self::tls) carries its own). Without
+    /// one, the process default is used when the application installed one,
+    /// else aws-lc-rs when muxpool's `aws-lc-rs` feature (on by default)
+    /// compiled it in; see [`crate::tls`]. muxpool never installs a process
+    /// default itself.
+    ///
+    /// ```
+    /// # async fn demo<R: muxpool_client::runtime::Runtime>(runtime: R) -> Result<(), muxpool_client::Error> {
+    /// use std::sync::Arc;
+    ///
+    /// // TLS 1.3 only, from aws-lc-rs.
+    /// let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    /// provider.cipher_suites.retain(|suite| suite.tls13().is_some());
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .crypto_provider(Arc::new(provider))
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.crypto_provider = Some(provider);
         self
     }
 
@@ -237,10 +268,15 @@ impl<R: Runtime> ClientBuilder<R> {
         }
         let tls = match self.tls {
             Some(tls) => tls,
-            None => TlsConfig::builder()
-                .alpn(Alpn::Http1AndHttp2)
-                .build()
-                .map_err(|e| config_error("the default TLS configuration failed").with_source(e))?,
+            None => {
+                let mut tls = TlsConfig::builder().alpn(Alpn::Http1AndHttp2);
+                if let Some(provider) = self.crypto_provider {
+                    tls = tls.crypto_provider(provider);
+                }
+                tls.build().map_err(|e| {
+                    config_error("the default TLS configuration failed").with_source(e)
+                })?
+            }
         };
         let seeded = self.named.seed.is_some() || self.pool.seed != PoolConfig::default().seed;
         let mut pool = self.pool;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::{self, PemObject};
@@ -80,12 +81,15 @@ impl fmt::Debug for CaCertificates {
 /// A client certificate chain and its private key, for servers that require
 /// mutual TLS.
 ///
-/// The key is loaded by the crypto provider and checked to match the certificate
-/// when this is made. Cloning is cheap (the key is shared), and `Debug` never
-/// shows the key.
+/// The key is loaded by the crypto provider and checked to match the
+/// certificate when this is made (with the provider a configuration would use
+/// now, see [`TlsConfigBuilder::crypto_provider`](super::TlsConfigBuilder::crypto_provider)),
+/// and loaded again by the provider the configuration is built with. Cloning is
+/// cheap (the chain and key are shared), and `Debug` never shows the key.
 #[derive(Clone)]
 pub struct ClientAuth {
-    key: Arc<CertifiedKey>,
+    chain: Arc<[CertificateDer<'static>]>,
+    key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl ClientAuth {
@@ -129,25 +133,42 @@ impl ClientAuth {
                 input: Input::ClientCertificate,
             });
         }
-        let key = CertifiedKey::from_der(cert_chain, key, &super::provider())
-            .map_err(|source| TlsError::BadPrivateKey { source })?;
-        Ok(ClientAuth { key: Arc::new(key) })
+        let auth = ClientAuth {
+            chain: cert_chain.into(),
+            key: Arc::new(key),
+        };
+        // Checked now when a provider is at hand, so that a wrong key fails
+        // where it is given; `TlsConfigBuilder::build` checks again with its
+        // own provider.
+        if let Ok(provider) = super::provider::choose(None) {
+            auth.certified_key(&provider)?;
+        }
+        Ok(auth)
     }
 
     /// The certificate chain, DER-encoded, end-entity certificate first.
     pub fn cert_chain(&self) -> &[CertificateDer<'static>] {
-        &self.key.cert
+        &self.chain
     }
 
-    pub(super) fn certified_key(&self) -> Arc<CertifiedKey> {
-        Arc::clone(&self.key)
+    /// The chain with its key loaded by `provider`.
+    ///
+    /// Errors: [`TlsError::BadPrivateKey`] if the provider cannot use the key
+    /// or it does not belong to the certificate.
+    pub(super) fn certified_key(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Arc<CertifiedKey>, TlsError> {
+        CertifiedKey::from_der(self.chain.to_vec(), self.key.clone_key(), provider)
+            .map(Arc::new)
+            .map_err(|source| TlsError::BadPrivateKey { source })
     }
 }
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientAuth")
-            .field("certificates", &self.key.cert.len())
+            .field("certificates", &self.chain.len())
             .finish_non_exhaustive()
     }
 }

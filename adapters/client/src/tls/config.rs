@@ -1,9 +1,11 @@
 //! The builder and the built configuration.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
 use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -64,6 +66,7 @@ pub struct TlsConfigBuilder {
     alpn: Alpn,
     session_cache: usize,
     sni: bool,
+    provider: Option<Arc<CryptoProvider>>,
 }
 
 impl Default for TlsConfigBuilder {
@@ -75,6 +78,7 @@ impl Default for TlsConfigBuilder {
             alpn: Alpn::default(),
             session_cache: DEFAULT_SESSION_CACHE,
             sni: true,
+            provider: None,
         }
     }
 }
@@ -129,16 +133,41 @@ impl TlsConfigBuilder {
         self
     }
 
-    /// Builds the configuration: loads the roots, sets up the verifier, the
+    /// The rustls crypto provider to build with. Without one, the process
+    /// default is used when the application installed one
+    /// (`CryptoProvider::install_default`), else aws-lc-rs when muxpool's
+    /// `aws-lc-rs` feature (on by default) compiled it in. Building never
+    /// installs a process default, so other rustls code in the binary is
+    /// unaffected.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use muxpool_client::tls::TlsConfig;
+    ///
+    /// // TLS 1.3 with AES-256 only, from the aws-lc-rs provider.
+    /// let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    /// provider.cipher_suites = vec![rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_256_GCM_SHA384];
+    /// let tls = TlsConfig::builder().crypto_provider(Arc::new(provider)).build()?;
+    /// assert_eq!(tls.client_config().crypto_provider().cipher_suites.len(), 1);
+    /// # Ok::<(), muxpool_client::tls::TlsError>(())
+    /// ```
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> TlsConfigBuilder {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Builds the configuration: chooses the crypto provider, loads the roots, sets up the verifier, the
     /// client certificate, ALPN and the session cache, and computes the
     /// [`TlsIdentity`].
     ///
-    /// Errors: [`TlsError::NativeRoots`] if [`Roots::Native`] loads no usable
+    /// Errors: [`TlsError::NoCryptoProvider`] if there is no provider to
+    /// build with, [`TlsError::NativeRoots`] if [`Roots::Native`] loads no usable
     /// certificate, [`TlsError::NoRootCertificates`] if nothing would be trusted,
     /// [`TlsError::BadCertificate`] or [`TlsError::Rustls`] if rustls refuses an
     /// input.
     pub fn build(self) -> Result<TlsConfig, TlsError> {
-        let mut id = IdentityHasher::new();
+        let provider = super::provider::choose(self.provider.as_ref())?;
+        let mut id = IdentityHasher::new(&provider)?;
         let mut store = RootCertStore::empty();
         let mut native_root_errors = Vec::new();
 
@@ -185,7 +214,7 @@ impl TlsConfigBuilder {
             return Err(TlsError::NoRootCertificates);
         }
 
-        let builder = ClientConfig::builder_with_provider(super::provider())
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?
             .with_root_certificates(store);
         let mut config = match &self.client_auth {
@@ -193,7 +222,7 @@ impl TlsConfigBuilder {
                 id.bytes(b"client-auth");
                 id.certs(auth.cert_chain().iter());
                 builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
-                    auth.certified_key(),
+                    auth.certified_key(&provider)?,
                 )))
             }
             None => {
@@ -244,6 +273,47 @@ impl TlsConfig {
     /// A builder with safe defaults; see [`TlsConfigBuilder`].
     pub fn builder() -> TlsConfigBuilder {
         TlsConfigBuilder::default()
+    }
+
+    /// Wraps a whole `rustls::ClientConfig` made elsewhere: its roots,
+    /// verifier, client certificate, crypto provider, resumption and SNI are
+    /// used as given. muxpool sets only ALPN, to `alpn`, since the protocol
+    /// a handshake negotiates tells the pool what a connection speaks.
+    ///
+    /// muxpool cannot see into such a configuration to tell two alike, so
+    /// each call gives a [`TlsIdentity`] of its own: connections made with it
+    /// are never pooled with connections of another configuration.
+    ///
+    /// Errors: [`TlsError::Rustls`] if the configuration's provider has no
+    /// cipher suite.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use muxpool_client::tls::{Alpn, TlsConfig};
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    /// let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let tls = TlsConfig::from_rustls(config, Alpn::Http1AndHttp2)?;
+    /// assert_eq!(tls.client_config().alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_rustls(mut config: ClientConfig, alpn: Alpn) -> Result<TlsConfig, TlsError> {
+        static CONFIGS: AtomicU64 = AtomicU64::new(0);
+        let mut id = IdentityHasher::new(config.crypto_provider())?;
+        id.bytes(b"rustls-config");
+        id.bytes(&CONFIGS.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        config.alpn_protocols = alpn.protocols().iter().map(|p| p.to_vec()).collect();
+        Ok(TlsConfig {
+            config: Arc::new(config),
+            identity: id.finish(),
+            alpn,
+            native_root_errors: Arc::new([]),
+        })
     }
 
     /// Starts a TLS connection to `host` (a DNS name or an IP address, see

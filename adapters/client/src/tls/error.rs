@@ -76,6 +76,13 @@ pub enum TlsError {
     /// ([`Roots::CustomOnly`](super::Roots::CustomOnly) without any CA added), so no
     /// server could ever be verified.
     NoRootCertificates,
+    /// No crypto provider to build with: none was passed to
+    /// [`TlsConfigBuilder::crypto_provider`](super::TlsConfigBuilder::crypto_provider),
+    /// the process has no default installed, and muxpool was built without
+    /// its `aws-lc-rs` feature. Pass a provider, install one with
+    /// `rustls::crypto::CryptoProvider::install_default` at the start of
+    /// `main`, or turn the feature on.
+    NoCryptoProvider,
     /// The host is neither a valid DNS name nor an IP address.
     InvalidServerName {
         /// The host as given.
@@ -120,6 +127,10 @@ impl fmt::Display for TlsError {
             TlsError::NoRootCertificates => f.write_str(
                 "no root certificate to trust: Roots::CustomOnly needs at least one CA certificate",
             ),
+            TlsError::NoCryptoProvider => f.write_str(
+                "no rustls crypto provider: pass one to TlsConfigBuilder::crypto_provider, \
+                 call CryptoProvider::install_default, or enable muxpool's aws-lc-rs feature",
+            ),
             TlsError::InvalidServerName { name, .. } => {
                 write!(
                     f,
@@ -153,6 +164,7 @@ impl StdError for TlsError {
             TlsError::NoCertificates { .. }
             | TlsError::NoPrivateKey
             | TlsError::NoRootCertificates
+            | TlsError::NoCryptoProvider
             | TlsError::HandshakeIncomplete
             | TlsError::UnexpectedAlpn { .. } => None,
         }

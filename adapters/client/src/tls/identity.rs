@@ -3,8 +3,12 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use rustls::crypto::hash::Context;
+use rustls::crypto::hash::{self, Context, HashAlgorithm};
+use rustls::crypto::CryptoProvider;
+use rustls::SupportedCipherSuite;
 use rustls_pki_types::CertificateDer;
+
+use super::error::TlsError;
 
 /// What distinguishes connections made with different TLS settings; part of the
 /// key under which the pool files a connection.
@@ -15,7 +19,8 @@ use rustls_pki_types::CertificateDer;
 /// made with its own settings, so the core's key carries this value alongside the
 /// scheme, host and port.
 ///
-/// It is a SHA-256 digest of a canonical encoding of those inputs, computed once
+/// It is a SHA-256 digest (with a provider narrowed to suites without
+/// SHA-256, their hash cut to 32 bytes) of a canonical encoding of those inputs, computed once
 /// by [`TlsConfigBuilder::build`](super::TlsConfigBuilder::build): comparing and
 /// hashing it is as cheap as for a small integer, and it is `Copy`. Equal inputs
 /// give equal identities, so two configurations built alike share connections;
@@ -31,7 +36,13 @@ use rustls_pki_types::CertificateDer;
 /// - the client certificate chain, in order (the private key is determined by
 ///   the certificate, and secret material stays out of keys and logs);
 /// - the ALPN protocol list, in order, and the SNI flag;
+/// - the crypto provider's cipher suites and key exchange groups, in order,
+///   and whether it is in FIPS mode;
 /// - a version tag, so the encoding can change without silent clashes.
+///
+/// A configuration made from a whole `rustls::ClientConfig`
+/// ([`TlsConfig::from_rustls`](super::TlsConfig::from_rustls)) has inputs
+/// muxpool cannot see into, so each one gets an identity of its own.
 ///
 /// The session cache is left out: it affects future handshakes, not what an
 /// established connection is.
@@ -75,12 +86,37 @@ pub(super) struct IdentityHasher {
 }
 
 impl IdentityHasher {
-    pub(super) fn new() -> IdentityHasher {
+    /// Starts a digest with `provider`'s SHA-256, and puts in what the
+    /// provider offers (cipher suites, key exchange groups, FIPS mode): two
+    /// providers that negotiate differently make different connections.
+    ///
+    /// Errors: [`TlsError::Rustls`] if the provider has no cipher suite, which
+    /// rustls refuses too.
+    pub(super) fn new(provider: &CryptoProvider) -> Result<IdentityHasher, TlsError> {
         let mut hasher = IdentityHasher {
-            ctx: sha256().start(),
+            ctx: hash_of(provider)?.start(),
         };
-        hasher.bytes(b"muxpool-tls-identity/1");
+        hasher.bytes(b"muxpool-tls-identity/2");
+        hasher.bytes(b"cipher-suites");
         hasher
+            .ctx
+            .update(&(provider.cipher_suites.len() as u64).to_be_bytes());
+        for suite in &provider.cipher_suites {
+            hasher.ctx.update(&u16::from(suite.suite()).to_be_bytes());
+        }
+        hasher.bytes(b"kx-groups");
+        hasher
+            .ctx
+            .update(&(provider.kx_groups.len() as u64).to_be_bytes());
+        for group in &provider.kx_groups {
+            hasher.ctx.update(&u16::from(group.name()).to_be_bytes());
+        }
+        hasher.bytes(if provider.fips() {
+            b"fips:on"
+        } else {
+            b"fips:off"
+        });
+        Ok(hasher)
     }
 
     pub(super) fn bytes(&mut self, bytes: &[u8]) {
@@ -100,16 +136,26 @@ impl IdentityHasher {
 
     pub(super) fn finish(self) -> TlsIdentity {
         let mut out = [0; 32];
-        out.copy_from_slice(self.ctx.finish().as_ref());
+        out.copy_from_slice(&self.ctx.finish().as_ref()[..32]);
         TlsIdentity(out)
     }
 }
 
-/// SHA-256 from the ring provider rustls already links, so no other hash crate is
-/// needed.
-fn sha256() -> &'static dyn rustls::crypto::hash::Hash {
-    rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
-        .tls13()
-        .map(|suite| suite.common.hash_provider)
-        .expect("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite with SHA-256")
+/// SHA-256 from the configuration's own provider, so that no other hash
+/// crate is needed; for a provider narrowed to suites without it, the
+/// stronger hash those suites use (cut to 32 bytes by `finish`). The suites
+/// are in the digest, so two configurations compared always used one hash.
+fn hash_of(provider: &CryptoProvider) -> Result<&'static dyn hash::Hash, TlsError> {
+    let hashes = || {
+        provider.cipher_suites.iter().map(|suite| match suite {
+            SupportedCipherSuite::Tls13(suite) => suite.common.hash_provider,
+            SupportedCipherSuite::Tls12(suite) => suite.common.hash_provider,
+        })
+    };
+    hashes()
+        .find(|hash| hash.algorithm() == HashAlgorithm::SHA256)
+        .or_else(|| hashes().find(|hash| hash.output_len() >= 32))
+        .ok_or(TlsError::Rustls(rustls::Error::General(
+            "the crypto provider has no cipher suite".into(),
+        )))
 }

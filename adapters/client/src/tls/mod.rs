@@ -32,9 +32,22 @@
 //! trusted, SNI is sent, h2 and http/1.1 are offered (in that order), and TLS
 //! sessions are resumed from an in-memory cache shared by every connection made
 //! from one [`TlsConfig`]. The platform's store ([`Roots::Native`]) and private CAs
-//! ([`CaCertificates`]) are opt-in, as is mutual TLS ([`ClientAuth`]). The crypto
-//! provider is rustls's `ring` provider, chosen explicitly so the outcome never
-//! depends on a process-wide default installed by some other crate.
+//! ([`CaCertificates`]) are opt-in, as is mutual TLS ([`ClientAuth`]).
+//!
+//! # The crypto provider
+//!
+//! A configuration uses the provider passed to
+//! [`TlsConfigBuilder::crypto_provider`], else the process default when the
+//! application installed one, else aws-lc-rs (rustls's own default, compiled
+//! in by muxpool's `aws-lc-rs` feature, on by default). muxpool never
+//! installs a process default and never enables a rustls feature beyond
+//! that one, so adding it to a binary changes nothing for the other rustls
+//! code there. Without the feature, and with no default installed, building
+//! fails with [`TlsError::NoCryptoProvider`]. To use *ring*, pass
+//! `rustls::crypto::ring::default_provider()` (from rustls's `ring`
+//! feature, enabled by the application) or install it as the process
+//! default. A whole `rustls::ClientConfig` made elsewhere is taken as it is
+//! by [`TlsConfig::from_rustls`], muxpool setting only its ALPN.
 //!
 //! # When a handshake fails
 //!
@@ -97,6 +110,7 @@ mod config;
 mod error;
 mod identity;
 mod name;
+mod provider;
 
 pub use alpn::{negotiated, Alpn, Negotiated};
 pub use certs::{CaCertificates, ClientAuth};
@@ -105,8 +119,3 @@ pub(crate) use error::handshake_advice;
 pub use error::{Input, TlsError};
 pub use identity::TlsIdentity;
 pub use name::server_name;
-
-/// The crypto provider every configuration, key and verifier of this module uses.
-fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
-}

@@ -91,6 +91,10 @@ fn every_setting_that_changes_a_connection_changes_the_identity() {
         ("ALPN h2", id(base().alpn(Alpn::Http2Only))),
         ("ALPN none", id(base().alpn(Alpn::None))),
         ("no SNI", id(base().sni(false))),
+        (
+            "TLS 1.3 suites only",
+            id(base().crypto_provider(tls13_only())),
+        ),
     ];
     let mut seen = HashSet::new();
     for (name, identity) in variants {
@@ -100,6 +104,27 @@ fn every_setting_that_changes_a_connection_changes_the_identity() {
         );
     }
     assert_eq!(seen.len(), variants.len());
+}
+
+/// The aws-lc-rs provider without its TLS 1.2 suites: a provider that
+/// negotiates differently.
+fn tls13_only() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| suite.tls13().is_some());
+    std::sync::Arc::new(provider)
+}
+
+#[test]
+fn the_same_provider_passed_again_gives_the_same_identity() {
+    let with = || TlsConfig::builder().crypto_provider(tls13_only());
+    assert_eq!(id(with()), id(with()));
+    // The compiled-in provider, chosen or given, is one provider.
+    let given = TlsConfig::builder().crypto_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ));
+    assert_eq!(id(given), id(TlsConfig::builder()));
 }
 
 #[test]
