@@ -358,7 +358,49 @@ async fn the_circuit_opening_and_closing_are_events<R: Adapter>() {
     assert_eq!(parent.as_ref().map(|s| s.name), Some("connection"));
 }
 
+/// Two WebSockets opened one after the other to one URL: the handshake is a
+/// GET span answered 101, the first opens the connection and the second
+/// reuses it; both waits are recorded in the metrics.
+async fn a_websocket_open_has_its_span<R: Adapter>() {
+    use muxpool::Message;
+    use muxpool_testkit::ws_server::{Behavior, Options as WsOptions, WsServer};
+    let (capture, _guard) = Capture::start();
+    let server = WsServer::start(WsOptions {
+        behavior: Behavior::Echo,
+        ..WsOptions::default()
+    });
+    let client = Client::<R>::new();
+    for i in 0..2 {
+        let request = http::Request::get(server.url("/chat")).body(()).unwrap();
+        let mut ws = client.websocket(request).await.expect("opened");
+        ws.send(Message::Text(format!("{i}"))).await.unwrap();
+        ws.recv().await.unwrap();
+    }
+    assert_eq!(server.accepted(), 1);
+    let spans = capture.spans_named("GET");
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let port = server.port().to_string();
+    for span in &spans {
+        assert_eq!(span.get("url.scheme"), Some("ws"));
+        assert_eq!(span.get("server.port"), Some(port.as_str()));
+        assert_eq!(span.get("http.response.status_code"), Some("101"));
+        assert_eq!(span.get("network.protocol.version"), Some("1.1"));
+        assert!(span.get("muxpool.wait.duration").is_some(), "{span:#?}");
+    }
+    assert_eq!(spans[0].get("muxpool.connection.reused"), Some("false"));
+    assert_eq!(spans[0].get("muxpool.connection.waited"), Some("true"));
+    assert_eq!(spans[1].get("muxpool.connection.reused"), Some("true"));
+    let conn = spans[0].get("muxpool.connection.id");
+    assert!(conn.is_some_and(|c| c.starts_with("conn#")), "{conn:?}");
+    assert_eq!(spans[1].get("muxpool.connection.id"), conn);
+    let opened = capture.events_saying("pool opens a connection");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].1.as_ref().map(|s| s.name), Some("GET"));
+    assert_eq!(client.metrics().latencies.wait.count(), 2);
+}
+
 support::conformance!(
+    a_websocket_open_has_its_span,
     the_circuit_opening_and_closing_are_events,
     a_request_has_its_span,
     a_retry_is_an_event,

@@ -337,6 +337,26 @@ impl<R: Runtime> Shared<R> {
             .record_request(key, start, timing.get(), end, answered);
     }
 
+    /// Records the wait of a checkout on `key` that was granted (see
+    /// [`Timing`]), for a WebSocket's open, which no request records.
+    pub(crate) fn record_wait(&self, key: &PoolKey, timing: &Timing) {
+        if let Some((asked, granted)) = timing.get() {
+            let wait = std::time::Duration::from_nanos(
+                granted.as_nanos().saturating_sub(asked.as_nanos()),
+            );
+            self.lock().record(key, |l| l.wait.record(wait));
+        }
+    }
+
+    /// Whether `conn` had a lease before its current one: for a trace to
+    /// tell a reused connection from a new one.
+    pub(crate) fn served_before(&self, conn: ConnId) -> bool {
+        self.lock()
+            .pool
+            .conn_info(conn)
+            .is_some_and(|info| info.requests > 1)
+    }
+
     #[cfg(feature = "unstable")]
     pub(crate) fn check_invariants(&self) -> Result<(), muxpool_core::InvariantViolation> {
         self.lock().pool.check_invariants()

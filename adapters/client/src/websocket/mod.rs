@@ -55,16 +55,17 @@ pub use reconnect::{Reconnect, ReconnectingWebSocket};
 pub use crate::conn::ws::H2Stream;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
+use http::{Method, Request, StatusCode, Version};
 use muxpool_core::{Lease, Release};
 
 use crate::conn::ws::{WeakWsSender, WsConn, WsLender, CLOSE_GRACE};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Step};
-use crate::pool::{LeasedConn, Shared};
+use crate::pool::{LeasedConn, Shared, Timing};
 use crate::runtime::Runtime;
 use crate::timeout::{until, with_deadline};
 
@@ -83,16 +84,26 @@ pub(crate) async fn connect<R: Runtime>(
     let deadline = inner.runtime.now() + timeout;
     let pool: Arc<dyn WsLender> = Arc::clone(inner) as Arc<dyn WsLender>;
     let max_message = inner.settings.ws.max_message;
+    // The handshake is a GET: traced as a request, its wait for a
+    // connection recorded as a request's is.
+    let span = crate::trace::request(&Method::GET, &key);
+    let timing = Timing::default();
+    let placed = |lease: Lease| {
+        if !span.is_disabled() {
+            crate::trace::placed(&span, lease.conn(), inner.served_before(lease.conn()));
+        }
+    };
     let checkout = async {
         if inner.settings.ws.over_http2 {
-            if let Some(conn) = over_h2::open(inner, &key, &request, deadline).await? {
+            let http = key.http();
+            if let Some(conn) = over_h2::open(inner, &key, &request, deadline, &timing).await? {
                 // A stream of a shared connection: its slot goes back when its
                 // driver ends, not with this handle.
-                return Ok(WebSocket::new(conn, None, pool.clone(), max_message));
+                return Ok((WebSocket::new(conn, None, pool.clone(), max_message), http));
             }
         }
         loop {
-            let (lease, leased) = inner.checkout(&key, Some(deadline)).await?;
+            let (lease, leased) = inner.checkout(&key, Some(deadline)).timed(&timing).await?;
             let LeasedConn::Ws(conn) = leased else {
                 inner.release(lease, Release::Close);
                 return Err(Error::new(ErrorKind::Protocol)
@@ -104,14 +115,41 @@ pub(crate) async fn connect<R: Runtime>(
                 inner.check_in_ws(lease, None);
                 continue;
             }
-            return Ok(WebSocket::new(conn, Some(lease), pool.clone(), max_message));
+            placed(lease);
+            return Ok((
+                WebSocket::new(conn, Some(lease), pool.clone(), max_message),
+                key.clone(),
+            ));
         }
     };
-    let opened = match with_deadline(&inner.runtime, deadline, checkout).await {
+    let opened = {
+        let mut checkout = std::pin::pin!(checkout);
+        let traced = std::future::poll_fn(|cx| {
+            let _entered = span.enter();
+            checkout.as_mut().poll(cx)
+        });
+        with_deadline(&inner.runtime, deadline, traced).await
+    };
+    let opened = match opened {
         Ok(result) => result.map_err(|e| e.at(&key).with_wait(timeout)),
         Err(_) => Err(Error::timed_out(Step::WebSocketOpen, Some(timeout)).at(&key)),
     };
-    opened.map(|mut ws| {
+    if let Ok((_, granted_on)) = &opened {
+        inner.record_wait(granted_on, &timing);
+    }
+    if !span.is_disabled() {
+        // A WebSocket over HTTP/2 is an extended CONNECT answered 200; over
+        // HTTP/1.1, an upgrade answered 101.
+        let answer = |(ws, _): &(WebSocket, PoolKey)| match ws.lease {
+            Some(_) => (StatusCode::SWITCHING_PROTOCOLS, Version::HTTP_11),
+            None => (StatusCode::OK, Version::HTTP_2),
+        };
+        let granted = timing
+            .get()
+            .map(|(asked, at)| (asked.as_nanos(), at.as_nanos()));
+        crate::trace::answered(&span, opened.as_ref().map(answer), granted);
+    }
+    opened.map(|(mut ws, _)| {
         ws.key = Some(key);
         ws
     })
@@ -314,6 +352,11 @@ impl fmt::Debug for WebSocketSender {
 }
 
 impl WebSocketSender {
+    /// What its WebSocket was opened for: the origin its errors name.
+    pub(crate) fn key(&self) -> Option<&PoolKey> {
+        self.key.as_ref()
+    }
+
     /// Sends `message`, as [`WebSocket::send`] does.
     ///
     /// # Errors

@@ -23,7 +23,7 @@ use crate::conn::ws::{start, H2Stream, Opened, WsConn};
 use crate::conn::{Clock, Report};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, WebSocketError};
-use crate::pool::{LeasedConn, Shared};
+use crate::pool::{LeasedConn, Shared, Timing};
 use crate::runtime::Runtime;
 
 /// A stream slot held by a WebSocket's driver, given back when the driver
@@ -56,13 +56,14 @@ pub(crate) async fn open<R: Runtime>(
     origin: &PoolKey,
     request: &Request<()>,
     deadline: std::time::Instant,
+    timing: &Timing,
 ) -> Result<Option<WsConn>, Error> {
     if !origin.is_tls() && !inner.settings.h2_prior_knowledge {
         // Clear text speaks HTTP/2 only with prior knowledge.
         return Ok(None);
     }
     let http = origin.http();
-    let (lease, leased) = inner.checkout(&http, Some(deadline)).await?;
+    let (lease, leased) = inner.checkout(&http, Some(deadline)).timed(timing).await?;
     let send = match leased {
         LeasedConn::H2(send, _) if send.is_extended_connect_protocol_enabled() => send,
         LeasedConn::H2(..) => {
