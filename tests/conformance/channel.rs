@@ -126,6 +126,10 @@ async fn saturation_waits_and_every_request_has_a_deadline<R: Adapter>() {
     assert_eq!(server.messages(), 1);
     let error = first.await.expect("ran").expect_err("never answered");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error:#}");
+    let origin = error
+        .origin()
+        .expect("the timeout names the channel's origin");
+    assert_eq!((origin.scheme(), origin.port()), ("ws", server.port()));
     // Its place freed, the second goes out: now a pair, both answered, but
     // the first's answer finds nobody waiting and is queued as a
     // server-initiated message.
@@ -196,6 +200,7 @@ async fn an_events_line_over_its_limit_is_refused<R: Adapter>() {
     let error = conn.receive().await.expect_err("a line over the limit");
     assert_eq!(error.kind(), ErrorKind::Body);
     assert!(error.to_string().contains("max_event_line"), "{error}");
+    support::assert_origin(&error, "http", server.port());
     drop(conn);
     assert_quiescent(&client).await;
 }

@@ -53,6 +53,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::body::Body;
 use crate::client::{Client, RequestTimeout};
 use crate::config::DEFAULT_MAX_MESSAGE;
+use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Step, WebSocketError};
 use crate::runtime::Runtime;
 use crate::session::Session;
@@ -152,6 +153,8 @@ pub struct MessageChannel<C: Codec> {
     permits: Semaphore,
     timeout: Duration,
     over: Over<C::Id>,
+    /// Where the messages go: the origin every error of the channel names.
+    key: Option<PoolKey>,
 }
 
 /// What a channel's messages travel over.
@@ -253,6 +256,7 @@ impl<C: Codec> MessageChannel<C> {
         if let Some(error) = sender.ended() {
             return Err(error);
         }
+        let key = sender.key().cloned();
         let clock = runtime.clone();
         let sleep: Sleep = Arc::new(move |after| {
             let clock = clock.clone();
@@ -283,6 +287,7 @@ impl<C: Codec> MessageChannel<C> {
                 sleep,
                 _stop: stop,
             },
+            key,
         })
     }
 
@@ -294,6 +299,7 @@ impl<C: Codec> MessageChannel<C> {
         options: &ChannelOptions,
         timeout: Duration,
     ) -> MessageChannel<C> {
+        let key = client.handle.inner.key_of(&url).ok();
         let post = Arc::new(HttpPost {
             client: client.clone(),
             url,
@@ -309,6 +315,15 @@ impl<C: Codec> MessageChannel<C> {
                 post,
                 events: tokio::sync::Mutex::new(None),
             },
+            key,
+        }
+    }
+
+    /// `error`, naming the channel's origin unless it names one already.
+    fn named(&self, error: Error) -> Error {
+        match &self.key {
+            Some(key) => error.at(key),
+            None => error,
         }
     }
 
@@ -322,7 +337,12 @@ impl<C: Codec> MessageChannel<C> {
     /// already awaiting a response; [`ErrorKind::Timeout`] past the client's
     /// request timeout; why the transport failed otherwise.
     pub async fn request(&self, message: impl Into<Message>) -> Result<Message, Error> {
-        let message = message.into();
+        self.exchange(message.into())
+            .await
+            .map_err(|e| self.named(e))
+    }
+
+    async fn exchange(&self, message: Message) -> Result<Message, Error> {
         let Some(id) = self.codec.id(&message) else {
             return Err(Error::new(ErrorKind::Request).with_message("a request needs an id"));
         };
@@ -371,10 +391,11 @@ impl<C: Codec> MessageChannel<C> {
     /// Why the transport failed.
     pub async fn notify(&self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        match &self.over {
+        let sent = match &self.over {
             Over::Http { post, .. } => post.post(message, self.timeout).await.map(drop),
             Over::WebSocket { sender, .. } => sender.send(message).await,
-        }
+        };
+        sent.map_err(|e| self.named(e))
     }
 
     /// The next message the server sent on its own: a notification, or a
@@ -385,6 +406,10 @@ impl<C: Codec> MessageChannel<C> {
     /// Why the transport ended; over HTTP without an events URL,
     /// [`ErrorKind::Request`].
     pub async fn receive(&self) -> Result<Message, Error> {
+        self.next_pushed().await.map_err(|e| self.named(e))
+    }
+
+    async fn next_pushed(&self) -> Result<Message, Error> {
         match &self.over {
             Over::WebSocket { pushed, fate, .. } => {
                 pushed.lock().await.recv().await.ok_or_else(|| ended(fate))
