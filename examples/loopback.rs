@@ -121,12 +121,13 @@ fn print_latencies(l: &Latencies) {
         "latency         {:>10} {:>9} {:>9} {:>9}",
         "count", "p50", "p99", "max"
     );
-    let rows: [(&str, &Histogram); 5] = [
+    let rows: [(&str, &Histogram); 6] = [
         ("connection wait", &l.wait),
         ("connect", &l.connect),
         ("TLS handshake", &l.tls_handshake),
         ("response head", &l.response_head),
         ("request", &l.request),
+        ("connection life", &l.connection),
     ];
     for (name, h) in rows {
         let q = |q| h.quantile(q).map_or_else(|| "-".to_owned(), short);

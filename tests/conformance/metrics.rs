@@ -17,7 +17,7 @@ use muxpool::client::Client;
 use muxpool::metrics::Metrics;
 use muxpool::RequestTimeout;
 use muxpool_testkit::certs::Ca;
-use muxpool_testkit::hyper_server::{HyperServer, Options};
+use muxpool_testkit::hyper_server::{HyperServer, Options, Protocol};
 
 /// `a` requests to one origin and `b` to another, one after the other.
 async fn two_origins<R: Adapter>(a: u64, b: u64) -> (Client<R>, HyperServer, HyperServer) {
@@ -123,6 +123,50 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
         .find(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
     line[prefix.len()..].parse().unwrap()
+}
+
+async fn connections_record_how_long_they_lived_as_they_go<R: Adapter>() {
+    // A server that closes each HTTP/1.1 connection after its response: the
+    // client closes its side as the response ends.
+    let closing = HyperServer::start(Options {
+        keep_alive: false,
+        ..Options::default()
+    });
+    let client = Client::<R>::new();
+    let lived = |client: &Client<R>| client.metrics().latencies.connection.count();
+    for _ in 0..3 {
+        assert_eq!(get_text(&client, closing.url("/")).await, "hello");
+    }
+    assert_quiescent(&client).await;
+    assert_eq!(lived(&client), 3, "each closed connection");
+    let origin = &client.metrics().origins[0];
+    assert_eq!(origin.key.port(), closing.addr().port());
+    assert_eq!(origin.latencies.connection.count(), 3);
+    assert!(origin.latencies.connection.sum() > Duration::ZERO);
+
+    // An HTTP/2 connection lives on while its server does...
+    let h2 = HyperServer::start(Options {
+        protocol: Protocol::Http2,
+        ..Options::default()
+    });
+    let client = Client::<R>::builder()
+        .http2_prior_knowledge(true)
+        .build()
+        .unwrap();
+    assert_eq!(get_text(&client, h2.url("/")).await, "hello");
+    assert_eq!(lived(&client), 0);
+    // ...and records when its transport closes under the pool.
+    drop(h2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lived(&client) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the close went unseen"
+        );
+        support::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lived(&client), 1);
+    assert_eq!(client.stats().transport_closes, 1);
 }
 
 async fn the_exposition_says_what_stats_say<R: Adapter>() {
@@ -236,6 +280,7 @@ support::conformance!(
     each_origin_has_its_counters_and_latencies,
     a_failed_request_counts_in_duration_only,
     tls_handshakes_are_timed,
+    connections_record_how_long_they_lived_as_they_go,
     the_exposition_says_what_stats_say,
     promtool_accepts_the_exposition,
 );

@@ -228,7 +228,41 @@ async fn the_instruments_say_what_metrics_say<R: Adapter>() {
     let active = &active.sums;
     assert!(active.iter().any(|(a, _)| *a == origin_attrs(&first)));
     assert!(active.iter().all(|(_, n)| *n == 0), "{active:#?}");
-    assert!(!metrics.contains_key("http.client.connection.duration"));
+    let lived = |metrics: &BTreeMap<String, Exported>| {
+        metrics
+            .get("http.client.connection.duration")
+            .map_or(0, |d| d.histograms.iter().map(|(_, n, _)| n).sum::<u64>())
+    };
+    assert_eq!(lived(&metrics), 0, "no connection has gone yet");
+
+    // The shutdown closes the two idle connections: each records how long
+    // it lived, under its origin and protocol version.
+    client.shutdown().await;
+    let metrics = collect(&provider, &exporter);
+    let durations = &metrics["http.client.connection.duration"];
+    assert_eq!(durations.unit, "s");
+    let mut points: Vec<_> = durations
+        .histograms
+        .iter()
+        .map(|(a, n, _)| (a.clone(), *n))
+        .collect();
+    points.sort();
+    let mut expected: Vec<_> = [&first, &second]
+        .into_iter()
+        .map(|server| {
+            (
+                with(origin_attrs(server), &["network.protocol.version=1.1"]),
+                1,
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(points, expected, "{:#?}", durations.histograms);
+    assert!(durations.histograms.iter().all(|(_, _, sum)| *sum > 0.0));
+    assert_eq!(
+        lived(&metrics),
+        client.metrics().latencies.connection.count()
+    );
 
     // Once the client is gone, the observable instruments report nothing
     // and hold nothing of it.

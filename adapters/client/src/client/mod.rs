@@ -350,6 +350,11 @@ impl<R: Runtime> Client<R> {
     ///   `network.protocol.version` when answered, `error.type` when failed
     ///   (the [`ErrorKind`] in snake case: `timeout`, `connect`, …) or
     ///   answered with a 4xx or 5xx status (the status);
+    /// - `http.client.connection.duration` (histogram, `s`): each connection
+    ///   that came up, as it goes (the `connection` latency of [`Metrics`]),
+    ///   with `server.address`, `server.port`, `url.scheme` and
+    ///   `network.protocol.version`; connections already open when this is
+    ///   called are recorded too;
     /// - `http.client.open_connections` (`{connection}`), with
     ///   `http.connection.state` `active` or `idle`, and
     ///   `http.client.active_requests` (`{request}`): observable, read from a
@@ -372,7 +377,10 @@ impl<R: Runtime> Client<R> {
     pub fn register_metrics(&self, meter: &opentelemetry::metrics::Meter) {
         self.handle.otel.get_or_init(|| {
             let inner = Arc::downgrade(&self.handle.inner);
-            crate::metrics::otel::register(meter, move || inner.upgrade().map(|i| i.metrics()))
+            let (requests, connections) =
+                crate::metrics::otel::register(meter, move || inner.upgrade().map(|i| i.metrics()));
+            self.handle.inner.lock().otel_connections = Some(connections);
+            requests
         });
     }
 

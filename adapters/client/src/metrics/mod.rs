@@ -42,9 +42,10 @@ use crate::dial::PoolKey;
 #[non_exhaustive]
 pub struct Latencies {
     /// The wait for a connection, per request sent with
-    /// [`Client::send`](crate::Client::send): from the moment its last
-    /// attempt asked the pool for a connection to the moment it was granted
-    /// one (zero for a connection free at once).
+    /// [`Client::send`](crate::Client::send) and per WebSocket opened with
+    /// [`Client::websocket`](crate::Client::websocket): from the moment its
+    /// last attempt asked the pool for a connection to the moment it was
+    /// granted one (zero for a connection free at once).
     pub wait: Histogram,
     /// A new connection's connect, per connection that came up: from its
     /// connect task's start (right after the core asked for it) to the pool
@@ -64,6 +65,10 @@ pub struct Latencies {
     /// wait, the retries and the body sent before the head came. The response
     /// body's reading is not in it.
     pub request: Histogram,
+    /// How long connections lived, per connection that came up and went:
+    /// from the pool learning it is up to the pool closing it (idle, expired,
+    /// not reusable, shut down...) or learning its transport closed.
+    pub connection: Histogram,
 }
 
 impl Latencies {
@@ -73,6 +78,7 @@ impl Latencies {
         self.tls_handshake.merge(&other.tls_handshake);
         self.response_head.merge(&other.response_head);
         self.request.merge(&other.request);
+        self.connection.merge(&other.connection);
     }
 }
 

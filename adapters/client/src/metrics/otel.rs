@@ -11,8 +11,9 @@
 //! lock, and only once instruments are registered
 //! ([`Client::register_metrics`](crate::Client::register_metrics)).
 //!
-//! `http.client.connection.duration` (how long connections lived) is not
-//! reported: the pool records no figure at a connection's close.
+//! `http.client.connection.duration` is recorded per connection as it goes,
+//! under the pool's lock (a connection's close is rare beside its requests),
+//! from the instant the pool kept when it came up.
 
 use std::time::Duration;
 
@@ -30,6 +31,33 @@ use crate::semconv::{method_name, protocol_version};
 const REQUEST_DURATION_BOUNDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
+
+/// Bucket bounds for `http.client.connection.duration`, in seconds: the
+/// request buckets' range, then on to an hour, since a pooled connection
+/// lives from milliseconds (one request, `Connection: close`) to its
+/// lifetime limit.
+const CONNECTION_DURATION_BOUNDS: [f64; 19] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
+/// The instrument a connection records into as it goes.
+pub(crate) struct ConnectionDurations {
+    histogram: Histogram<f64>,
+}
+
+impl ConnectionDurations {
+    /// Records one connection to `key`, speaking `version`, that lived
+    /// `lived`.
+    pub(crate) fn record(&self, key: &PoolKey, version: Version, lived: Duration) {
+        let mut attributes = Vec::with_capacity(4);
+        attributes.extend(origin(key));
+        if let Some(version) = protocol_version(version) {
+            attributes.push(KeyValue::new("network.protocol.version", version));
+        }
+        self.histogram.record(lived.as_secs_f64(), &attributes);
+    }
+}
 
 /// The instrument a request records into as it ends.
 pub(crate) struct RequestDurations {
@@ -73,11 +101,18 @@ impl RequestDurations {
 
 /// Builds the instruments on `meter`: the observable ones read `snapshot`
 /// (which gives `None` once the client is gone) at each collection; the
-/// histogram is returned for the requests to record into.
+/// histograms are returned for the requests and the connections to record
+/// into.
 pub(crate) fn register(
     meter: &Meter,
     snapshot: impl Fn() -> Option<Metrics> + Clone + Send + Sync + 'static,
-) -> RequestDurations {
+) -> (RequestDurations, ConnectionDurations) {
+    let connections = meter
+        .f64_histogram("http.client.connection.duration")
+        .with_unit("s")
+        .with_description("The duration of the successfully established outbound HTTP connections.")
+        .with_boundaries(CONNECTION_DURATION_BOUNDS.to_vec())
+        .build();
     let histogram = meter
         .f64_histogram("http.client.request.duration")
         .with_unit("s")
@@ -107,7 +142,12 @@ pub(crate) fn register(
             }
         })
         .build();
-    RequestDurations { histogram }
+    (
+        RequestDurations { histogram },
+        ConnectionDurations {
+            histogram: connections,
+        },
+    )
 }
 
 /// `server.address`, `server.port` and `url.scheme` of `key`.

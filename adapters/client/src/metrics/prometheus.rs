@@ -193,6 +193,11 @@ const HISTOGRAMS: &[Hist] = &[
         "Time of a new connection's TLS handshake.",
         |l| &l.tls_handshake,
     ),
+    (
+        "http_client_connection_duration_seconds",
+        "How long connections lived, from up to closed.",
+        |l| &l.connection,
+    ),
 ];
 
 /// One number read from a [`Stats`].

@@ -22,7 +22,7 @@ use crate::runtime::Runtime;
 use crate::timeout::with_deadline;
 use crate::tls::Negotiated;
 
-use super::state::{put, take, Slot};
+use super::state::{put, take, Lived, Slot};
 use super::Shared;
 
 impl<R: Runtime> Shared<R> {
@@ -78,10 +78,11 @@ impl<R: Runtime> Shared<R> {
         let mut ws_driver = None;
         let dropped = self.with_state(|st, now| match result {
             Ok((opened, tls_time)) => {
-                let (protocol, version) = match &opened {
-                    Opened::H1(_) => ("http", "1.1"),
-                    Opened::H2(_) => ("http", "2"),
-                    Opened::Ws(_) => ("websocket", "13"),
+                #[cfg_attr(not(feature = "opentelemetry"), allow(unused_variables))]
+                let (protocol, version, http_version) = match &opened {
+                    Opened::H1(_) => ("http", "1.1", http::Version::HTTP_11),
+                    Opened::H2(_) => ("http", "2", http::Version::HTTP_2),
+                    Opened::Ws(_) => ("websocket", "13", http::Version::HTTP_11),
                 };
                 // With nobody waiting, the new connection goes idle, unused.
                 let unclaimed = st.pool.key_stats(&key).is_none_or(|s| s.waiting == 0);
@@ -117,6 +118,13 @@ impl<R: Runtime> Shared<R> {
                             crate::trace::recovered(&span, &key);
                         }
                         put(&mut st.conns, conn.index(), conn, slot);
+                        let lived = Lived {
+                            since: now,
+                            key: key.clone(),
+                            #[cfg(feature = "opentelemetry")]
+                            version: http_version,
+                        };
+                        put(&mut st.lived, conn.index(), conn, lived);
                         crate::trace::ready(&span, protocol, version);
                         if !span.is_disabled() {
                             put(&mut st.spans, conn.index(), conn, span.clone());
@@ -181,6 +189,7 @@ impl<R: Runtime> Shared<R> {
                 let _ = st.pool.handle_health_ok(conn, now);
             }
             Report::Closed => {
+                st.ended(conn, now);
                 if st.pool.handle_transport_closed(conn, now).is_ok() {
                     let span = take(&mut st.spans, conn.index(), conn);
                     crate::trace::transport_closed(conn, span.as_ref());

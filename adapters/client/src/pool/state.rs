@@ -126,6 +126,23 @@ pub(crate) struct State {
     /// The span of each connection that has one (tracing was on when it
     /// opened), indexed as `conns`: a close is recorded in it.
     pub(crate) spans: Vec<Option<(ConnId, tracing::Span)>>,
+    /// Each connection that came up, indexed as `conns`: how long it lived
+    /// is recorded when it goes.
+    pub(crate) lived: Vec<Option<(ConnId, Lived)>>,
+    /// The OpenTelemetry histogram connections record into as they go, once
+    /// registered.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel_connections: Option<crate::metrics::otel::ConnectionDurations>,
+}
+
+/// A connection that came up: when, under which key, and for the
+/// OpenTelemetry histogram, speaking which HTTP version (a WebSocket's is
+/// HTTP/1.1, which it upgraded).
+pub(crate) struct Lived {
+    pub(crate) since: Instant,
+    pub(crate) key: PoolKey,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) version: http::Version,
 }
 
 #[derive(Default)]
@@ -193,6 +210,25 @@ impl State {
             deadlines: Deadlines::default(),
             latencies: Recorder::default(),
             spans: Vec::new(),
+            lived: Vec::new(),
+            #[cfg(feature = "opentelemetry")]
+            otel_connections: None,
+        }
+    }
+
+    /// Records how long `conn` lived, if it came up, at `now`: called
+    /// wherever the pool learns a connection is gone (the core closed it, or
+    /// its transport closed under it).
+    pub(crate) fn ended(&mut self, conn: ConnId, now: Instant) {
+        let Some(lived) = take(&mut self.lived, conn.index(), conn) else {
+            return;
+        };
+        let took =
+            std::time::Duration::from_nanos(now.as_nanos().saturating_sub(lived.since.as_nanos()));
+        self.record(&lived.key, |l| l.connection.record(took));
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel_connections {
+            otel.record(&lived.key, lived.version, took);
         }
     }
 
@@ -274,6 +310,7 @@ impl State {
                 Action::Close { conn, reason } => {
                     let span = take(&mut self.spans, conn.index(), conn);
                     crate::trace::closed(conn, reason, span.as_ref());
+                    self.ended(conn, self.pool.now());
                     match take(&mut self.conns, conn.index(), conn) {
                         Some(slot @ (Slot::Idle(_) | Slot::H2(_) | Slot::Ws(_))) => {
                             fx.list.push(Effect::Drop(slot))
