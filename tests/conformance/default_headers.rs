@@ -1,5 +1,5 @@
 //! Headers set on the builder go with every request that does not set them
-//! itself, over HTTP/1.1 and HTTP/2 alike: a request's own value of a header
+//! itself, over HTTP/1.1 and HTTP/2 alike, and with WebSocket handshakes: a request's own value of a header
 //! replaces the defaults' values of it, and a header given several values by
 //! default is sent with all of them.
 
@@ -60,7 +60,44 @@ async fn no_user_agent_unless_set<R: Adapter>() {
     assert!(!seen.to_ascii_lowercase().contains("user-agent"), "{seen}");
 }
 
+async fn a_websocket_handshake_carries_the_defaults<R: Adapter>() {
+    use muxpool_testkit::ws_server::{Behavior, Options as WsOptions, WsServer};
+    let server = WsServer::start(WsOptions {
+        behavior: Behavior::Echo,
+        ..WsOptions::default()
+    });
+    let client = Client::<R>::builder()
+        .user_agent(HeaderValue::from_static("inventory-sync/1.4"))
+        .build()
+        .expect("a client");
+    let open = |user_agent: Option<&'static str>| {
+        let mut request = http::Request::get(server.url("/chat"));
+        if let Some(agent) = user_agent {
+            request = request.header("user-agent", agent);
+        }
+        client.websocket(request.body(()).unwrap())
+    };
+    drop(open(None).await.expect("opened"));
+    drop(open(Some("probe")).await.expect("opened"));
+    // The first is pooled for the handshake it made: opened again alike,
+    // it is reused.
+    drop(open(None).await.expect("opened"));
+    let agents: Vec<_> = server
+        .handshakes()
+        .iter()
+        .map(|h| h.headers.get("user-agent").cloned())
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            Some(HeaderValue::from_static("inventory-sync/1.4")),
+            Some(HeaderValue::from_static("probe")),
+        ]
+    );
+}
+
 support::conformance!(
+    a_websocket_handshake_carries_the_defaults,
     default_headers_go_with_every_request,
     no_user_agent_unless_set,
 );

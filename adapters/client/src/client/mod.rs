@@ -142,10 +142,7 @@ impl<R: Runtime> Client<R> {
     {
         let inner = &self.handle.inner;
         let (mut parts, body) = request.into_parts();
-        let defaults = &inner.settings.default_headers;
-        if !defaults.is_empty() {
-            with_defaults(&mut parts.headers, defaults);
-        }
+        self.add_default_headers(&mut parts.headers);
         let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
@@ -244,13 +241,19 @@ impl<R: Runtime> Client<R> {
     /// caller's until it is dropped; dropped clean it goes back to the pool.
     /// `wss` uses the client's TLS configuration, offering only `http/1.1`.
     ///
+    /// The handshake carries the client's
+    /// [default headers](ClientBuilder::default_headers) (its `User-Agent`
+    /// among them) that `request` does not set itself, and they are part of
+    /// what a pooled WebSocket is kept for.
+    ///
     /// # Errors
     ///
     /// As [`send`](Client::send) for the connection; a refused handshake is
     /// [`ErrorKind::WebSocket`]. The request's [`RequestTimeout`] (or the client's)
     /// bounds the whole call.
-    pub async fn websocket(&self, request: Request<()>) -> Result<crate::WebSocket, Error> {
+    pub async fn websocket(&self, mut request: Request<()>) -> Result<crate::WebSocket, Error> {
         let timeout = self.admit(request.extensions())?;
+        self.add_default_headers(request.headers_mut());
         crate::websocket::connect(&self.handle.inner, request, timeout).await
     }
 
@@ -265,10 +268,11 @@ impl<R: Runtime> Client<R> {
     /// [`ErrorKind::Config`] for a buffer of no room.
     pub async fn reconnecting_websocket(
         &self,
-        request: Request<()>,
+        mut request: Request<()>,
         options: crate::websocket::Reconnect,
     ) -> Result<crate::websocket::ReconnectingWebSocket, Error> {
         let timeout = self.admit(request.extensions())?;
+        self.add_default_headers(request.headers_mut());
         crate::websocket::open_reconnecting(&self.handle.inner, request, timeout, options).await
     }
 
@@ -412,6 +416,17 @@ impl<R: Runtime> Client<R> {
 }
 
 /// Adds to `headers` every header of `defaults` it does not set itself.
+impl<R: Runtime> Client<R> {
+    /// Adds the client's default headers that `headers` does not set.
+    #[inline]
+    fn add_default_headers(&self, headers: &mut http::HeaderMap) {
+        let defaults = &self.handle.inner.settings.default_headers;
+        if !defaults.is_empty() {
+            with_defaults(headers, defaults);
+        }
+    }
+}
+
 fn with_defaults(headers: &mut http::HeaderMap, defaults: &http::HeaderMap) {
     for name in defaults.keys() {
         if !headers.contains_key(name) {
