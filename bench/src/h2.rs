@@ -38,7 +38,9 @@ use muxpool_testkit::certs::Ca;
 use muxpool_testkit::nginx::{self, Nginx, NginxOptions};
 
 use crate::contender::timeout;
-use crate::h2_contender::{HyperUtilTls, MuxpoolSmolTls, MuxpoolTls, ReqwestTls, Versioned};
+use crate::h2_contender::{
+    HyperUtilTls, MuxpoolSmolTls, MuxpoolTls, PerRequest, ReqwestTls, Versioned,
+};
 use crate::report;
 use crate::sys;
 use crate::{load, Args};
@@ -130,7 +132,41 @@ fn with_dir(args: &Args, dir: &Path) -> Result<(), String> {
     if args.h2 {
         return idle_memory(args, &nginx);
     }
+    if args.mode == "per-request" {
+        return per_request(args, &nginx);
+    }
     load_and_cold(args, &nginx, dir)
+}
+
+/// The `per-request` mode's contenders: each client shared by every
+/// request, and built anew for each.
+const PER_REQUEST: &[Entry] = &[
+    entry::<MuxpoolTls>(),
+    entry::<PerRequest<MuxpoolTls>>(),
+    entry::<ReqwestTls>(),
+    entry::<PerRequest<ReqwestTls>>(),
+];
+
+/// `per-request`: the load table of a shared client beside a client made
+/// for every request, over TLS to this mode's nginx.
+fn per_request(args: &Args, nginx: &Nginx) -> Result<(), String> {
+    let url = format!("{}/", nginx.https_base_url());
+    let mut failures = 0;
+    let contenders: Vec<_> = PER_REQUEST
+        .iter()
+        .filter(|e| args.selected(e.name))
+        .map(|e| (e.name, e.load))
+        .collect();
+    let (rows, _) = crate::load_table(&contenders, nginx, &url, args, &mut failures, &[], |_| None);
+    if args.json {
+        println!("{}", report::json(&rows));
+    } else {
+        print!("{}", report::markdown(&rows));
+    }
+    if failures > 0 {
+        return Err(format!("{failures} run(s) failed"));
+    }
+    Ok(())
 }
 
 /// `idle-memory --h2`: the idle-memory measurement with this mode's contenders,

@@ -173,3 +173,53 @@ where
         response.version()
     }
 }
+
+/// The name of `C` built anew for every request, in the `per-request` table.
+pub trait PerRequestName {
+    /// The row's name.
+    const PER_REQUEST: &'static str;
+}
+
+impl PerRequestName for MuxpoolTls {
+    const PER_REQUEST: &'static str = "muxpool, a client per request";
+}
+
+impl PerRequestName for ReqwestTls {
+    const PER_REQUEST: &'static str = "reqwest, a client per request";
+}
+
+/// Contender `C` built anew for every request, as code does that makes a
+/// client (and with it a pool, a TLS configuration and its session cache)
+/// in each call: every request pays for the client, a connection and a
+/// full TLS handshake. The client is dropped as the response head arrives;
+/// the body is read after, as the connection closes.
+pub struct PerRequest<C> {
+    url: String,
+    client: std::marker::PhantomData<C>,
+}
+
+impl<C: Contender + PerRequestName> Contender for PerRequest<C> {
+    const NAME: &'static str = C::PER_REQUEST;
+    type Response = C::Response;
+
+    fn new(url: &str) -> Self {
+        PerRequest {
+            url: url.to_owned(),
+            client: std::marker::PhantomData,
+        }
+    }
+
+    async fn send(&self) -> Result<Self::Response, Error> {
+        C::new(&self.url).send().await
+    }
+
+    async fn body(response: Self::Response) -> Result<Bytes, Error> {
+        C::body(response).await
+    }
+}
+
+impl<C: Versioned + PerRequestName> Versioned for PerRequest<C> {
+    fn version(response: &Self::Response) -> http::Version {
+        C::version(response)
+    }
+}

@@ -37,6 +37,12 @@
 //! external reference, plus a table of connections each client opens for a
 //! burst of requests on a cold pool ([`h2`]).
 //!
+//! **per-request** is the `h2` load measurement of two habits side by side:
+//! one client shared by every request, and a new client for each request
+//! (a new pool, TLS configuration and session cache: a full handshake per
+//! request), for muxpool and reqwest (`PerRequest` in
+//! [`h2_contender`]).
+//!
 //! **messages** (`messages [--duration-secs 5] [--concurrency 1,16,256]`)
 //! measures request/response messages over one muxpool `Connection`: over one
 //! pooled WebSocket and over HTTP/2 streams, against in-process servers, with
@@ -82,6 +88,9 @@ usage:
 
   muxpool-bench messages [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256] [--json]
       (request/response over one pooled WebSocket and over HTTP/2 streams, in-process servers)
+  muxpool-bench per-request [--duration-secs N] [--warmup-secs N] [--concurrency 1,16,256]
+                            [--only NAME,...] [--rounds N] [--json]
+      (HTTP/2 over TLS as in h2: one shared client beside a new client for every request)
 
   Any mode: --trace sets a tracing subscriber (tracing-subscriber's fmt, muxpool's
   DEBUG spans and events, written to nowhere), for what tracing costs when listened to.
@@ -110,7 +119,16 @@ impl Args {
     fn parse() -> Result<Args, String> {
         let mut raw = std::env::args().skip(1);
         let mode = raw.next().ok_or("no mode given")?;
-        if !["h1", "h2", "idle-memory", "proxy", "messages"].contains(&mode.as_str()) {
+        if ![
+            "h1",
+            "h2",
+            "idle-memory",
+            "proxy",
+            "messages",
+            "per-request",
+        ]
+        .contains(&mode.as_str())
+        {
             return Err(format!("unknown mode {mode:?}"));
         }
         let mut args = Args {
@@ -224,7 +242,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    if args.mode == "h2" || args.h2 {
+    if args.mode == "h2" || args.mode == "per-request" || args.h2 {
         return match h2::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
