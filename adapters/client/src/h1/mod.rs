@@ -92,5 +92,7 @@ pub use error::Error;
 pub use keep_alive::{CloseReason, KeepAlive};
 pub use limits::Limits;
 pub(crate) use request::without_userinfo;
-pub use request::{encode_request, EncodedRequest, RequestInfo, TargetForm};
+pub use request::{
+    encode_forwarded_request, encode_request, EncodedRequest, RequestInfo, TargetForm,
+};
 pub use response::{ResponseHead, ResponseParser};

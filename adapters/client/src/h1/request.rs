@@ -16,8 +16,8 @@
 //! again is one pass over bytes we copy anyway.
 
 use bytes::{BufMut, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{request, Method, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
+use http::{request, HeaderValue, Method, Version};
 
 use super::encoder::{BodyEncoder, RequestBody};
 use super::fields::{
@@ -115,17 +115,44 @@ pub fn encode_request(
     dst: &mut BytesMut,
 ) -> Result<EncodedRequest, Error> {
     let start = dst.len();
-    let result = write_request(parts, body, form, dst);
+    let result = write_request(parts, body, form, None, dst);
     if result.is_err() {
         dst.truncate(start);
     }
     result
 }
 
+/// Appends the head of the request `parts` to `dst` as a forward proxy
+/// takes it: in absolute form, and with `proxy_authorization` as its
+/// `Proxy-Authorization` (in place of the caller's) when there is one.
+/// Otherwise as [`encode_request`], with the same errors.
+pub fn encode_forwarded_request(
+    parts: &request::Parts,
+    body: RequestBody,
+    proxy_authorization: Option<&HeaderValue>,
+    dst: &mut BytesMut,
+) -> Result<EncodedRequest, Error> {
+    let start = dst.len();
+    let result = write_request(
+        parts,
+        body,
+        TargetForm::Absolute,
+        proxy_authorization.map(HeaderValue::as_bytes),
+        dst,
+    );
+    if result.is_err() {
+        dst.truncate(start);
+    }
+    result
+}
+
+/// Writes the head; `proxy_authorization`, when given, replaces the
+/// caller's `Proxy-Authorization`.
 fn write_request(
     parts: &request::Parts,
     body: RequestBody,
     form: TargetForm,
+    proxy_authorization: Option<&[u8]>,
     dst: &mut BytesMut,
 ) -> Result<EncodedRequest, Error> {
     let method = parts.method.as_str();
@@ -150,7 +177,7 @@ fn write_request(
     let mut framed = false;
     let mut connection = ConnectionTokens::default();
     for (name, value) in &parts.headers {
-        if name == HOST {
+        if name == HOST || (proxy_authorization.is_some() && name == PROXY_AUTHORIZATION) {
             continue;
         }
         let value = value.as_bytes();
@@ -170,6 +197,12 @@ fn write_request(
             connection.add(value);
         }
         put_field(dst, name.as_str().as_bytes(), value);
+    }
+    if let Some(credentials) = proxy_authorization {
+        if !is_field_value(credentials) {
+            return Err(Error::InvalidRequest("invalid header value"));
+        }
+        put_field(dst, b"proxy-authorization", credentials);
     }
     if !framed {
         write_framing(&parts.method, body, dst);
@@ -367,6 +400,35 @@ mod tests {
         assert!(!has_port("example.com:"));
         assert!(!has_port("[::1]"));
         assert!(!has_port("[::1"));
+    }
+
+    #[test]
+    fn a_forwarded_request_is_absolute_with_the_proxy_s_credentials() {
+        let (mut parts, ()) = http::Request::get("http://user:pw@Example.com:8080/a?b")
+            .header("proxy-authorization", "Basic caller")
+            .header("x-a", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let credentials = HeaderValue::from_static("Basic cHJveHk6cHc=");
+        let mut out = BytesMut::new();
+        encode_forwarded_request(&parts, RequestBody::Empty, Some(&credentials), &mut out).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "GET http://Example.com:8080/a?b HTTP/1.1\r\nhost: Example.com:8080\r\n\
+             x-a: 1\r\nproxy-authorization: Basic cHJveHk6cHc=\r\n\r\n"
+        );
+        // Without credentials of its own, the caller's header goes as it is.
+        out.clear();
+        encode_forwarded_request(&parts, RequestBody::Empty, None, &mut out).unwrap();
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .contains("proxy-authorization: Basic caller"));
+        // A direct request is untouched.
+        parts.headers.remove("proxy-authorization");
+        out.clear();
+        encode_request(&parts, RequestBody::Empty, TargetForm::Origin, &mut out).unwrap();
+        assert!(out.starts_with(b"GET /a?b HTTP/1.1\r\n"));
     }
 
     #[test]
