@@ -2,13 +2,15 @@
 //! settings of every protocol in one place.
 //!
 //! A leaf: the builder writes these, and every layer above reads them, so
-//! they name nothing but the codec's limits and the TLS configuration.
+//! they name nothing but the codec's limits, the TLS configuration and the
+//! proxies.
 
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite;
 
 use crate::h1::Limits;
+use crate::proxy::Proxies;
 use crate::tls::TlsConfig;
 
 /// The largest message a WebSocket sends or accepts unless the
@@ -39,6 +41,9 @@ pub(crate) struct Settings {
     /// Headers every request carries unless it sets them itself (the
     /// User-Agent among them); empty by default, and then never looked at.
     pub(crate) default_headers: http::HeaderMap,
+    /// The proxies requests go through; none, the common case, costs a
+    /// branch when a request's key is worked out.
+    pub(crate) proxies: Proxies,
 }
 
 /// HTTP/2 settings of the client's side of every connection.

@@ -88,6 +88,17 @@ pub enum ErrorKind {
     /// The server processed the request as that status says;
     /// [`Error::status`] gives it.
     Status,
+    /// A proxy refused to open a tunnel to the origin: it answered `CONNECT`
+    /// with a status other than `2xx`, which [`Error::status`] gives (`407`:
+    /// its credentials are missing or wrong; `403`: it does not let this
+    /// client reach this origin; `502` or `504`: it could not reach the
+    /// origin). The request was not sent. Fix the proxy's credentials or
+    /// rules; only the `502`, `503` and `504` of an origin that is down may
+    /// pass later, and the client waits through its backoff for those as for
+    /// a refused connect. A proxy that cannot be reached at all is
+    /// [`ErrorKind::Connect`], one that breaks the protocol
+    /// [`ErrorKind::Protocol`]; both name it, as [`Origin::proxy`] does.
+    Proxy,
 }
 
 impl ErrorKind {
@@ -109,6 +120,7 @@ impl ErrorKind {
             ErrorKind::WebSocket => "websocket",
             ErrorKind::Runtime => "runtime",
             ErrorKind::Status => "status",
+            ErrorKind::Proxy => "proxy",
         }
     }
 }
@@ -146,11 +158,12 @@ impl Step {
 }
 
 /// Where an [`Error`] happened: the origin (scheme, host and port) a request
-/// went to, and a WebSocket's path.
+/// went to, a WebSocket's path, and the proxy it went through.
 ///
 /// It never holds credentials: no userinfo of the URI, no header, no query
-/// (which often carries a token), so it is safe to log, as its `Display`
-/// (`https://api.example:443`, `ws://127.0.0.1:8080/feed`) is.
+/// (which often carries a token), no proxy credentials, so it is safe to
+/// log, as its `Display` (`https://api.example:443`,
+/// `ws://127.0.0.1:8080/feed`) is.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     scheme: &'static str,
@@ -158,6 +171,8 @@ pub struct Origin {
     host: Box<str>,
     port: u16,
     path: Option<Box<str>>,
+    /// The proxy, as `http://host:port`.
+    proxy: Option<Box<str>>,
 }
 
 impl Origin {
@@ -168,7 +183,15 @@ impl Origin {
             host: host.into(),
             port,
             path: path.map(|p| p.split('?').next().unwrap_or(p).into()),
+            proxy: None,
         }
+    }
+
+    /// This origin, reached through the proxy at `proxy` (`http://host:port`,
+    /// no credentials).
+    pub(crate) fn through(mut self, proxy: String) -> Origin {
+        self.proxy = Some(proxy.into());
+        self
     }
 
     /// `http`, `https`, `ws` or `wss`.
@@ -190,6 +213,12 @@ impl Origin {
     /// A WebSocket's path, without its query.
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
+    }
+
+    /// The proxy the request went through, as `http://host:port` (never its
+    /// credentials); `None` for a direct connection.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 }
 
@@ -307,6 +336,15 @@ impl Error {
         if self.kind == ErrorKind::Timeout {
             return ConnectFailure::Transient;
         }
+        if self.kind == ErrorKind::Proxy {
+            // The proxy could not reach the origin (a gateway error): the
+            // origin may be back for the next connect, as after a refused
+            // one. A refusal of the client itself would be the same again.
+            return match self.status().map(|s| s.as_u16()) {
+                Some(502..=504) => ConnectFailure::Transient,
+                _ => ConnectFailure::Permanent,
+            };
+        }
         let mut cause = self
             .source
             .as_deref()
@@ -326,7 +364,8 @@ impl Error {
         ConnectFailure::Permanent
     }
 
-    /// The response's status, for an error of kind [`ErrorKind::Status`].
+    /// The response's status, for an error of kind [`ErrorKind::Status`];
+    /// the proxy's answer to `CONNECT`, for one of kind [`ErrorKind::Proxy`].
     pub fn status(&self) -> Option<http::StatusCode> {
         let status: &StatusError = self.source.as_deref()?.downcast_ref()?;
         Some(status.0)
@@ -335,6 +374,11 @@ impl Error {
     /// An error for a response with status `status`.
     pub(crate) fn for_status(status: http::StatusCode) -> Error {
         Error::new(ErrorKind::Status).with_source(StatusError(status))
+    }
+
+    /// An error for a proxy that answered `CONNECT` with `status`.
+    pub(crate) fn proxy_refused(status: http::StatusCode) -> Error {
+        Error::new(ErrorKind::Proxy).with_source(StatusError(status))
     }
 
     /// What kind of failure this is.
@@ -388,7 +432,23 @@ impl Error {
     /// one, and the message.
     fn head(&self, f: &mut fmt::Formatter<'_>, origin: bool) -> fmt::Result {
         let origin = self.origin.as_deref().filter(|_| origin);
-        // "{what}", or "{what} {joined} {origin}", then "{after}".
+        if self.kind == ErrorKind::Proxy {
+            // "the proxy {proxy} refused a tunnel to {origin}"
+            f.write_str("the proxy ")?;
+            if let Some(proxy) = origin.and_then(Origin::proxy) {
+                write!(f, "{proxy} ")?;
+            }
+            f.write_str("refused a tunnel")?;
+            if let Some(origin) = origin {
+                write!(f, " to {origin}")?;
+            }
+            if let Some(message) = self.message {
+                write!(f, ": {message}")?;
+            }
+            return Ok(());
+        }
+        // "{what}", or "{what} {joined} {origin} through the proxy {proxy}",
+        // then "{after}".
         let (what, joined, after) = match self.kind {
             ErrorKind::Config => ("invalid configuration", "", ""),
             ErrorKind::Request => ("invalid request", "to", ""),
@@ -410,10 +470,14 @@ impl Error {
             ErrorKind::WebSocket => ("WebSocket error", "on", ""),
             ErrorKind::Runtime => ("no runtime to run on", "", ""),
             ErrorKind::Status => ("error status", "from", ""),
+            ErrorKind::Proxy => ("proxy error", "for", ""),
         };
         f.write_str(what)?;
         if let Some(origin) = origin.filter(|_| !joined.is_empty()) {
             write!(f, " {joined} {origin}")?;
+            if let Some(proxy) = origin.proxy() {
+                write!(f, " through the proxy {proxy}")?;
+            }
         }
         f.write_str(after)?;
         if let Some(after) = self.after {
@@ -652,6 +716,40 @@ mod display_tests {
         assert_eq!(request.with_wait(Duration::from_secs(30)).timeout(), None);
     }
 
+    /// Through a proxy, an error names it after the origin; a refused
+    /// tunnel says who refused what, with the proxy's status.
+    #[test]
+    fn errors_through_a_proxy_name_it() {
+        let via = || {
+            Origin::new("https", "example.com", 443, None).through("http://127.0.0.1:3128".into())
+        };
+        let connect = Error::new(ErrorKind::Connect)
+            .with_source(refused())
+            .with_origin(via);
+        assert_eq!(
+            connect.to_string(),
+            "connecting to https://example.com:443 through the proxy \
+             http://127.0.0.1:3128 failed: connection refused"
+        );
+        let denied =
+            Error::proxy_refused(http::StatusCode::PROXY_AUTHENTICATION_REQUIRED).with_origin(via);
+        assert_eq!(
+            denied.to_string(),
+            "the proxy http://127.0.0.1:3128 refused a tunnel to https://example.com:443: \
+             407 Proxy Authentication Required"
+        );
+        assert_eq!(denied.kind().as_str(), "proxy");
+        assert_eq!(denied.status().map(|s| s.as_u16()), Some(407));
+        assert_eq!(
+            denied.origin().and_then(Origin::proxy),
+            Some("http://127.0.0.1:3128")
+        );
+        assert_eq!(
+            Error::proxy_refused(http::StatusCode::FORBIDDEN).to_string(),
+            "the proxy refused a tunnel: 403 Forbidden"
+        );
+    }
+
     /// Without an origin (a URI that names none, the configuration) the
     /// words stand alone; an origin already named is kept.
     #[test]
@@ -703,5 +801,21 @@ mod connect_failure_tests {
             Error::new(ErrorKind::WebSocket).connect_failure(),
             Permanent
         );
+
+        // A proxy that could not reach the origin may next time; one that
+        // refused the client would refuse it again.
+        for (status, failure) in [
+            (502, Transient),
+            (504, Transient),
+            (407, Permanent),
+            (403, Permanent),
+        ] {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                Error::proxy_refused(status).connect_failure(),
+                failure,
+                "{status}"
+            );
+        }
     }
 }

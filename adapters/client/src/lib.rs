@@ -33,7 +33,8 @@
 //! repository draws the whole picture.
 //!
 //! 1. Leaves: `error`, `config`, [`runtime`], the HTTP/1.1 codec (`h1`),
-//!    [`tls`], and the small `timeout` and `session` helpers.
+//!    [`tls`], [`proxy`] (which requests go through which proxy), and the
+//!    small `timeout` and `session` helpers.
 //! 2. `dial`: the [`PoolKey`] and opening a transport to it; beside it,
 //!    [`metrics`] and `trace` (the `tracing` spans and events).
 //! 3. `conn`: one connection, knowing nothing of the pool, one sibling per
@@ -60,6 +61,7 @@ pub mod h1;
 mod h1;
 pub mod metrics;
 mod pool;
+pub mod proxy;
 mod response;
 pub mod runtime;
 mod semconv;
@@ -78,6 +80,7 @@ pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
 pub use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation, Stats};
+pub use proxy::{NoProxy, Proxy, ProxyChoice};
 pub use response::ResponseExt;
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
@@ -90,9 +93,9 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        metrics, metrics::Metrics, runtime, tls, websocket, Backoff, Body, Circuit, Error,
-        ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent, Message, Origin, PoolConfig,
-        PoolKey, RequestTimeout, ResponseExt, Result, RetryBudget, Saturation, Session, Stats,
-        WebSocket, WebSocketError, WebSocketSender,
+        metrics, metrics::Metrics, proxy, runtime, tls, websocket, Backoff, Body, Circuit, Error,
+        ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent, Message, NoProxy, Origin,
+        PoolConfig, PoolKey, Proxy, ProxyChoice, RequestTimeout, ResponseExt, Result, RetryBudget,
+        Saturation, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
     };
 }

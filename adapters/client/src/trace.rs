@@ -217,6 +217,7 @@ pub(crate) fn connection(conn: ConnId, key: &PoolKey) -> Span {
         tls.resumed = Empty,
         "error.type" = Empty,
         muxpool.close_reason = Empty,
+        muxpool.proxy = Empty,
     );
     span.follows_from(Span::current());
     span
@@ -243,6 +244,24 @@ pub(crate) fn tcp_connected(peer: SocketAddr) {
         network.peer.address = %peer.ip(),
         network.peer.port = peer.port(),
         "tcp connected"
+    );
+}
+
+/// The connect task's TCP connection is to `key`'s proxy, which forwards
+/// the connection's requests, or carries a `tunnel` to the origin. The
+/// proxy's address only: never its credentials.
+pub(crate) fn through_proxy(key: &PoolKey, tunnel: bool) {
+    if !on() {
+        return;
+    }
+    let Some(proxy) = key.proxy() else {
+        return;
+    };
+    Span::current().record("muxpool.proxy", display(proxy));
+    tracing::debug!(
+        muxpool.proxy = %proxy,
+        muxpool.proxy.tunnel = tunnel,
+        "connected to a proxy"
     );
 }
 

@@ -13,6 +13,7 @@ use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, ErrorKind};
 use crate::h1::Limits;
 use crate::pool::Shared;
+use crate::proxy::{Proxies, Proxy};
 use crate::runtime::Runtime;
 use crate::tls::{Alpn, TlsConfig};
 
@@ -63,6 +64,10 @@ pub struct ClientBuilder<R> {
     max_websocket_message: usize,
     websocket_over_http2: bool,
     default_headers: http::HeaderMap,
+    /// The proxies given; when there are none, the environment's unless
+    /// `proxy_env` is off.
+    proxies: Vec<Proxy>,
+    proxy_env: bool,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -83,6 +88,8 @@ impl<R: Runtime> ClientBuilder<R> {
             max_websocket_message: DEFAULT_MAX_MESSAGE,
             websocket_over_http2: false,
             default_headers: http::HeaderMap::new(),
+            proxies: Vec::new(),
+            proxy_env: true,
         }
     }
 
@@ -255,6 +262,69 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// Sends requests through `proxy`: those to the origins it serves (all,
+    /// `http` or `https` ones, but its exceptions). Proxies given this way
+    /// replace the environment's; given more than once, the first that
+    /// serves an origin is used.
+    ///
+    /// `https` and `wss` origins are reached through a `CONNECT` tunnel, with
+    /// TLS (and HTTP/2, when the origin offers it) inside; each request to
+    /// an `http` origin goes to the proxy in absolute form. A proxy that
+    /// refuses a tunnel fails the request with
+    /// [`ErrorKind::Proxy`]; one that refuses an `http` request
+    /// answers it (a `407` response, say). See [`crate::proxy`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use muxpool_client::{NoProxy, Proxy};
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .proxy(
+    ///         Proxy::https("http://proxy.lan:3128")?
+    ///             .basic_auth("alice", "s3cret")
+    ///             .no_proxy(NoProxy::parse("localhost, .internal.example")),
+    ///     )
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxies.push(proxy);
+        self
+    }
+
+    /// No proxy: every request connects to its origin directly, whatever the
+    /// environment says, and the proxies given before are forgotten (those
+    /// given after are used).
+    ///
+    /// By default, a client without [`proxy`](Self::proxy) takes its proxies
+    /// from the environment when it is built, as curl does: `https_proxy`
+    /// for `https` and `wss` origins, `http_proxy` for `http` and `ws` ones
+    /// (and `HTTP_PROXY`, but not in a CGI program, where `REQUEST_METHOD`
+    /// is set and `HTTP_PROXY` is a request's header), `all_proxy` for
+    /// either when its own is not set, each read in lowercase first, then
+    /// uppercase; `no_proxy` lists the exceptions ([`NoProxy`](crate::NoProxy)).
+    /// A variable that is not an `http://` proxy URL is ignored, with a
+    /// warning through `tracing`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .no_proxy()
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn no_proxy(mut self) -> Self {
+        self.proxies.clear();
+        self.proxy_env = false;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -307,6 +377,11 @@ impl<R: Runtime> ClientBuilder<R> {
             },
             h2_prior_knowledge: self.h2_prior_knowledge,
             default_headers: self.default_headers,
+            proxies: match (self.proxies.is_empty(), self.proxy_env) {
+                (false, _) => Proxies::new(self.proxies),
+                (true, true) => Proxies::from_env(),
+                (true, false) => Proxies::default(),
+            },
         };
         Ok(Client {
             handle: Arc::new(Handle {

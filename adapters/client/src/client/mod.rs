@@ -24,6 +24,7 @@ use crate::body::Body;
 use crate::error::{BoxError, Error, ErrorKind, Step};
 use crate::metrics::Metrics;
 use crate::pool::{Shared, Timing};
+use crate::proxy::ProxyChoice;
 use crate::runtime::Runtime;
 use crate::session::ConnCell;
 use crate::timeout::until;
@@ -146,7 +147,10 @@ impl<R: Runtime> Client<R> {
         let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
-        let key = inner.key_of(&parts.uri)?;
+        let key = match parts.extensions.get::<ProxyChoice>() {
+            None => inner.key_of(&parts.uri)?,
+            Some(choice) => inner.key_choosing(&parts.uri, choice)?,
+        };
         let mut body = crate::body::outgoing(body).map_err(|e| e.at(&key))?;
         let awaiting = ConnCell::default();
         let timing = Timing::default();

@@ -179,7 +179,7 @@ pub(super) async fn execute<R: Runtime>(
         }
         // Encoded here, once the connection is known to speak HTTP/1.1: a
         // request that goes over HTTP/2 never needs the HTTP/1.1 head.
-        let mut encoded = match encode(parts, body, &mut conn.buf) {
+        let mut encoded = match encode(parts, body, key.forwarding_proxy(), &mut conn.buf) {
             Ok(encoded) => encoded,
             Err(error) => {
                 // Nothing was written (the encoder left the buffer as it

@@ -25,9 +25,10 @@ use tokio::io::ReadBuf;
 use crate::dial::Transport;
 use crate::error::{Error, ErrorKind, Origin};
 use crate::h1::{
-    self, encode_request, BodyDecoder, BodyEncoder, BodyEvent, EncodedRequest, ResponseHead,
-    ResponseParser, TargetForm,
+    self, encode_forwarded_request, encode_request, BodyDecoder, BodyEncoder, BodyEvent,
+    EncodedRequest, ResponseHead, ResponseParser, TargetForm,
 };
+use crate::proxy::Endpoint;
 
 use super::outgoing::{Outgoing, Stream};
 use super::{Clock, Failure, Frame, Read, ReadTimeout};
@@ -72,16 +73,23 @@ pub(crate) async fn is_open(conn: &mut H1Conn) -> bool {
 
 /// Encodes the request head into `buf`, the connection's empty read buffer:
 /// the head is written from there, and the same memory then takes the
-/// response, so a request allocates no buffer of its own for its head.
+/// response, so a request allocates no buffer of its own for its head. On a
+/// connection to a forward `proxy`, the head is the proxy's: absolute form,
+/// with its credentials.
 pub(crate) fn encode(
     parts: &request::Parts,
     body: &Outgoing,
+    proxy: Option<&Endpoint>,
     buf: &mut BytesMut,
 ) -> Result<EncodedRequest, Error> {
     // The room the response will be read into, made now: one allocation for
     // the head and then the response.
     make_room(buf);
-    encode_request(parts, body.framing(), TargetForm::Origin, buf).map_err(protocol)
+    match proxy {
+        None => encode_request(parts, body.framing(), TargetForm::Origin, buf),
+        Some(proxy) => encode_forwarded_request(parts, body.framing(), proxy.authorization(), buf),
+    }
+    .map_err(protocol)
 }
 
 /// Read buffer size: what one read asks the socket for.

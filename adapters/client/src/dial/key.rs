@@ -6,6 +6,13 @@
 //! against one set of roots, or authenticated with one client certificate, is
 //! never handed to a request configured with another.
 //!
+//! A connection made through a proxy belongs to that proxy as much as to its
+//! origin: a tunnel's bytes pass through the proxy, and an `http` request
+//! sent to a proxy carries its credentials. So the key holds the proxy's
+//! [`Endpoint`] too, credentials included (compared, never printed): such a
+//! connection is never handed to a request that goes direct, through another
+//! proxy, or with other credentials.
+//!
 //! A WebSocket is a connection given over to one conversation, opened by a
 //! handshake that names a path and carries headers (credentials, the
 //! subprotocols asked for). Its key is the origin plus that [`WsTarget`]: a
@@ -23,6 +30,7 @@ use http::uri::{Scheme, Uri};
 use http::HeaderMap;
 
 use crate::error::{Error, ErrorKind, Origin};
+use crate::proxy::Endpoint;
 use crate::tls::TlsIdentity;
 
 /// Whether an origin is reached in clear text or over TLS.
@@ -35,7 +43,8 @@ pub enum Security {
     Tls(TlsIdentity),
 }
 
-/// Scheme, host, port and TLS identity: the key connections are pooled under.
+/// Scheme, host, port, TLS identity and proxy: the key connections are
+/// pooled under.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     security: Security,
@@ -44,6 +53,8 @@ pub struct PoolKey {
     port: u16,
     /// For a WebSocket: the handshake's path and headers.
     websocket: Option<Arc<WsTarget>>,
+    /// The proxy connections go through, with its credentials.
+    proxy: Option<Arc<Endpoint>>,
 }
 
 /// What a WebSocket handshake asks for beyond its origin: the request target
@@ -175,7 +186,30 @@ impl PoolKey {
             host,
             port,
             websocket: None,
+            proxy: None,
         })
+    }
+
+    /// This key, for connections through `proxy` (or direct, for `None`).
+    pub(crate) fn through(mut self, proxy: Option<&Arc<Endpoint>>) -> PoolKey {
+        self.proxy = proxy.cloned();
+        self
+    }
+
+    /// The proxy connections to this key go through, if any.
+    pub fn proxy(&self) -> Option<&Endpoint> {
+        self.proxy.as_deref()
+    }
+
+    /// The proxy its requests are sent to in absolute form: that of a plain
+    /// `http` origin's key. Every other key's connections through a proxy
+    /// are tunnels.
+    #[inline]
+    pub(crate) fn forwarding_proxy(&self) -> Option<&Endpoint> {
+        match (&self.proxy, self.security, &self.websocket) {
+            (Some(proxy), Security::Plain, None) => Some(proxy),
+            _ => None,
+        }
     }
 
     /// The handshake's target when this is the key of a WebSocket.
@@ -220,15 +254,20 @@ impl PoolKey {
         }
     }
 
-    /// The origin an error with this key names: scheme, host, port and a
-    /// WebSocket's path, never its headers or its query.
+    /// The origin an error with this key names: scheme, host, port, a
+    /// WebSocket's path and the proxy's address, never its headers, its
+    /// query or the proxy's credentials.
     pub(crate) fn origin(&self) -> Origin {
-        Origin::new(
+        let origin = Origin::new(
             self.scheme(),
             self.host(),
             self.port,
             self.websocket.as_deref().map(WsTarget::path),
-        )
+        );
+        match &self.proxy {
+            Some(proxy) => origin.through(proxy.to_string()),
+            None => origin,
+        }
     }
 }
 
@@ -241,8 +280,9 @@ impl Error {
     }
 }
 
-/// `Debug` and `Display` print the scheme, host and port, and a WebSocket's
-/// path without its query; never a credential.
+/// `Debug` and `Display` print the scheme, host and port, a WebSocket's path
+/// without its query, and `via` the proxy's address
+/// (`https://example.com:443 via http://proxy.lan:3128`); never a credential.
 impl fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -260,6 +300,9 @@ impl fmt::Display for PoolKey {
         }
         if let Some(target) = &self.websocket {
             f.write_str(without_query(&target.path))?;
+        }
+        if let Some(proxy) = &self.proxy {
+            write!(f, " via {proxy}")?;
         }
         Ok(())
     }
@@ -406,6 +449,58 @@ mod tests {
             assert!(!printed.contains("secret"), "{printed}");
         }
         assert!(format!("{target:?}").contains("authorization"));
+    }
+
+    #[test]
+    fn a_proxied_key_is_its_own_and_prints_no_credential() {
+        let tls = crate::tls::TlsConfig::builder()
+            .build()
+            .expect("the default TLS configuration")
+            .identity();
+        let uri: Uri = "https://example.com/".parse().expect("a URI");
+        let direct = PoolKey::from_uri(&uri, tls).expect("a key");
+        let proxy = |url: &str| Arc::new(crate::Proxy::all(url).unwrap().endpoint().clone());
+        let first = direct.clone().through(Some(&proxy("http://u:hunter2@p:1")));
+        let second = direct.clone().through(Some(&proxy("http://u:other@p:1")));
+        let anonymous = direct.clone().through(Some(&proxy("http://p:1")));
+        let elsewhere = direct.clone().through(Some(&proxy("http://q:1")));
+        let keys = [&direct, &first, &second, &anonymous, &elsewhere];
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(i == j, a == b, "{a} and {b}");
+            }
+        }
+        assert_eq!(
+            first,
+            direct.clone().through(Some(&proxy("http://u:hunter2@p:1")))
+        );
+        assert_eq!(first.to_string(), "https://example.com:443 via http://p:1");
+        let origin = first.origin();
+        assert_eq!(origin.proxy(), Some("http://p:1"));
+        for printed in [
+            format!("{first:?}"),
+            format!("{origin:?}"),
+            format!("{:?}", first.proxy()),
+        ] {
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(!printed.contains("Basic"), "{printed}");
+        }
+        // Plain http is forwarded; https, and a WebSocket, tunnel.
+        assert!(first.forwarding_proxy().is_none());
+        let plain = PoolKey::from_uri(&"http://example.com/".parse().unwrap(), tls)
+            .unwrap()
+            .through(Some(&proxy("http://p:1")));
+        assert!(plain.forwarding_proxy().is_some());
+        assert!(plain.http().forwarding_proxy().is_some());
+        let ws = PoolKey::websocket(
+            &"ws://example.com/".parse().unwrap(),
+            &HeaderMap::new(),
+            tls,
+        )
+        .unwrap()
+        .through(Some(&proxy("http://p:1")));
+        assert!(ws.forwarding_proxy().is_none());
+        assert!(ws.http().proxy().is_some());
     }
 
     #[test]

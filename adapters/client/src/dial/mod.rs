@@ -8,6 +8,12 @@
 //! delay"), and the first to connect wins; the others are dropped, which closes
 //! them. Then, for `https`, the TLS handshake with the client's [`TlsConfig`],
 //! whose ALPN outcome tells the pool what the connection is.
+//!
+//! Through a proxy (the key's), the connection is made to the proxy, and
+//! then either kept as it is, for a plain `http` origin whose requests the
+//! proxy forwards, or turned into a tunnel to the origin with `CONNECT`
+//! ([`tunnel`]), inside which the rest (TLS, HTTP/2, a WebSocket) is what it
+//! would be direct.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod key;
+mod tunnel;
 
 pub use key::{PoolKey, Security, WsTarget};
 
@@ -40,8 +47,8 @@ pub(crate) struct Dialed {
     pub(crate) tls_time: Option<Duration>,
 }
 
-/// Opens a connection to `origin`. Deadlines are the caller's. A failure
-/// names `origin`.
+/// Opens a connection to `origin`, through its key's proxy if it has one.
+/// Deadlines are the caller's. A failure names `origin` (and the proxy).
 pub(crate) async fn connect<R: Runtime>(
     runtime: &R,
     origin: &PoolKey,
@@ -59,17 +66,45 @@ async fn dial<R: Runtime>(
     tls: &TlsConfig,
     h2_prior_knowledge: bool,
 ) -> Result<Dialed, Error> {
-    let addrs = match origin.ip() {
-        Some(ip) => vec![SocketAddr::new(ip, origin.port())],
+    let Some(proxy) = origin.proxy() else {
+        let tcp = tcp(runtime, origin.host(), origin.port(), origin.ip()).await?;
+        return secure(runtime, origin, tls, h2_prior_knowledge, tcp).await;
+    };
+    let tcp = tcp(runtime, proxy.host(), proxy.port(), proxy.ip()).await?;
+    // A plain `http` origin's requests go to the proxy itself, in absolute
+    // form; anything else needs the bytes carried as they are: a tunnel.
+    let forwarded = origin.forwarding_proxy().is_some() && !h2_prior_knowledge;
+    crate::trace::through_proxy(origin, !forwarded);
+    if forwarded {
+        return Ok(Dialed {
+            io: Box::new(tcp),
+            protocol: Negotiated::Http1,
+            tls_time: None,
+        });
+    }
+    let tunnel = tunnel::open(tcp, origin, proxy).await?;
+    secure(runtime, origin, tls, h2_prior_knowledge, tunnel).await
+}
+
+/// A TCP connection to `host` (resolved unless it is the literal `ip`) and
+/// `port`, by Happy Eyeballs.
+async fn tcp<R: Runtime>(
+    runtime: &R,
+    host: &str,
+    port: u16,
+    ip: Option<std::net::IpAddr>,
+) -> Result<R::Tcp, Error> {
+    let addrs = match ip {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
         None => runtime
-            .resolve(origin.host(), origin.port())
+            .resolve(host, port)
             .await
             .map_err(|e| {
                 Error::new(ErrorKind::Connect)
                     .with_message("name resolution failed")
                     .with_source(e)
             })
-            .inspect(|addrs| crate::trace::resolved(origin.host(), addrs))?,
+            .inspect(|addrs| crate::trace::resolved(host, addrs))?,
     };
     if addrs.is_empty() {
         return Err(Error::new(ErrorKind::Connect).with_message("the name has no address"));
@@ -78,9 +113,22 @@ async fn dial<R: Runtime>(
         .await
         .map_err(|e| Error::new(ErrorKind::Connect).with_source(e))?;
     crate::trace::tcp_connected(peer);
+    Ok(tcp)
+}
+
+/// `io`, a connection to `origin` (or a tunnel to it), made ready for HTTP:
+/// TLS for an `https` or `wss` origin, whose ALPN says the protocol; as it
+/// is for a plain one.
+async fn secure<R: Runtime, T: Io>(
+    runtime: &R,
+    origin: &PoolKey,
+    tls: &TlsConfig,
+    h2_prior_knowledge: bool,
+    io: T,
+) -> Result<Dialed, Error> {
     if !origin.is_tls() {
         return Ok(Dialed {
-            io: Box::new(tcp),
+            io: Box::new(io),
             protocol: if h2_prior_knowledge {
                 Negotiated::Http2
             } else {
@@ -93,7 +141,7 @@ async fn dial<R: Runtime>(
         .map_err(|e| Error::new(ErrorKind::Tls).with_source(e))?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config().clone());
     let tls_start = runtime.now();
-    let stream = connector.connect(name, tcp).await.map_err(|e| {
+    let stream = connector.connect(name, io).await.map_err(|e| {
         let error = Error::new(ErrorKind::Tls);
         match crate::tls::handshake_advice(&e) {
             Some(advice) => error.with_message(advice),

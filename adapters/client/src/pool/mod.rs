@@ -47,6 +47,7 @@ use crate::conn::{Clock, Lender};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Origin};
 use crate::metrics::Metrics;
+use crate::proxy::ProxyChoice;
 use crate::runtime::{Runtime, Timer};
 
 use state::{slot_mut, Effect, Effects, Slot, SPARE_BUFFERS, SPARE_BUFFER_CAPACITY};
@@ -164,7 +165,10 @@ impl<R: Runtime> Shared<R> {
                 return Ok(last.key.clone());
             }
         }
-        let key = PoolKey::from_uri(uri, self.settings.tls.identity())?;
+        let mut key = PoolKey::from_uri(uri, self.settings.tls.identity())?;
+        if !self.settings.proxies.is_empty() {
+            key = self.proxied(key, None);
+        }
         if let Some((scheme, authority)) = named {
             *last = Some(LastKey {
                 scheme: scheme.clone(),
@@ -173,6 +177,27 @@ impl<R: Runtime> Shared<R> {
             });
         }
         Ok(key)
+    }
+
+    /// The pool key of a request to `uri` that chose its proxy itself.
+    pub(crate) fn key_choosing(
+        &self,
+        uri: &http::Uri,
+        choice: &ProxyChoice,
+    ) -> Result<PoolKey, Error> {
+        let key = PoolKey::from_uri(uri, self.settings.tls.identity())?;
+        Ok(self.proxied(key, Some(choice)))
+    }
+
+    /// `key`, through the proxy that serves its origin: the one `choice`
+    /// names, or else the client's.
+    pub(crate) fn proxied(&self, key: PoolKey, choice: Option<&ProxyChoice>) -> PoolKey {
+        let (tls, host, port) = (key.is_tls(), key.host(), key.port());
+        let proxy = match choice {
+            Some(choice) => choice.serving(tls, host, port),
+            None => self.settings.proxies.serving(tls, host, port),
+        };
+        key.through(proxy)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -66,6 +66,7 @@ use crate::conn::ws::{WeakWsSender, WsConn, WsLender, CLOSE_GRACE};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind, Step};
 use crate::pool::{LeasedConn, Shared, Timing};
+use crate::proxy::ProxyChoice;
 use crate::runtime::Runtime;
 use crate::timeout::{until, with_deadline};
 
@@ -81,6 +82,7 @@ pub(crate) async fn connect<R: Runtime>(
         request.headers(),
         inner.settings.ws.tls.identity(),
     )?;
+    let key = inner.proxied(key, request.extensions().get::<ProxyChoice>());
     let deadline = inner.runtime.now() + timeout;
     let pool: Arc<dyn WsLender> = Arc::clone(inner) as Arc<dyn WsLender>;
     let max_message = inner.settings.ws.max_message;

@@ -14,6 +14,7 @@ use super::{at, connect, Message, WebSocket, WebSocketError};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::pool::Shared;
+use crate::proxy::ProxyChoice;
 use crate::runtime::Runtime;
 
 /// How a [`ReconnectingWebSocket`] behaves.
@@ -167,13 +168,15 @@ pub(crate) async fn open<R: Runtime>(
     }
     let uri = request.uri().clone();
     let headers = request.headers().clone();
+    let choice = request.extensions().get::<ProxyChoice>().cloned();
     let first = connect(inner, request, timeout).await?;
     let runner = Arc::clone(inner);
     let restart: Restart = Arc::new(move |handoff| {
         let inner = Arc::clone(&runner);
-        let (uri, headers) = (uri.clone(), headers.clone());
+        let (uri, headers, choice) = (uri.clone(), headers.clone(), choice.clone());
         runner.runtime.spawn(async move {
-            reconnect(inner, uri, headers, timeout, options.pause, handoff).await;
+            let target = (uri, headers, choice);
+            reconnect(inner, target, timeout, options.pause, handoff).await;
         });
     });
     Ok(ReconnectingWebSocket {
@@ -190,8 +193,7 @@ pub(crate) async fn open<R: Runtime>(
 /// then hands it over.
 async fn reconnect<R: Runtime>(
     inner: Arc<Shared<R>>,
-    uri: Uri,
-    headers: HeaderMap,
+    (uri, headers, choice): (Uri, HeaderMap, Option<ProxyChoice>),
     timeout: Duration,
     pause: Duration,
     handoff: Arc<Handoff>,
@@ -203,6 +205,9 @@ async fn reconnect<R: Runtime>(
         let mut request = Request::new(());
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
+        if let Some(choice) = &choice {
+            request.extensions_mut().insert(choice.clone());
+        }
         let Some(opened) = handoff
             .unless_abandoned(connect(&inner, request, timeout))
             .await
