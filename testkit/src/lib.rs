@@ -8,6 +8,9 @@
 //!   (valid, expired, for the wrong host, from an untrusted CA).
 //! - [`nginx`]: the Debian nginx binary with a generated configuration (plain,
 //!   TLS, HTTP/2, keep-alive limits), and its count of accepted connections.
+//! - [`tinyproxy`]: Debian's tinyproxy with a generated configuration, a
+//!   real forward proxy (`CONNECT` tunnels, absolute-form requests, Basic
+//!   credentials), and the request lines it read.
 //! - [`hyper_server`]: in-process HTTP/1.1 and HTTP/2 servers built on hyper, that
 //!   count the connections they accept.
 //! - [`ws_server`]: an in-process WebSocket server on tungstenite that echoes,
@@ -37,4 +40,5 @@ pub mod nginx;
 pub mod rng;
 pub mod runtime;
 pub mod scripted;
+pub mod tinyproxy;
 pub mod ws_server;

@@ -159,13 +159,20 @@ pub fn available() -> io::Result<()> {
 /// When it is not, prints why `test` is skipped and returns `false`, or panics
 /// if the environment variable [`REQUIRE_ENV`] is set.
 pub fn available_or_skip(test: &str) -> bool {
-    match available() {
+    skip_unless(test, available(), REQUIRE_ENV)
+}
+
+/// `true` when a server `test` needs is `found`; else prints why `test` is
+/// skipped and returns `false`, or panics if the environment variable
+/// `require_env` is set.
+pub(crate) fn skip_unless(test: &str, found: io::Result<()>, require_env: &str) -> bool {
+    match found {
         Ok(()) => true,
-        Err(e) if std::env::var_os(REQUIRE_ENV).is_some() => {
-            panic!("{test}: {e}, and {REQUIRE_ENV} is set")
+        Err(e) if std::env::var_os(require_env).is_some() => {
+            panic!("{test}: {e}, and {require_env} is set")
         }
         Err(e) => {
-            eprintln!("skipping {test}: {e} (set {REQUIRE_ENV} to make this a failure)");
+            eprintln!("skipping {test}: {e} (set {require_env} to make this a failure)");
             false
         }
     }
@@ -564,12 +571,18 @@ impl From<io::Error> for StartError {
 
 /// Creates a fresh, world-readable directory for one server.
 fn make_dir() -> io::Result<PathBuf> {
+    make_server_dir("nginx")
+}
+
+/// Creates a fresh, world-readable directory for one `server` process (its
+/// configuration, logs and pid file), named after it.
+pub(crate) fn make_server_dir(server: &str) -> io::Result<PathBuf> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let dir = std::env::temp_dir().join(format!(
-        "muxpool-nginx-{}-{}-{nanos}",
+        "muxpool-{server}-{}-{}-{nanos}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
@@ -912,7 +925,7 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// Sends `sig` to process `pid`, ignoring failure (it may have exited).
-fn signal(pid: u32, sig: libc::c_int) {
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe {

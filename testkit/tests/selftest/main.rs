@@ -1,10 +1,11 @@
 //! The testkit's self-tests, one binary: the test certificates, the hostile
-//! servers, the in-process hyper server and the nginx harness, each checked
-//! from a plain client (raw TCP, rustls, hyper's), so that the client suites
-//! can rely on them.
+//! servers, the in-process hyper server, the nginx harness and the tinyproxy
+//! harness, each checked from a plain client (raw TCP, rustls, hyper's), so
+//! that the client suites can rely on them.
 //!
-//! The nginx tests return early with a message when nginx is not installed,
-//! unless `MUXPOOL_REQUIRE_NGINX` is set.
+//! The nginx and tinyproxy tests return early with a message when their
+//! server is not installed, unless `MUXPOOL_REQUIRE_NGINX` or
+//! `MUXPOOL_REQUIRE_TINYPROXY` is set.
 
 mod support;
 
@@ -12,3 +13,4 @@ mod certs;
 mod hostile;
 mod hyper_server;
 mod nginx;
+mod tinyproxy;
