@@ -3,8 +3,9 @@
 //! (`bodies::on_tokio::…`, `bodies::on_smol::…`), through `conformance!` in
 //! `support`.
 //!
-//! The nginx tests return early with a message when nginx is not installed,
-//! unless `MUXPOOL_REQUIRE_NGINX` is set.
+//! The nginx and tinyproxy tests return early with a message when their
+//! server is not installed, unless `MUXPOOL_REQUIRE_NGINX` or
+//! `MUXPOOL_REQUIRE_TINYPROXY` is set.
 
 mod support;
 
@@ -31,6 +32,8 @@ mod nginx;
 mod nginx_http2;
 #[cfg(feature = "opentelemetry")]
 mod otel;
+mod proxy;
+mod proxy_failures;
 mod restart;
 mod retry;
 mod runtimes;
