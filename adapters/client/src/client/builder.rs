@@ -305,9 +305,10 @@ impl<R: Runtime> ClientBuilder<R> {
     /// (and `HTTP_PROXY`, but not in a CGI program, where `REQUEST_METHOD`
     /// is set and `HTTP_PROXY` is a request's header), `all_proxy` for
     /// either when its own is not set, each read in lowercase first, then
-    /// uppercase; `no_proxy` lists the exceptions ([`NoProxy`](crate::NoProxy)).
-    /// A variable that is not an `http://` proxy URL is ignored, with a
-    /// warning through `tracing`.
+    /// uppercase; `no_proxy` lists the exceptions ([`NoProxy`](crate::NoProxy)),
+    /// and loopback origins (`localhost`, `127.0.0.0/8`, `::1`) are always
+    /// among them. A variable that is not an `http://` proxy URL is ignored,
+    /// with a warning through `tracing`.
     ///
     /// ```
     /// # fn main() -> Result<(), muxpool_client::Error> {

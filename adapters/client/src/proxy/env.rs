@@ -15,10 +15,18 @@
 //!   [`NoProxy`]).
 //!
 //! The lowercase name is read first, as curl does; an empty value counts as
-//! not set. A value without a scheme is an `http://` URL. One that names no
+//! not set. Loopback origins (`localhost` and the names under it,
+//! `127.0.0.0/8`, `::1`) never go through the environment's proxies, as Go's
+//! and .NET's clients have it: a proxy elsewhere cannot reach this host's
+//! loopback, and a variable set for the machine's outbound traffic must not
+//! send a local daemon's requests away. A proxy given to the builder is
+//! used as it says. A value without a scheme is an `http://` URL. One that names no
 //! `http://` proxy (another scheme, or not a URL) is skipped and reported.
 
 use super::{NoProxy, Proxies, Proxy, Scope};
+
+/// The origins the environment's proxies never serve, as a `NO_PROXY` list.
+const LOOPBACK: &str = "localhost, 127.0.0.0/8, ::1";
 
 /// What the environment says.
 #[derive(Debug)]
@@ -40,9 +48,8 @@ pub(crate) fn from_vars(get: impl Fn(&str) -> Option<String>) -> FromEnv {
     let http = set("http_proxy").or_else(|| if cgi { None } else { set("HTTP_PROXY") });
     let https = either("https_proxy", "HTTPS_PROXY");
     let all = either("all_proxy", "ALL_PROXY");
-    let no_proxy = either("no_proxy", "NO_PROXY")
-        .map(|(_, list)| NoProxy::parse(&list))
-        .unwrap_or_default();
+    let exceptions = either("no_proxy", "NO_PROXY").map_or_else(String::new, |(_, list)| list);
+    let no_proxy = NoProxy::parse(&format!("{LOOPBACK},{exceptions}"));
     let mut skipped = Vec::new();
     let mut list = Vec::new();
     for (scope, var) in [(Scope::Https, https), (Scope::Http, http)] {
@@ -80,6 +87,33 @@ mod tests {
         env.proxies
             .serving(tls, host, port)
             .map(|endpoint| endpoint.to_string())
+    }
+
+    #[test]
+    fn loopback_origins_never_go_through_the_environments_proxy() {
+        for env in [
+            read(&[("all_proxy", "http://p:1")]),
+            read(&[("all_proxy", "http://p:1"), ("no_proxy", "other.example")]),
+        ] {
+            for host in [
+                "localhost",
+                "api.localhost",
+                "127.0.0.1",
+                "127.8.9.1",
+                "::1",
+            ] {
+                assert_eq!(proxy_of(&env, false, host, 80), None, "{host}");
+                assert_eq!(proxy_of(&env, true, host, 443), None, "{host}");
+            }
+            assert_eq!(
+                proxy_of(&env, true, "localhost.example", 443).as_deref(),
+                Some("http://p:1")
+            );
+            assert_eq!(
+                proxy_of(&env, false, "128.0.0.1", 80).as_deref(),
+                Some("http://p:1")
+            );
+        }
     }
 
     #[test]
