@@ -635,8 +635,8 @@ mod tests {
             "one connection per protocol: conn::h1, conn::h2 and conn::ws never import each other: {siblings:?}"
         );
         // The leaves import nothing above them.
-        const LEAVES: [&str; 8] = [
-            "error", "config", "runtime", "h1", "tls", "proxy", "timeout", "session",
+        const LEAVES: [&str; 9] = [
+            "error", "config", "runtime", "h1", "tls", "proxy", "resolve", "timeout", "session",
         ];
         let is_leaf = |m: &str| LEAVES.iter().any(|leaf| is_within(m, leaf));
         let above: Vec<_> = graph

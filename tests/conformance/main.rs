@@ -34,6 +34,7 @@ mod nginx_http2;
 mod otel;
 mod proxy;
 mod proxy_failures;
+mod resolver;
 mod restart;
 mod retry;
 mod runtimes;

@@ -2,15 +2,17 @@
 //! settings of every protocol in one place.
 //!
 //! A leaf: the builder writes these, and every layer above reads them, so
-//! they name nothing but the codec's limits, the TLS configuration and the
-//! proxies.
+//! they name nothing but the codec's limits, the TLS configuration, the
+//! proxies and the resolver.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite;
 
 use crate::h1::Limits;
 use crate::proxy::Proxies;
+use crate::resolve::Resolve;
 use crate::tls::TlsConfig;
 
 /// The largest message a WebSocket sends or accepts unless the
@@ -44,6 +46,9 @@ pub(crate) struct Settings {
     /// The proxies requests go through; none, the common case, costs a
     /// branch when a request's key is worked out.
     pub(crate) proxies: Proxies,
+    /// Where names lead: the resolver given (or the runtime's) behind a
+    /// cache.
+    pub(crate) resolver: Arc<dyn Resolve>,
 }
 
 /// HTTP/2 settings of the client's side of every connection.

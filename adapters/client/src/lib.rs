@@ -62,6 +62,7 @@ mod h1;
 pub mod metrics;
 mod pool;
 pub mod proxy;
+pub mod resolve;
 mod response;
 pub mod runtime;
 mod semconv;
@@ -81,6 +82,7 @@ pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
 pub use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation, Stats};
 pub use proxy::{NoProxy, Proxy, ProxyChoice};
+pub use resolve::{CachingResolver, Resolve};
 pub use response::ResponseExt;
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
@@ -93,9 +95,10 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        metrics, metrics::Metrics, proxy, runtime, tls, websocket, Backoff, Body, Circuit, Error,
-        ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent, Message, NoProxy, Origin,
-        PoolConfig, PoolKey, Proxy, ProxyChoice, RequestTimeout, ResponseExt, Result, RetryBudget,
-        Saturation, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
+        metrics, metrics::Metrics, proxy, resolve, runtime, tls, websocket, Backoff, Body,
+        CachingResolver, Circuit, Error, ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent,
+        Message, NoProxy, Origin, PoolConfig, PoolKey, Proxy, ProxyChoice, RequestTimeout, Resolve,
+        ResponseExt, Result, RetryBudget, Saturation, Session, Stats, WebSocket, WebSocketError,
+        WebSocketSender,
     };
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::h1::Limits;
 use crate::pool::Shared;
 use crate::proxy::{Proxies, Proxy};
+use crate::resolve::{CachingResolver, Resolve, RuntimeResolver};
 use crate::runtime::Runtime;
 use crate::tls::{Alpn, TlsConfig};
 
@@ -55,6 +56,7 @@ pub struct ClientBuilder<R> {
     named: Named,
     tls: Option<TlsConfig>,
     crypto_provider: Option<Arc<CryptoProvider>>,
+    resolver: Option<Arc<dyn Resolve>>,
     h1_limits: Limits,
     request_timeout: Duration,
     read_timeout: Duration,
@@ -79,6 +81,7 @@ impl<R: Runtime> ClientBuilder<R> {
             named: Named::default(),
             tls: None,
             crypto_provider: None,
+            resolver: None,
             h1_limits: Limits::default(),
             request_timeout: DEFAULT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -130,6 +133,44 @@ impl<R: Runtime> ClientBuilder<R> {
     /// [`TlsConfig::from_rustls`].
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Where names lead: the client finds a host's addresses through
+    /// `resolver` instead of the runtime's resolver (the system's
+    /// `getaddrinfo` on tokio and smol). A closure `Fn(&str, u16) -> impl
+    /// Future<Output = io::Result<Vec<SocketAddr>>>` is a resolver, as is
+    /// any [`Resolve`].
+    ///
+    /// Whichever resolves, a [`CachingResolver`](crate::CachingResolver)
+    /// sits in front of it, timed by the runtime's clock: an answer is kept
+    /// for the TTL it came with ([`Resolved::ttl`](crate::resolve::Resolved)),
+    /// or [`DEFAULT_TTL`](crate::resolve::DEFAULT_TTL) when it came with none;
+    /// failures are not kept. IP literals are never resolved. Each
+    /// connection is still verified against the name in the URL, not the
+    /// address.
+    ///
+    /// ```
+    /// # async fn demo<R: muxpool_client::runtime::Runtime>(runtime: R) -> Result<(), muxpool_client::Error> {
+    /// use std::net::SocketAddr;
+    ///
+    /// // `api.internal` is a service on this machine; other names as usual.
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .resolver(|name: &str, port: u16| {
+    ///         let name = name.to_owned();
+    ///         async move {
+    ///             match name.as_str() {
+    ///                 "api.internal" => Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
+    ///                 _ => tokio::net::lookup_host((name.as_str(), port)).await.map(Vec::from_iter),
+    ///             }
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = Some(Arc::new(resolver));
         self
     }
 
@@ -382,6 +423,13 @@ impl<R: Runtime> ClientBuilder<R> {
                 (false, _) => Proxies::new(self.proxies),
                 (true, true) => Proxies::from_env(),
                 (true, false) => Proxies::default(),
+            },
+            resolver: {
+                let runtime = self.runtime.clone();
+                let inner = self
+                    .resolver
+                    .unwrap_or_else(|| Arc::new(RuntimeResolver(self.runtime.clone())));
+                Arc::new(CachingResolver::over(inner).clock(move || runtime.now()))
             },
         };
         Ok(Client {

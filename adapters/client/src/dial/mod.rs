@@ -28,6 +28,7 @@ mod tunnel;
 pub use key::{PoolKey, Security, WsTarget};
 
 use crate::error::{Error, ErrorKind};
+use crate::resolve::Resolve;
 use crate::runtime::{Io, Runtime, Timer};
 use crate::tls::{negotiated, Negotiated, TlsConfig};
 
@@ -51,26 +52,28 @@ pub(crate) struct Dialed {
 /// Deadlines are the caller's. A failure names `origin` (and the proxy).
 pub(crate) async fn connect<R: Runtime>(
     runtime: &R,
+    resolver: &dyn Resolve,
     origin: &PoolKey,
     tls: &TlsConfig,
     h2_prior_knowledge: bool,
 ) -> Result<Dialed, Error> {
-    dial(runtime, origin, tls, h2_prior_knowledge)
+    dial(runtime, resolver, origin, tls, h2_prior_knowledge)
         .await
         .map_err(|e| e.at(origin))
 }
 
 async fn dial<R: Runtime>(
     runtime: &R,
+    resolver: &dyn Resolve,
     origin: &PoolKey,
     tls: &TlsConfig,
     h2_prior_knowledge: bool,
 ) -> Result<Dialed, Error> {
     let Some(proxy) = origin.proxy() else {
-        let tcp = tcp(runtime, origin.host(), origin.port(), origin.ip()).await?;
+        let tcp = tcp(runtime, resolver, origin.host(), origin.port(), origin.ip()).await?;
         return secure(runtime, origin, tls, h2_prior_knowledge, tcp).await;
     };
-    let tcp = tcp(runtime, proxy.host(), proxy.port(), proxy.ip()).await?;
+    let tcp = tcp(runtime, resolver, proxy.host(), proxy.port(), proxy.ip()).await?;
     // A plain `http` origin's requests go to the proxy itself, in absolute
     // form; anything else needs the bytes carried as they are: a tunnel.
     let forwarded = origin.forwarding_proxy().is_some() && !h2_prior_knowledge;
@@ -86,19 +89,21 @@ async fn dial<R: Runtime>(
     secure(runtime, origin, tls, h2_prior_knowledge, tunnel).await
 }
 
-/// A TCP connection to `host` (resolved unless it is the literal `ip`) and
-/// `port`, by Happy Eyeballs.
+/// A TCP connection to `host` (found by `resolver` unless it is the literal
+/// `ip`) and `port`, by Happy Eyeballs.
 async fn tcp<R: Runtime>(
     runtime: &R,
+    resolver: &dyn Resolve,
     host: &str,
     port: u16,
     ip: Option<std::net::IpAddr>,
 ) -> Result<R::Tcp, Error> {
     let addrs = match ip {
         Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => runtime
+        None => resolver
             .resolve(host, port)
             .await
+            .map(|resolved| resolved.addrs)
             .map_err(|e| {
                 Error::new(ErrorKind::Connect)
                     .with_message("name resolution failed")

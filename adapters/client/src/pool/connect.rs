@@ -55,7 +55,8 @@ impl<R: Runtime> Shared<R> {
         // says nothing (no TLS, no SETTINGS, no upgrade) is a failed connect,
         // and its transport goes with this task.
         let result = with_deadline(&self.runtime, deadline, async {
-            let c = connect(&self.runtime, &key, tls, h2_prior_knowledge).await?;
+            let resolver = &*self.settings.resolver;
+            let c = connect(&self.runtime, resolver, &key, tls, h2_prior_knowledge).await?;
             if websocket {
                 let ws = ws::handshake(c.io, &key, &self.settings.ws).await?;
                 return Ok((Opened::Ws(Box::new(ws)), c.tls_time));
