@@ -42,6 +42,10 @@ use tokio_rustls::TlsAcceptor;
 /// The size of the frames `/bytes/{n}` is streamed in.
 pub const FRAME_SIZE: usize = 16 * 1024;
 
+/// The size of the frames `/encoded/…` is sent in: small and odd, so that
+/// every header and block of a coding is split somewhere.
+pub const ENCODED_FRAME: usize = 997;
+
 /// The period of [`content`]: byte `i` is `(i % 251) as u8`.
 const PERIOD: usize = 251;
 
@@ -126,6 +130,16 @@ impl Default for Options {
 /// | `/method` | 200, the request method's name |
 /// | `/lines/{n}` | 200, `n` lines `event {i}` (from 0), one message a line |
 /// | `/conn` | 200, the number of the connection it came on (0 for the first served), for any method |
+/// | `/encoded/{coding}/{n}` | 200, [`compress::text`]`(n)` encoded in `coding` (one of [`compress::CODINGS`]) with its `Content-Encoding` and `Content-Length`, in frames of [`ENCODED_FRAME`] bytes |
+/// | `/encoded/{coding}/{n}/chunked` | the same without `Content-Length` (chunked in HTTP/1.1), then the trailer `x-decoded-length: {n}` |
+/// | `/encoded/{coding}/{n}/truncated` | the same, its first half only (with the `Content-Length` of that half) |
+/// | `/encoded/{coding}/{n}/garbage` | the same, then bytes that are no part of the coding |
+/// | `/encoded/{coding}/{n}/{status}` | the same with that status (the body dropped for 204 and 304; a `Content-Range` for 206) |
+/// | `/bomb/{coding}/{mib}` | 200, [`compress::bomb`]`(coding, mib)`: `mib` MiB of zeros in `gzip`, `deflate` or `zstd`, chunked, in frames of 64 KiB |
+///
+/// [`compress::text`]: crate::compress::text
+/// [`compress::CODINGS`]: crate::compress::CODINGS
+/// [`compress::bomb`]: crate::compress::bomb
 ///
 /// A server task that fails (a TLS handshake, an I/O error, a protocol error)
 /// just ends its connection.
@@ -731,6 +745,12 @@ async fn route(request: Request<Incoming>) -> Response<RouteBody> {
             Err(_) => text(StatusCode::BAD_REQUEST, "bad delay"),
         },
         ("headers", None) => text(StatusCode::OK, &headers_text(request.headers())),
+        ("encoded", Some(rest)) => {
+            encoded(rest).unwrap_or_else(|| text(StatusCode::BAD_REQUEST, "bad encoding"))
+        }
+        ("bomb", Some(rest)) => {
+            bomb(rest).unwrap_or_else(|| text(StatusCode::BAD_REQUEST, "bad bomb"))
+        }
         ("method", None) => text(StatusCode::OK, request.method().as_str()),
         ("lines", Some(n)) => match n.parse::<usize>() {
             Ok(n) => {
@@ -833,6 +853,84 @@ fn trailers() -> Response<RouteBody> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     headers.insert(TRAILER, HeaderValue::from_static("x-checksum"));
     response
+}
+
+/// `/encoded/{coding}/{n}[/{variant}]`; `None` for a path it cannot serve.
+fn encoded(rest: &str) -> Option<Response<RouteBody>> {
+    let mut parts = rest.split('/');
+    let coding = parts.next()?;
+    if !crate::compress::CODINGS.contains(&coding) {
+        return None;
+    }
+    let n: usize = parts.next()?.parse().ok()?;
+    let variant = parts.next();
+    let mut body = crate::compress::encode(coding, &crate::compress::text(n));
+    let mut status = StatusCode::OK;
+    let mut trailers = None;
+    match variant {
+        None => {}
+        Some("chunked") => {
+            let mut t = HeaderMap::new();
+            t.insert("x-decoded-length", HeaderValue::from(n));
+            trailers = Some(t);
+        }
+        Some("truncated") => body.truncate(body.len() / 2),
+        Some("garbage") => body.extend_from_slice(b"no part of any coding"),
+        Some(code) => status = StatusCode::from_u16(code.parse().ok()?).ok()?,
+    }
+    let len = body.len();
+    let body = Bytes::from(body);
+    let mut frames: std::collections::VecDeque<Frame<Bytes>> = (0..len)
+        .step_by(ENCODED_FRAME)
+        .map(|at| Frame::data(body.slice(at..(at + ENCODED_FRAME).min(len))))
+        .collect();
+    let chunked = trailers.is_some();
+    frames.extend(trailers.map(Frame::trailers));
+    if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+        // Without content (hyper would send it in HTTP/2).
+        frames.clear();
+    }
+    let mut response = Response::new(Frames(frames).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(
+        http::header::CONTENT_ENCODING,
+        HeaderValue::from_str(crate::compress::header_name(coding)).ok()?,
+    );
+    if chunked {
+        headers.insert(TRAILER, HeaderValue::from_static("x-decoded-length"));
+    } else {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes 0-{}/{}", len.saturating_sub(1), len * 2);
+        headers.insert(
+            http::header::CONTENT_RANGE,
+            HeaderValue::try_from(range).ok()?,
+        );
+    }
+    Some(response)
+}
+
+/// `/bomb/{coding}/{mib}`; `None` for a path it cannot serve.
+fn bomb(rest: &str) -> Option<Response<RouteBody>> {
+    let (coding, mib) = rest.split_once('/')?;
+    if !["gzip", "deflate", "zstd"].contains(&coding) {
+        return None;
+    }
+    let mib: usize = mib.parse().ok().filter(|m| *m >= 2)?;
+    let body = Bytes::from(crate::compress::bomb(coding, mib));
+    let frames = (0..body.len())
+        .step_by(FRAME_SIZE * 4)
+        .map(|at| Frame::data(body.slice(at..(at + FRAME_SIZE * 4).min(body.len()))))
+        .collect();
+    let mut response = Response::new(Frames(frames).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_ENCODING,
+        HeaderValue::from_str(crate::compress::header_name(coding)).ok()?,
+    );
+    Some(response)
 }
 
 /// [`content`] repeated enough to slice any frame out of it without copying.

@@ -4,6 +4,8 @@
 //! mocks. This crate starts them, each on an ephemeral loopback port, each
 //! stopped when its handle is dropped:
 //!
+//! - [`compress`]: each content coding's encoder, compressible text, and
+//!   decompression bombs, for the decompression tests.
 //! - [`certs`]: test certificate authorities and leaves made with rcgen at run time
 //!   (valid, expired, for the wrong host, from an untrusted CA).
 //! - [`nginx`]: the Debian nginx binary with a generated configuration (plain,
@@ -32,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod certs;
+pub mod compress;
 pub mod h2_frames;
 pub mod hostile;
 pub mod hyper_server;

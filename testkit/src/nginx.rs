@@ -44,6 +44,7 @@
 //! | `/bytes/N`, N in [`BYTES_SIZES`] | 200, `Content-Length: N`, body [`pattern`]`(N)` (byte i is `i % 251`) |
 //! | `/chunked` | 200, `Transfer-Encoding: chunked` on HTTP/1.1, body [`CHUNKED_BODY`] in three chunks |
 //! | `/echo` | 200, the request body back, chunked on HTTP/1.1 (see [`ECHO_MAX_BODY`]) |
+//! | `/gzip/text` | 200, [`compress::text`](crate::compress::text)`(`[`GZIP_TEXT_SIZE`]`)`, with `gzip on`: compressed (`Content-Encoding: gzip`, chunked on HTTP/1.1) for a request that accepts gzip, as it is for one that does not; ranges served for the latter |
 //! | `/nginx_status` | nginx's `stub_status` page |
 //! | anything else | 404 |
 //!
@@ -91,6 +92,9 @@ pub const HELLO: &str = "hello\n";
 
 /// The sizes N of the static files served at `/bytes/N`.
 pub const BYTES_SIZES: [usize; 5] = [0, 1024, 65536, 1_048_576, 16_777_216];
+
+/// The size of `/gzip/text`, the file nginx compresses with gzip.
+pub const GZIP_TEXT_SIZE: usize = 1024 * 1024;
 
 /// The body of `GET /chunked`, sent as three chunks: `"one\n"`, `"two\n"`,
 /// `"three\n"`.
@@ -592,7 +596,7 @@ pub(crate) fn make_server_dir(server: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Writes the document root: the `/bytes/N` files.
+/// Writes the document root: the `/bytes/N` files and `/gzip/text`.
 fn populate(dir: &Path) -> io::Result<()> {
     let bytes = dir.join("root").join("bytes");
     fs::create_dir_all(&bytes)?;
@@ -605,6 +609,12 @@ fn populate(dir: &Path) -> io::Result<()> {
         fs::write(&file, &largest[..n])?;
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
     }
+    let gzip = dir.join("root").join("gzip");
+    fs::create_dir_all(&gzip)?;
+    fs::set_permissions(&gzip, fs::Permissions::from_mode(0o755))?;
+    let file = gzip.join("text");
+    fs::write(&file, crate::compress::text(GZIP_TEXT_SIZE))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
     Ok(())
 }
 
@@ -835,6 +845,10 @@ fn config(dir: &Path, options: &NginxOptions, ports: &Ports) -> String {
         line!("        root {d}/root;");
         line!("        location = / {{ default_type text/plain; return 200 \"hello\\n\"; }}");
         line!("        location /bytes/ {{ }}");
+        line!("        location /gzip/ {{");
+        line!("            default_type text/plain;");
+        line!("            gzip on; gzip_types *; gzip_min_length 0; gzip_vary on;");
+        line!("        }}");
         line!("        location = /chunked {{");
         line!("            default_type text/plain;");
         line!("            echo one; echo_flush; echo two; echo_flush; echo three;");
