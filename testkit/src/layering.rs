@@ -635,8 +635,17 @@ mod tests {
             "one connection per protocol: conn::h1, conn::h2 and conn::ws never import each other: {siblings:?}"
         );
         // The leaves import nothing above them.
-        const LEAVES: [&str; 9] = [
-            "error", "config", "runtime", "h1", "tls", "proxy", "resolve", "timeout", "session",
+        const LEAVES: [&str; 10] = [
+            "error",
+            "config",
+            "runtime",
+            "h1",
+            "tls",
+            "proxy",
+            "resolve",
+            "decompress",
+            "timeout",
+            "session",
         ];
         let is_leaf = |m: &str| LEAVES.iter().any(|leaf| is_within(m, leaf));
         let above: Vec<_> = graph

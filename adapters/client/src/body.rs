@@ -10,6 +10,11 @@
 //! `Body` implements [`http_body::Body`], so it works with the whole http-body
 //! ecosystem, and has the conveniences most callers want: [`Body::bytes`],
 //! [`Body::text`] and [`Body::chunk`].
+//!
+//! A compressed response the client decodes (see `crate::decompress`) is
+//! the same `Body`, decoded a piece at a time as its frames are read: the
+//! compressed body is never held whole, and backpressure still reaches the
+//! server.
 
 use std::fmt;
 use std::pin::Pin;
@@ -25,7 +30,8 @@ use crate::conn::h1::H1Body;
 use crate::conn::h2::H2Body;
 use crate::conn::outgoing::Outgoing;
 use crate::conn::Read;
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::decompress::{Decoder, Decompression};
+use crate::error::{BoxError, Error, ErrorKind, Origin};
 
 /// The most [`Body::bytes`] collects unless the client is configured otherwise.
 pub const DEFAULT_MAX_COLLECT: usize = 64 * 1024 * 1024;
@@ -45,6 +51,8 @@ enum Kind {
     H1(Box<H1Body>),
     H2(Box<H2Body>),
     Boxed(BoxBody<Bytes, BoxError>),
+    /// A compressed response body, decoded as it is read.
+    Decoded(Box<Decoded>),
 }
 
 impl Body {
@@ -244,15 +252,133 @@ impl Body {
     /// `error`, naming the origin of the response this body is reading, when
     /// it still reads one.
     fn named(&self, error: Error) -> Error {
-        let origin = match &self.kind {
-            Kind::H1(body) => body.origin(),
-            Kind::H2(body) => body.origin(),
-            _ => None,
-        };
-        match origin {
+        match self.origin() {
             Some(origin) => error.with_origin(|| origin),
             None => error,
         }
+    }
+
+    /// The origin of the response this body is reading, while it reads one.
+    fn origin(&self) -> Option<Origin> {
+        match &self.kind {
+            Kind::H1(body) => body.origin(),
+            Kind::H2(body) => body.origin(),
+            Kind::Decoded(decoded) => decoded.inner.origin(),
+            _ => None,
+        }
+    }
+}
+
+/// The response to a request [`Decompression::prepare`] let through,
+/// decoded as it is read when its `Content-Encoding` is one `settings`
+/// enables (its `Content-Encoding` and `Content-Length` are then gone);
+/// otherwise as it came.
+pub(crate) fn decompressed(
+    response: http::Response<Body>,
+    settings: &Decompression,
+) -> http::Response<Body> {
+    let (mut head, body) = response.into_parts();
+    let Some(decoder) = settings.decoder_for(head.status, &mut head.headers) else {
+        return http::Response::from_parts(head, body);
+    };
+    let mut inner = body;
+    let body = Body {
+        // Trailers that came with the whole body are already out of its
+        // frames: they stay where `trailers()` finds them.
+        trailers: inner.trailers.take(),
+        max_collect: inner.max_collect,
+        kind: Kind::Decoded(Box::new(Decoded {
+            inner,
+            decoder,
+            input: Bytes::new(),
+            trailers: None,
+            state: Decoding::Reading,
+        })),
+    };
+    http::Response::from_parts(head, body)
+}
+
+/// A body decoded as it is read: each frame of the compressed body is fed
+/// to the decoder, which gives out pieces of at most
+/// [`CHUNK`](crate::decompress::CHUNK) bytes; the next frame is read only
+/// once the last one is used up. Trailers pass through, after the data.
+struct Decoded {
+    inner: Body,
+    decoder: Decoder,
+    /// What is left of the last compressed frame.
+    input: Bytes,
+    /// The compressed body's trailers, given out once the data is.
+    trailers: Option<HeaderMap>,
+    state: Decoding,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decoding {
+    /// The compressed body has more.
+    Reading,
+    /// The compressed body ended; what the decoder holds goes out.
+    Draining,
+    /// Everything went out, or an error did.
+    Done,
+}
+
+impl Decoded {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        loop {
+            match self.state {
+                Decoding::Done => return Poll::Ready(None),
+                Decoding::Draining => {
+                    match self.decoder.decode(&mut self.input) {
+                        Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(None) => {}
+                        Err(e) => return Poll::Ready(Some(Err(self.fail(e)))),
+                    }
+                    if let Err(e) = self.decoder.finish() {
+                        return Poll::Ready(Some(Err(self.fail(e))));
+                    }
+                    self.state = Decoding::Done;
+                    return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
+                }
+                Decoding::Reading => {
+                    if !self.input.is_empty() || self.decoder.has_output() {
+                        match self.decoder.decode(&mut self.input) {
+                            Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                            Ok(None) => {}
+                            Err(e) => return Poll::Ready(Some(Err(self.fail(e)))),
+                        }
+                    }
+                    match std::task::ready!(http_body::Body::poll_frame(
+                        Pin::new(&mut self.inner),
+                        cx
+                    )) {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => self.input = data,
+                            // Kept for the end; the compressed body is read
+                            // on to its end (an HTTP/1.1 connection goes back
+                            // to the pool only then).
+                            Err(frame) => self.trailers = frame.into_trailers().ok(),
+                        },
+                        None => self.state = Decoding::Draining,
+                        Some(Err(e)) => {
+                            self.state = Decoding::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the body with `error`, naming its origin, and lets go of the
+    /// compressed body at once: its HTTP/1.1 connection closes, its HTTP/2
+    /// stream is reset, rather than wait for the caller to drop it.
+    fn fail(&mut self, error: Error) -> Error {
+        let error = self.inner.named(error);
+        self.inner = Body::empty();
+        self.input = Bytes::new();
+        self.trailers = None;
+        self.state = Decoding::Done;
+        error
     }
 }
 
@@ -283,6 +409,7 @@ impl http_body::Body for Body {
             Kind::Boxed(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|e| Error::new(ErrorKind::Body).with_source(e)),
+            Kind::Decoded(decoded) => decoded.poll_frame(cx),
         }
     }
 
@@ -293,6 +420,7 @@ impl http_body::Body for Body {
             Kind::H1(body) => body.is_end(),
             Kind::H2(body) => body.is_end(),
             Kind::Boxed(body) => body.is_end_stream(),
+            Kind::Decoded(decoded) => decoded.state == Decoding::Done,
         }
     }
 
@@ -303,7 +431,7 @@ impl http_body::Body for Body {
             Kind::H1(body) => body
                 .exact_remaining()
                 .map_or_else(SizeHint::default, SizeHint::with_exact),
-            Kind::H2(_) => SizeHint::default(),
+            Kind::H2(_) | Kind::Decoded(_) => SizeHint::default(),
             Kind::Boxed(body) => body.size_hint(),
         }
     }
@@ -332,6 +460,7 @@ impl fmt::Debug for Body {
             Kind::H1(_) => "http/1.1 stream",
             Kind::H2(_) => "http/2 stream",
             Kind::Boxed(_) => "stream",
+            Kind::Decoded(_) => "decoded stream",
         };
         f.debug_struct("Body").field("kind", &kind).finish()
     }

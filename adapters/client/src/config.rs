@@ -3,13 +3,14 @@
 //!
 //! A leaf: the builder writes these, and every layer above reads them, so
 //! they name nothing but the codec's limits, the TLS configuration, the
-//! proxies and the resolver.
+//! proxies, the resolver and what is decompressed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite;
 
+use crate::decompress::Decompression;
 use crate::h1::Limits;
 use crate::proxy::Proxies;
 use crate::resolve::Resolve;
@@ -49,6 +50,12 @@ pub(crate) struct Settings {
     /// Where names lead: the resolver given (or the runtime's) behind a
     /// cache.
     pub(crate) resolver: Arc<dyn Resolve>,
+    /// What responses are decompressed, and within which limits.
+    pub(crate) decompression: Decompression,
+    /// The `Accept-Encoding` a request gets when its response may be
+    /// decoded; `None` when nothing is (no coding compiled in, or
+    /// decompression off), and then nothing else is looked at.
+    pub(crate) accept_encoding: Option<http::HeaderValue>,
 }
 
 /// HTTP/2 settings of the client's side of every connection.

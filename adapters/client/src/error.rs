@@ -68,9 +68,10 @@ pub enum ErrorKind {
     /// that was safe and its retry budget allowed); the server is at fault.
     Protocol,
     /// Reading or writing a body failed: the response body was truncated or
-    /// malformed, the request body's stream failed, a body exceeded its limit.
-    /// The head was exchanged, so the server acted on the request; what was
-    /// read is incomplete.
+    /// malformed, the request body's stream failed, a body exceeded its limit,
+    /// a compressed body could not be decoded or decoded past its limit
+    /// ([`Error::decompression`] says how). The head was exchanged, so the
+    /// server acted on the request; what was read is incomplete.
     Body,
     /// A WebSocket failed: its handshake was refused, the server closed it or
     /// it dropped, a message exceeded its limit, a reconnecting WebSocket's

@@ -33,8 +33,9 @@
 //! repository draws the whole picture.
 //!
 //! 1. Leaves: `error`, `config`, [`runtime`], the HTTP/1.1 codec (`h1`),
-//!    [`tls`], [`proxy`] (which requests go through which proxy), and the
-//!    small `timeout` and `session` helpers.
+//!    [`tls`], [`proxy`] (which requests go through which proxy), the
+//!    decoders of compressed bodies (`decompress`, one Cargo feature per
+//!    coding), and the small `timeout` and `session` helpers.
 //! 2. `dial`: the [`PoolKey`] and opening a transport to it; beside it,
 //!    [`metrics`] and `trace` (the `tracing` spans and events).
 //! 3. `conn`: one connection, knowing nothing of the pool, one sibling per
@@ -53,6 +54,7 @@ pub mod channel;
 mod client;
 mod config;
 mod conn;
+mod decompress;
 mod dial;
 mod error;
 #[cfg(feature = "unstable")]
@@ -77,6 +79,9 @@ pub use client::{
     Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_HEALTH_CHECK_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
+pub use decompress::{
+    Coding, Decompression, DecompressionError, DEFAULT_MAX_RATIO, RATIO_ALLOWANCE,
+};
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
@@ -96,9 +101,9 @@ pub mod exports {
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
         metrics, metrics::Metrics, proxy, resolve, runtime, tls, websocket, Backoff, Body,
-        CachingResolver, Circuit, Error, ErrorKind, H1Error, H1Limits, HealthCheck, Idempotent,
-        Message, NoProxy, Origin, PoolConfig, PoolKey, Proxy, ProxyChoice, RequestTimeout, Resolve,
-        ResponseExt, Result, RetryBudget, Saturation, Session, Stats, WebSocket, WebSocketError,
-        WebSocketSender,
+        CachingResolver, Circuit, Coding, Decompression, DecompressionError, Error, ErrorKind,
+        H1Error, H1Limits, HealthCheck, Idempotent, Message, NoProxy, Origin, PoolConfig, PoolKey,
+        Proxy, ProxyChoice, RequestTimeout, Resolve, ResponseExt, Result, RetryBudget, Saturation,
+        Session, Stats, WebSocket, WebSocketError, WebSocketSender,
     };
 }

@@ -10,6 +10,7 @@ use rustls::crypto::CryptoProvider;
 
 use crate::body::DEFAULT_MAX_COLLECT;
 use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
+use crate::decompress::Decompression;
 use crate::error::{Error, ErrorKind};
 use crate::h1::Limits;
 use crate::pool::Shared;
@@ -70,6 +71,7 @@ pub struct ClientBuilder<R> {
     /// `proxy_env` is off.
     proxies: Vec<Proxy>,
     proxy_env: bool,
+    decompression: Decompression,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -93,6 +95,7 @@ impl<R: Runtime> ClientBuilder<R> {
             default_headers: http::HeaderMap::new(),
             proxies: Vec::new(),
             proxy_env: true,
+            decompression: Decompression::new(),
         }
     }
 
@@ -367,6 +370,43 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// What responses the client decompresses, and within which limits.
+    /// By default every coding compiled in (the Cargo features `gzip`,
+    /// `deflate`, `brotli`, `zstd`; none by default), a decoded body held
+    /// to 200 times the compressed bytes it came from
+    /// ([`Decompression`] says why); [`Decompression::off`] turns it off.
+    ///
+    /// With a coding on, a request is sent with `Accept-Encoding` naming
+    /// the enabled codings, and a response in one of them comes back
+    /// decoded as it is read, without its `Content-Encoding` and
+    /// `Content-Length`. A request that sets its own `Accept-Encoding` (or
+    /// gets one from [`default_headers`](Self::default_headers)), asks for a
+    /// `Range`, or is a `HEAD` is sent as it is, and its response comes back
+    /// as the server sent it; so do responses with status 204, 206 or 304,
+    /// in an unknown coding, or in several.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use muxpool_client::{Coding, Decompression};
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .decompression(
+    ///         Decompression::new()
+    ///             .without(Coding::Deflate)
+    ///             .max_ratio(Some(50)) // a bomb stops at 50 times what it sent
+    ///             .max_size(Some(256 << 20)), // and any body at 256 MiB decoded
+    ///     )
+    ///     .build()?;
+    /// assert!(!client.decompression().is_enabled(Coding::Deflate));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn decompression(mut self, decompression: Decompression) -> Self {
+        self.decompression = decompression;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -431,6 +471,8 @@ impl<R: Runtime> ClientBuilder<R> {
                     .unwrap_or_else(|| Arc::new(RuntimeResolver(self.runtime.clone())));
                 Arc::new(CachingResolver::over(inner).clock(move || runtime.now()))
             },
+            accept_encoding: self.decompression.accept_encoding(),
+            decompression: self.decompression,
         };
         Ok(Client {
             handle: Arc::new(Handle {

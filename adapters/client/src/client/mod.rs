@@ -21,6 +21,7 @@ use http::{Request, Response};
 use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
+use crate::decompress::Decompression;
 use crate::error::{BoxError, Error, ErrorKind, Step};
 use crate::metrics::Metrics;
 use crate::pool::{Shared, Timing};
@@ -144,6 +145,11 @@ impl<R: Runtime> Client<R> {
         let inner = &self.handle.inner;
         let (mut parts, body) = request.into_parts();
         self.add_default_headers(&mut parts.headers);
+        // One branch when nothing is decompressed.
+        let decode = match &inner.settings.accept_encoding {
+            Some(accept) => Decompression::prepare(&parts.method, &mut parts.headers, accept),
+            None => false,
+        };
         let timeout = self.admit(&parts.extensions)?;
         let now = inner.now();
         let deadline = now.saturating_add(timeout);
@@ -200,6 +206,10 @@ impl<R: Runtime> Client<R> {
                 }
                 Err(Error::timed_out(Step::Request, Some(timeout)).at(&key))
             }
+        };
+        let outcome = match decode {
+            true => outcome.map(|r| crate::body::decompressed(r, &inner.settings.decompression)),
+            false => outcome,
         };
         if !span.is_disabled() {
             crate::trace::answered(
@@ -278,6 +288,12 @@ impl<R: Runtime> Client<R> {
         let timeout = self.admit(request.extensions())?;
         self.add_default_headers(request.headers_mut());
         crate::websocket::open_reconnecting(&self.handle.inner, request, timeout, options).await
+    }
+
+    /// What the client decompresses: its builder's
+    /// [`decompression`](ClientBuilder::decompression).
+    pub fn decompression(&self) -> &Decompression {
+        &self.handle.inner.settings.decompression
     }
 
     /// The runtime the client runs its tasks and timers on.
