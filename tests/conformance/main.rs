@@ -13,6 +13,13 @@ mod bodies;
 mod cancellation;
 mod channel;
 mod deadlines;
+#[cfg(all(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+mod decompression;
 mod default_headers;
 mod errors;
 mod hostile;
