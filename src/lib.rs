@@ -148,6 +148,9 @@
 //!   HTTP with one interface: [`MessageChannel`], from
 //!   [`Client::messages_over_websocket`](client::Client::messages_over_websocket)
 //!   and [`Client::messages_over_http`](client::Client::messages_over_http).
+//! - Compressed responses, decoded as they stream: the features `gzip`,
+//!   `deflate`, `brotli` and `zstd`, and [`Decompression`] for what is
+//!   decoded and its limits against decompression bombs.
 //! - The pool's limits, backoff, circuit breaker and health checks:
 //!   [`PoolConfig`] and [`ClientBuilder::pool`](client::ClientBuilder::pool);
 //!   what it is doing: [`Client::stats`](client::Client::stats).
