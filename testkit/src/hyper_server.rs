@@ -128,6 +128,8 @@ impl Default for Options {
 /// | `/slow/{ms}` | 200 `slow` after `ms` milliseconds |
 /// | `/headers` | 200, the request headers as `name: value\n` lines, in order |
 /// | `/method` | 200, the request method's name |
+/// | `/redirect/{code}?to={location}` | that 3xx status, `Location: {location}` (the rest of the query, as it is) and the body `moved` |
+/// | `/loop` | 302 to `/loop` |
 /// | `/lines/{n}` | 200, `n` lines `event {i}` (from 0), one message a line |
 /// | `/conn` | 200, the number of the connection it came on (0 for the first served), for any method |
 /// | `/encoded/{coding}/{n}` | 200, [`compress::text`]`(n)` encoded in `coding` (one of [`compress::CODINGS`]) with its `Content-Encoding` and `Content-Length`, in frames of [`ENCODED_FRAME`] bytes |
@@ -752,6 +754,18 @@ async fn route(request: Request<Incoming>) -> Response<RouteBody> {
             bomb(rest).unwrap_or_else(|| text(StatusCode::BAD_REQUEST, "bad bomb"))
         }
         ("method", None) => text(StatusCode::OK, request.method().as_str()),
+        // `/redirect/CODE?to=LOCATION`: the location is the rest of the
+        // query, as it is.
+        ("redirect", Some(code)) => {
+            let location = request.uri().query().and_then(|q| q.strip_prefix("to="));
+            match (code.parse::<u16>().map(StatusCode::from_u16), location) {
+                (Ok(Ok(status)), Some(location)) if status.is_redirection() => {
+                    redirect(status, location)
+                }
+                _ => text(StatusCode::BAD_REQUEST, "bad redirect"),
+            }
+        }
+        ("loop", None) => redirect(StatusCode::FOUND, "/loop"),
         ("lines", Some(n)) => match n.parse::<usize>() {
             Ok(n) => {
                 let lines: String = (0..n).map(|i| format!("event {i}\n")).collect();
@@ -760,6 +774,19 @@ async fn route(request: Request<Incoming>) -> Response<RouteBody> {
             Err(_) => text(StatusCode::BAD_REQUEST, "bad count"),
         },
         _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<RouteBody> {
+    let mut response = text(status, "moved");
+    match HeaderValue::from_str(location) {
+        Ok(location) => {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+            response
+        }
+        Err(_) => text(StatusCode::BAD_REQUEST, "bad location"),
     }
 }
 

@@ -178,7 +178,7 @@ async fn large_chunked_request_body_from_a_stream<R: Adapter>() {
             .map(|next| next.map(|data| Ok::<_, Infallible>(Frame::data(data))))
     });
     let req = http::Request::post(server.url("/echo"))
-        .body(StreamBody::new(frames))
+        .body(Body::wrap(StreamBody::new(frames)))
         .unwrap();
     let response = client.send(req).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -199,7 +199,7 @@ async fn large_request_body_with_known_length<R: Adapter>() {
     let server = HyperServer::start(Options::default());
     let client = Client::<R>::new();
     let req = http::Request::put(server.url("/echo"))
-        .body(PatternBody::new(N, 100_000, true))
+        .body(Body::wrap(PatternBody::new(N, 100_000, true)))
         .unwrap();
     let response = client.send(req).await.unwrap();
     // Sent with Content-Length, so the echo has it too.
@@ -212,7 +212,7 @@ async fn large_request_body_with_known_length<R: Adapter>() {
 
     // The same stream without a known length goes chunked.
     let req = http::Request::put(server.url("/echo"))
-        .body(PatternBody::new(300_000, 4096, false))
+        .body(Body::wrap(PatternBody::new(300_000, 4096, false)))
         .unwrap();
     let response = client.send(req).await.unwrap();
     assert!(response.headers().get("content-length").is_none());
@@ -235,7 +235,7 @@ async fn request_body_framing_on_the_wire<R: Adapter>() {
         Ok(Frame::trailers(trailers)),
     ]);
     let req = http::Request::post(format!("{url}/upload"))
-        .body(StreamBody::new(frames))
+        .body(Body::wrap(StreamBody::new(frames)))
         .unwrap();
     let response = client.send(req).await.unwrap();
     assert_eq!(response.status(), 204);
@@ -253,7 +253,7 @@ async fn request_body_framing_on_the_wire<R: Adapter>() {
     // A stream of known length: Content-Length, no chunking.
     let (url, captured) = capture_one_request().await;
     let req = http::Request::put(format!("{url}/upload"))
-        .body(PatternBody::new(50_000, 4096, true))
+        .body(Body::wrap(PatternBody::new(50_000, 4096, true)))
         .unwrap();
     assert_eq!(client.send(req).await.unwrap().status(), 204);
     let wire = captured.await.unwrap();
@@ -289,7 +289,7 @@ async fn a_failing_request_body_stream_is_a_body_error<R: Adapter>() {
         Err(std::io::Error::other("the source broke")),
     ]);
     let req = http::Request::post(server.url("/echo"))
-        .body(StreamBody::new(frames))
+        .body(Body::wrap(StreamBody::new(frames)))
         .unwrap();
     let error = client.send(req).await.expect_err("the body failed");
     assert_eq!(error.kind(), ErrorKind::Body, "{error:#}");
@@ -485,7 +485,34 @@ async fn informational_responses_are_skipped<R: Adapter>() {
     assert_quiescent(&client).await;
 }
 
+/// A request's body may be any type a `Body` is made from: sent whole, with
+/// its length.
+async fn request_bodies_of_every_common_type<R: Adapter>() {
+    let server = HyperServer::start(Options::default());
+    let client = Client::<R>::new();
+    let url = server.url("/echo");
+    async fn echoed<R: Adapter, B: Into<Body>>(client: &Client<R>, url: &str, body: B) -> Bytes {
+        let request = http::Request::post(url).body(body).unwrap();
+        let response = client.send(request).await.unwrap();
+        response.into_body().bytes().await.unwrap()
+    }
+    assert_eq!(echoed(&client, &url, ()).await, "");
+    assert_eq!(echoed(&client, &url, "str").await, "str");
+    assert_eq!(
+        echoed(&client, &url, String::from("string")).await,
+        "string"
+    );
+    assert_eq!(echoed(&client, &url, b"vec".to_vec()).await, "vec");
+    assert_eq!(
+        echoed(&client, &url, Bytes::from_static(b"bytes")).await,
+        "bytes"
+    );
+    assert_eq!(echoed(&client, &url, &b"slice"[..]).await, "slice");
+    assert_eq!(server.accepted(), 1, "every one on the kept connection");
+}
+
 support::conformance!(
+    request_bodies_of_every_common_type,
     chunked_response,
     trailers_with_te_trailers,
     large_streamed_response,

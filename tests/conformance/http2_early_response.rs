@@ -43,7 +43,11 @@ async fn an_early_complete_response_is_the_answer<R: Adapter>() {
     let client = h2c_client::<R>();
     for exact in [true, false] {
         let request = http::Request::post(&server.url)
-            .body(PatternBody::new(UPLOAD, 16 * 1024, exact))
+            .body(muxpool::Body::wrap(PatternBody::new(
+                UPLOAD,
+                16 * 1024,
+                exact,
+            )))
             .expect("a request");
         let response = within(
             Duration::from_secs(5),
@@ -79,7 +83,11 @@ async fn a_reset_without_an_answer_is_an_error<R: Adapter>() {
     });
     let client = h2c_client::<R>();
     let request = http::Request::post(&server.url)
-        .body(PatternBody::new(UPLOAD, 16 * 1024, true))
+        .body(muxpool::Body::wrap(PatternBody::new(
+            UPLOAD,
+            16 * 1024,
+            true,
+        )))
         .expect("a request");
     let error = within(Duration::from_secs(5), "the reset", client.send(request))
         .await

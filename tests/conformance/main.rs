@@ -41,6 +41,7 @@ mod nginx_http2;
 mod otel;
 mod proxy;
 mod proxy_failures;
+mod redirects;
 mod resolver;
 mod restart;
 mod retry;

@@ -113,7 +113,7 @@ async fn post_with_a_streamed_body_is_not_replayed<R: Adapter>() {
     let client = Client::<R>::new();
     assert_eq!(get_text(&client, server.url("/")).await, "ok");
     let streamed = http::Request::post(server.url("/"))
-        .body(PatternBody::new(64 * 1024, 4096, false))
+        .body(Body::wrap(PatternBody::new(64 * 1024, 4096, false)))
         .unwrap();
     let error = client
         .send(streamed)

@@ -68,7 +68,11 @@ async fn connection_closed_by_the_server_while_idle_is_not_used<R: Adapter>() {
     // not write it on the dead connection: it noticed the close and opened a
     // new connection instead.
     let request = http::Request::post(server.url("/echo"))
-        .body(PatternBody::new(100_000, 8 * 1024, false))
+        .body(muxpool::Body::wrap(PatternBody::new(
+            100_000,
+            8 * 1024,
+            false,
+        )))
         .unwrap();
     let response = client
         .send(request)

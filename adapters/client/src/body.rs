@@ -20,11 +20,10 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
-use http_body_util::BodyExt;
 
 use crate::conn::h1::H1Body;
 use crate::conn::h2::H2Body;
@@ -61,18 +60,17 @@ impl Body {
         Body::with(Kind::Empty)
     }
 
-    /// A body that streams `body`.
+    /// A body that streams `body`: any `http_body::Body`, such as
+    /// `http_body_util::StreamBody` over a stream of frames. Its size hint
+    /// goes with it, so a body of known length is sent with
+    /// `Content-Length`. It can be sent once: a redirect that keeps the
+    /// body is not followed for it.
     pub fn wrap<B>(body: B) -> Body
     where
         B: http_body::Body + Send + Sync + 'static,
-        B::Data: Into<Bytes>,
         B::Error: Into<BoxError>,
     {
-        Body::with(Kind::Boxed(
-            body.map_frame(|frame| frame.map_data(Into::into))
-                .map_err(Into::into)
-                .boxed(),
-        ))
+        Body::with(Kind::Boxed(BoxBody::new(IntoBytes { inner: body })))
     }
 
     fn with(kind: Kind) -> Body {
@@ -446,6 +444,44 @@ fn frame(read: Poll<Result<Read, Error>>) -> Poll<Option<Result<Frame<Bytes>, Er
     })
 }
 
+pin_project_lite::pin_project! {
+    /// A body whose data comes out as `Bytes` and whose errors are boxed,
+    /// its end and size hint told as they are.
+    struct IntoBytes<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> http_body::Body for IntoBytes<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx).map(|frame| {
+            frame.map(|frame| match frame {
+                Ok(frame) => Ok(frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))),
+                Err(e) => Err(e.into()),
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl Default for Body {
     fn default() -> Body {
         Body::empty()
@@ -502,20 +538,42 @@ impl From<()> for Body {
     }
 }
 
-/// Takes a request body in for sending: a [`Body`] whose content is in memory
-/// is taken as it is, without a look at its frames; any other body as
-/// [`Outgoing::new`] finds it.
-pub(crate) fn outgoing<B>(body: B) -> Result<Outgoing, Error>
+impl Body {
+    /// This body taken in for sending: whole when its content is in memory,
+    /// without a look at its frames; streamed otherwise.
+    pub(crate) fn into_outgoing(mut self) -> Result<Outgoing, Error> {
+        match self.take_full() {
+            Some(data) => Ok(Outgoing::whole(data)),
+            None => Outgoing::new(self),
+        }
+    }
+
+    /// The content, when it is all in memory, for sending it again (a
+    /// redirect that keeps the body); `None` for a stream, which can be
+    /// sent once.
+    pub(crate) fn replayable(&self) -> Option<Bytes> {
+        match &self.kind {
+            Kind::Empty => Some(Bytes::new()),
+            Kind::Full(data) => Some(data.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A request body of any type, as a [`Body`] when it is one (so that
+/// content in memory is sent whole and can be sent again), streamed as
+/// [`Outgoing::new`] finds it otherwise.
+pub(crate) fn outgoing<B>(body: B) -> (Result<Outgoing, Error>, Option<Bytes>)
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let mut body = body;
-    if let Some(ours) = (&mut body as &mut dyn std::any::Any).downcast_mut::<Body>() {
-        if let Some(data) = ours.take_full() {
-            return Ok(Outgoing::whole(data));
-        }
+    let mut body = Some(body);
+    if let Some(ours) = (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+        let ours = ours.take().expect("taken once");
+        let replay = ours.replayable();
+        return (ours.into_outgoing(), replay);
     }
-    Outgoing::new(body)
+    (Outgoing::new(body.expect("not taken")), None)
 }

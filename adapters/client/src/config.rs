@@ -20,6 +20,45 @@ use crate::tls::TlsConfig;
 /// [`ClientBuilder`](crate::ClientBuilder) says otherwise: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// Which redirects the client follows: none (the default), or up to a
+/// number of them per request.
+///
+/// A client that follows none hands every `3xx` to the caller, as a
+/// forwarding proxy must. With a limit, a redirect the rules allow is
+/// followed (see [`ClientBuilder::redirect`](crate::ClientBuilder::redirect)),
+/// and one more than the limit fails the request with
+/// [`ErrorKind::Redirect`](crate::ErrorKind::Redirect).
+///
+/// ```
+/// use muxpool_client::Redirect;
+///
+/// assert_eq!(Redirect::default(), Redirect::none());
+/// assert_eq!(Redirect::limit(10).max(), Some(10));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Redirect {
+    max: Option<u32>,
+}
+
+impl Redirect {
+    /// Follow none: every `3xx` is the caller's. The default.
+    pub const fn none() -> Redirect {
+        Redirect { max: None }
+    }
+
+    /// Follow up to `max` redirects per request (browsers stop at about
+    /// 20, curl at 50 when told to follow, reqwest at 10). `limit(0)`
+    /// follows none but fails a request that is redirected.
+    pub const fn limit(max: u32) -> Redirect {
+        Redirect { max: Some(max) }
+    }
+
+    /// The most redirects followed per request, or `None` when none are.
+    pub const fn max(&self) -> Option<u32> {
+        self.max
+    }
+}
+
 /// The configuration of one client; see [`ClientBuilder`](crate::ClientBuilder).
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -50,6 +89,8 @@ pub(crate) struct Settings {
     /// Where names lead: the resolver given (or the runtime's) behind a
     /// cache.
     pub(crate) resolver: Arc<dyn Resolve>,
+    /// Which redirects are followed: none, by default.
+    pub(crate) redirect: Redirect,
     /// What responses are decompressed, and within which limits.
     pub(crate) decompression: Decompression,
     /// The `Accept-Encoding` a request gets when its response may be

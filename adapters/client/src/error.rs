@@ -100,6 +100,12 @@ pub enum ErrorKind {
     /// [`ErrorKind::Connect`], one that breaks the protocol
     /// [`ErrorKind::Protocol`]; both name it, as [`Origin::proxy`] does.
     Proxy,
+    /// The server redirected the request more times than the client's
+    /// [`Redirect`](crate::Redirect) limit allows; [`Error::status`] gives
+    /// the last redirect's status. The requests along the way were sent.
+    /// A redirect loop is the server's to fix; a longer chain may need a
+    /// higher limit.
+    Redirect,
 }
 
 impl ErrorKind {
@@ -122,6 +128,7 @@ impl ErrorKind {
             ErrorKind::Runtime => "runtime",
             ErrorKind::Status => "status",
             ErrorKind::Proxy => "proxy",
+            ErrorKind::Redirect => "redirect",
         }
     }
 }
@@ -366,7 +373,8 @@ impl Error {
     }
 
     /// The response's status, for an error of kind [`ErrorKind::Status`];
-    /// the proxy's answer to `CONNECT`, for one of kind [`ErrorKind::Proxy`].
+    /// the proxy's answer to `CONNECT`, for one of kind [`ErrorKind::Proxy`];
+    /// the last redirect's, for one of kind [`ErrorKind::Redirect`].
     pub fn status(&self) -> Option<http::StatusCode> {
         let status: &StatusError = self.source.as_deref()?.downcast_ref()?;
         Some(status.0)
@@ -375,6 +383,11 @@ impl Error {
     /// An error for a response with status `status`.
     pub(crate) fn for_status(status: http::StatusCode) -> Error {
         Error::new(ErrorKind::Status).with_source(StatusError(status))
+    }
+
+    /// An error for a redirect with `status` beyond the client's limit.
+    pub(crate) fn too_many_redirects(status: http::StatusCode) -> Error {
+        Error::new(ErrorKind::Redirect).with_source(StatusError(status))
     }
 
     /// An error for a proxy that answered `CONNECT` with `status`.
@@ -472,6 +485,7 @@ impl Error {
             ErrorKind::Runtime => ("no runtime to run on", "", ""),
             ErrorKind::Status => ("error status", "from", ""),
             ErrorKind::Proxy => ("proxy error", "for", ""),
+            ErrorKind::Redirect => ("too many redirects", "from", ""),
         };
         f.write_str(what)?;
         if let Some(origin) = origin.filter(|_| !joined.is_empty()) {

@@ -79,6 +79,7 @@ pub use client::{
     Client, ClientBuilder, Idempotent, RequestTimeout, DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_HEALTH_CHECK_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
+pub use config::Redirect;
 pub use decompress::{
     Coding, Decompression, DecompressionError, DEFAULT_MAX_RATIO, RATIO_ALLOWANCE,
 };
@@ -103,7 +104,7 @@ pub mod exports {
         metrics, metrics::Metrics, proxy, resolve, runtime, tls, websocket, Backoff, Body,
         CachingResolver, Circuit, Coding, Decompression, DecompressionError, Error, ErrorKind,
         H1Error, H1Limits, HealthCheck, Idempotent, Message, NoProxy, Origin, PoolConfig, PoolKey,
-        Proxy, ProxyChoice, RequestTimeout, Resolve, ResponseExt, Result, RetryBudget, Saturation,
-        Session, Stats, WebSocket, WebSocketError, WebSocketSender,
+        Proxy, ProxyChoice, Redirect, RequestTimeout, Resolve, ResponseExt, Result, RetryBudget,
+        Saturation, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
     };
 }

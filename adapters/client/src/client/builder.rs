@@ -9,7 +9,7 @@ use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Satur
 use rustls::crypto::CryptoProvider;
 
 use crate::body::DEFAULT_MAX_COLLECT;
-use crate::config::{H2Settings, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
+use crate::config::{H2Settings, Redirect, Settings, WsSettings, DEFAULT_MAX_MESSAGE};
 use crate::decompress::Decompression;
 use crate::error::{Error, ErrorKind};
 use crate::h1::Limits;
@@ -58,6 +58,7 @@ pub struct ClientBuilder<R> {
     tls: Option<TlsConfig>,
     crypto_provider: Option<Arc<CryptoProvider>>,
     resolver: Option<Arc<dyn Resolve>>,
+    redirect: Redirect,
     h1_limits: Limits,
     request_timeout: Duration,
     read_timeout: Duration,
@@ -84,6 +85,7 @@ impl<R: Runtime> ClientBuilder<R> {
             tls: None,
             crypto_provider: None,
             resolver: None,
+            redirect: Redirect::none(),
             h1_limits: Limits::default(),
             request_timeout: DEFAULT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -136,6 +138,38 @@ impl<R: Runtime> ClientBuilder<R> {
     /// [`TlsConfig::from_rustls`].
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Which redirects the client follows: none by default, so that every
+    /// `3xx` is the caller's (a forwarding proxy must see them), or up to
+    /// [`Redirect::limit`] per request.
+    ///
+    /// A redirect is followed as browsers and curl follow it: `301` and
+    /// `302` keep the method and body except that a `POST` becomes a `GET`
+    /// without a body; `303` makes any method but `HEAD` a `GET` without a
+    /// body; `307` and `308` keep both, and are followed only when the body
+    /// can be sent again (one in memory; a stream is sent once, and its
+    /// `307` or `308` comes back as it is). A redirect to another origin
+    /// (scheme, host or port) never carries `Authorization`,
+    /// `Proxy-Authorization`, `Cookie` or `Host`. The chain shares the
+    /// request's one timeout; one redirect more than the limit fails it with
+    /// [`ErrorKind::Redirect`](crate::ErrorKind::Redirect).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use muxpool_client::Redirect;
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .redirect(Redirect::limit(10))
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn redirect(mut self, policy: Redirect) -> Self {
+        self.redirect = policy;
         self
     }
 
@@ -464,6 +498,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 (true, true) => Proxies::from_env(),
                 (true, false) => Proxies::default(),
             },
+            redirect: self.redirect,
             resolver: {
                 let runtime = self.runtime.clone();
                 let inner = self

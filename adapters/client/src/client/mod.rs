@@ -6,6 +6,7 @@
 //! - [`builder`]: the [`ClientBuilder`], every setting with its default.
 
 mod builder;
+mod redirect;
 mod send;
 mod service;
 
@@ -13,7 +14,7 @@ pub use builder::{ClientBuilder, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_HEALTH_C
 
 use std::fmt;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ use http::{Request, Response};
 use muxpool_core::{PoolConfig, Shutdown, Stats};
 
 use crate::body::Body;
+use crate::conn::outgoing::Outgoing;
 use crate::decompress::Decompression;
-use crate::error::{BoxError, Error, ErrorKind, Step};
+use crate::error::{Error, ErrorKind, Step};
 use crate::metrics::Metrics;
 use crate::pool::{Shared, Timing};
 use crate::proxy::ProxyChoice;
@@ -111,9 +113,25 @@ impl<R: Runtime> Client<R> {
     /// Sends `request` and returns its response, whose body streams from the
     /// connection.
     ///
-    /// The URI must be absolute (`http://` or `https://`). The body can be a
-    /// [`Body`] (from bytes, a string, or [`Body::empty`]) or any
-    /// [`http_body::Body`]. A request whose connection fails before any byte of
+    /// The URI must be absolute (`http://` or `https://`). The body is
+    /// anything a [`Body`] is made from: `()`, a `&'static str` or
+    /// `&'static [u8]`, a `String`, a `Vec<u8>`, `Bytes` (each sent whole,
+    /// with its length), or a stream, [`Body::wrap`] of any
+    /// [`http_body::Body`]. Redirects are the caller's unless the client
+    /// follows them ([`ClientBuilder::redirect`]).
+    ///
+    /// ```no_run
+    /// # async fn demo<R: muxpool_client::runtime::Runtime>(client: muxpool_client::Client<R>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let response = client.send(http::Request::get("https://example.com/").body(())?).await?;
+    /// let created = client
+    ///     .send(http::Request::post("https://example.com/items").body("{\"name\": \"pen\"}")?)
+    ///     .await?;
+    /// # let _ = (response, created);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// A request whose connection fails before any byte of
     /// a response arrived (a reused HTTP/1.1 connection the server had closed,
     /// an HTTP/2 connection cut) is sent once more, on a fresh connection, when
     /// that is safe: its method is idempotent (or the caller says so, with
@@ -136,14 +154,41 @@ impl<R: Runtime> Client<R> {
     /// fails sooner. A request sent again (see above) spends from the
     /// client's [retry budget](ClientBuilder::retry_budget); with none left
     /// it ends with the failure it would have retried.
-    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
-    where
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub async fn send<B: Into<Body>>(&self, request: Request<B>) -> Result<Response<Body>, Error> {
+        let (parts, body) = request.into_parts();
+        let body: Body = body.into();
+        match self.handle.inner.settings.redirect.max() {
+            None => self.exchange(parts, body.into_outgoing()).await,
+            Some(max) => {
+                let replay = body.replayable();
+                self.following(parts, body.into_outgoing(), replay, max)
+                    .await
+            }
+        }
+    }
+
+    /// The request, and the requests its redirects lead to: boxed, so that
+    /// a client that follows none keeps the smaller future.
+    #[inline(never)]
+    fn following<'a>(
+        &'a self,
+        parts: http::request::Parts,
+        body: Result<Outgoing, Error>,
+        replay: Option<bytes::Bytes>,
+        max: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>> {
+        Box::pin(redirect::follow(self, parts, body, replay, max))
+    }
+
+    /// Sends one request, its body taken in already, and returns its
+    /// response head: what [`send`](Client::send) does for each request of a
+    /// redirect chain.
+    pub(crate) async fn exchange(
+        &self,
+        mut parts: http::request::Parts,
+        body: Result<Outgoing, Error>,
+    ) -> Result<Response<Body>, Error> {
         let inner = &self.handle.inner;
-        let (mut parts, body) = request.into_parts();
         self.add_default_headers(&mut parts.headers);
         // One branch when nothing is decompressed.
         let decode = match &inner.settings.accept_encoding {
@@ -157,7 +202,7 @@ impl<R: Runtime> Client<R> {
             None => inner.key_of(&parts.uri)?,
             Some(choice) => inner.key_choosing(&parts.uri, choice)?,
         };
-        let mut body = crate::body::outgoing(body).map_err(|e| e.at(&key))?;
+        let mut body = body.map_err(|e| e.at(&key))?;
         let awaiting = ConnCell::default();
         let timing = Timing::default();
         let span = crate::trace::request(&parts.method, &key);
