@@ -192,6 +192,242 @@ impl HealthCheck {
     }
 }
 
+/// How a [`Balancer`](crate::Balancer) spreads the requests of one service over
+/// its endpoints, and when it stops using one. Start from
+/// [`Balance::default`] and set fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use muxpool_core::{Balance, Balancer};
+///
+/// let mut config = Balance::default();
+/// config.outliers.consecutive_failures = Some(3); // eject sooner
+/// config.failover.failback_after = Duration::from_secs(30); // return later
+/// let balancer: Balancer<&str> = Balancer::new(config).unwrap();
+/// # let _ = balancer;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Balance {
+    /// The time constant of each endpoint's peak-sensitive moving average of
+    /// latency: a sample `decay` old weighs about a third of what a new one
+    /// does, and an estimate not refreshed for a few times `decay` falls
+    /// towards zero, so that an endpoint once slow is tried again. 10 s, as in
+    /// Finagle and linkerd.
+    pub decay: Duration,
+    /// The latency an endpoint is assumed to have before its first sample.
+    /// Its first answers replace it at once when slower (the average follows
+    /// peaks), and slowly when faster. 30 ms.
+    pub initial_latency: Duration,
+    /// What a request is assumed to wait for a new connection (connect and
+    /// handshake) on an endpoint with no spare capacity, before the endpoint
+    /// has reported a connect time of its own. 30 ms.
+    pub initial_connect: Duration,
+    /// Outlier ejection.
+    pub outliers: Outliers,
+    /// Priority groups and failover between them.
+    pub failover: Failover,
+    /// The seed of every random choice the balancer makes; the client gives
+    /// its [`PoolConfig::seed`]. Same seed and same inputs give the same
+    /// choices.
+    pub seed: u64,
+}
+
+impl Default for Balance {
+    fn default() -> Self {
+        Balance {
+            decay: Duration::from_secs(10),
+            initial_latency: Duration::from_millis(30),
+            initial_connect: Duration::from_millis(30),
+            outliers: Outliers::default(),
+            failover: Failover::default(),
+            seed: PoolConfig::default().seed,
+        }
+    }
+}
+
+/// Outlier ejection: an endpoint that keeps failing is taken out of the
+/// rotation for a while, then probed with one request, and readmitted when
+/// the probe succeeds. Envoy's outlier detection is the reference.
+///
+/// An endpoint is ejected after `consecutive_failures` failures in a row
+/// (failed connects, and requests the caller reports failed: a 5xx, a reset, a
+/// timeout); a success resets the count. It stays out for `base_ejection`
+/// times the number of times it was ejected, at most `max_ejection`; the count
+/// falls by one for each `base_ejection` it then stays healthy. At most
+/// `max_ejection_percent` of a service's endpoints are out at once (and at
+/// least one may be); a group whose healthy share falls under
+/// `panic_threshold` is in panic, and spreads its traffic over all its
+/// endpoints, ejected or not, rather than overload the few left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outliers {
+    /// Failures in a row that eject an endpoint; `None` never ejects. 5.
+    pub consecutive_failures: Option<u32>,
+    /// How long a first ejection lasts; the n-th lasts n times this. 30 s.
+    pub base_ejection: Duration,
+    /// The longest ejection. 300 s.
+    pub max_ejection: Duration,
+    /// The largest share of a service's endpoints that may be ejected at once,
+    /// in percent, rounded down but never below one endpoint. 50: enough for a
+    /// whole group (a region) of two to go, and never more than half.
+    pub max_ejection_percent: u32,
+    /// Below this share of healthy endpoints, in percent, a group is in panic
+    /// and ignores ejections. 50.
+    pub panic_threshold: u32,
+}
+
+impl Default for Outliers {
+    fn default() -> Self {
+        Outliers {
+            consecutive_failures: Some(5),
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejection_percent: 50,
+            panic_threshold: 50,
+        }
+    }
+}
+
+/// Failover between priority groups (regions, zones): traffic stays in the
+/// highest-priority group while enough of it is healthy, and spills to the
+/// next in proportion as its health drops, as Envoy's priority levels do.
+///
+/// A group's health is its healthy weight over its whole weight, times
+/// `overprovisioning` percent, at most 100 %: with the default 140, a group
+/// keeps all its traffic while at least 5 of 7 of it is healthy. The groups
+/// take traffic in priority order, each its health's share of what the ones
+/// before it left; when all of them together are under 100 %, their shares
+/// are scaled up to it.
+///
+/// An endpoint readmitted after an ejection takes requests at once, but adds to
+/// its group's health only once it has stayed healthy for `failback_after`:
+/// traffic leaves a failing group at once and comes back to a healed one once
+/// it has proved itself, so that a group failing on and off does not pull
+/// traffic back and forth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failover {
+    /// Overprovisioning, in percent; at least 100. 140, as in Envoy.
+    pub overprovisioning: u32,
+    /// How long a readmitted endpoint must stay healthy before it counts in
+    /// its group's health again. 10 s.
+    pub failback_after: Duration,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover {
+            overprovisioning: 140,
+            failback_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Balance {
+    /// Checks the configuration; [`Balancer::new`](crate::Balancer::new) calls this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("balance.decay", self.decay),
+            (
+                "balance.outliers.base_ejection",
+                self.outliers.base_ejection,
+            ),
+            ("balance.outliers.max_ejection", self.outliers.max_ejection),
+        ];
+        for (name, value) in durations {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.outliers.consecutive_failures == Some(0) {
+            return Err(ConfigError::ZeroLimit(
+                "balance.outliers.consecutive_failures",
+            ));
+        }
+        if self.outliers.max_ejection < self.outliers.base_ejection {
+            return Err(ConfigError::OutOfRange("balance.outliers.max_ejection"));
+        }
+        if self.outliers.max_ejection_percent > 100 {
+            return Err(ConfigError::OutOfRange(
+                "balance.outliers.max_ejection_percent",
+            ));
+        }
+        if self.outliers.panic_threshold > 100 {
+            return Err(ConfigError::OutOfRange("balance.outliers.panic_threshold"));
+        }
+        if !(100..=LIMIT_CEILING).contains(&self.failover.overprovisioning) {
+            return Err(ConfigError::OutOfRange("balance.failover.overprovisioning"));
+        }
+        Ok(())
+    }
+}
+
+/// The rule by which a [`Sizer`](crate::Sizer) sets the minimum of warm
+/// connections per endpoint from measured demand.
+///
+/// Every `interval`, the target grows by `grow_percent` (rounded up) when the
+/// average wait for a connection over the interval exceeded `wait_above`,
+/// and shrinks by `shrink_percent` (rounded down) when utilisation, the
+/// share of open connections in use, stayed under `utilisation_below`
+/// percent; always within `min..=max`. The defaults (every 10 s, 1.2× above
+/// 100 ms of wait, 0.8× under 30 %, within 10 and 500) are the starting rule
+/// users asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sizing {
+    /// How often the target moves.
+    pub interval: Duration,
+    /// The average wait above which the target grows.
+    pub wait_above: Duration,
+    /// The utilisation, in percent, under which the target shrinks.
+    pub utilisation_below: u32,
+    /// Growth, in percent of the target (above 100).
+    pub grow_percent: u32,
+    /// Shrinkage, in percent of the target (under 100).
+    pub shrink_percent: u32,
+    /// The smallest target, and the first.
+    pub min: u32,
+    /// The largest target.
+    pub max: u32,
+}
+
+impl Default for Sizing {
+    fn default() -> Self {
+        Sizing {
+            interval: Duration::from_secs(10),
+            wait_above: Duration::from_millis(100),
+            utilisation_below: 30,
+            grow_percent: 120,
+            shrink_percent: 80,
+            min: 10,
+            max: 500,
+        }
+    }
+}
+
+impl Sizing {
+    /// Checks the rule; [`Sizer::new`](crate::Sizer::new) calls this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval.is_zero() {
+            return Err(ConfigError::ZeroDuration("sizing.interval"));
+        }
+        if !(101..=LIMIT_CEILING).contains(&self.grow_percent) {
+            return Err(ConfigError::OutOfRange("sizing.grow_percent"));
+        }
+        if self.shrink_percent >= 100 {
+            return Err(ConfigError::OutOfRange("sizing.shrink_percent"));
+        }
+        if self.utilisation_below > 100 {
+            return Err(ConfigError::OutOfRange("sizing.utilisation_below"));
+        }
+        if self.min > self.max || self.max > LIMIT_CEILING {
+            return Err(ConfigError::OutOfRange("sizing.min and sizing.max"));
+        }
+        Ok(())
+    }
+}
+
 /// The pool's configuration. Start from [`PoolConfig::default`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -284,6 +520,8 @@ pub enum ConfigError {
     TooLarge(&'static str),
     /// A duration that must be positive is zero.
     ZeroDuration(&'static str),
+    /// A setting is outside the range it is documented with.
+    OutOfRange(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -304,6 +542,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::TooLarge(name) => write!(f, "{name} is larger than the core supports"),
             ConfigError::ZeroDuration(name) => write!(f, "{name} must be longer than zero"),
+            ConfigError::OutOfRange(name) => write!(f, "{name} is out of its range"),
         }
     }
 }

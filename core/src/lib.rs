@@ -88,6 +88,7 @@
 #![warn(missing_debug_implementations)]
 
 mod action;
+mod balance;
 mod config;
 mod error;
 mod event;
@@ -96,6 +97,7 @@ mod list;
 mod pool;
 mod retry;
 mod rng;
+mod sizing;
 mod stats;
 mod time;
 mod timer;
@@ -104,12 +106,20 @@ mod timer;
 pub mod sim;
 
 pub use action::{Action, CloseReason, RejectReason};
-pub use config::{Backoff, Circuit, ConfigError, HealthCheck, PoolConfig, RetryBudget, Saturation};
+pub use balance::{
+    BalanceError, BalanceEvent, BalanceViolation, Balancer, Capacity, Endpoint, EndpointInfo,
+    EndpointState, Outcome, Pick,
+};
+pub use config::{
+    Backoff, Balance, Circuit, ConfigError, Failover, HealthCheck, Outliers, PoolConfig,
+    RetryBudget, Saturation, Sizing,
+};
 pub use error::{EventError, HandleKind};
 pub use event::{
     Acquire, AcquireOptions, Attempt, ConnectFailure, Connected, Mode, Release, Shutdown,
 };
 pub use id::{ConnId, Lease, LeaseId, WaiterId};
 pub use pool::{ConnInfo, ConnState, InvariantViolation, Pool};
+pub use sizing::Sizer;
 pub use stats::{ByReason, Closes, Rejections, Stats};
 pub use time::Instant;

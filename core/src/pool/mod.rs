@@ -137,7 +137,7 @@ type SeededState = foldhash::quality::FixedState;
 /// **Getters** take `&self` and change nothing: [`key`](Pool::key),
 /// [`waiter_key`](Pool::waiter_key), [`conn_info`](Pool::conn_info),
 /// [`is_leased`](Pool::is_leased), [`stats`](Pool::stats),
-/// [`key_stats`](Pool::key_stats), [`keys`](Pool::keys),
+/// [`key_stats`](Pool::key_stats), [`has_capacity`](Pool::has_capacity), [`keys`](Pool::keys),
 /// [`is_shut_down`](Pool::is_shut_down), [`now`](Pool::now),
 /// [`config`](Pool::config) and [`check_invariants`](Pool::check_invariants).
 ///
@@ -902,6 +902,18 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn key_stats(&self, key: &K) -> Option<Stats> {
         let kid = self.index.get(key)?;
         Some(self.keys.get(*kid)?.stats())
+    }
+
+    /// Whether `key` can take a request now without a new connection: it has an
+    /// idle connection or a free stream on a multiplexed one, and no request
+    /// waits ahead. What a [`Balancer`](crate::Balancer) asks of each endpoint
+    /// it weighs ([`Capacity`](crate::Capacity)); one lookup of the key.
+    pub fn has_capacity(&self, key: &K) -> bool {
+        self.index.get(key).is_some_and(|&kid| {
+            self.keys
+                .get(kid)
+                .is_some_and(|k| k.waiters.is_empty() && !k.free.is_empty())
+        })
     }
 
     /// The keys the core holds state for, in a stable order.

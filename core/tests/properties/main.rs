@@ -8,6 +8,7 @@
 
 mod support;
 
+mod balance;
 mod circuit;
 mod contention;
 mod determinism;
