@@ -48,10 +48,17 @@
 //! pooled WebSocket and over HTTP/2 streams, against in-process servers, with
 //! the client's own CPU per message ([`messages`]).
 //!
+//! **endpoints** (`endpoints [--seeds 10]`) runs muxpool-core's balancer and
+//! adaptive sizing in a simulated world of several endpoints (one slow, one
+//! refusing and one black-holed, a region down and back, demand stepping up
+//! and down), beside round robin, over many seeds; it prints one table and
+//! exits 1 while a target is missed ([`endpoints`]).
+//!
 //! Progress and warnings go to stderr; the table alone goes to stdout.
 
 mod alloc;
 mod contender;
+mod endpoints;
 mod external;
 mod h2;
 mod h2_contender;
@@ -92,6 +99,10 @@ usage:
                             [--only NAME,...] [--rounds N] [--json]
       (HTTP/2 over TLS as in h2: one shared client beside a new client for every request)
 
+  muxpool-bench endpoints [--seeds N]
+      (the core's balancer in a simulated world of endpoints, beside round robin,
+       over N seeds (10); prints one table and exits 1 if a target is missed)
+
   Any mode: --trace sets a tracing subscriber (tracing-subscriber's fmt, muxpool's
   DEBUG spans and events, written to nowhere), for what tracing costs when listened to.
 
@@ -113,6 +124,8 @@ struct Args {
     h2: bool,
     /// A tracing subscriber listens to muxpool at DEBUG.
     trace: bool,
+    /// Seeds per scenario (`endpoints`).
+    seeds: u64,
 }
 
 impl Args {
@@ -126,6 +139,7 @@ impl Args {
             "proxy",
             "messages",
             "per-request",
+            "endpoints",
         ]
         .contains(&mode.as_str())
         {
@@ -143,6 +157,7 @@ impl Args {
             json: false,
             h2: false,
             trace: false,
+            seeds: 10,
         };
         while let Some(flag) = raw.next() {
             let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
@@ -176,6 +191,7 @@ impl Args {
                 "--only" => {
                     args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
                 }
+                "--seeds" => args.seeds = number(value()?)?.max(1),
                 "--json" => args.json = true,
                 "--h2" => args.h2 = true,
                 "--trace" => args.trace = true,
@@ -215,6 +231,13 @@ fn main() -> ExitCode {
     }
     if args.trace {
         trace_to_nowhere();
+    }
+    if args.mode == "endpoints" {
+        return if endpoints::run(args.seeds) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     if args.mode == "proxy" {
         let params = proxy::Params {
