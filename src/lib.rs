@@ -184,3 +184,8 @@ pub use muxpool_client::exports::*;
 #[cfg(all(doctest, feature = "tokio"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/common-tasks.md`, compiled as doc tests.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../docs/common-tasks.md")]
+pub struct CommonTasksDoctests;
