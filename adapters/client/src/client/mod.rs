@@ -155,10 +155,11 @@ impl<R: Runtime> Client<R> {
     /// client's [retry budget](ClientBuilder::retry_budget); with none left
     /// it ends with the failure it would have retried.
     pub async fn send<B: Into<Body>>(&self, request: Request<B>) -> Result<Response<Body>, Error> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let body: Body = body.into();
         match self.handle.inner.settings.redirect.max() {
-            None => self.exchange(parts, body.into_outgoing()).await,
+            // The head stays in this future; the exchange borrows it.
+            None => self.exchange(&mut parts, body.into_outgoing()).await,
             Some(max) => {
                 let replay = body.replayable();
                 self.following(parts, body.into_outgoing(), replay, max)
@@ -185,7 +186,7 @@ impl<R: Runtime> Client<R> {
     /// redirect chain.
     pub(crate) async fn exchange(
         &self,
-        mut parts: http::request::Parts,
+        parts: &mut http::request::Parts,
         body: Result<Outgoing, Error>,
     ) -> Result<Response<Body>, Error> {
         let inner = &self.handle.inner;
@@ -215,7 +216,7 @@ impl<R: Runtime> Client<R> {
             let mut exchange = pin!(send::execute(
                 inner,
                 &key,
-                &parts,
+                parts,
                 &mut body,
                 (now, deadline),
                 (&awaiting, &timing, &span),

@@ -73,7 +73,7 @@ pub(super) async fn follow<R: Runtime>(
                 .map_or_else(Body::empty, Body::from)
                 .into_outgoing()?),
         };
-        let response = client.exchange(parts.clone(), this).await?;
+        let response = client.exchange(&mut parts.clone(), this).await?;
         let Some(next) = next_request(&parts, &response, replay.is_some()) else {
             return Ok(response);
         };

@@ -50,10 +50,10 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let client = self.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let (body, replay) = crate::body::outgoing(body);
             match client.handle.inner.settings.redirect.max() {
-                None => client.exchange(parts, body).await,
+                None => client.exchange(&mut parts, body).await,
                 Some(max) => client.following(parts, body, replay, max).await,
             }
         })
