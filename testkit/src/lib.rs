@@ -35,6 +35,7 @@
 
 pub mod certs;
 pub mod compress;
+pub mod decode;
 pub mod h2_frames;
 pub mod hostile;
 pub mod hyper_server;

@@ -54,6 +54,10 @@ pub mod channel;
 mod client;
 mod config;
 mod conn;
+// The decoders are unstable interface for fuzzing, behind `unstable`.
+#[cfg(feature = "unstable")]
+pub mod decompress;
+#[cfg(not(feature = "unstable"))]
 mod decompress;
 mod dial;
 mod error;

@@ -13,7 +13,7 @@
 //! builds none, and with none compiled in or [`Decompression::off`] a request
 //! pays one branch.
 //!
-//! What it decides, once per request ([`Decompression::prepare`]) and once
+//! What it decides, once per request (`Decompression::prepare`) and once
 //! per response (`body::decompressed`, which wraps the body in a
 //! [`Decoder`]):
 //!
@@ -52,7 +52,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::error::{Error, ErrorKind};
 
 /// The largest piece a [`Decoder`] decodes at once: 32 KiB.
-pub(crate) const CHUNK: usize = 32 * 1024;
+pub const CHUNK: usize = 32 * 1024;
 
 /// A content coding the client can decode (RFC 9110, section 8.4.1), each
 /// behind the Cargo feature of its name.
@@ -443,8 +443,9 @@ impl Codec {
 }
 
 /// Decodes one response body, step by step, within the limits of the
-/// [`Decompression`] it was made with.
-pub(crate) struct Decoder {
+/// [`Decompression`] it was made with. Public only with the `unstable`
+/// feature, for fuzzing.
+pub struct Decoder {
     coding: Coding,
     codec: Codec,
     max_ratio: Option<u32>,
@@ -462,7 +463,9 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    fn new(coding: Coding, settings: &Decompression) -> Option<Decoder> {
+    /// A decoder of `coding` within `settings`' limits; `None` when the
+    /// coding is not compiled in.
+    pub fn new(coding: Coding, settings: &Decompression) -> Option<Decoder> {
         Some(Decoder {
             coding,
             codec: Codec::new(coding)?,
@@ -479,7 +482,7 @@ impl Decoder {
     /// Whether the codec may hold decoded bytes not yet given out: call
     /// [`decode`](Self::decode) again, with no input, before waiting for
     /// more.
-    pub(crate) fn has_output(&self) -> bool {
+    pub fn has_output(&self) -> bool {
         self.full
     }
 
@@ -492,7 +495,7 @@ impl Decoder {
     ///
     /// An [`Error`] of kind [`ErrorKind::Body`] with a
     /// [`DecompressionError`]: a limit passed, or corrupt data.
-    pub(crate) fn decode(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, Error> {
+    pub fn decode(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, Error> {
         loop {
             if input.is_empty() && !self.full {
                 return Ok(None);
@@ -528,7 +531,7 @@ impl Decoder {
     /// Called once the body ended, after [`decode`](Self::decode) gave out
     /// all it held: an error unless the compressed stream ended too (or
     /// never began: an empty body is taken as empty).
-    pub(crate) fn finish(&self) -> Result<(), Error> {
+    pub fn finish(&self) -> Result<(), Error> {
         if self.ended || self.compressed == 0 {
             return Ok(());
         }

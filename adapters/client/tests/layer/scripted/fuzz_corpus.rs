@@ -1,5 +1,5 @@
-//! Replays the committed corpora of the `client_exchange` and `ws_handshake`
-//! fuzz targets (`fuzz/corpus/`) through the same harness the fuzzer runs
+//! Replays the committed corpora of the `client_exchange`, `ws_handshake` and
+//! `decode` fuzz targets (`fuzz/corpus/`) through the same harness the fuzzer runs
 //! (`muxpool_testkit::scripted`), so every input the fuzzer kept, and every
 //! crash it found, stays a test.
 
@@ -47,6 +47,42 @@ fn ws_handshake_corpus() {
     replay("ws_handshake", |data| {
         let _ = fuzz_websocket(data);
     });
+}
+
+/// The `decode` target's corpus and seeds, with every coding compiled in.
+#[cfg(all(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+mod decode {
+    #[test]
+    fn decode_corpus() {
+        super::replay("decode", |data| {
+            let _ = muxpool_testkit::decode::fuzz_decode(data);
+        });
+    }
+
+    /// The decode seeds decode to what was encoded, and a bomb stops at its
+    /// limit.
+    #[test]
+    fn decode_seeds_end_as_their_bodies_say() {
+        use muxpool_testkit::decode::{fuzz_decode, Decoded, MAX_SIZE};
+        for coding in ["gzip", "deflate", "br", "zstd"] {
+            let decode =
+                |name: &str| fuzz_decode(&super::seed("decode", &format!("{coding}-{name}")));
+            assert_eq!(decode("small"), Decoded::Whole(300), "{coding}");
+            assert_eq!(decode("large"), Decoded::Whole(70_000), "{coding}");
+            assert_eq!(decode("empty"), Decoded::Whole(0), "{coding}");
+            if coding != "br" {
+                match decode("bomb") {
+                    Decoded::Failed(n) => assert!(n < MAX_SIZE / 2, "{coding}: {n}"),
+                    other => panic!("{coding}: the bomb ended {other:?}"),
+                }
+            }
+        }
+    }
 }
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
