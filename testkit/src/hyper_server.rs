@@ -5,7 +5,8 @@
 //! 64 MiB without buffering it, send trailers, stall for a given time, or close a
 //! keep-alive connection after exactly N requests or after a given idle period. A
 //! [`HyperServer`] runs in the test's own tokio runtime, on `127.0.0.1` and an
-//! ephemeral port, plain or over TLS, and stops when it is dropped.
+//! ephemeral port (or an address of the test's), plain or over TLS, and
+//! stops when it is dropped.
 //!
 //! The path decides the response (see [`HyperServer`] for the routes); the
 //! bodies of `/bytes/{n}` and `/chunked/{n}` are [`content`]`(n)`, so a test can
@@ -96,6 +97,14 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     /// The HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` the server announces.
     pub max_concurrent_streams: Option<u32>,
+    /// Listen on this address instead of `127.0.0.1` and an ephemeral port:
+    /// another loopback address (`127.0.0.2`), a port of its own (`0` for an
+    /// ephemeral one), or the address of a server stopped before, to start
+    /// it again where it was.
+    pub addr: Option<SocketAddr>,
+    /// Wait this long before answering every request, whatever its route:
+    /// a slow server.
+    pub delay: Option<Duration>,
 }
 
 impl Default for Options {
@@ -107,12 +116,15 @@ impl Default for Options {
             close_after_requests: None,
             idle_timeout: None,
             max_concurrent_streams: None,
+            addr: None,
+            delay: None,
         }
     }
 }
 
-/// An in-process hyper server on `127.0.0.1` and an ephemeral port, stopped (its
-/// listener and every connection closed) when dropped.
+/// An in-process hyper server on `127.0.0.1` and an ephemeral port (or the
+/// address of [`Options::addr`]), stopped (its listener and every connection
+/// closed) when dropped.
 ///
 /// Routes (any method, `HEAD` answered with the head alone; the query
 /// string is ignored; anything else is 404):
@@ -170,7 +182,7 @@ impl HyperServer {
     /// as soon as this returns: the listening socket is bound before the accept
     /// loop is spawned.
     ///
-    /// Panics if `127.0.0.1:0` cannot be bound.
+    /// Panics if `127.0.0.1:0` (or [`Options::addr`]) cannot be bound.
     pub fn start(options: Options) -> HyperServer {
         HyperServer::start_on(&crate::runtime::servers(), options)
     }
@@ -182,7 +194,10 @@ impl HyperServer {
         let tls = options.tls.is_some();
         let options = Arc::new(options);
         let conn_stats = Arc::clone(&stats);
-        let listener = Listener::spawn(handle, move |stream, tasks| {
+        let addr = options
+            .addr
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let listener = Listener::spawn_at(handle, addr, move |stream, tasks| {
             let options = Arc::clone(&options);
             let stats = Arc::clone(&conn_stats);
             stats.accepted.fetch_add(1, Ordering::SeqCst);
@@ -202,7 +217,8 @@ impl HyperServer {
         }
     }
 
-    /// The address the server listens on (`127.0.0.1:port`).
+    /// The address the server listens on (`127.0.0.1:port` unless
+    /// [`Options::addr`] said otherwise).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -321,13 +337,22 @@ impl Listener {
     /// Binds `127.0.0.1:0` and spawns the accept loop on `handle`'s runtime.
     /// `on_conn` runs in the accept loop for every accepted connection (count
     /// it there) and returns the connection's task.
-    pub(crate) fn spawn<F, Fut>(handle: &Handle, mut on_conn: F) -> Listener
+    pub(crate) fn spawn<F, Fut>(handle: &Handle, on_conn: F) -> Listener
     where
         F: FnMut(TcpStream, Tasks) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("binding 127.0.0.1:0: {e}"));
+        Listener::spawn_at(handle, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), on_conn)
+    }
+
+    /// [`spawn`](Listener::spawn), listening on `addr`.
+    pub(crate) fn spawn_at<F, Fut>(handle: &Handle, addr: SocketAddr, mut on_conn: F) -> Listener
+    where
+        F: FnMut(TcpStream, Tasks) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let std_listener =
+            std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("binding {addr}: {e}"));
         std_listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("making the listener non-blocking: {e}"));
@@ -660,6 +685,9 @@ async fn respond(request: Request<Incoming>, conn: Arc<ConnState>) -> Response<T
         conn.goaway.notify_one();
     }
     let head = request.method() == http::Method::HEAD;
+    if let Some(delay) = conn.options.delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = if request.uri().path() == "/conn" {
         text(StatusCode::OK, &conn.id.to_string())
     } else {
