@@ -3,7 +3,7 @@
 //!
 //! A leaf: the builder writes these, and every layer above reads them, so
 //! they name nothing but the codec's limits, the TLS configuration, the
-//! proxies, the resolver and what is decompressed.
+//! proxies, the resolver, the services and what is decompressed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use crate::decompress::Decompression;
 use crate::h1::Limits;
 use crate::proxy::Proxies;
 use crate::resolve::Resolve;
+use crate::service::Service;
 use crate::tls::TlsConfig;
 
 /// The largest message a WebSocket sends or accepts unless the
@@ -97,6 +98,8 @@ pub(crate) struct Settings {
     /// decoded; `None` when nothing is (no coding compiled in, or
     /// decompression off), and then nothing else is looked at.
     pub(crate) accept_encoding: Option<http::HeaderValue>,
+    /// The services of many endpoints, each balanced; none by default.
+    pub(crate) services: Vec<Service>,
 }
 
 /// HTTP/2 settings of the client's side of every connection.

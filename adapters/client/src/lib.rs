@@ -33,7 +33,8 @@
 //! repository draws the whole picture.
 //!
 //! 1. Leaves: `error`, `config`, [`runtime`], the HTTP/1.1 codec (`h1`),
-//!    [`tls`], [`proxy`] (which requests go through which proxy), the
+//!    [`tls`], [`proxy`] (which requests go through which proxy), `service`
+//!    (a [`Service`] of many endpoints, as configured), the
 //!    decoders of compressed bodies (`decompress`, one Cargo feature per
 //!    coding), and the small `timeout` and `session` helpers.
 //! 2. `dial`: the [`PoolKey`] and opening a transport to it; beside it,
@@ -72,6 +73,7 @@ pub mod resolve;
 mod response;
 pub mod runtime;
 mod semconv;
+mod service;
 mod session;
 mod timeout;
 pub mod tls;
@@ -90,10 +92,14 @@ pub use decompress::{
 pub use dial::{PoolKey, Security, WsTarget, ATTEMPT_DELAY};
 pub use error::{Error, ErrorKind, Origin, Result, WebSocketError};
 pub use h1::{Error as H1Error, Limits as H1Limits};
-pub use muxpool_core::{Backoff, Circuit, HealthCheck, PoolConfig, RetryBudget, Saturation, Stats};
+pub use muxpool_core::{
+    Backoff, Balance, Circuit, Endpoint, EndpointState, Failover, HealthCheck, Outliers,
+    PoolConfig, RetryBudget, Saturation, Stats,
+};
 pub use proxy::{NoProxy, Proxy, ProxyChoice};
 pub use resolve::{CachingResolver, Resolve};
 pub use response::ResponseExt;
+pub use service::Service;
 pub use session::Session;
 pub use websocket::{Message, WebSocket, WebSocketSender};
 
@@ -105,10 +111,11 @@ pub mod exports {
     pub use crate::channel::{ChannelOptions, Codec, MessageChannel};
     pub use crate::websocket::{Reconnect, ReconnectingWebSocket};
     pub use crate::{
-        metrics, metrics::Metrics, proxy, resolve, runtime, tls, websocket, Backoff, Body,
-        CachingResolver, Circuit, Coding, Decompression, DecompressionError, Error, ErrorKind,
-        H1Error, H1Limits, HealthCheck, Idempotent, Message, NoProxy, Origin, PoolConfig, PoolKey,
-        Proxy, ProxyChoice, Redirect, RequestTimeout, Resolve, ResponseExt, Result, RetryBudget,
-        Saturation, Session, Stats, WebSocket, WebSocketError, WebSocketSender,
+        metrics, metrics::Metrics, proxy, resolve, runtime, tls, websocket, Backoff, Balance, Body,
+        CachingResolver, Circuit, Coding, Decompression, DecompressionError, Endpoint,
+        EndpointState, Error, ErrorKind, Failover, H1Error, H1Limits, HealthCheck, Idempotent,
+        Message, NoProxy, Origin, Outliers, PoolConfig, PoolKey, Proxy, ProxyChoice, Redirect,
+        RequestTimeout, Resolve, ResponseExt, Result, RetryBudget, Saturation, Service, Session,
+        Stats, WebSocket, WebSocketError, WebSocketSender,
     };
 }

@@ -426,3 +426,29 @@ pub(crate) fn going_away(conn: ConnId, span: Option<&Span>) {
         "goaway received"
     );
 }
+
+/// What a service's balancer did to one of its endpoints (`what`: ejected,
+/// probing, readmitted, drained); an ejection is a warning.
+#[cold]
+pub(crate) fn endpoint(key: &PoolKey, what: &'static str) {
+    if !on() {
+        return;
+    }
+    let addr = key.endpoint().map(|a| a.to_string());
+    if what == "ejected" {
+        tracing::warn!(
+            server.address = key.host(),
+            server.port = key.port(),
+            muxpool.endpoint = addr.as_deref(),
+            "endpoint ejected after failing"
+        );
+    } else {
+        tracing::debug!(
+            server.address = key.host(),
+            server.port = key.port(),
+            muxpool.endpoint = addr.as_deref(),
+            muxpool.endpoint_event = what,
+            "endpoint event"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::pool::Shared;
 use crate::proxy::{Proxies, Proxy};
 use crate::resolve::{CachingResolver, Resolve, RuntimeResolver};
 use crate::runtime::Runtime;
+use crate::service::Service;
 use crate::tls::{Alpn, TlsConfig};
 
 use super::{Client, Handle, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT};
@@ -73,6 +74,7 @@ pub struct ClientBuilder<R> {
     proxies: Vec<Proxy>,
     proxy_env: bool,
     decompression: Decompression,
+    services: Vec<Service>,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
@@ -98,6 +100,7 @@ impl<R: Runtime> ClientBuilder<R> {
             proxies: Vec::new(),
             proxy_env: true,
             decompression: Decompression::new(),
+            services: Vec::new(),
         }
     }
 
@@ -441,12 +444,48 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// A service of many endpoints: every request to its authority (scheme,
+    /// host and port) goes to one of its endpoints, chosen per request by
+    /// its balancer (see [`Service`]). Each endpoint is an origin of its own
+    /// in the pool (its own connections, limits, circuit and
+    /// [metrics](crate::Client::metrics)), verified against the service's
+    /// host. A request that failed to reach an endpoint (its connect
+    /// refused, its circuit open) or that was cut before any response byte
+    /// and may be sent again goes to an endpoint chosen anew. Given twice
+    /// for one authority, the last is kept. None by default, and then a
+    /// request pays one branch for the feature.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), muxpool_client::Error> {
+    /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
+    /// use std::net::SocketAddr;
+    /// use muxpool_client::{Endpoint, Service};
+    ///
+    /// let client = muxpool_client::ClientBuilder::with_runtime(runtime)
+    ///     .service(
+    ///         Service::new("https://api.example")?
+    ///             .endpoint(SocketAddr::from(([10, 0, 0, 1], 443)))
+    ///             .endpoint(SocketAddr::from(([10, 0, 0, 2], 443)))
+    ///             .endpoint_with(SocketAddr::from(([10, 1, 0, 1], 443)), Endpoint::new(1, 1)),
+    ///     )
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn service(mut self, service: Service) -> Self {
+        self.services.push(service);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Config`] when the pool configuration is refused (a zero
-    /// limit, a zero timeout) or the default TLS configuration cannot be built.
+    /// limit, a zero timeout), the default TLS configuration cannot be built,
+    /// or a [`service`](Self::service) has no endpoint, an endpoint of weight
+    /// zero, or a balancer configuration the core refuses.
     pub fn build(self) -> Result<Client<R>, Error> {
         let config_error = |message| Error::new(ErrorKind::Config).with_message(message);
         if self.request_timeout.is_zero() || self.read_timeout.is_zero() {
@@ -476,6 +515,9 @@ impl<R: Runtime> ClientBuilder<R> {
             let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
             hasher.write_u64(pool.seed);
             pool.seed = hasher.finish();
+        }
+        for service in &self.services {
+            service.validate()?;
         }
         let ws = WsSettings::new(&tls, self.max_websocket_message, self.websocket_over_http2);
         let settings = Settings {
@@ -508,6 +550,7 @@ impl<R: Runtime> ClientBuilder<R> {
             },
             accept_encoding: self.decompression.accept_encoding(),
             decompression: self.decompression,
+            services: self.services,
         };
         Ok(Client {
             handle: Arc::new(Handle {

@@ -11,13 +11,18 @@
 //! sends spends a retry of the client's budget
 //! ([`RetryBudget`](muxpool_core::RetryBudget)); when none is left, the
 //! request ends with the failure it would have retried.
+//!
+//! A request to a [service](crate::Service) asks its balancer for an
+//! endpoint at each attempt, and tells it how the attempt ended (see
+//! `pool::services`); an endpoint that could not be reached, or a retry,
+//! sends it to an endpoint chosen anew.
 
 use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use http::{request, Method, Response};
-use muxpool_core::{Instant, Lease, Release};
+use muxpool_core::{Instant, Lease, Outcome, Release};
 
 use super::Idempotent;
 use crate::body::Body;
@@ -28,7 +33,7 @@ use crate::conn::{Failure, Lender};
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
 use crate::h1::ResponseParser;
-use crate::pool::{LeasedConn, Shared, Timing};
+use crate::pool::{outcome_of, LeasedConn, Shared, Timing};
 use crate::runtime::Runtime;
 use crate::session::{ConnCell, Session};
 use crate::trace::Resend;
@@ -37,6 +42,17 @@ use tracing::Span;
 /// How many times a request refused by HTTP/2 servers (REFUSED_STREAM, GOAWAY)
 /// is sent again before the refusal is returned.
 const MAX_REFUSALS: u32 = 8;
+
+/// How many times a request to a service whose chosen endpoint could not
+/// be reached (its connect failed, its circuit is open) asks the balancer
+/// for another before the failure is returned.
+const MAX_REPICKS: u32 = 8;
+
+/// Whether a request refused with `error` before anything was sent may go
+/// to another endpoint of its service: the endpoint could not be reached.
+fn unreachable(error: &Error) -> bool {
+    matches!(error.kind(), ErrorKind::Connect | ErrorKind::CircuitOpen)
+}
 
 /// Whether a request whose connection failed before any byte of the response
 /// may be sent again: the server may have acted on it, so only if sending it
@@ -95,12 +111,22 @@ pub(super) async fn execute<R: Runtime>(
     // again for an attempt that sent nothing.
     let mut retry_of: Option<Error> = None;
     let mut again = false;
+    let mut repicks = 0;
     // The clock was read for the deadline; later attempts read it afresh.
     let start = now;
     let mut now = Some(now);
     loop {
+        // A request to a service asks its balancer for an endpoint at each
+        // attempt, and gives it back when the attempt ends (or, dropped, as
+        // the guard says); a request to any other origin pays this branch.
+        let mut picked = match inner.balanced() {
+            false => None,
+            true => inner.pick(key, deadline)?,
+        };
+        let balanced = picked.is_some();
+        let target = picked.as_ref().map_or(key, |p| p.key());
         let mut checkout = inner
-            .checkout_until(key, Some(deadline))
+            .checkout_until(target, Some(deadline))
             .preferring(session.and_then(Session::last))
             .at(now.take())
             .timed(timing);
@@ -109,7 +135,18 @@ pub(super) async fn execute<R: Runtime>(
         } else if std::mem::take(&mut again) {
             checkout = checkout.again();
         }
-        let (lease, checked) = checkout.await?;
+        let granted = checkout.await;
+        let (lease, checked) = match granted {
+            Ok(granted) => granted,
+            // The endpoint could not be reached: another is chosen, nothing
+            // having been sent.
+            Err(error) if balanced && repicks < MAX_REPICKS && unreachable(&error) => {
+                repicks += 1;
+                again = true;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if let Some(why) = resend.take() {
             resends += 1;
             crate::trace::resend(span, resends, why);
@@ -132,8 +169,18 @@ pub(super) async fn execute<R: Runtime>(
                 // moved into this one.
                 let attempt = pin!(over_h2(inner, lease, send, parts, body, awaiting)).await;
                 match attempt {
-                    Ok(response) => return Ok(response),
+                    Ok(response) => {
+                        if let Some(picked) = picked {
+                            picked.complete(outcome_of(response.status()));
+                        }
+                        return Ok(response);
+                    }
                     Err(failure) => {
+                        // A refused stream never reached the endpoint's
+                        // application: the pick is dropped, cancelled.
+                        if let Some(picked) = picked.take().filter(|_| !failure.replayable) {
+                            picked.complete(Outcome::Failure);
+                        }
                         // A stream the server refused without processing it
                         // (REFUSED_STREAM, or beyond a GOAWAY's last stream) goes
                         // to another connection, transparently: the server said it
@@ -201,11 +248,22 @@ pub(super) async fn execute<R: Runtime>(
         match attempt {
             Ok((head, buf)) => {
                 guard.lease = None;
+                if let Some(picked) = picked {
+                    picked.complete(outcome_of(head.status()));
+                }
                 return respond(inner, lease, conn, head, buf, (key, start, timing));
             }
             Err(failure) => {
                 drop(guard);
-                if failure.replayable && reused && !retried && may_resend(parts, body) {
+                if let Some(picked) = picked.take() {
+                    picked.complete(Outcome::Failure);
+                }
+                // Cut before any response byte: sent once more when that is
+                // safe, on a fresh connection; a service's goes to an
+                // endpoint chosen anew, another server, even when this
+                // connection was fresh.
+                if failure.replayable && (reused || balanced) && !retried && may_resend(parts, body)
+                {
                     retried = true;
                     resend = Some(Resend::ConnectionCut);
                     retry_of = Some(failure.error);

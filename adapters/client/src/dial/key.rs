@@ -18,9 +18,14 @@
 //! subprotocols asked for). Its key is the origin plus that [`WsTarget`]: a
 //! pooled WebSocket is handed out again only to a caller who would have opened
 //! exactly the same one.
+//!
+//! An endpoint of a service (one of the addresses behind its name, see
+//! [`Service`](crate::Service)) is a key of its own: the service's origin
+//! plus the endpoint's address. Its connections go to that address, and are
+//! still verified against the origin's host.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::header::{
@@ -43,8 +48,8 @@ pub enum Security {
     Tls(TlsIdentity),
 }
 
-/// Scheme, host, port, TLS identity and proxy: the key connections are
-/// pooled under.
+/// Scheme, host, port, TLS identity and proxy (and for an endpoint of a
+/// service, its address): the key connections are pooled under.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     security: Security,
@@ -55,6 +60,8 @@ pub struct PoolKey {
     websocket: Option<Arc<WsTarget>>,
     /// The proxy connections go through, with its credentials.
     proxy: Option<Arc<Endpoint>>,
+    /// For an endpoint of a service: the address its connections go to.
+    endpoint: Option<SocketAddr>,
 }
 
 /// What a WebSocket handshake asks for beyond its origin: the request target
@@ -187,6 +194,7 @@ impl PoolKey {
             port,
             websocket: None,
             proxy: None,
+            endpoint: None,
         })
     }
 
@@ -194,6 +202,22 @@ impl PoolKey {
     pub(crate) fn through(mut self, proxy: Option<&Arc<Endpoint>>) -> PoolKey {
         self.proxy = proxy.cloned();
         self
+    }
+
+    /// This key, for the endpoint of its service at `addr`: the same
+    /// origin, its connections made to `addr` (and direct).
+    pub(crate) fn at_endpoint(&self, addr: SocketAddr) -> PoolKey {
+        PoolKey {
+            endpoint: Some(addr),
+            proxy: None,
+            ..self.clone()
+        }
+    }
+
+    /// For an endpoint of a service, the address its connections go to:
+    /// the host is the service's name, still what TLS verifies.
+    pub fn endpoint(&self) -> Option<SocketAddr> {
+        self.endpoint
     }
 
     /// The proxy connections to this key go through, if any.
@@ -281,7 +305,8 @@ impl Error {
 }
 
 /// `Debug` and `Display` print the scheme, host and port, a WebSocket's path
-/// without its query, and `via` the proxy's address
+/// without its query, `at` an endpoint's address
+/// (`https://api.example:443 at 10.0.0.2:443`) and `via` the proxy's address
 /// (`https://example.com:443 via http://proxy.lan:3128`); never a credential.
 impl fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,6 +325,9 @@ impl fmt::Display for PoolKey {
         }
         if let Some(target) = &self.websocket {
             f.write_str(without_query(&target.path))?;
+        }
+        if let Some(addr) = &self.endpoint {
+            write!(f, " at {addr}")?;
         }
         if let Some(proxy) = &self.proxy {
             write!(f, " via {proxy}")?;
@@ -501,6 +529,37 @@ mod tests {
         .through(Some(&proxy("http://p:1")));
         assert!(ws.forwarding_proxy().is_none());
         assert!(ws.http().proxy().is_some());
+    }
+
+    #[test]
+    fn an_endpoint_is_a_key_of_its_own_under_its_service_name() {
+        let tls = crate::tls::TlsConfig::builder()
+            .build()
+            .expect("the default TLS configuration")
+            .identity();
+        let service = PoolKey::from_uri(&"https://API.example/".parse().unwrap(), tls).unwrap();
+        let addr: SocketAddr = "10.0.0.2:8443".parse().unwrap();
+        let endpoint = service.at_endpoint(addr);
+        assert_ne!(endpoint, service);
+        assert_ne!(
+            endpoint,
+            service.at_endpoint("10.0.0.3:8443".parse().unwrap())
+        );
+        assert_eq!(endpoint, service.at_endpoint(addr));
+        // The name TLS verifies stays the service's.
+        assert_eq!(endpoint.host(), "api.example");
+        assert_eq!(endpoint.port(), 443);
+        assert_eq!(endpoint.endpoint(), Some(addr));
+        assert_eq!(service.endpoint(), None);
+        assert_eq!(
+            endpoint.to_string(),
+            "https://api.example:443 at 10.0.0.2:8443"
+        );
+        // Never through a proxy.
+        let proxied = service.through(Some(&Arc::new(
+            crate::Proxy::all("http://p:1").unwrap().endpoint().clone(),
+        )));
+        assert!(proxied.at_endpoint(addr).proxy().is_none());
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! them. Then, for `https`, the TLS handshake with the client's [`TlsConfig`],
 //! whose ALPN outcome tells the pool what the connection is.
 //!
+//! A key naming an endpoint of a service connects to the endpoint's address,
+//! resolving nothing; TLS names and verifies the service's host all the same.
+//!
 //! Through a proxy (the key's), the connection is made to the proxy, and
 //! then either kept as it is, for a plain `http` origin whose requests the
 //! proxy forwards, or turned into a tunnel to the origin with `CONNECT`
@@ -70,7 +73,13 @@ async fn dial<R: Runtime>(
     h2_prior_knowledge: bool,
 ) -> Result<Dialed, Error> {
     let Some(proxy) = origin.proxy() else {
-        let tcp = tcp(runtime, resolver, origin.host(), origin.port(), origin.ip()).await?;
+        // An endpoint of a service is its address; the host stays the name
+        // TLS verifies.
+        let (port, ip) = match origin.endpoint() {
+            Some(addr) => (addr.port(), Some(addr.ip())),
+            None => (origin.port(), origin.ip()),
+        };
+        let tcp = tcp(runtime, resolver, origin.host(), port, ip).await?;
         return secure(runtime, origin, tls, h2_prior_knowledge, tcp).await;
     };
     let tcp = tcp(runtime, resolver, proxy.host(), proxy.port(), proxy.ip()).await?;

@@ -29,8 +29,10 @@ pub(crate) use histogram::Sample;
 pub use histogram::{Histogram, FINITE_BUCKETS};
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use muxpool_core::Stats;
+use muxpool_core::{Endpoint, EndpointState, Stats};
 
 use crate::dial::PoolKey;
 
@@ -106,7 +108,12 @@ pub struct Metrics {
     /// The latencies over every origin, forgotten ones included.
     pub latencies: Latencies,
     /// Each origin the core knows, ordered by its name (the key's `Display`).
+    /// An endpoint of a service is an origin of its own (its key names its
+    /// address), with its connections and their figures.
     pub origins: Vec<OriginMetrics>,
+    /// Each [service](crate::Service), in the order configured: its
+    /// requests' latencies and its balancer's view of each endpoint.
+    pub services: Vec<ServiceMetrics>,
 }
 
 impl Metrics {
@@ -114,6 +121,68 @@ impl Metrics {
     pub fn origin(&self, key: &PoolKey) -> Option<&OriginMetrics> {
         self.origins.iter().find(|o| &o.key == key)
     }
+}
+
+/// One service's figures in a [`Metrics`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServiceMetrics {
+    /// The service's authority, as its requests name it (no endpoint).
+    pub key: PoolKey,
+    /// Its requests' latencies, as their callers saw them: their duration
+    /// (every endpoint tried included), their wait for a connection and
+    /// their time to the response head. Connects are their endpoint's.
+    pub latencies: Latencies,
+    /// Its endpoints, in the balancer's order; one removed and still
+    /// draining among them until its last request is back.
+    pub endpoints: Vec<EndpointMetrics>,
+}
+
+impl ServiceMetrics {
+    /// The share of the service's requests that went to `endpoint`, from 0
+    /// to 1 (0 before any request).
+    pub fn share(&self, endpoint: &EndpointMetrics) -> f64 {
+        let total: u64 = self.endpoints.iter().map(|e| e.requests).sum();
+        match total {
+            0 => 0.0,
+            total => endpoint.requests as f64 / total as f64,
+        }
+    }
+
+    /// The endpoint at `addr`, if the service has it.
+    pub fn endpoint(&self, addr: SocketAddr) -> Option<&EndpointMetrics> {
+        self.endpoints.iter().find(|e| e.address == addr)
+    }
+}
+
+/// What the balancer of a service knows of one endpoint, and what its pool
+/// key holds.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EndpointMetrics {
+    /// The endpoint's pool key: its figures as an origin are under it in
+    /// [`Metrics::origins`].
+    pub key: PoolKey,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Its priority group and weight.
+    pub endpoint: Endpoint,
+    /// Healthy, ejected (until when), probing or draining.
+    pub state: EndpointState,
+    /// Attempts of requests the balancer chose it for, since the client
+    /// was built.
+    pub requests: u64,
+    /// Times it was ejected.
+    pub ejections: u64,
+    /// Failures in a row now (failed connects, failed requests).
+    pub failures: u32,
+    /// The balancer's latency estimate (a peak-sensitive moving average of
+    /// the time from the choice to the response head).
+    pub latency: Duration,
+    /// Requests chosen for it and not yet answered.
+    pub outstanding: u32,
+    /// Connections its key holds open (connecting, idle, busy, draining).
+    pub open: u32,
 }
 
 /// The latencies behind the pool's lock: the totals, and one set per key the
@@ -181,7 +250,7 @@ impl Recorder {
     }
 
     /// The latencies of `key`, if any were recorded.
-    fn get(&self, key: &PoolKey) -> Option<&Latencies> {
+    pub(crate) fn get(&self, key: &PoolKey) -> Option<&Latencies> {
         match &self.last {
             Some((k, l)) if k == key => Some(l),
             _ => self.by_key.get(key).map(|l| &**l),
@@ -207,6 +276,7 @@ impl Recorder {
             stats,
             latencies: self.total.clone(),
             origins,
+            services: Vec::new(),
         }
     }
 }

@@ -4,14 +4,16 @@
 //! where one exists (`http_client_request_duration_seconds`,
 //! `http_client_open_connections`), and carry a `muxpool_` prefix for what is
 //! the pool's own (its refusals, closes, retries, connects). Every series has
-//! an `origin` label; the pool's totals are their sums. The README lists every
-//! name in one table.
+//! an `origin` label; the pool's totals are their sums. A service's
+//! balancer adds series per endpoint, labelled `service` and `endpoint`
+//! (an endpoint is also an origin of its own). The README lists every name
+//! in one table.
 
 use std::fmt::{self, Write};
 
-use muxpool_core::{CloseReason, RejectReason, Stats};
+use muxpool_core::{CloseReason, EndpointState, RejectReason, Stats};
 
-use super::{Histogram, Latencies, Metrics};
+use super::{EndpointMetrics, Histogram, Latencies, Metrics};
 
 impl Metrics {
     /// The snapshot in Prometheus's text exposition format (version 0.0.4),
@@ -69,6 +71,28 @@ impl Metrics {
         )?;
         for &(name, help, f) in HISTOGRAMS {
             w.histogram(name, help, f)?;
+        }
+        if !self.services.is_empty() {
+            self.write_endpoints(w.out)?;
+        }
+        Ok(())
+    }
+
+    /// The balancers' series: one per endpoint of each service, labelled
+    /// `service` (its authority) and `endpoint` (its address). The
+    /// endpoint's connections and latencies are its origin's series.
+    fn write_endpoints(&self, out: &mut impl Write) -> fmt::Result {
+        for &(name, kind, help, f) in ENDPOINT_SERIES {
+            writeln!(out, "# HELP {name} {help}")?;
+            writeln!(out, "# TYPE {name} {kind}")?;
+            for service in &self.services {
+                let label = service.key.to_string();
+                for e in &service.endpoints {
+                    write!(out, "{name}{{service=\"")?;
+                    escape(out, &label)?;
+                    writeln!(out, "\",endpoint=\"{}\"}} {}", e.address, f(e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -197,6 +221,51 @@ const HISTOGRAMS: &[Hist] = &[
         "http_client_connection_duration_seconds",
         "How long connections lived, from up to closed.",
         |l| &l.connection,
+    ),
+];
+
+/// A number per endpoint of a service: its name, type, help text, and
+/// where it is read.
+type EndpointSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&EndpointMetrics) -> f64,
+);
+
+const ENDPOINT_SERIES: &[EndpointSeries] = &[
+    (
+        "muxpool_endpoint_requests_total",
+        "counter",
+        "Attempts of requests the balancer chose the endpoint for.",
+        |e| e.requests as f64,
+    ),
+    (
+        "muxpool_endpoint_ejections_total",
+        "counter",
+        "Times the endpoint was ejected for failing.",
+        |e| e.ejections as f64,
+    ),
+    (
+        "muxpool_endpoint_ejected",
+        "gauge",
+        "1 while the endpoint is ejected or probed, else 0.",
+        |e| match e.state {
+            EndpointState::Ejected { .. } | EndpointState::Probing => 1.0,
+            _ => 0.0,
+        },
+    ),
+    (
+        "muxpool_endpoint_outstanding_requests",
+        "gauge",
+        "Requests chosen for the endpoint and not yet answered.",
+        |e| f64::from(e.outstanding),
+    ),
+    (
+        "muxpool_endpoint_latency_seconds",
+        "gauge",
+        "The balancer's latency estimate of the endpoint (peak-sensitive moving average).",
+        |e| e.latency.as_secs_f64(),
     ),
 ];
 

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use muxpool_core::{ConnId, Connected};
+use muxpool_core::{ConnId, ConnectFailure, Connected};
 use tracing::Span;
 
 use crate::conn::h1::H1Conn;
@@ -131,6 +131,9 @@ impl<R: Runtime> Shared<R> {
                             put(&mut st.spans, conn.index(), conn, span.clone());
                         }
                         let took = self.std_instant(now).saturating_duration_since(started);
+                        if key.endpoint().is_some() {
+                            st.services.connected(&key, now, took);
+                        }
                         st.record(&key, |l| {
                             l.connect.record(took);
                             if let Some(tls) = tls_time {
@@ -150,8 +153,18 @@ impl<R: Runtime> Shared<R> {
                 // A connect the core already gave up on (its deadline came
                 // first) is not this key's latest failure.
                 crate::trace::connect_failed(&span, &error);
+                // An endpoint of a service: its balancer counts the failure,
+                // and the requests waiting for it choose another endpoint
+                // at once rather than wait out its backoff.
+                let endpoint = key.endpoint().is_some();
+                if endpoint {
+                    st.services.connect_failed(&key, now);
+                }
                 if let Some(Slot::Connecting(key)) = take(&mut st.conns, conn.index(), conn) {
-                    let failure = error.connect_failure();
+                    let failure = match endpoint {
+                        true => ConnectFailure::Permanent,
+                        false => error.connect_failure(),
+                    };
                     st.remember_failure(key, error);
                     let _ = st.pool.handle_connect_error(conn, now, failure);
                 }

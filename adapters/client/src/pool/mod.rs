@@ -21,15 +21,20 @@
 //! - [`connect`]: the connect task of one new connection, and what its
 //!   driver reports later;
 //! - [`timers`] and [`deadlines`]: the pool's timer task, and the table of
-//!   request deadlines it expires.
+//!   request deadlines it expires;
+//! - [`services`] and [`pick`]: the balancers of the configured services,
+//!   and the endpoint one attempt of a request goes to.
 
 mod checkout;
 mod connect;
 mod deadlines;
+mod pick;
+mod services;
 mod state;
 mod timers;
 
 pub(crate) use checkout::Timing;
+pub(crate) use pick::outcome_of;
 pub(crate) use state::{LeasedConn, State};
 
 use std::future::Future;
@@ -62,6 +67,9 @@ pub(crate) struct Shared<R: Runtime> {
     me: Weak<Shared<R>>,
     /// The last request URI's scheme and authority, and its pool key.
     last_key: Mutex<Option<LastKey>>,
+    /// The key of each service's authority, and its balancer's index behind
+    /// the lock; empty, and never looked into, without services.
+    services: std::collections::HashMap<PoolKey, u32>,
 }
 
 /// A request URI's scheme and authority, and the pool key they make: most
@@ -124,14 +132,17 @@ impl<R: Runtime> Shared<R> {
                 .with_message("the pool configuration is invalid")
                 .with_source(e)
         })?;
+        let (services, balancers) =
+            services::build(&settings.services, settings.tls.identity(), &settings.pool)?;
         let epoch = runtime.now();
         Ok(Arc::new_cyclic(|me| Shared {
             runtime,
             settings,
             epoch,
-            state: Mutex::new(State::new(pool)),
+            state: Mutex::new(State::new(pool, balancers)),
             me: me.clone(),
             last_key: Mutex::new(None),
+            services,
         }))
     }
 
@@ -166,7 +177,8 @@ impl<R: Runtime> Shared<R> {
             }
         }
         let mut key = PoolKey::from_uri(uri, self.settings.tls.identity())?;
-        if !self.settings.proxies.is_empty() {
+        // A service's endpoints are reached directly.
+        if !self.settings.proxies.is_empty() && !self.is_service(&key) {
             key = self.proxied(key, None);
         }
         if let Some((scheme, authority)) = named {

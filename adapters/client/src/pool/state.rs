@@ -25,6 +25,7 @@ use crate::error::{Error, Step};
 use crate::metrics::{Latencies, Metrics, Recorder, Sample};
 
 use super::deadlines::{earliest, Deadlines};
+use super::services::Services;
 
 /// How many read buffers of finished exchanges the pool keeps for the next
 /// ones, and the largest it keeps. A request that follows another (the usual
@@ -133,6 +134,8 @@ pub(crate) struct State {
     /// registered.
     #[cfg(feature = "opentelemetry")]
     pub(crate) otel_connections: Option<crate::metrics::otel::ConnectionDurations>,
+    /// The balancers of the configured services (none, usually).
+    pub(crate) services: Services,
 }
 
 /// A connection that came up: when, under which key, and for the
@@ -197,7 +200,7 @@ pub(crate) fn take<I: Copy + PartialEq, T>(
 
 impl State {
     /// The state of a new pool around `pool`.
-    pub(crate) fn new(pool: Pool<PoolKey>) -> State {
+    pub(crate) fn new(pool: Pool<PoolKey>, services: Services) -> State {
         State {
             pool,
             conns: Vec::new(),
@@ -213,6 +216,7 @@ impl State {
             lived: Vec::new(),
             #[cfg(feature = "opentelemetry")]
             otel_connections: None,
+            services,
         }
     }
 
@@ -235,9 +239,12 @@ impl State {
     /// Records latencies of `key` (and the totals) with `f`.
     #[inline]
     pub(crate) fn record(&mut self, key: &PoolKey, f: impl Fn(&mut Latencies)) {
-        let pool = &self.pool;
-        self.latencies
-            .record(key, |k| pool.key_stats(k).is_some(), f);
+        let (pool, services) = (&self.pool, &self.services);
+        self.latencies.record(
+            key,
+            |k| pool.key_stats(k).is_some() || services.is_service(k),
+            f,
+        );
     }
 
     /// Records the figures of a request to `key`, from `start` (the call)
@@ -272,11 +279,15 @@ impl State {
     /// The pool's figures, in total and per key the core knows.
     pub(crate) fn metrics(&self) -> Metrics {
         let pool = &self.pool;
-        self.latencies.snapshot(
+        let mut metrics = self.latencies.snapshot(
             pool.stats(),
             pool.keys()
                 .map(|k| (k, pool.key_stats(k).unwrap_or_default())),
-        )
+        );
+        metrics.services = self
+            .services
+            .snapshot(pool, |k| self.latencies.get(k).cloned());
+        metrics
     }
 
     /// Forgets a waiting request, giving back the table's room once it empties
@@ -380,10 +391,14 @@ impl State {
         }
     }
 
-    /// When the timer task must next look: the core's next deadline or the
-    /// earliest a request's could be, whichever comes first.
+    /// When the timer task must next look: the core's next deadline, the
+    /// earliest a request's could be, or a balancer's, whichever comes
+    /// first.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        earliest(self.pool.poll_timeout(), self.deadlines.next())
+        earliest(
+            earliest(self.pool.poll_timeout(), self.deadlines.next()),
+            self.services.wake,
+        )
     }
 
     pub(crate) fn is_drained(&self) -> bool {

@@ -1,9 +1,10 @@
 //! The pool's timer task, and the request deadlines it keeps.
 //!
-//! One task per client sleeps until the earlier of the core's next deadline
-//! ([`muxpool_core::Pool::poll_timeout`]) and the earliest request deadline in
-//! the table ([`deadlines`](super::deadlines)), then feeds the core the time
-//! and wakes the requests that are due. A request's deadline is an entry in
+//! One task per client sleeps until the earliest of the core's next deadline
+//! ([`muxpool_core::Pool::poll_timeout`]), the earliest request deadline in
+//! the table ([`deadlines`](super::deadlines)) and the services' balancers'
+//! next deadline, then feeds the core and the balancers the time and wakes
+//! the requests that are due. A request's deadline is an entry in
 //! that table, behind the pool's lock, not a runtime timer of its own.
 
 use std::future::Future;
@@ -115,9 +116,13 @@ impl<R: Runtime> Future for TimerTask<R> {
             }
             let core_due = st.pool.poll_timeout().is_some_and(|at| at <= now);
             let requests_due = st.deadlines.next().is_some_and(|at| at <= now);
-            if core_due || requests_due {
+            let balancers_due = st.services.wake.is_some_and(|at| at <= now);
+            if core_due || requests_due || balancers_due {
                 if core_due {
                     st.pool.handle_timeout(now);
+                }
+                if balancers_due {
+                    st.services.handle_timeout(now);
                 }
                 st.timer.armed = None;
                 let mut fx = st.drain();
