@@ -47,6 +47,7 @@ mod restart;
 mod retry;
 mod runtimes;
 mod server_close;
+mod services;
 mod session_affinity;
 mod smol_executor;
 mod tls;
