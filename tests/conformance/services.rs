@@ -185,6 +185,15 @@ async fn a_slow_endpoint_gets_a_small_share<R: Adapter>() {
         )),
         "{text}"
     );
+    // The service's requests are its authority's series; the pool's
+    // totals are still the sums.
+    assert!(
+        text.contains(
+            "http_client_request_duration_seconds_count{origin=\"http://api.test:80\"} 400"
+        ),
+        "{text}"
+    );
+    crate::metrics::promtool_check(&text);
     assert_quiescent(&client).await;
 }
 

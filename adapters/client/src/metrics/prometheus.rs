@@ -97,23 +97,37 @@ impl Metrics {
         Ok(())
     }
 
-    /// The origins by label value. Keys that differ only in what the label
-    /// does not show (a TLS identity) are summed into one series: two series
-    /// with the same labels are not valid.
+    /// The origins by label value, each service's authority among them
+    /// (its requests' latencies; its connections are its endpoints'). Keys
+    /// that differ only in what the label does not show (a TLS identity)
+    /// are summed into one series: two series with the same labels are not
+    /// valid.
     fn grouped(&self) -> Vec<Origin> {
-        let mut out: Vec<Origin> = Vec::with_capacity(self.origins.len());
-        for o in &self.origins {
-            let label = o.key.to_string();
+        let services = self
+            .services
+            .iter()
+            .map(|s| (s.key.to_string(), None, &s.latencies));
+        let mut all: Vec<(String, Option<Stats>, &Latencies)> = self
+            .origins
+            .iter()
+            .map(|o| (o.key.to_string(), Some(o.stats), &o.latencies))
+            .chain(services)
+            .collect();
+        if !self.services.is_empty() {
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let mut out: Vec<Origin> = Vec::with_capacity(all.len());
+        for (label, stats, latencies) in all {
             match out.last_mut() {
-                // `origins` is ordered by this very text.
+                // Ordered by this very text.
                 Some(last) if last.label == label => {
-                    last.stats.push(o.stats);
-                    last.latencies.merge(&o.latencies);
+                    last.stats.extend(stats);
+                    last.latencies.merge(latencies);
                 }
                 _ => out.push(Origin {
                     label,
-                    stats: vec![o.stats],
-                    latencies: o.latencies.clone(),
+                    stats: stats.into_iter().collect(),
+                    latencies: latencies.clone(),
                 }),
             }
         }
