@@ -8,7 +8,9 @@
 //!   time left), is ejected, and once started again on the same address is
 //!   probed, readmitted and takes traffic again;
 //! - over TLS, every endpoint is verified against the service's name, which
-//!   its certificate names, not the address the connection went to.
+//!   its certificate names, not the address the connection went to;
+//! - the real nginx, on 127.0.0.1, is one endpoint beside two in-process
+//!   servers (skipped without nginx, unless `MUXPOOL_REQUIRE_NGINX` is set).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,7 @@ support::conformance!(
     a_slow_endpoint_gets_a_small_share,
     a_killed_endpoint_is_ejected_and_comes_back,
     each_endpoint_is_verified_against_the_service_name,
+    nginx_is_one_endpoint_among_three,
 );
 
 /// The loopback addresses the three endpoints listen on.
@@ -106,6 +109,22 @@ async fn load<R: Adapter>(
     failures
 }
 
+/// `tasks` tasks each sending `each` GETs to `url`, one after another:
+/// every one must succeed.
+async fn load_all<R: Adapter>(client: &Client<R>, url: &'static str, tasks: usize, each: usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = load(
+        client,
+        url,
+        tasks,
+        Some(each),
+        &stop,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// One endpoint answers 40 ms late: the balancer's latency estimate of it
 /// stays high, and the other two take nearly everything.
 async fn a_slow_endpoint_gets_a_small_share<R: Adapter>() {
@@ -128,17 +147,7 @@ async fn a_slow_endpoint_gets_a_small_share<R: Adapter>() {
         .seed(1)
         .build()
         .expect("a valid client");
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = load(
-        &client,
-        "http://api.test/",
-        8,
-        Some(50),
-        &stop,
-        Duration::from_secs(5),
-    )
-    .await;
-    assert!(failures.is_empty(), "{failures:?}");
+    load_all(&client, "http://api.test/", 8, 50).await;
 
     let total = fast_a.requests() + slow.requests() + fast_b.requests();
     assert_eq!(total, 400, "every request reached one endpoint, once");
@@ -300,17 +309,7 @@ async fn each_endpoint_is_verified_against_the_service_name<R: Adapter>() {
         .service(service_of("https://other.test", &refs, Balance::default()))
         .build()
         .expect("a valid client");
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = load(
-        &client,
-        "https://api.test/",
-        6,
-        Some(20),
-        &stop,
-        Duration::from_secs(5),
-    )
-    .await;
-    assert!(failures.is_empty(), "{failures:?}");
+    load_all(&client, "https://api.test/", 6, 20).await;
     for server in &servers {
         assert!(server.requests() > 0, "{} served none", server.addr());
     }
@@ -320,5 +319,44 @@ async fn each_endpoint_is_verified_against_the_service_name<R: Adapter>() {
         .await
         .expect_err("a certificate for another name");
     assert_eq!(error.kind(), ErrorKind::Tls, "{error:#}");
+    assert_quiescent(&client).await;
+}
+
+/// nginx on 127.0.0.1 and two in-process servers on 127.0.0.2 and
+/// 127.0.0.3 serve one service: each takes a part, and none fails.
+async fn nginx_is_one_endpoint_among_three<R: Adapter>() {
+    if !muxpool_testkit::nginx::available_or_skip("nginx_is_one_endpoint_among_three") {
+        return;
+    }
+    let nginx = muxpool_testkit::nginx::Nginx::start(Default::default())
+        .unwrap_or_else(|e| panic!("starting nginx: {e}"));
+    let nginx_addr =
+        SocketAddr::from((HOSTS[0], nginx.http_port().expect("nginx's plain listener")));
+    let second = server_on(HOSTS[1], Options::default());
+    let third = server_on(HOSTS[2], Options::default());
+    let service = Service::new("http://api.test")
+        .expect("a valid authority")
+        .endpoint(nginx_addr)
+        .endpoint(second.addr())
+        .endpoint(third.addr());
+    let client = Client::<R>::builder()
+        .service(service)
+        .build()
+        .expect("a valid client");
+    load_all(&client, "http://api.test/", 6, 50).await;
+    let metrics = client.metrics();
+    let by_nginx = endpoint(&metrics, nginx_addr).requests;
+    assert_eq!(
+        by_nginx + (second.requests() + third.requests()) as u64,
+        300,
+        "each request went to one endpoint"
+    );
+    for (name, served) in [
+        ("nginx", by_nginx),
+        ("the second", second.requests() as u64),
+        ("the third", third.requests() as u64),
+    ] {
+        assert!(served > 0, "{name} served none of 300");
+    }
     assert_quiescent(&client).await;
 }
