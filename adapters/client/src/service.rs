@@ -44,6 +44,7 @@ pub struct Service {
     authority: Uri,
     endpoints: Vec<(SocketAddr, Endpoint)>,
     balance: Balance,
+    resolved: bool,
 }
 
 impl Service {
@@ -73,7 +74,61 @@ impl Service {
             authority: uri,
             endpoints: Vec::new(),
             balance: Balance::default(),
+            resolved: false,
         })
+    }
+
+    /// A service named `authority` whose endpoints are the addresses its
+    /// host resolves to, through the client's resolver
+    /// ([`ClientBuilder::resolver`](crate::ClientBuilder::resolver)): one
+    /// endpoint per address, all in the first priority group with weight 1.
+    ///
+    /// The first request to the authority resolves the name (and waits for
+    /// it); the answer is kept for its TTL
+    /// ([`Resolved::ttl`](crate::resolve::Resolved), or
+    /// [`DEFAULT_TTL`](crate::resolve::DEFAULT_TTL) when the resolver gives
+    /// none). The first request after it expires is sent on the old answer
+    /// while the name is resolved again in the background: an address that
+    /// appeared becomes an endpoint, and one that vanished is removed (it
+    /// takes no new request, and those in flight finish). A lookup that
+    /// fails keeps the old answer and is tried again a second later.
+    ///
+    /// Each connection is still verified against the host (SNI and
+    /// certificate), never the address. Opt-in, per name: every other
+    /// origin is dialed as before, by Happy Eyeballs over all its
+    /// addresses on one set of connections, and pays nothing.
+    ///
+    /// ```
+    /// use muxpool_client::Service;
+    ///
+    /// // One endpoint per address `api.example` has, kept as its TTL says.
+    /// let service = Service::resolved("https://api.example")?;
+    /// assert!(service.is_resolved());
+    /// assert_eq!(service.endpoints().count(), 0);
+    /// # Ok::<(), muxpool_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for what [`new`](Self::new) refuses, and for
+    /// a host that is an IP address (nothing to resolve).
+    pub fn resolved(authority: &str) -> Result<Service, Error> {
+        let service = Service::new(authority)?;
+        let host = service.authority.host().unwrap_or_default();
+        if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+            return Err(Error::new(ErrorKind::Config)
+                .with_message("a resolved service's host is a name, not an address"));
+        }
+        Ok(Service {
+            resolved: true,
+            ..service
+        })
+    }
+
+    /// Whether the endpoints come from the resolver
+    /// ([`resolved`](Self::resolved)) rather than from the list given.
+    pub fn is_resolved(&self) -> bool {
+        self.resolved
     }
 
     /// Adds an endpoint at `addr` in the first priority group, with weight 1.
@@ -111,11 +166,17 @@ impl Service {
         &self.balance
     }
 
-    /// Checks what the builder cannot take: no endpoint, a weight of zero, a
-    /// balancer configuration the core refuses.
+    /// Checks what the builder cannot take: no endpoint (or, resolved,
+    /// endpoints given), a weight of zero, a balancer configuration the
+    /// core refuses.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let invalid = |why: &'static str| Error::new(ErrorKind::Config).with_message(why);
-        if self.endpoints.is_empty() {
+        if self.resolved && !self.endpoints.is_empty() {
+            return Err(invalid(
+                "a resolved service takes its endpoints from the resolver, not given ones",
+            ));
+        }
+        if self.endpoints.is_empty() && !self.resolved {
             return Err(invalid("a service needs at least one endpoint"));
         }
         if self.endpoints.iter().any(|(_, e)| e.weight == 0) {
@@ -165,5 +226,17 @@ mod tests {
         let mut balance = Balance::default();
         balance.decay = std::time::Duration::ZERO;
         assert!(service.balance(balance).validate().is_err());
+    }
+
+    #[test]
+    fn a_resolved_service_names_a_host_and_takes_no_endpoint() {
+        let service = Service::resolved("https://api.example").unwrap();
+        assert!(service.is_resolved() && service.validate().is_ok());
+        let addr = SocketAddr::from(([10, 0, 0, 1], 443));
+        assert!(service.endpoint(addr).validate().is_err());
+        for literal in ["https://10.0.0.1", "http://[::1]:8080"] {
+            let error = Service::resolved(literal).expect_err(literal);
+            assert_eq!(error.kind(), ErrorKind::Config, "{literal}");
+        }
     }
 }

@@ -455,6 +455,10 @@ impl<R: Runtime> ClientBuilder<R> {
     /// for one authority, the last is kept. None by default, and then a
     /// request pays one branch for the feature.
     ///
+    /// A [`Service::resolved`] takes its endpoints from the
+    /// [resolver](Self::resolver) instead: one per address its name has,
+    /// looked up again as the answer's TTL ends.
+    ///
     /// ```
     /// # fn main() -> Result<(), muxpool_client::Error> {
     /// # let runtime = muxpool_testkit::scripted::ScriptedNet::new(Default::default());
@@ -468,6 +472,8 @@ impl<R: Runtime> ClientBuilder<R> {
     ///             .endpoint(SocketAddr::from(([10, 0, 0, 2], 443)))
     ///             .endpoint_with(SocketAddr::from(([10, 1, 0, 1], 443)), Endpoint::new(1, 1)),
     ///     )
+    ///     // One endpoint per address of `search.example`, as DNS says.
+    ///     .service(Service::resolved("https://search.example")?)
     ///     .build()?;
     /// # drop(client);
     /// # Ok(())
@@ -484,8 +490,9 @@ impl<R: Runtime> ClientBuilder<R> {
     ///
     /// [`ErrorKind::Config`] when the pool configuration is refused (a zero
     /// limit, a zero timeout), the default TLS configuration cannot be built,
-    /// or a [`service`](Self::service) has no endpoint, an endpoint of weight
-    /// zero, or a balancer configuration the core refuses.
+    /// or a [`service`](Self::service) has no endpoint (or, resolved, has
+    /// endpoints given), an endpoint of weight zero, or a balancer
+    /// configuration the core refuses.
     pub fn build(self) -> Result<Client<R>, Error> {
         let config_error = |message| Error::new(ErrorKind::Config).with_message(message);
         if self.request_timeout.is_zero() || self.read_timeout.is_zero() {

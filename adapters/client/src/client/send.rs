@@ -121,7 +121,7 @@ pub(super) async fn execute<R: Runtime>(
         // the guard says); a request to any other origin pays this branch.
         let mut picked = match inner.balanced() {
             false => None,
-            true => inner.pick(key, deadline)?,
+            true => inner.pick(key, deadline).await?,
         };
         let balanced = picked.is_some();
         let target = picked.as_ref().map_or(key, |p| p.key());

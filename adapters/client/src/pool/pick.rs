@@ -1,13 +1,21 @@
 //! The endpoint one attempt of a request to a service goes to: chosen by
 //! the service's balancer under the pool's lock ([`Shared::pick`]), and
 //! given back when the attempt ends ([`Picked`]).
+//!
+//! A resolved service's endpoints are its name's addresses: the first
+//! attempt resolves the name and waits for it; one that finds the answer
+//! past its TTL is sent on it while a task looks the name up again
+//! ([`Shared::refresh`]), so that no request waits on DNS once there is an
+//! answer.
 
 use muxpool_core::{Instant, Outcome, Pick};
 
 use crate::dial::PoolKey;
 use crate::error::{Error, ErrorKind};
+use crate::resolve::{Resolved, DEFAULT_TTL};
 use crate::runtime::Runtime;
 
+use super::services::Freshness;
 use super::Shared;
 
 impl<R: Runtime> Shared<R> {
@@ -27,7 +35,7 @@ impl<R: Runtime> Shared<R> {
     /// a service's authority: chosen by its balancer, counted in flight
     /// there until the [`Picked`] is given back. `deadline` is the
     /// request's: a pick dropped after it is a timeout.
-    pub(crate) fn pick(
+    pub(crate) async fn pick(
         &self,
         key: &PoolKey,
         deadline: Instant,
@@ -35,7 +43,30 @@ impl<R: Runtime> Shared<R> {
         let Some(&service) = self.services.get(key) else {
             return Ok(None);
         };
-        let chosen = self.with_state(|st, now| st.services.choose(service, now, &st.pool));
+        let mut looked_up = false;
+        let chosen = loop {
+            let step = self.with_state(|st, now| match st.services.freshness(service, now) {
+                Freshness::Missing => None,
+                fresh => Some((fresh, st.services.choose(service, now, &st.pool))),
+            });
+            match step {
+                Some((fresh, chosen)) => {
+                    if fresh == Freshness::Stale {
+                        self.refresh(service, key);
+                    }
+                    break chosen;
+                }
+                // Answered, yet without an answer again (another request's
+                // lookup failed in between): no endpoint, rather than ask
+                // once more.
+                None if looked_up => break Err(muxpool_core::BalanceError::NoEndpoint),
+                None => {
+                    let found = self.settings.resolver.resolve(key.host(), key.port()).await;
+                    self.take_answer(service, key, found)?;
+                    looked_up = true;
+                }
+            }
+        };
         match chosen {
             Ok((pick, endpoint)) => Ok(Some(Picked {
                 inner: self,
@@ -46,8 +77,52 @@ impl<R: Runtime> Shared<R> {
             })),
             Err(e) => Err(Error::new(ErrorKind::Connect)
                 .with_message("the service has no endpoint to choose")
+                .with_origin(|| key.origin())
                 .with_source(e)),
         }
+    }
+
+    /// Looks the name of the resolved `service` (whose authority is `key`)
+    /// up again in a task of its own, its requests going on meanwhile.
+    fn refresh(&self, service: u32, key: &PoolKey) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let key = key.clone();
+        let lookup = self.settings.resolver.resolve(key.host(), key.port());
+        self.spawn_in(tracing::Span::none(), async move {
+            let found = lookup.await;
+            let _ = me.take_answer(service, &key, found);
+        });
+    }
+
+    /// Gives the resolved `service` what its name resolved to: its
+    /// endpoints are then the addresses found. A failed or empty answer
+    /// keeps the endpoints it has, and is the error of a request that has
+    /// none, naming the service.
+    fn take_answer(
+        &self,
+        service: u32,
+        key: &PoolKey,
+        found: std::io::Result<Resolved>,
+    ) -> Result<(), Error> {
+        let failed = |why: &'static str| {
+            Error::new(ErrorKind::Connect)
+                .with_message(why)
+                .with_origin(|| key.origin())
+        };
+        let error = match found {
+            Ok(Resolved { addrs, ttl }) if !addrs.is_empty() => {
+                crate::trace::resolved(key.host(), &addrs);
+                let ttl = ttl.unwrap_or(DEFAULT_TTL);
+                self.with_state(|st, now| st.services.resolved(service, &addrs, ttl, now));
+                return Ok(());
+            }
+            Ok(_) => failed("the service's name has no address"),
+            Err(e) => failed("the service's name did not resolve").with_source(e),
+        };
+        self.with_state(|st, now| st.services.resolve_failed(service, now));
+        Err(error)
     }
 
     /// Gives a pick of `service` back: with how its request ended, or

@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use muxpool_core::{
-    Balance, BalanceError, BalanceEvent, Balancer, Instant, Outcome, Pick, Pool, PoolConfig,
+    Balance, BalanceError, BalanceEvent, Balancer, Endpoint, Instant, Outcome, Pick, Pool,
+    PoolConfig,
 };
 
 use crate::dial::PoolKey;
@@ -34,11 +35,40 @@ pub(crate) struct Services {
     pub(crate) wake: Option<Instant>,
 }
 
-/// One service: its authority's key and its balancer.
+/// One service: its authority's key and its balancer, and for a resolved
+/// service what its name last resolved to.
 struct Balanced {
     key: PoolKey,
     balancer: Balancer<PoolKey>,
+    dns: Option<Dns>,
 }
+
+/// What a resolved service's name last resolved to.
+#[derive(Default)]
+struct Dns {
+    /// The addresses that are its endpoints now.
+    addrs: Vec<SocketAddr>,
+    /// When they go stale; `None` before the first answer.
+    expires: Option<Instant>,
+    /// Whether a lookup in the background is under way.
+    refreshing: bool,
+}
+
+/// Whether a service's endpoints can be chosen from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// Given, or resolved and still within their TTL.
+    Fresh,
+    /// Resolved, past their TTL: usable while the caller resolves the name
+    /// again in the background (it is now marked as under way).
+    Stale,
+    /// Resolved, with no answer yet: the caller resolves the name first.
+    Missing,
+}
+
+/// How long a failed lookup of a resolved service's name keeps the old
+/// answer before the next request tries again.
+const RETRY_LOOKUP: Duration = Duration::from_secs(1);
 
 /// What the client counts of one endpoint beside its balancer.
 struct Counters {
@@ -102,6 +132,7 @@ pub(crate) fn build(
         let balanced = Balanced {
             key: key.clone(),
             balancer,
+            dns: service.is_resolved().then(Dns::default),
         };
         match out.list.get_mut(slot as usize) {
             Some(held) => *held = balanced,
@@ -158,6 +189,70 @@ impl Services {
         self.after_input();
     }
 
+    /// Whether the endpoints of `service` can be chosen from as they are;
+    /// a stale answer is marked as being looked up again, once.
+    pub(crate) fn freshness(&mut self, service: u32, now: Instant) -> Freshness {
+        let Some(dns) = self.list[service as usize].dns.as_mut() else {
+            return Freshness::Fresh;
+        };
+        match dns.expires {
+            None => Freshness::Missing,
+            Some(at) if now < at || dns.refreshing => Freshness::Fresh,
+            Some(_) => {
+                dns.refreshing = true;
+                Freshness::Stale
+            }
+        }
+    }
+
+    /// A resolved service's name resolved to `addrs` (not empty), good for
+    /// `ttl`: the addresses new to it become endpoints, and those no longer
+    /// there are removed (chosen no more; their requests in flight finish).
+    pub(crate) fn resolved(
+        &mut self,
+        service: u32,
+        addrs: &[SocketAddr],
+        ttl: Duration,
+        now: Instant,
+    ) {
+        let s = &mut self.list[service as usize];
+        let Some(dns) = s.dns.as_mut() else {
+            return;
+        };
+        for &gone in dns.addrs.iter().filter(|a| !addrs.contains(a)) {
+            let _ = s.balancer.remove(&s.key.at_endpoint(gone), now);
+        }
+        for &new in addrs.iter().filter(|a| !dns.addrs.contains(a)) {
+            let key = s.key.at_endpoint(new);
+            if s.balancer
+                .insert(key.clone(), Endpoint::default(), now)
+                .is_ok()
+            {
+                self.endpoints.entry(key).or_insert(Counters {
+                    service,
+                    requests: 0,
+                    ejections: 0,
+                });
+            }
+        }
+        dns.addrs = addrs.to_vec();
+        dns.expires = Some(now + ttl);
+        dns.refreshing = false;
+        self.after_input();
+    }
+
+    /// A lookup of a resolved service's name failed: the answer it has, if
+    /// any, is kept, and the next request after [`RETRY_LOOKUP`] tries
+    /// again.
+    pub(crate) fn resolve_failed(&mut self, service: u32, now: Instant) {
+        if let Some(dns) = self.list[service as usize].dns.as_mut() {
+            if dns.expires.is_some() {
+                dns.expires = Some(now + RETRY_LOOKUP);
+            }
+            dns.refreshing = false;
+        }
+    }
+
     /// Whether `key` is a service's authority (for keeping its figures).
     pub(crate) fn is_service(&self, key: &PoolKey) -> bool {
         self.list.iter().any(|s| &s.key == key)
@@ -210,6 +305,10 @@ impl Services {
                     if let Some(c) = self.endpoints.get_mut(key) {
                         c.ejections += 1;
                     }
+                }
+                if what == "drained" {
+                    // Removed, and its last request back: forgotten.
+                    self.endpoints.remove(key);
                 }
                 crate::trace::endpoint(key, what);
             }
