@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{self, assert_quiescent, get_within, spawn, wait_for, Adapter};
+use crate::support::{
+    self, assert_quiescent, get_within, load, load_all, spawn, wait_for, Adapter,
+};
 use muxpool::client::Client;
 use muxpool::{Backoff, Balance, EndpointState, ErrorKind, Metrics, Service};
 use muxpool_testkit::certs::Ca;
@@ -64,65 +66,6 @@ fn endpoint(metrics: &Metrics, addr: SocketAddr) -> muxpool::metrics::EndpointMe
         .endpoint(addr)
         .cloned()
         .unwrap_or_else(|| panic!("no endpoint {addr} in {:?}", metrics.services))
-}
-
-/// `tasks` tasks each sending `GET url` until `stop` is set (or `per_task`
-/// requests each, if given), each request with `limit` to finish; the
-/// failures, as text.
-async fn load<R: Adapter>(
-    client: &Client<R>,
-    url: &'static str,
-    tasks: usize,
-    per_task: Option<usize>,
-    stop: &Arc<AtomicBool>,
-    limit: Duration,
-) -> Vec<String> {
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let client = client.clone();
-        let stop = Arc::clone(stop);
-        handles.push(spawn::<R, _>(async move {
-            let mut failures = Vec::new();
-            let mut sent = 0;
-            while !stop.load(Ordering::SeqCst) && per_task.is_none_or(|n| sent < n) {
-                sent += 1;
-                match client.send(get_within(url, limit)).await {
-                    Ok(response) if response.status() == 200 => {
-                        if let Err(e) = response.into_body().bytes().await {
-                            failures.push(format!("reading the body: {e:#}"));
-                        }
-                    }
-                    Ok(response) => failures.push(format!("status {}", response.status())),
-                    Err(e) => failures.push(format!("{e:#}")),
-                }
-                if per_task.is_none() {
-                    support::sleep(Duration::from_millis(2)).await;
-                }
-            }
-            failures
-        }));
-    }
-    let mut failures = Vec::new();
-    for handle in handles {
-        failures.extend(handle.await.expect("a load task"));
-    }
-    failures
-}
-
-/// `tasks` tasks each sending `each` GETs to `url`, one after another:
-/// every one must succeed.
-async fn load_all<R: Adapter>(client: &Client<R>, url: &'static str, tasks: usize, each: usize) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = load(
-        client,
-        url,
-        tasks,
-        Some(each),
-        &stop,
-        Duration::from_secs(5),
-    )
-    .await;
-    assert!(failures.is_empty(), "{failures:?}");
 }
 
 /// One endpoint answers 40 ms late: the balancer's latency estimate of it

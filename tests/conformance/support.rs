@@ -384,6 +384,65 @@ pub async fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -
     }
 }
 
+/// `tasks` tasks each sending `GET url` until `stop` is set (or `per_task`
+/// requests each, if given), each request with `limit` to finish; the
+/// failures, as text.
+pub async fn load<R: Adapter>(
+    client: &Client<R>,
+    url: &str,
+    tasks: usize,
+    per_task: Option<usize>,
+    stop: &Arc<AtomicBool>,
+    limit: Duration,
+) -> Vec<String> {
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (client, url) = (client.clone(), url.to_owned());
+        let stop = Arc::clone(stop);
+        handles.push(spawn::<R, _>(async move {
+            let mut failures = Vec::new();
+            let mut sent = 0;
+            while !stop.load(Ordering::SeqCst) && per_task.is_none_or(|n| sent < n) {
+                sent += 1;
+                match client.send(get_within(&url, limit)).await {
+                    Ok(response) if response.status() == 200 => {
+                        if let Err(e) = response.into_body().bytes().await {
+                            failures.push(format!("reading the body: {e:#}"));
+                        }
+                    }
+                    Ok(response) => failures.push(format!("status {}", response.status())),
+                    Err(e) => failures.push(format!("{e:#}")),
+                }
+                if per_task.is_none() {
+                    sleep(Duration::from_millis(2)).await;
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for handle in handles {
+        failures.extend(handle.await.expect("a load task"));
+    }
+    failures
+}
+
+/// `tasks` tasks each sending `each` GETs to `url`, one after another:
+/// every one must succeed.
+pub async fn load_all<R: Adapter>(client: &Client<R>, url: &str, tasks: usize, each: usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = load(
+        client,
+        url,
+        tasks,
+        Some(each),
+        &stop,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// Whether the pool holds nothing for anybody: no lease out, nobody waiting, no
 /// connect in flight, every open connection idle.
 pub fn is_quiescent(stats: &Stats) -> bool {
