@@ -42,6 +42,7 @@ mod otel;
 mod proxy;
 mod proxy_failures;
 mod redirects;
+mod resolved_services;
 mod resolver;
 mod restart;
 mod retry;
