@@ -6,8 +6,9 @@
 //! [`Sizer`] is a pure rule between the two: every [`Sizing::interval`] the
 //! caller tells it the average wait for a connection and the utilisation it
 //! measured over the interval, and it answers with the new target, which the
-//! caller gives the pool as its minimum of idle connections. No clock, no
-//! state but the target and the next instant it may move.
+//! caller gives the pool as the key's minimum of idle connections
+//! ([`Pool::set_min_idle`](crate::Pool::set_min_idle)). No clock, no state but
+//! the target and the next instant it may move.
 
 use core::time::Duration;
 

@@ -126,6 +126,20 @@ impl<K: Hash + Eq + Clone> Pool<K> {
                 "{kid:?} counts as empty since {:?} but is not",
                 k.empty_since
             );
+            // A key's minimum of idle connections is the configured one unless
+            // set, and never above what the limits let it open.
+            ensure!(
+                k.min_idle_set || k.min_idle == self.config.min_idle_per_key,
+                "{kid:?} keeps {} idle connections, not the configured {}",
+                k.min_idle,
+                self.config.min_idle_per_key
+            );
+            ensure!(
+                k.min_idle <= self.config.max_connections_per_key
+                    && k.min_idle <= self.config.max_connections,
+                "{kid:?} keeps {} idle connections, above its limits",
+                k.min_idle
+            );
             let r = per_key.get(&kid.index()).copied().unwrap_or_default();
             let s = &k.stats();
             ensure!(

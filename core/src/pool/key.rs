@@ -110,10 +110,16 @@ pub(super) struct KeyState<K> {
     pub(super) usable: u32,
     pub(super) dirty: bool,
     pub(super) blocked: bool,
+    /// Its minimum of idle connections: the configured one, or the override
+    /// set with [`Pool::set_min_idle`](super::Pool::set_min_idle), clamped to
+    /// the limits.
+    pub(super) min_idle: u32,
+    /// Whether `min_idle` is an override; a key with one is kept while empty.
+    pub(super) min_idle_set: bool,
 }
 
 impl<K> KeyState<K> {
-    pub(super) fn new(key: K) -> Self {
+    pub(super) fn new(key: K, min_idle: u32) -> Self {
         KeyState {
             key,
             learned: Learned::Unknown,
@@ -134,12 +140,18 @@ impl<K> KeyState<K> {
             usable: 0,
             dirty: false,
             blocked: false,
+            min_idle,
+            min_idle_set: false,
         }
     }
 
-    /// No connection, no waiter and no lease: nothing to keep the key for.
+    /// No connection, no waiter, no lease and no minimum of idle connections set
+    /// for it: nothing to keep the key for.
     pub(super) fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.waiters.is_empty() && self.stats.leases == 0
+        self.all.is_empty()
+            && self.waiters.is_empty()
+            && self.stats.leases == 0
+            && !self.min_idle_set
     }
 
     /// The connection a new lease on this key should use: a partly used

@@ -379,8 +379,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             });
             if let Some(conn) = preferred.or_else(|| k.pick(&books.conns)) {
                 let max_requests = self.config.max_requests_per_connection;
+                let warm = k.min_idle > 0;
                 let lease = books.grant(k, conn, Granted::AtOnce, max_requests);
-                if self.config.min_idle_per_key > 0 {
+                if warm {
                     self.settle_key(kid);
                 }
                 return Ok(Acquire::Ready(lease));
@@ -613,6 +614,59 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
         }
         self.settle();
+    }
+
+    /// Sets `key`'s minimum of idle connections at run time, in place of
+    /// [`PoolConfig::min_idle_per_key`], or with `None` goes back to it. What a
+    /// caller sizing each key (with a [`Sizer`](crate::Sizer)) gives the pool.
+    ///
+    /// The minimum is kept exactly as the configured one is: the key opens
+    /// toward it (within its limits, the global limit, its backoff and its
+    /// circuit), and the idle timeout closes only the idle connections above
+    /// it; lowering it lets those past their idle timeout close now. It is
+    /// clamped to `max_connections_per_key` and `max_connections`, and the
+    /// minimum in force is returned. A key with a minimum set is remembered
+    /// while it holds nothing, until `None` clears the minimum. After
+    /// [`Pool::shutdown`] this changes nothing.
+    ///
+    /// ```
+    /// use muxpool_core::{Action, Instant, Pool, PoolConfig};
+    ///
+    /// let mut pool: Pool<&str> = Pool::new(PoolConfig::default()).unwrap();
+    /// let now = Instant::ZERO;
+    /// assert_eq!(pool.set_min_idle(&"origin", now, Some(2)), 2);
+    /// // The key's protocol is learned from one connection before more open.
+    /// assert!(matches!(pool.poll_action(), Some(Action::Open { .. })));
+    /// assert_eq!(pool.min_idle(&"origin"), 2);
+    /// assert_eq!(pool.set_min_idle(&"origin", now, None), 0);
+    /// ```
+    pub fn set_min_idle(&mut self, key: &K, now: Instant, min: Option<u32>) -> u32 {
+        self.tick(now);
+        let configured = self.config.min_idle_per_key;
+        if self.shutdown.is_some() {
+            return self.min_idle(key);
+        }
+        let kid = match min {
+            Some(_) => self.lookup_or_insert(key),
+            None => match self.index.get(key) {
+                Some(&kid) => kid,
+                None => return configured,
+            },
+        };
+        let limit = self
+            .config
+            .max_connections_per_key
+            .min(self.config.max_connections);
+        let k = self.keys.get_mut(kid).expect("indexed keys are live");
+        k.min_idle = min.map_or(configured, |m| m.min(limit));
+        k.min_idle_set = min.is_some();
+        let in_force = k.min_idle;
+        self.note_emptiness(kid);
+        // Applies at once what the new minimum makes due (an idle connection
+        // past its timeout no longer kept), re-arms the key and drives it.
+        self.maintain(kid);
+        self.settle();
+        in_force
     }
 }
 
@@ -931,6 +985,15 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.now
     }
 
+    /// `key`'s minimum of idle connections in force: the one set with
+    /// [`Pool::set_min_idle`], or the configured one.
+    pub fn min_idle(&self, key: &K) -> u32 {
+        self.index
+            .get(key)
+            .and_then(|&kid| self.keys.get(kid))
+            .map_or(self.config.min_idle_per_key, |k| k.min_idle)
+    }
+
     /// The configuration the pool runs with.
     pub fn config(&self) -> &PoolConfig {
         &self.config
@@ -967,7 +1030,9 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     fn insert_key(&mut self, key: K) -> KeyId {
-        let kid = self.keys.insert(KeyState::new(key.clone()));
+        let kid = self
+            .keys
+            .insert(KeyState::new(key.clone(), self.config.min_idle_per_key));
         self.index.insert(key, kid);
         kid
     }

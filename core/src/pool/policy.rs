@@ -134,10 +134,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             }
             Learned::Multiplexed { capacity } => waiting.div_ceil(capacity.max(1)),
         };
-        let for_idle = self
-            .config
-            .min_idle_per_key
-            .saturating_sub(k.gauges.get(Class::Idle));
+        let for_idle = k.min_idle.saturating_sub(k.gauges.get(Class::Idle));
         let wanted = (for_demand + for_idle).saturating_sub(connecting);
         if k.learned == Learned::Unknown && connecting > 0 {
             // Learn the protocol from one connection before opening more.

@@ -98,7 +98,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 
     /// A key's timer fired: apply everything due on it, and re-arm for the rest.
-    fn maintain(&mut self, kid: KeyId) {
+    pub(super) fn maintain(&mut self, kid: KeyId) {
         let now = self.now;
         while let Some(w) = self
             .keys
@@ -213,8 +213,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
             .idle_timeout
             .is_some_and(|t| c.idle_since.saturating_add(t) <= now)
         {
-            let idle = self.keys.get(kid).map_or(0, |k| k.gauges.get(Class::Idle));
-            if idle > cfg.min_idle_per_key {
+            let above_min = self
+                .keys
+                .get(kid)
+                .is_some_and(|k| k.gauges.get(Class::Idle) > k.min_idle);
+            if above_min {
                 self.close(cid, CloseReason::IdleTimeout);
                 return;
             }

@@ -146,6 +146,8 @@ pub enum Op {
     AdvanceToDeadline,
     /// The pool shuts down.
     Shutdown(Shutdown),
+    /// Key `key % keys`'s minimum of idle connections is set, or cleared.
+    SetMinIdle(Key, Option<u32>),
     /// An input with a stale, forged or wrong-state handle.
     Misuse(Misuse, Pick),
 }
@@ -344,7 +346,7 @@ pub fn op(profile: Profile) -> BoxedStrategy<Op> {
         1 => Just(Some(0)),
         2 => (1u64..=400).prop_map(Some),
     ];
-    prop_oneof![
+    let ops = prop_oneof![
         w[0] => (0..MAX_KEYS, deadline).prop_map(|(key, deadline_ms)| Op::Acquire { key, deadline_ms }),
         w[1] => (any::<Index>(), release_how()).prop_map(|(i, how)| Op::Release(i, how)),
         w[2] => (any::<Index>(), proto()).prop_map(|(i, p)| Op::Connected(i, p)),
@@ -359,6 +361,15 @@ pub fn op(profile: Profile) -> BoxedStrategy<Op> {
         w[10] => Just(Op::AdvanceToDeadline),
         w[11] => prop_oneof![Just(Shutdown::Graceful), Just(Shutdown::Immediate)].prop_map(Op::Shutdown),
         w[12] => misuse().prop_map(|(m, p)| Op::Misuse(m, p)),
+    ];
+    if profile != Profile::MinIdle {
+        return ops.boxed();
+    }
+    // Run-time minimums, set and cleared, beside the configured one.
+    let min = prop_oneof![1 => Just(None), 3 => (0u32..=5).prop_map(Some)];
+    prop_oneof![
+        24 => ops,
+        1 => (0..MAX_KEYS, min).prop_map(|(key, min)| Op::SetMinIdle(key, min)),
     ]
     .boxed()
 }
@@ -559,6 +570,8 @@ struct MKey {
     /// latest the next connect can come) may be refused with `ConnectFailed`.
     failed_reject_before: Option<Instant>,
     tripped_at_step: Option<usize>,
+    /// Its minimum of idle connections, when set at run time.
+    min_idle: Option<u32>,
 }
 
 impl Default for MKey {
@@ -576,6 +589,7 @@ impl Default for MKey {
             last_failure: None,
             failed_reject_before: None,
             tripped_at_step: None,
+            min_idle: None,
         }
     }
 }
@@ -692,7 +706,41 @@ impl Model {
 
     fn key_is_empty(&self, key: Key) -> bool {
         self.conns_of(key).next().is_none()
-            && self.keys.get(&key).is_none_or(|k| k.waiters.is_empty())
+            && self
+                .keys
+                .get(&key)
+                .is_none_or(|k| k.waiters.is_empty() && k.min_idle.is_none())
+    }
+
+    /// The key's minimum of idle connections: set at run time, or configured.
+    fn min_idle(&self, key: Key) -> u32 {
+        self.keys
+            .get(&key)
+            .and_then(|k| k.min_idle)
+            .unwrap_or(self.cfg.min_idle_per_key)
+    }
+
+    /// `set_min_idle` answered `res`.
+    fn on_set_min_idle(&mut self, key: Key, min: Option<u32>, res: u32) -> Result<(), String> {
+        if self.shutdown.is_none() {
+            let limit = self
+                .cfg
+                .max_connections_per_key
+                .min(self.cfg.max_connections);
+            let k = self.key(key);
+            if min.is_some() {
+                k.exists = true;
+            }
+            if k.exists {
+                k.min_idle = min.map(|m| m.min(limit));
+            }
+        }
+        let want = self.min_idle(key);
+        ensure!(
+            res == want,
+            "set_min_idle({key}, {min:?}) answered {res}, not {want}"
+        );
+        Ok(())
     }
 
     fn expiry_window(&self, c: &MConn) -> Option<(Instant, Instant)> {
@@ -1236,7 +1284,7 @@ impl Model {
             "connection id {conn:?} issued twice"
         );
         let now = self.now;
-        let min_idle = self.cfg.min_idle_per_key;
+        let min_idle = self.min_idle(key);
         let k = self
             .keys
             .get(&key)
@@ -1393,7 +1441,7 @@ impl Model {
                         && cfg
                             .idle_timeout
                             .is_some_and(|t| now >= c.idle_since.saturating_add(t))
-                        && self.idle_count(c.key) > cfg.min_idle_per_key
+                        && self.idle_count(c.key) > self.min_idle(c.key)
                 }
                 CloseReason::Expired => {
                     idle && self
@@ -1417,7 +1465,7 @@ impl Model {
                 CloseReason::Evicted => self.evictable(conn, &c),
                 CloseReason::Surplus => {
                     idle && self.keys.get(&c.key).is_some_and(|k| k.waiters.is_empty())
-                        && self.idle_count(c.key) > cfg.min_idle_per_key
+                        && self.idle_count(c.key) > self.min_idle(c.key)
                 }
                 _ => false,
             };
@@ -1675,7 +1723,7 @@ impl Model {
                         || (c.state == MState::Checking && c.check_sent_at == now))
                         && c.leases.is_empty()
                         && now >= c.idle_since.saturating_add(t)
-                        && self.idle_count(c.key) <= self.cfg.min_idle_per_key
+                        && self.idle_count(c.key) <= self.min_idle(c.key)
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -1929,7 +1977,7 @@ impl Model {
                 if let Some(t) = cfg.idle_timeout {
                     ensure!(
                         now < c.idle_since.saturating_add(t)
-                            || self.idle_count(c.key) <= cfg.min_idle_per_key,
+                            || self.idle_count(c.key) <= self.min_idle(c.key),
                         "{cid:?} is idle since {:?}, past the idle timeout, and not closed",
                         c.idle_since
                     );
@@ -2044,7 +2092,7 @@ impl Model {
                 );
             }
             // Pre-warming: a key below its idle target opens toward it when it can.
-            let target = cfg.min_idle_per_key;
+            let target = self.min_idle(key);
             if target > 0 && k.exists && k.circuit == MCircuit::Closed && self.shutdown.is_none() {
                 let backoff_over = k.backoff.is_none_or(|(_, latest)| now >= latest);
                 let learning = k.learned.is_none() && connecting > 0;
@@ -2114,7 +2162,7 @@ impl Model {
             }
             if c.state == MState::Ready && c.leases.is_empty() {
                 if let Some(t) = cfg.idle_timeout {
-                    if self.idle_count(c.key) > cfg.min_idle_per_key {
+                    if self.idle_count(c.key) > self.min_idle(c.key) {
                         at(
                             c.idle_since.saturating_add(t),
                             format!("the idle timeout of {cid:?}"),
@@ -2169,6 +2217,7 @@ pub enum Input {
     Suspect(ConnId),
     HandleTimeout,
     Shutdown(Shutdown),
+    SetMinIdle(Key, Option<u32>),
 }
 
 /// What an input returned.
@@ -2176,6 +2225,8 @@ pub enum Input {
 pub enum Outcome {
     Acquire(Result<Acquire, RejectReason>),
     Event(Result<(), EventError>),
+    /// A count: the minimum of idle connections in force.
+    Count(u32),
     Unit,
 }
 
@@ -2331,6 +2382,7 @@ impl<K: Hash + Eq + Clone> Harness<K> {
                 Input::HandleTimeout
             }),
             Op::Shutdown(how) => Some(Input::Shutdown(*how)),
+            Op::SetMinIdle(key, min) => Some(Input::SetMinIdle(key % self.keys, *min)),
             Op::Misuse(m, p) => return self.misuse(*m, *p),
         };
         match input {
@@ -2367,6 +2419,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
                 p.shutdown(now, how);
                 Outcome::Unit
             }
+            Input::SetMinIdle(key, min) => {
+                Outcome::Count(p.set_min_idle(&(self.key_of)(key), now, min))
+            }
         }
     }
 
@@ -2397,6 +2452,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             (Input::Suspect(c), Outcome::Event(res)) => m.on_suspect(*c, res)?,
             (Input::HandleTimeout, Outcome::Unit) => {}
             (Input::Shutdown(how), Outcome::Unit) => m.on_shutdown(*how),
+            (Input::SetMinIdle(key, min), Outcome::Count(res)) => {
+                m.on_set_min_idle(*key, *min, res)?
+            }
             (input, outcome) => return Err(format!("{input:?} answered {outcome:?}")),
         }
         self.drain()?;
@@ -2660,7 +2718,9 @@ impl<K: Hash + Eq + Clone> Harness<K> {
             );
         }
         let retires = cfg.idle_timeout.is_some() || cfg.max_lifetime.is_some();
-        if retires && cfg.min_idle_per_key == 0 {
+        // (A key with a minimum set at run time is kept, and its connections.)
+        let set = m.keys.values().any(|k| k.min_idle.is_some());
+        if retires && cfg.min_idle_per_key == 0 && !set {
             ensure!(
                 stats.open == 0,
                 "connections are left open long after their last use: {stats:?}"
