@@ -3,7 +3,8 @@
 //!
 //! The world is a discrete-event simulation on a virtual clock, seeded: each
 //! endpoint has connections (idle, busy, connecting; a connect takes its
-//! handshake time, at most 8 in flight and 200 open per endpoint), answers
+//! handshake time, at most 8 in flight (2 in the demand scenario) and 200
+//! open per endpoint), answers
 //! after a latency drawn from an exponential distribution around its mean,
 //! and may be faulted: refusing (connections reset, connects refused),
 //! black-holed (connections accepted, never answered) or down with its whole
@@ -129,12 +130,15 @@ enum Change {
     Concurrency(usize),
 }
 
+#[derive(Clone)]
 struct Scenario {
     endpoints: Vec<(u32, Duration, Duration)>,
     concurrency: usize,
     timeline: Vec<(Duration, Change)>,
     end: Duration,
     sizing: bool,
+    /// Connects in flight at most per endpoint.
+    max_connecting: u32,
 }
 
 enum Chooser {
@@ -152,6 +156,11 @@ struct Measured {
     windows: Vec<[u64; 2]>,
     /// Per second: (average wait, connections open).
     seconds: Vec<(Duration, u32)>,
+    /// Per second: the waits for a connection (total in ns, count).
+    wait_sums: Vec<(u128, u64)>,
+    /// When each idle connection closed (the idle timeout, beyond the warm
+    /// minimum).
+    idle_closes: Vec<Instant>,
     /// Balancer events, with their times.
     events: Vec<(Instant, BalanceEvent<usize>)>,
     /// When each endpoint's first failure happened.
@@ -173,6 +182,7 @@ struct World {
     window: [u64; 2],
     /// Waits for a connection in the current second: total, count.
     second: (u128, u64),
+    max_connecting: u32,
 }
 
 impl World {
@@ -230,6 +240,7 @@ impl World {
             },
             window: [0; 2],
             second: (0, 0),
+            max_connecting: s.max_connecting,
         };
         w.at(Instant::ZERO, Ev::Tick);
         w.grow_workers();
@@ -322,6 +333,7 @@ impl World {
         }
         if ms % 1000 == 0 {
             let (sum, n) = std::mem::take(&mut self.second);
+            self.m.wait_sums.push((sum, n));
             let avg = Duration::from_nanos(sum.checked_div(u128::from(n)).unwrap_or(0) as u64);
             let open = self.eps.iter().map(Ep::open).sum();
             self.m.seconds.push((avg, open));
@@ -333,6 +345,7 @@ impl World {
                     && e.idle.first().is_some_and(|&t| t + IDLE_TIMEOUT <= now)
                 {
                     e.idle.remove(0);
+                    self.m.idle_closes.push(now);
                 }
                 let open = e.open().max(1);
                 let utilisation = e.busy * 100 / open;
@@ -427,7 +440,8 @@ impl World {
         let e = &self.eps[ep];
         let wanted = (e.queue.len() as u32 + e.min_idle.saturating_sub(e.idle.len() as u32))
             .saturating_sub(e.connecting);
-        let room = MAX_CONNECTING
+        let room = self
+            .max_connecting
             .saturating_sub(e.connecting)
             .min(MAX_OPEN.saturating_sub(e.open()));
         for _ in 0..wanted.min(room) {
@@ -596,6 +610,7 @@ fn slow_endpoint(seeds: u64, rows: &mut Vec<Row>) {
         timeline: vec![],
         end: secs(60),
         sizing: false,
+        max_connecting: MAX_CONNECTING,
     };
     let (core, rr) = both(&s, seeds);
     let share = |m: &Measured| {
@@ -660,6 +675,7 @@ fn faults(seeds: u64, rows: &mut Vec<Row>) {
         ],
         end: secs(200),
         sizing: false,
+        max_connecting: MAX_CONNECTING,
     };
     let (core, rr) = both(&s, seeds);
     failed_row("2 refuse + black hole", &core, &rr, rows);
@@ -732,6 +748,7 @@ fn region(seeds: u64, rows: &mut Vec<Row>) {
         timeline,
         end: secs(200),
         sizing: false,
+        max_connecting: MAX_CONNECTING,
     };
     let (core, rr) = both(&s, seeds);
     failed_row("3 region down", &core, &rr, rows);
@@ -780,7 +797,13 @@ fn region(seeds: u64, rows: &mut Vec<Row>) {
     });
 }
 
-/// (4) Demand steps from 10 to 500 concurrent requests and back.
+/// One figure of a run.
+type Figure<'a> = dyn Fn(&Measured) -> f64 + 'a;
+
+/// (4) Demand steps from 10 to 500 concurrent requests and back, with the
+/// `Sizer` moving each endpoint's warm minimum; the balancer also runs
+/// without sizing, for the wait after the step up and the idle connections
+/// closed after demand fell, side by side.
 fn demand(seeds: u64, rows: &mut Vec<Row>) {
     let s = Scenario {
         endpoints: vec![(0, ms(20), ms(100)); 3],
@@ -791,8 +814,19 @@ fn demand(seeds: u64, rows: &mut Vec<Row>) {
         ],
         end: secs(240),
         sizing: true,
+        // A 100 ms handshake, two at a time per endpoint: the step up waits
+        // for connects, which is where a warm minimum can help.
+        max_connecting: 2,
     };
     let (core, rr) = both(&s, seeds);
+    // The balancer again, with no sizing: nothing kept warm beyond demand.
+    let no_sizing_world = Scenario {
+        sizing: false,
+        ..s.clone()
+    };
+    let no_sizing: Vec<Measured> = (1..=seeds)
+        .map(|seed| World::new(&no_sizing_world, seed, true).run(&no_sizing_world))
+        .collect();
     failed_row("4 demand 10 → 500 → 10", &core, &rr, rows);
     let settled = |m: &Measured| -> f64 {
         // From the step, seconds until the average wait is under 100 ms.
@@ -821,6 +855,40 @@ fn demand(seeds: u64, rows: &mut Vec<Row>) {
         met: true,
         unit: "",
     });
+    // The balancer with the Sizer against the balancer without, over the 30 s
+    // after the step up (20 s to 50 s): the average wait for a connection.
+    let step_wait = |m: &Measured| -> f64 {
+        let (sum, n) = m.wait_sums[21..=50]
+            .iter()
+            .fold((0u128, 0u64), |(s, n), &(ws, wn)| (s + ws, n + wn));
+        sum.checked_div(u128::from(n)).unwrap_or(0) as f64 / 1e6
+    };
+    // Idle connections closed by the idle timeout once demand fell (80 s on).
+    let fell = Instant::ZERO + secs(80);
+    let closed = |m: &Measured| m.idle_closes.iter().filter(|&&t| t >= fell).count() as f64;
+    let compared: [(&str, &Figure<'_>, &str); 2] = [
+        (
+            "average wait in the 30 s after the step up (balancer with the Sizer / without)",
+            &step_wait,
+            "ms",
+        ),
+        (
+            "idle connections closed after demand fell (balancer with the Sizer / without)",
+            &closed,
+            "",
+        ),
+    ];
+    for (measure, f, unit) in compared {
+        rows.push(Row {
+            scenario: "4 demand 10 → 500 → 10",
+            measure,
+            core: worst(core.iter().map(f), true),
+            baseline: worst(no_sizing.iter().map(f), true),
+            target: "compared, no target".into(),
+            met: true,
+            unit,
+        });
+    }
     let after = |m: &Measured| m.seconds.last().map_or(0, |s| s.1) as f64;
     let c = worst(core.iter().map(after), true);
     rows.push(Row {
