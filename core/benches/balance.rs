@@ -9,7 +9,9 @@
 //! per iteration, so latency estimates decay and are refreshed as in
 //! traffic; every answer is a success, so nothing is ejected.
 //! `MUXPOOL_BENCH_CLOCK=thread` times by the thread's CPU time (see
-//! `hot_path.rs`).
+//! `hot_path.rs`). With `MUXPOOL_BENCH_ITERATIONS=n` and
+//! `MUXPOOL_BENCH_PATH=choose_complete_3` (or `_100`) the binary runs that
+//! many iterations untimed, for counting instructions with callgrind.
 
 mod support;
 
@@ -52,6 +54,17 @@ fn setup(n: u64) -> (Pool<u64>, Balancer<u64>) {
     (pool, balancer)
 }
 
+/// One iteration: a choice, the pool asked for capacity, and its completion.
+#[inline(always)]
+fn choose_complete(balancer: &mut Balancer<u64>, pool: &Pool<u64>, now: Instant) {
+    let pick = balancer
+        .choose(now, black_box(pool as &dyn Capacity<u64>))
+        .expect("pick");
+    balancer
+        .complete(pick, now, Outcome::Success)
+        .expect("back");
+}
+
 fn choose<M: Measurement>(c: &mut Criterion<M>) {
     let mut group = c.benchmark_group("balance");
     for n in [3u64, 100] {
@@ -60,12 +73,7 @@ fn choose<M: Measurement>(c: &mut Criterion<M>) {
         group.bench_function(BenchmarkId::new("choose_complete", n), |b| {
             b.iter(|| {
                 now += Duration::from_micros(1);
-                let pick = balancer
-                    .choose(now, black_box(&pool as &dyn Capacity<u64>))
-                    .expect("pick");
-                balancer
-                    .complete(pick, now, Outcome::Success)
-                    .expect("back");
+                choose_complete(&mut balancer, &pool, now);
             })
         });
         let mut now = Instant::from_millis(2);
@@ -85,7 +93,27 @@ fn choose<M: Measurement>(c: &mut Criterion<M>) {
     group.finish();
 }
 
+/// Runs `choose` and `complete` over the endpoints `MUXPOOL_BENCH_PATH`
+/// names `iterations` times, untimed, as the timed loop does.
+fn run_counted(iterations: u64) {
+    let n = match std::env::var("MUXPOOL_BENCH_PATH").as_deref() {
+        Ok("choose_complete_3") => 3,
+        Ok("choose_complete_100") => 100,
+        other => panic!("MUXPOOL_BENCH_PATH names no balance path: {other:?}"),
+    };
+    let (pool, mut balancer) = setup(n);
+    let mut now = Instant::from_millis(2);
+    for _ in 0..iterations {
+        now += Duration::from_micros(1);
+        choose_complete(&mut balancer, &pool, now);
+    }
+}
+
 fn main() {
+    if let Ok(n) = std::env::var("MUXPOOL_BENCH_ITERATIONS") {
+        run_counted(n.parse().expect("MUXPOOL_BENCH_ITERATIONS is a number"));
+        return;
+    }
     if support::thread_clock_requested() {
         let mut c = Criterion::default()
             .with_measurement(ThreadTime)
