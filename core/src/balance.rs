@@ -510,16 +510,28 @@ impl<K: Hash + Eq + Clone> Balancer<K> {
                 let (a, b) = draw_two(group, n, &mut self.rng);
                 let (ea, eb) = (&self.entries[a as usize], &self.entries[b as usize]);
                 let tau = self.tau;
-                let cost = |e: &Entry<K>| {
-                    let wait = if capacity.ready(&e.key) {
-                        0.0
-                    } else {
-                        e.connect
-                    };
+                let cost = |e: &Entry<K>, wait: f64| {
                     (e.estimate(now, tau) + wait) * f64::from(e.outstanding + 1)
                         / f64::from(e.place.weight)
                 };
-                if cost(eb) < cost(ea) {
+                let wait = |e: &Entry<K>| {
+                    if capacity.ready(&e.key) {
+                        0.0
+                    } else {
+                        e.connect
+                    }
+                };
+                // `b` is taken when its cost is below `a`'s. Each operation of a
+                // cost is monotone in the wait, so `a`'s lies between its cost
+                // with no wait and with the connect wait: capacity is asked of
+                // `a` only when `b`'s cost falls between the two (the question
+                // is a lookup in the pool; the answer is the same either way).
+                let cost_b = cost(eb, wait(eb));
+                if cost_b < cost(ea, 0.0) {
+                    b
+                } else if cost_b >= cost(ea, ea.connect) {
+                    a
+                } else if cost_b < cost(ea, wait(ea)) {
                     b
                 } else {
                     a
