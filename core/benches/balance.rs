@@ -24,7 +24,6 @@ use muxpool_core::{
     Acquire, AcquireOptions, Action, Balance, Balancer, Capacity, Connected, Endpoint, Instant,
     Outcome, Pool, PoolConfig, Release,
 };
-use support::ThreadTime;
 
 /// A pool with one idle HTTP/1.1 connection per key, and a balancer over the keys.
 fn setup(n: u64) -> (Pool<u64>, Balancer<u64>) {
@@ -109,19 +108,4 @@ fn run_counted(iterations: u64) {
     }
 }
 
-fn main() {
-    if let Ok(n) = std::env::var("MUXPOOL_BENCH_ITERATIONS") {
-        run_counted(n.parse().expect("MUXPOOL_BENCH_ITERATIONS is a number"));
-        return;
-    }
-    if support::thread_clock_requested() {
-        let mut c = Criterion::default()
-            .with_measurement(ThreadTime)
-            .configure_from_args();
-        choose(&mut c);
-    } else {
-        let mut c = Criterion::default().configure_from_args();
-        choose(&mut c);
-    }
-    Criterion::default().configure_from_args().final_summary();
-}
+support::bench_main!(run_counted, choose);

@@ -54,7 +54,6 @@ use criterion::{Bencher, BenchmarkId, Criterion};
 use muxpool_core::{
     Acquire, AcquireOptions, Action, Connected, Instant, Lease, Pool, PoolConfig, Release,
 };
-use support::ThreadTime;
 
 /// A pool and the clock an adapter would feed it.
 struct Driver<K> {
@@ -307,21 +306,4 @@ fn many_keys<M: Measurement>(c: &mut Criterion<M>) {
     });
 }
 
-fn main() {
-    if let Ok(n) = std::env::var("MUXPOOL_BENCH_ITERATIONS") {
-        run_counted(n.parse().expect("MUXPOOL_BENCH_ITERATIONS is a number"));
-        return;
-    }
-    if support::thread_clock_requested() {
-        let mut c = Criterion::default()
-            .with_measurement(ThreadTime)
-            .configure_from_args();
-        hot_path(&mut c);
-        many_keys(&mut c);
-    } else {
-        let mut c = Criterion::default().configure_from_args();
-        hot_path(&mut c);
-        many_keys(&mut c);
-    }
-    Criterion::default().configure_from_args().final_summary();
-}
+support::bench_main!(run_counted, hot_path, many_keys);

@@ -51,3 +51,33 @@ impl Measurement for ThreadTime {
         WALL.formatter()
     }
 }
+
+/// The `main` of a bench: with `MUXPOOL_BENCH_ITERATIONS=N`, `$counted(N)`
+/// once, untimed, for callgrind to count; otherwise each `$bench` under
+/// criterion, timed by the wall clock or, with `MUXPOOL_BENCH_CLOCK=thread`,
+/// by the thread's CPU time.
+#[allow(unused_macros)]
+macro_rules! bench_main {
+    ($counted:ident, $($bench:ident),+) => {
+        fn main() {
+            if let Ok(n) = std::env::var("MUXPOOL_BENCH_ITERATIONS") {
+                $counted(n.parse().expect("MUXPOOL_BENCH_ITERATIONS is a number"));
+                return;
+            }
+            if support::thread_clock_requested() {
+                let mut c = criterion::Criterion::default()
+                    .with_measurement(support::ThreadTime)
+                    .configure_from_args();
+                $($bench(&mut c);)+
+            } else {
+                let mut c = criterion::Criterion::default().configure_from_args();
+                $($bench(&mut c);)+
+            }
+            criterion::Criterion::default()
+                .configure_from_args()
+                .final_summary();
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use bench_main;
